@@ -1,0 +1,533 @@
+"""The data contract (v1): reading a data directory into typed records.
+
+A data directory holds ``accounts.csv``, ``events.jsonl`` (or ``events.parquet`` / ``events.csv``),
+``tickets.jsonl`` and ``catalog.yaml``; docs/data-formats.md describes each field. Accounts, tickets and the
+catalog are small and become pydantic models. Events can be tens of millions of rows, so they are loaded into
+an in-memory DuckDB table and only ever aggregated there.
+
+Every problem is reported as a :class:`~outreach.errors.DataError` naming the file, the line or row and the
+field. Unknown extra columns and properties are kept, never rejected.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, Field
+
+from outreach.catalog import Catalog, load_catalog
+from outreach.errors import DataError
+
+TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
+TicketPriority = Literal["low", "normal", "high", "urgent"]
+
+ACCOUNT_REQUIRED = ("account_id", "name", "plan")
+
+
+class Account(BaseModel):
+    """One customer account (a row of accounts.csv)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str
+    name: str
+    plan: str
+    domain: str | None = None
+    seats_purchased: int | None = None
+    mrr: float | None = None
+    currency: str = "USD"
+    contract_start: date | None = None
+    renewal_date: date | None = None
+    activated_at: date | None = None
+    employees_at_contract: int | None = None
+    employees_now: int | None = None
+    owner_email: str | None = None
+    champion_name: str | None = None
+    champion_email: str | None = None
+    champion_user_id: str | None = None
+    timezone: str | None = None
+    nps: int | None = None
+    cs_veto: bool = False
+    cs_veto_reason: str | None = None
+    addons: tuple[str, ...] = Field(default=(), description="Add-on ids the account already owns.")
+    last_contacted_at: date | None = Field(default=None, description="Last expansion email sent.")
+    extra: dict[str, str] = Field(default_factory=dict, description="Columns the contract does not name.")
+
+
+class Ticket(BaseModel):
+    """One support ticket (a line of tickets.jsonl), Zendesk-style."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    account_id: str
+    created_at: datetime
+    subject: str = ""
+    description: str = ""
+    status: TicketStatus = "open"
+    priority: TicketPriority = "normal"
+    tags: tuple[str, ...] = ()
+    solved_at: datetime | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("new", "open", "pending", "hold")
+
+
+@dataclass
+class Dataset:
+    """Everything read from one data directory. ``events`` is a DuckDB connection holding table ``events``."""
+
+    root: Path
+    accounts: list[Account]
+    tickets: list[Ticket]
+    catalog: Catalog
+    events: duckdb.DuckDBPyConnection
+    events_file: Path | None
+    event_count: int = 0
+    tickets_by_account: dict[str, list[Ticket]] = field(default_factory=dict)
+
+    def account(self, account_id: str) -> Account:
+        for account in self.accounts:
+            if account.account_id == account_id:
+                return account
+        from outreach.errors import NotFoundError
+
+        raise NotFoundError(
+            f"no account '{account_id}' in {self.root / 'accounts.csv'}",
+            hint="list accounts with `outreach explain --data DIR`",
+        )
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def parse_date(value: str, path: Path, line: int, field_name: str) -> date:
+    try:
+        if "T" in value or " " in value.strip():
+            return parse_datetime(value, path, line, field_name).date()
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise DataError(path, f"'{value}' is not a date (use YYYY-MM-DD)", line=line, field=field_name) from None
+
+
+def parse_datetime(value: str, path: Path, line: int, field_name: str) -> datetime:
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(
+            path, f"'{value}' is not an ISO 8601 timestamp (e.g. 2026-11-01T10:00:00Z)", line=line, field=field_name
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+def _parse_int(value: str, path: Path, line: int, field_name: str, *, low: int = 0, high: int | None = None) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise DataError(path, f"'{value}' is not a whole number", line=line, field=field_name) from None
+    if number < low or (high is not None and number > high):
+        bounds = f"{low}–{high}" if high is not None else f">= {low}"
+        raise DataError(path, f"{number} is out of range ({bounds})", line=line, field=field_name)
+    return number
+
+
+def _parse_float(value: str, path: Path, line: int, field_name: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise DataError(path, f"'{value}' is not a number", line=line, field=field_name) from None
+    if number < 0:
+        raise DataError(path, f"{number} must not be negative", line=line, field=field_name)
+    return number
+
+
+def _parse_bool(value: str, path: Path, line: int, field_name: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "yes", "1", "y", "t"):
+        return True
+    if text in ("false", "no", "0", "n", "f", ""):
+        return False
+    raise DataError(path, f"'{value}' is not true/false", line=line, field=field_name)
+
+
+_INT_FIELDS = ("seats_purchased", "employees_at_contract", "employees_now")
+_DATE_FIELDS = ("contract_start", "renewal_date", "activated_at", "last_contacted_at")
+_TEXT_FIELDS = (
+    "domain",
+    "currency",
+    "owner_email",
+    "champion_name",
+    "champion_email",
+    "champion_user_id",
+    "cs_veto_reason",
+)
+
+
+def load_accounts(path: Path, catalog: Catalog) -> list[Account]:
+    """Read accounts.csv. Row numbers in errors are file lines (the header is line 1)."""
+    if not path.exists():
+        raise DataError(path, "file not found", hint="a data directory needs accounts.csv")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        for column in ACCOUNT_REQUIRED:
+            if column not in header:
+                raise DataError(path, "required column is missing from the header", line=1, field=column)
+        accounts: list[Account] = []
+        seen: set[str] = set()
+        plan_ids = catalog.plan_ids()
+        for row in reader:
+            line = reader.line_num
+            values = {key: (value or "").strip() for key, value in row.items() if key is not None}
+            if None in row:
+                raise DataError(path, "row has more values than the header has columns", line=line)
+            for column in ACCOUNT_REQUIRED:
+                if not values.get(column):
+                    raise DataError(path, "required value is empty", line=line, field=column)
+            account_id = values["account_id"]
+            if account_id in seen:
+                raise DataError(path, f"duplicate account_id '{account_id}'", line=line, field="account_id")
+            seen.add(account_id)
+            if values["plan"] not in plan_ids:
+                raise DataError(
+                    path,
+                    f"unknown plan id '{values['plan']}' (catalog plans: {', '.join(sorted(plan_ids))})",
+                    line=line,
+                    field="plan",
+                    hint="add the plan to catalog.yaml or fix the account's plan",
+                )
+            data: dict[str, Any] = {
+                "account_id": account_id,
+                "name": values["name"],
+                "plan": values["plan"],
+            }
+            for name in _INT_FIELDS:
+                if values.get(name):
+                    data[name] = _parse_int(values[name], path, line, name)
+            for name in _DATE_FIELDS:
+                if values.get(name):
+                    data[name] = parse_date(values[name], path, line, name)
+            for name in _TEXT_FIELDS:
+                if values.get(name):
+                    data[name] = values[name]
+            if values.get("mrr"):
+                data["mrr"] = _parse_float(values["mrr"], path, line, "mrr")
+            if values.get("nps"):
+                data["nps"] = _parse_int(values["nps"], path, line, "nps", low=0, high=10)
+            if values.get("addons"):
+                owned = tuple(a.strip() for a in values["addons"].replace(",", ";").split(";") if a.strip())
+                addon_ids = {addon.id for addon in catalog.addons}
+                for addon_id in owned:
+                    if addon_id not in addon_ids:
+                        raise DataError(path, f"unknown add-on id '{addon_id}'", line=line, field="addons")
+                data["addons"] = owned
+            if values.get("cs_veto"):
+                data["cs_veto"] = _parse_bool(values["cs_veto"], path, line, "cs_veto")
+            if values.get("timezone"):
+                try:
+                    ZoneInfo(values["timezone"])
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise DataError(
+                        path,
+                        f"'{values['timezone']}' is not an IANA time zone (e.g. Europe/Berlin)",
+                        line=line,
+                        field="timezone",
+                    ) from None
+                data["timezone"] = values["timezone"]
+            known = set(ACCOUNT_REQUIRED) | set(Account.model_fields)
+            data["extra"] = {key: value for key, value in values.items() if key not in known and value}
+            accounts.append(Account(**data))
+    return accounts
+
+
+def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
+    """Read tickets.jsonl (optional file). ``organization_id`` is accepted for ``account_id``."""
+    if not path.exists():
+        return []
+    tickets: list[Ticket] = []
+    known = set(Ticket.model_fields) | {"organization_id"}
+    with path.open(encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                raw = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line) from None
+            if not isinstance(raw, dict):
+                raise DataError(path, "each line must be a JSON object", line=line)
+            ticket_id = raw.get("id")
+            if ticket_id in (None, ""):
+                raise DataError(path, "required value is missing", line=line, field="id")
+            account_id = raw.get("account_id") or raw.get("organization_id")
+            if not account_id:
+                raise DataError(path, "required value is missing", line=line, field="account_id")
+            if str(account_id) not in account_ids:
+                raise DataError(
+                    path, f"account '{account_id}' is not in accounts.csv", line=line, field="account_id"
+                )
+            if not raw.get("created_at"):
+                raise DataError(path, "required value is missing", line=line, field="created_at")
+            status = str(raw.get("status") or "open").lower()
+            if status not in ("new", "open", "pending", "hold", "solved", "closed"):
+                raise DataError(
+                    path,
+                    f"'{status}' is not a ticket status (new, open, pending, hold, solved, closed)",
+                    line=line,
+                    field="status",
+                )
+            priority = str(raw.get("priority") or "normal").lower()
+            if priority not in ("low", "normal", "high", "urgent"):
+                raise DataError(
+                    path, f"'{priority}' is not a priority (low, normal, high, urgent)", line=line, field="priority"
+                )
+            tags = raw.get("tags") or []
+            if isinstance(tags, str):
+                tags = [tag for tag in tags.replace(",", " ").split() if tag]
+            if not isinstance(tags, list):
+                raise DataError(path, "tags must be a list of strings", line=line, field="tags")
+            solved_at = raw.get("solved_at")
+            tickets.append(
+                Ticket(
+                    id=str(ticket_id),
+                    account_id=str(account_id),
+                    created_at=parse_datetime(str(raw["created_at"]), path, line, "created_at"),
+                    subject=str(raw.get("subject") or ""),
+                    description=str(raw.get("description") or ""),
+                    status=status,  # type: ignore[arg-type]
+                    priority=priority,  # type: ignore[arg-type]
+                    tags=tuple(str(tag).lower() for tag in tags),
+                    solved_at=parse_datetime(str(solved_at), path, line, "solved_at") if solved_at else None,
+                    extra={key: value for key, value in raw.items() if key not in known},
+                )
+            )
+    return tickets
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+_EVENT_SQL = """
+CREATE OR REPLACE TABLE events AS
+SELECT
+    line,
+    coalesce(message_id, '{label}#' || line) AS message_id,
+    event,
+    user_id,
+    ts,
+    account_id,
+    props
+FROM ({source})
+"""
+
+_JSONL_SOURCE = """
+SELECT
+    line,
+    json_extract_string(doc, '$.messageId') AS message_id,
+    json_extract_string(doc, '$.event') AS event,
+    coalesce(json_extract_string(doc, '$.userId'), json_extract_string(doc, '$.anonymousId')) AS user_id,
+    timezone('UTC', TRY_CAST(json_extract_string(doc, '$.timestamp') AS TIMESTAMPTZ)) AS ts,
+    coalesce(json_extract_string(doc, '$.context.groupId'), json_extract_string(doc, '$.properties.account_id'))
+        AS account_id,
+    coalesce(json_extract(doc, '$.properties'), '{{}}'::JSON) AS props
+FROM raw_events
+"""
+
+
+def _jsonl_problem(path: Path) -> DataError | None:
+    """Slow path, only taken after the fast check found a bad line: find the first one and say what is wrong."""
+    with path.open(encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError as error:
+                return DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line)
+            problem = _event_problem(doc, path, line)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
+    if not isinstance(doc, dict):
+        return DataError(path, "each line must be a JSON object", line=line)
+    if not doc.get("event"):
+        return DataError(path, "required value is missing", line=line, field="event")
+    stamp = doc.get("timestamp")
+    if not stamp:
+        return DataError(path, "required value is missing", line=line, field="timestamp")
+    try:
+        parse_datetime(str(stamp), path, line, "timestamp")
+    except DataError as error:
+        return error
+    context = doc.get("context") if isinstance(doc.get("context"), dict) else {}
+    props = doc.get("properties") if isinstance(doc.get("properties"), dict) else {}
+    if "properties" in doc and not isinstance(doc.get("properties"), dict):
+        return DataError(path, "properties must be a JSON object", line=line, field="properties")
+    if not (context.get("groupId") or props.get("account_id")):
+        return DataError(
+            path,
+            "no account: set context.groupId (or properties.account_id)",
+            line=line,
+            field="context.groupId",
+        )
+    return None
+
+
+def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE raw_events AS SELECT row_number() OVER () AS line, column0 AS doc "
+        "FROM read_csv(?, columns={'column0': 'VARCHAR'}, delim=chr(1), quote='', escape='', "
+        "header=false, auto_detect=false, strict_mode=false) WHERE trim(column0) <> ''",
+        [str(path)],
+    )
+    bad = con.execute(
+        "SELECT count(*) FROM raw_events WHERE NOT json_valid(doc) OR json_type(doc) <> 'OBJECT' "
+        "OR json_extract_string(doc, '$.event') IS NULL "
+        "OR TRY_CAST(json_extract_string(doc, '$.timestamp') AS TIMESTAMPTZ) IS NULL "
+        "OR coalesce(json_extract_string(doc, '$.context.groupId'), "
+        "json_extract_string(doc, '$.properties.account_id')) IS NULL"
+    ).fetchone()
+    if bad and bad[0]:
+        problem = _jsonl_problem(path)
+        if problem is None:  # pragma: no cover - DuckDB stricter than Python: report the row DuckDB rejected
+            row = con.execute(
+                "SELECT line FROM raw_events WHERE NOT json_valid(doc) ORDER BY line LIMIT 1"
+            ).fetchone()
+            problem = DataError(path, "malformed event", line=int(row[0]) if row else None)
+        raise problem
+    con.execute(_EVENT_SQL.format(label=path.name, source=_JSONL_SOURCE))
+    con.execute("DROP TABLE raw_events")
+
+
+def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """events.parquet / events.csv: flat columns event, userId, timestamp, groupId|account_id, messageId?,
+    and either a ``properties`` JSON column or any other columns, which become properties."""
+    reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, header=true, all_varchar=true)"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_flat AS SELECT row_number() OVER () AS line, * FROM {reader}",
+                [str(path)])
+    columns = [row[0] for row in con.execute("DESCRIBE raw_flat").fetchall()]
+    lower = {name.lower(): name for name in columns}
+
+    def col(*names: str) -> str | None:
+        for name in names:
+            if name.lower() in lower:
+                return '"' + lower[name.lower()] + '"'
+        return None
+
+    event = col("event")
+    stamp = col("timestamp")
+    account = col("groupId", "group_id", "account_id")
+    user = col("userId", "user_id", "anonymousId")
+    message = col("messageId", "message_id")
+    for required, name in ((event, "event"), (stamp, "timestamp"), (account, "groupId or account_id")):
+        if required is None:
+            raise DataError(path, "required column is missing", line=1, field=name)
+    named = {c.strip('"') for c in (event, stamp, account, user, message) if c}
+    if "properties" in lower:
+        props = f"TRY_CAST({col('properties')} AS JSON)"
+    else:
+        rest = [name for name in columns if name not in named and name != "line"]
+        props = "json_object(" + ", ".join(f"'{name}', \"{name}\"" for name in rest) + ")" if rest else "'{}'::JSON"
+    row_label = "row" if path.suffix == ".parquet" else "line"
+    line_expr = "line" if path.suffix == ".parquet" else "line + 1"
+    bad = con.execute(
+        f"SELECT {line_expr}, {event} IS NULL, TRY_CAST({stamp} AS TIMESTAMPTZ) IS NULL, {account} IS NULL, "
+        f"CAST({stamp} AS VARCHAR) FROM raw_flat "
+        f"WHERE {event} IS NULL OR TRY_CAST({stamp} AS TIMESTAMPTZ) IS NULL OR {account} IS NULL "
+        "ORDER BY line LIMIT 1"
+    ).fetchone()
+    if bad:
+        number, no_event, bad_stamp, no_account, stamp_text = bad
+        field_name = "event" if no_event else "timestamp" if bad_stamp else "account_id"
+        problem = (
+            f"'{stamp_text}' is not an ISO 8601 timestamp" if bad_stamp and stamp_text else "required value is missing"
+        )
+        raise DataError(path, f"{problem} ({row_label} {number})", line=int(number), field=field_name)
+    source = (
+        f"SELECT {line_expr} AS line, {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
+        f"{user or 'NULL'}::VARCHAR AS user_id, timezone('UTC', TRY_CAST({stamp} AS TIMESTAMPTZ)) AS ts, "
+        f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat"
+    )
+    con.execute(_EVENT_SQL.format(label=path.name, source=source))
+    con.execute("DROP VIEW raw_flat")
+
+
+def find_events_file(root: Path) -> Path | None:
+    for name in ("events.jsonl", "events.parquet", "events.csv"):
+        candidate = root / name
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def load_events(path: Path | None, account_ids: set[str] | None = None) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """Load events into a fresh in-memory DuckDB table ``events`` (all timestamps UTC)."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone='UTC'")
+    if path is None:
+        con.execute(
+            "CREATE TABLE events (line BIGINT, message_id VARCHAR, event VARCHAR, user_id VARCHAR, "
+            "ts TIMESTAMP, account_id VARCHAR, props JSON)"
+        )
+        return con, 0
+    if path.suffix == ".jsonl":
+        _load_jsonl_events(con, path)
+    else:
+        _load_tabular_events(con, path)
+    if account_ids is not None:
+        con.execute("CREATE TEMP TABLE known_accounts (account_id VARCHAR)")
+        con.executemany("INSERT INTO known_accounts VALUES (?)", [[a] for a in sorted(account_ids)])
+        unknown = con.execute(
+            "SELECT e.line, e.account_id FROM events e ANTI JOIN known_accounts k USING (account_id) "
+            "ORDER BY e.line LIMIT 1"
+        ).fetchone()
+        if unknown:
+            raise DataError(
+                path,
+                f"account '{unknown[1]}' is not in accounts.csv",
+                line=int(unknown[0]),
+                field="context.groupId" if path.suffix == ".jsonl" else "account_id",
+            )
+        con.execute("DROP TABLE known_accounts")
+    row = con.execute("SELECT count(*) FROM events").fetchone()
+    return con, int(row[0]) if row else 0
+
+
+def load_dataset(root: Path | str) -> Dataset:
+    """Read a whole data directory. Raises DataError on the first problem; nothing is written anywhere."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(root, "not a directory", hint="pass --data DIR pointing at a data directory")
+    catalog = load_catalog(root / "catalog.yaml")
+    accounts = load_accounts(root / "accounts.csv", catalog)
+    account_ids = {account.account_id for account in accounts}
+    tickets = load_tickets(root / "tickets.jsonl", account_ids)
+    events_file = find_events_file(root)
+    events, count = load_events(events_file, account_ids)
+    by_account: dict[str, list[Ticket]] = {}
+    for ticket in tickets:
+        by_account.setdefault(ticket.account_id, []).append(ticket)
+    return Dataset(
+        root=root,
+        accounts=accounts,
+        tickets=tickets,
+        catalog=catalog,
+        events=events,
+        events_file=events_file,
+        event_count=count,
+        tickets_by_account=by_account,
+    )
