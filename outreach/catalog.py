@@ -136,5 +136,7 @@ class Catalog(_Strict):
 
 def load_catalog(path: Path) -> Catalog:
     if not path.exists():
-        raise DataError(path, "file not found", hint="a data directory needs catalog.yaml (plans, addons, company)")
+        raise DataError(
+            path, "file not found", hint="a data directory needs catalog.yaml (plans, addons, company)"
+        )
     return load_yaml_model(Catalog, path)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -116,7 +116,9 @@ def parse_date(value: str, path: Path, line: int, field_name: str) -> date:
             return parse_datetime(value, path, line, field_name).date()
         return date.fromisoformat(value.strip())
     except ValueError:
-        raise DataError(path, f"'{value}' is not a date (use YYYY-MM-DD)", line=line, field=field_name) from None
+        raise DataError(
+            path, f"'{value}' is not a date (use YYYY-MM-DD)", line=line, field=field_name
+        ) from None
 
 
 def parse_datetime(value: str, path: Path, line: int, field_name: str) -> datetime:
@@ -125,14 +127,19 @@ def parse_datetime(value: str, path: Path, line: int, field_name: str) -> dateti
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise DataError(
-            path, f"'{value}' is not an ISO 8601 timestamp (e.g. 2026-11-01T10:00:00Z)", line=line, field=field_name
+            path,
+            f"'{value}' is not an ISO 8601 timestamp (e.g. 2026-11-01T10:00:00Z)",
+            line=line,
+            field=field_name,
         ) from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
-def _parse_int(value: str, path: Path, line: int, field_name: str, *, low: int = 0, high: int | None = None) -> int:
+def _parse_int(
+    value: str, path: Path, line: int, field_name: str, *, low: int = 0, high: int | None = None
+) -> int:
     try:
         number = int(value.strip())
     except ValueError:
@@ -265,7 +272,9 @@ def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
             try:
                 raw = json.loads(text)
             except json.JSONDecodeError as error:
-                raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line) from None
+                raise DataError(
+                    path, f"malformed JSON ({error.msg} at column {error.colno})", line=line
+                ) from None
             if not isinstance(raw, dict):
                 raise DataError(path, "each line must be a JSON object", line=line)
             ticket_id = raw.get("id")
@@ -291,7 +300,10 @@ def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
             priority = str(raw.get("priority") or "normal").lower()
             if priority not in ("low", "normal", "high", "urgent"):
                 raise DataError(
-                    path, f"'{priority}' is not a priority (low, normal, high, urgent)", line=line, field="priority"
+                    path,
+                    f"'{priority}' is not a priority (low, normal, high, urgent)",
+                    line=line,
+                    field="priority",
                 )
             tags = raw.get("tags") or []
             if isinstance(tags, str):
@@ -306,8 +318,8 @@ def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
                     created_at=parse_datetime(str(raw["created_at"]), path, line, "created_at"),
                     subject=str(raw.get("subject") or ""),
                     description=str(raw.get("description") or ""),
-                    status=status,  # type: ignore[arg-type]
-                    priority=priority,  # type: ignore[arg-type]
+                    status=status,
+                    priority=priority,
                     tags=tuple(str(tag).lower() for tag in tags),
                     solved_at=parse_datetime(str(solved_at), path, line, "solved_at") if solved_at else None,
                     extra={key: value for key, value in raw.items() if key not in known},
@@ -373,8 +385,9 @@ def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
         parse_datetime(str(stamp), path, line, "timestamp")
     except DataError as error:
         return error
-    context = doc.get("context") if isinstance(doc.get("context"), dict) else {}
-    props = doc.get("properties") if isinstance(doc.get("properties"), dict) else {}
+    raw_context, raw_props = doc.get("context"), doc.get("properties")
+    context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+    props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
     if "properties" in doc and not isinstance(doc.get("properties"), dict):
         return DataError(path, "properties must be a JSON object", line=line, field="properties")
     if not (context.get("groupId") or props.get("account_id")):
@@ -417,9 +430,11 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """events.parquet / events.csv: flat columns event, userId, timestamp, groupId|account_id, messageId?,
     and either a ``properties`` JSON column or any other columns, which become properties."""
     reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, header=true, all_varchar=true)"
-    con.execute(f"CREATE OR REPLACE TEMP VIEW raw_flat AS SELECT row_number() OVER () AS line, * FROM {reader}",
-                [str(path)])
-    columns = [row[0] for row in con.execute("DESCRIBE raw_flat").fetchall()]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT row_number() OVER () AS line, * FROM {reader}",
+        [str(path)],
+    )
+    columns = [str(row[0]) for row in con.execute("DESCRIBE raw_flat").fetchall()]
     lower = {name.lower(): name for name in columns}
 
     def col(*names: str) -> str | None:
@@ -441,7 +456,11 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         props = f"TRY_CAST({col('properties')} AS JSON)"
     else:
         rest = [name for name in columns if name not in named and name != "line"]
-        props = "json_object(" + ", ".join(f"'{name}', \"{name}\"" for name in rest) + ")" if rest else "'{}'::JSON"
+        props = (
+            "json_object(" + ", ".join(f"'{name}', \"{name}\"" for name in rest) + ")"
+            if rest
+            else "'{}'::JSON"
+        )
     row_label = "row" if path.suffix == ".parquet" else "line"
     line_expr = "line" if path.suffix == ".parquet" else "line + 1"
     bad = con.execute(
@@ -451,10 +470,12 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         "ORDER BY line LIMIT 1"
     ).fetchone()
     if bad:
-        number, no_event, bad_stamp, no_account, stamp_text = bad
+        number, no_event, bad_stamp, _no_account, stamp_text = bad
         field_name = "event" if no_event else "timestamp" if bad_stamp else "account_id"
         problem = (
-            f"'{stamp_text}' is not an ISO 8601 timestamp" if bad_stamp and stamp_text else "required value is missing"
+            f"'{stamp_text}' is not an ISO 8601 timestamp"
+            if bad_stamp and stamp_text
+            else "required value is missing"
         )
         raise DataError(path, f"{problem} ({row_label} {number})", line=int(number), field=field_name)
     source = (
@@ -463,7 +484,7 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat"
     )
     con.execute(_EVENT_SQL.format(label=path.name, source=source))
-    con.execute("DROP VIEW raw_flat")
+    con.execute("DROP TABLE raw_flat")
 
 
 def find_events_file(root: Path) -> Path | None:
@@ -474,7 +495,9 @@ def find_events_file(root: Path) -> Path | None:
     return None
 
 
-def load_events(path: Path | None, account_ids: set[str] | None = None) -> tuple[duckdb.DuckDBPyConnection, int]:
+def load_events(
+    path: Path | None, account_ids: set[str] | None = None
+) -> tuple[duckdb.DuckDBPyConnection, int]:
     """Load events into a fresh in-memory DuckDB table ``events`` (all timestamps UTC)."""
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone='UTC'")

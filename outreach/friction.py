@@ -81,7 +81,9 @@ def state(signal: Signal, catalog: Catalog) -> str:
         if int(f["tickets"]):
             count = int(f["tickets"])
             sources.append(f"in {count} support ticket{'s' if count != 1 else ''}")
-        return f"asked about a {_display(str(f['integration']))} integration ({' and '.join(sources)}) {window}"
+        return (
+            f"asked about a {_display(str(f['integration']))} integration ({' and '.join(sources)}) {window}"
+        )
     if kind == "frequent_exports":
         rows = f" ({f['rows']:,} rows)" if isinstance(f.get("rows"), int) else ""
         return f"exported data {f['exports']} times {window}{rows}"
@@ -104,7 +106,9 @@ def state(signal: Signal, catalog: Catalog) -> str:
         )
     if kind == "workflow_abandoned":
         step = f" at the {_label(str(f['step']))} step" if f.get("step") else ""
-        return f"abandoned the {_label(str(f['workflow']))} workflow{step} {_times(int(f['abandons']))} {window}"
+        return (
+            f"abandoned the {_label(str(f['workflow']))} workflow{step} {_times(int(f['abandons']))} {window}"
+        )
     raise ValueError(f"no statement for signal kind {kind}")  # pragma: no cover - SignalKind is closed
 
 

@@ -118,7 +118,11 @@ def score_health(
     total_weight = sum(weights.model_dump().values()) or 1.0
     score = round(100 * sum(components.values()) / total_weight)
     band: Band = (
-        "green" if score >= rules.health.green_min else "yellow" if score >= rules.health.yellow_min else "red"
+        "green"
+        if score >= rules.health.green_min
+        else "yellow"
+        if score >= rules.health.yellow_min
+        else "red"
     )
     return Health(
         score=score,
@@ -170,7 +174,10 @@ def check_gate(
         )
     if account.champion_user_id:
         if health.champion_silent_days is None:
-            block("champion_silent", f"champion {account.champion_name or account.champion_user_id} has no activity")
+            block(
+                "champion_silent",
+                f"champion {account.champion_name or account.champion_user_id} has no activity",
+            )
         elif health.champion_silent_days >= gate.champion_silent_days:
             block(
                 "champion_silent",
@@ -185,18 +192,20 @@ def check_gate(
     if urgent:
         first = urgent[0]
         more = f" (+{len(urgent) - 1} more)" if len(urgent) > 1 else ""
-        block("open_priority_ticket", f"open {first.priority} ticket {first.id}: {first.subject[:80]!r}{more}")
+        block(
+            "open_priority_ticket", f"open {first.priority} ticket {first.id}: {first.subject[:80]!r}{more}"
+        )
     if health.band == "red":
         block("red_health", f"health is red ({health.score}/100)")
     if account.cs_veto:
         block("cs_veto", f"customer success veto: {account.cs_veto_reason or 'no reason given'}")
     contacted = max(filter(None, (last_contacted, account.last_contacted_at)), default=None)
-    if contacted is not None and gate.contact_cooldown_days > 0:
-        if as_of - timedelta(days=gate.contact_cooldown_days) < contacted <= as_of:
-            block(
-                "recently_contacted",
-                f"last expansion email {contacted.isoformat()}, within the {gate.contact_cooldown_days}-day cooldown",
-            )
+    cooldown = timedelta(days=gate.contact_cooldown_days)
+    if contacted is not None and cooldown and as_of - cooldown < contacted <= as_of:
+        block(
+            "recently_contacted",
+            f"last expansion email {contacted.isoformat()}, within the {gate.contact_cooldown_days}-day cooldown",
+        )
     if held_out:
         block("held_out", "in the no-outreach control group (held out to measure lift)")
     return Gate(allowed=not reasons, reasons=reasons)

@@ -37,7 +37,9 @@ class Offer(BaseModel):
     quantity: int = 1
     discount_pct: float = 0
     friction: str = Field(description="Id of the friction this offer removes (kind:subject).")
-    supporting: list[str] = Field(default_factory=list, description="Ids of the other frictions, strongest first.")
+    supporting: list[str] = Field(
+        default_factory=list, description="Ids of the other frictions, strongest first."
+    )
     rationale: str = ""
     includes: list[str] = Field(default_factory=list, description="Catalog ids a bundle contains.")
 
@@ -80,7 +82,9 @@ def _addon_solving(catalog: Catalog, account: Account, keys: list[str]) -> Addon
 
 def _seat_offer(catalog: Catalog, account: Account, friction: Friction, rules: Rules) -> Offer | None:
     figures = friction.figures
-    seats = int(figures.get("seats") or account.seats_purchased or catalog.plan(account.plan).limit("seats") or 0)
+    seats = int(
+        figures.get("seats") or account.seats_purchased or catalog.plan(account.plan).limit("seats") or 0
+    )
     if friction.kind == "headcount_growth":
         growth = float(figures["employees_now"]) / float(figures["employees_at_contract"])
         used = seats * growth
@@ -182,9 +186,7 @@ def offer_for(friction: Friction, account: Account, catalog: Catalog, rules: Rul
     return _addon_offer(addon, friction) if addon else None
 
 
-def _bundle(
-    primary: Offer, others: list[Offer], catalog: Catalog, health: Health
-) -> Offer | None:
+def _bundle(primary: Offer, others: list[Offer], catalog: Catalog, health: Health) -> Offer | None:
     """A bundle holding the primary offer and another friction's offer, for green accounts only."""
     if health.band != "green" or not catalog.bundles:
         return None

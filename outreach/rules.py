@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outreach.errors import ConfigError, DataError
 from outreach.yamlfile import parse_yaml, validate_yaml
@@ -179,8 +178,6 @@ def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = 
     """Defaults, then each existing file in ``paths`` (later wins), then the catalog policy's dotted overrides."""
     merged: dict[str, Any] = {}
     files = [path for path in paths if path is not None]
-    last_path = DEFAULT_RULES_PATH
-    last_text = ""
     for path in files:
         if not path.exists():
             raise ConfigError(f"{path}: rules file not found", hint="check --rules or OUTREACH_RULES_PATH")
@@ -192,17 +189,19 @@ def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = 
             raise DataError(path, "rules file must be a mapping", line=1)
         validate_yaml(Rules, text, path)  # reports bad fields with their line in the file that has them
         merged = _deep_merge(merged, data)
-        last_path, last_text = path, text
     if policy_overrides:
         merged = _deep_merge(merged, _dotted(policy_overrides))
     if not merged:
         return Rules()
     try:
         return Rules.model_validate(merged)
-    except Exception:
-        # Only the policy overrides can still be wrong here; re-validate to point at the file.
-        validate_yaml(Rules, last_text or yaml.safe_dump(merged), last_path)
-        raise
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(
+            f"catalog.yaml policy.thresholds: '{field}': {first['msg']}",
+            hint="policy.thresholds keys are dotted rule names, e.g. frequent_exports.min_exports: 10",
+        ) from None
 
 
 def default_rules_yaml() -> str:

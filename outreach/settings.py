@@ -15,7 +15,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
 
-    home: Path = Field(default=Path("."), description="Working directory for the database, outbox and caches.")
+    home: Path = Field(
+        default=Path("."), description="Working directory for the database, outbox and caches."
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is a SQLite file outreach.db in OUTREACH_HOME."
     )
@@ -24,7 +26,9 @@ class Settings(BaseSettings):
     raise_errors: bool = Field(default=False, description="Re-raise unexpected errors with a traceback.")
 
     # LLM provider. The OpenAI values are read without the OUTREACH_ prefix, as every OpenAI tool does.
-    provider: str | None = Field(default=None, description="offline or openai; default openai when a key is set.")
+    provider: str | None = Field(
+        default=None, description="offline or openai; default openai when a key is set."
+    )
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_model: str = Field(default="gpt-4o-mini", description="Model name for the openai provider.")

@@ -46,8 +46,14 @@ class AccountSignals:
     usage: UsageFacts = field(default_factory=UsageFacts)
 
 
-def _signal(kind: SignalKind, subject: str | None, figures: dict[str, Figure], evidence: Iterable[str],
-            window_days: int | None, cap: int) -> Signal:
+def _signal(
+    kind: SignalKind,
+    subject: str | None,
+    figures: dict[str, Figure],
+    evidence: Iterable[str],
+    window_days: int | None,
+    cap: int,
+) -> Signal:
     return Signal(
         kind=kind,
         motion=motion_of(kind),
@@ -89,7 +95,10 @@ class _Query:
             WHERE event = ? AND ts >= ? AND ts < ? AND props->>'{prop}' IS NOT NULL
             GROUP BY ALL HAVING count(*) >= ? ORDER BY account_id, n DESC, subject
             """,
-            event, self.since(days), self.end, minimum,
+            event,
+            self.since(days),
+            self.end,
+            minimum,
         )
 
 
@@ -123,7 +132,7 @@ def detect_signals(
         [[a.account_id, a.champion_user_id] for a in accounts],
     )
     facts = query.rows(
-        f"""
+        """
         SELECT e.account_id,
                count(DISTINCT e.user_id) FILTER (WHERE e.ts >= ?) AS active_30,
                count(DISTINCT e.user_id) FILTER (WHERE e.ts < ?) AS active_prior,
@@ -134,7 +143,12 @@ def detect_signals(
         WHERE e.ts >= ? AND e.ts < ?
         GROUP BY e.account_id
         """,
-        query.since(30), query.since(30), names.feature_used, query.since(30), query.since(60), query.end,
+        query.since(30),
+        query.since(30),
+        names.feature_used,
+        query.since(30),
+        query.since(60),
+        query.end,
     )
     champion_ever = dict(
         query.rows(
@@ -167,7 +181,10 @@ def detect_signals(
         FROM events WHERE event = ? AND ts >= ? AND ts < ? AND props->>'limit' IS NOT NULL
         GROUP BY ALL HAVING count(*) >= ? ORDER BY 1, 3 DESC, 2
         """,
-        names.limit_reached, query.since(rule.window_days), query.end, rule.min_hits,
+        names.limit_reached,
+        query.since(rule.window_days),
+        query.end,
+        rule.min_hits,
     ):
         stats = (max_used, max_cap)
         figures: dict[str, Figure] = {"limit": limit, "hits": int(hits), "window_days": rule.window_days}
@@ -192,7 +209,9 @@ def detect_signals(
         FROM events WHERE event = ? AND ts >= ? AND ts < ? AND props->>'metric' IS NOT NULL
         GROUP BY ALL
         """,
-        names.usage_reported, query.since(snapshot_days), query.end,
+        names.usage_reported,
+        query.since(snapshot_days),
+        query.end,
     ):
         if used is not None:
             snapshots[account_id][metric] = (float(used), message_id, stamp)
@@ -210,54 +229,100 @@ def detect_signals(
             if metric == "seats" and share >= pressure.pct:
                 continue  # reported as seat pressure below
             if share >= near.pct:
-                add(account_id, _signal(
-                    "usage_near_limit", metric,
-                    {"metric": metric, "used": _number(used), "cap": limit_value, "pct": round(100 * share)},
-                    [message_id], near.window_days, cap,
-                ))
+                add(
+                    account_id,
+                    _signal(
+                        "usage_near_limit",
+                        metric,
+                        {
+                            "metric": metric,
+                            "used": _number(used),
+                            "cap": limit_value,
+                            "pct": round(100 * share),
+                        },
+                        [message_id],
+                        near.window_days,
+                        cap,
+                    ),
+                )
         seat_cap = _capacity(account, catalog, "seats")
         seat_snapshot = snapshots.get(account_id, {}).get("seats")
-        seats_used = seat_snapshot[0] if seat_snapshot and seat_snapshot[2] >= query.since(pressure.window_days) else None
+        seats_used = (
+            seat_snapshot[0]
+            if seat_snapshot and seat_snapshot[2] >= query.since(pressure.window_days)
+            else None
+        )
         account_swaps = swaps.get(account_id, [])
         if seat_cap and seats_used is not None and seats_used / seat_cap >= pressure.pct:
-            figures = {"seats_used": _number(seats_used), "seats": seat_cap, "pct": round(100 * seats_used / seat_cap)}
+            figures = {
+                "seats_used": _number(seats_used),
+                "seats": seat_cap,
+                "pct": round(100 * seats_used / seat_cap),
+            }
             if len(account_swaps) >= 2:
                 figures["swaps"] = len(account_swaps)
             evidence = [seat_snapshot[1]] if seat_snapshot else []
-            add(account_id, _signal("seat_pressure", "seats", figures, evidence + account_swaps,
-                                    pressure.window_days, cap))
+            add(
+                account_id,
+                _signal(
+                    "seat_pressure", "seats", figures, evidence + account_swaps, pressure.window_days, cap
+                ),
+            )
         elif len(account_swaps) >= 2:
             figures = {"swaps": len(account_swaps), "window_days": pressure.window_days}
             if seat_cap:
                 figures["seats"] = seat_cap
             if seats_used is not None:
                 figures["seats_used"] = _number(seats_used)
-            add(account_id, _signal("seat_pressure", "seats", figures, account_swaps, pressure.window_days, cap))
+            add(
+                account_id,
+                _signal("seat_pressure", "seats", figures, account_swaps, pressure.window_days, cap),
+            )
 
         # --- account columns: headcount, NPS --------------------------------------------------------
         growth = triggers.headcount_growth
         if account.employees_at_contract and account.employees_now:
             ratio = account.employees_now / account.employees_at_contract - 1
             if ratio >= growth.pct - 1e-9:
-                add(account_id, _signal(
-                    "headcount_growth", "employees",
-                    {"employees_at_contract": account.employees_at_contract,
-                     "employees_now": account.employees_now, "growth_pct": round(100 * ratio)},
-                    ["accounts.csv:employees_now"], None, cap,
-                ))
+                add(
+                    account_id,
+                    _signal(
+                        "headcount_growth",
+                        "employees",
+                        {
+                            "employees_at_contract": account.employees_at_contract,
+                            "employees_now": account.employees_now,
+                            "growth_pct": round(100 * ratio),
+                        },
+                        ["accounts.csv:employees_now"],
+                        None,
+                        cap,
+                    ),
+                )
         nps_rule = triggers.strong_nps
         activated = account.activated_at is not None and account.activated_at <= as_of
         if account.nps is not None and account.nps >= nps_rule.min_nps and activated:
-            add(account_id, _signal("strong_nps", "nps", {"nps": account.nps}, ["accounts.csv:nps"], None, cap))
+            add(
+                account_id,
+                _signal("strong_nps", "nps", {"nps": account.nps}, ["accounts.csv:nps"], None, cap),
+            )
 
     # --- locked features ----------------------------------------------------------------------------
     rule_locked = triggers.locked_feature
     for account_id, feature, clicks, evidence in query.grouped(
         names.locked_feature_clicked, "feature", rule_locked.window_days, rule_locked.min_clicks
     ):
-        add(account_id, _signal("locked_feature", feature,
-                                {"feature": feature, "clicks": int(clicks), "window_days": rule_locked.window_days},
-                                evidence, rule_locked.window_days, cap))
+        add(
+            account_id,
+            _signal(
+                "locked_feature",
+                feature,
+                {"feature": feature, "clicks": int(clicks), "window_days": rule_locked.window_days},
+                evidence,
+                rule_locked.window_days,
+                cap,
+            ),
+        )
 
     # --- exports ------------------------------------------------------------------------------------
     rule_exports = triggers.frequent_exports
@@ -267,7 +332,10 @@ def detect_signals(
                list(message_id ORDER BY ts DESC)[1:{cap}]
         FROM events WHERE event = ? AND ts >= ? AND ts < ? GROUP BY account_id HAVING count(*) >= ?
         """,
-        names.export_created, query.since(rule_exports.window_days), query.end, rule_exports.min_exports,
+        names.export_created,
+        query.since(rule_exports.window_days),
+        query.end,
+        rule_exports.min_exports,
     ):
         figures = {"exports": int(exports), "window_days": rule_exports.window_days}
         if rows is not None:
@@ -280,12 +348,20 @@ def detect_signals(
     for account_id, addon_id, visits, evidence in query.grouped(
         names.page_viewed, "addon", rule_pages.window_days, rule_pages.min_visits
     ):
-        account = by_id.get(account_id)
-        if addon_id not in addon_ids or (account is not None and addon_id in account.addons):
+        owner = by_id.get(account_id)
+        if addon_id not in addon_ids or (owner is not None and addon_id in owner.addons):
             continue
-        add(account_id, _signal("addon_page_visits", addon_id,
-                                {"addon": addon_id, "visits": int(visits), "window_days": rule_pages.window_days},
-                                evidence, rule_pages.window_days, cap))
+        add(
+            account_id,
+            _signal(
+                "addon_page_visits",
+                addon_id,
+                {"addon": addon_id, "visits": int(visits), "window_days": rule_pages.window_days},
+                evidence,
+                rule_pages.window_days,
+                cap,
+            ),
+        )
 
     # --- abandoned workflows ------------------------------------------------------------------------
     rule_wf = triggers.workflow_abandoned
@@ -296,7 +372,10 @@ def detect_signals(
         FROM events WHERE event = ? AND ts >= ? AND ts < ? AND props->>'workflow' IS NOT NULL
         GROUP BY ALL HAVING count(*) >= ? ORDER BY 1, 4 DESC, 2, 3
         """,
-        names.workflow_abandoned, query.since(rule_wf.window_days), query.end, rule_wf.min_abandons,
+        names.workflow_abandoned,
+        query.since(rule_wf.window_days),
+        query.end,
+        rule_wf.min_abandons,
     ):
         figures = {"workflow": workflow, "abandons": int(abandons), "window_days": rule_wf.window_days}
         if step:
@@ -318,13 +397,24 @@ def detect_signals(
           AND EXISTS (SELECT 1 FROM invites o WHERE o.account_id = i.account_id AND o.ts < ?)
         GROUP BY ALL HAVING count(*) >= ? ORDER BY 1, 3 DESC, 2
         """,
-        names.user_invited, query.end, query.since(rule_dept.window_days), query.since(rule_dept.window_days),
-        query.since(rule_dept.window_days), rule_dept.min_invites,
+        names.user_invited,
+        query.end,
+        query.since(rule_dept.window_days),
+        query.since(rule_dept.window_days),
+        query.since(rule_dept.window_days),
+        rule_dept.min_invites,
     ):
-        add(account_id, _signal("new_department", department,
-                                {"department": department, "invites": int(invites),
-                                 "window_days": rule_dept.window_days},
-                                evidence, rule_dept.window_days, cap))
+        add(
+            account_id,
+            _signal(
+                "new_department",
+                department,
+                {"department": department, "invites": int(invites), "window_days": rule_dept.window_days},
+                evidence,
+                rule_dept.window_days,
+                cap,
+            ),
+        )
 
     # --- integration requests: events and tickets --------------------------------------------------
     rule_int = triggers.integration_request
@@ -347,32 +437,64 @@ def detect_signals(
         tickets = integration_tickets.get(key, [])
         if requests + len(tickets) < rule_int.min_requests:
             continue
-        add(account_id, _signal("integration_request", integration,
-                                {"integration": integration, "requests": requests, "tickets": len(tickets),
-                                 "window_days": rule_int.window_days},
-                                evidence + tickets, rule_int.window_days, cap))
+        add(
+            account_id,
+            _signal(
+                "integration_request",
+                integration,
+                {
+                    "integration": integration,
+                    "requests": requests,
+                    "tickets": len(tickets),
+                    "window_days": rule_int.window_days,
+                },
+                evidence + tickets,
+                rule_int.window_days,
+                cap,
+            ),
+        )
 
     # --- ticket topic clusters ----------------------------------------------------------------------
     rule_topic = triggers.ticket_topic_cluster
     topic_start = as_of - timedelta(days=rule_topic.window_days)
     recent: dict[str, list[Ticket]] = {
-        account_id: [t for t in dataset.tickets_by_account.get(account_id, [])
-                     if topic_start <= t.created_at.date() < as_of]
+        account_id: [
+            t
+            for t in dataset.tickets_by_account.get(account_id, [])
+            if topic_start <= t.created_at.date() < as_of
+        ]
         for account_id in by_id
     }
     topics = ticket_topics([t for tickets in recent.values() for t in tickets])
-    for account_id, tickets in recent.items():
-        if not tickets:
+    for account_id, account_tickets in recent.items():
+        if not account_tickets:
             continue
-        counts = Counter(topics[t.id] for t in tickets)
+        counts = Counter(topics[t.id] for t in account_tickets)
         topic, count = min(counts.items(), key=lambda item: (-item[1], item[0]))
-        share = count / len(tickets)
+        share = count / len(account_tickets)
         if count >= rule_topic.min_tickets and share >= rule_topic.share:
-            ids = [t.id for t in sorted(tickets, key=lambda t: t.created_at, reverse=True) if topics[t.id] == topic]
-            add(account_id, _signal("ticket_topic_cluster", topic,
-                                    {"topic": topic, "tickets": count, "total_tickets": len(tickets),
-                                     "share_pct": round(100 * share), "window_days": rule_topic.window_days},
-                                    ids, rule_topic.window_days, cap))
+            ids = [
+                t.id
+                for t in sorted(account_tickets, key=lambda t: t.created_at, reverse=True)
+                if topics[t.id] == topic
+            ]
+            add(
+                account_id,
+                _signal(
+                    "ticket_topic_cluster",
+                    topic,
+                    {
+                        "topic": topic,
+                        "tickets": count,
+                        "total_tickets": len(account_tickets),
+                        "share_pct": round(100 * share),
+                        "window_days": rule_topic.window_days,
+                    },
+                    ids,
+                    rule_topic.window_days,
+                    cap,
+                ),
+            )
 
     for account_id, signals in found.items():
         result[account_id].signals = signals
@@ -412,7 +534,11 @@ def _seat_swaps(query: _Query, days: int) -> dict[str, list[str]]:
                       AND i.ts >= r.ts AND i.ts <= r.ts + INTERVAL 48 HOUR AND i.ts < ?)
         ORDER BY r.account_id, r.ts DESC
         """,
-        query.names.user_removed, query.since(days), query.end, query.names.user_invited, query.end,
+        query.names.user_removed,
+        query.since(days),
+        query.end,
+        query.names.user_invited,
+        query.end,
     )
     swaps: dict[str, list[str]] = defaultdict(list)
     for account_id, message_id in rows:
@@ -439,7 +565,9 @@ def signal_strength(signal: Signal, rules: Rules) -> float:
     elif signal.kind == "headcount_growth":
         ratio = float(figures["growth_pct"]) / (100 * triggers.headcount_growth.pct)
     elif signal.kind == "integration_request":
-        ratio = (float(figures["requests"]) + float(figures["tickets"])) / triggers.integration_request.min_requests
+        ratio = (
+            float(figures["requests"]) + float(figures["tickets"])
+        ) / triggers.integration_request.min_requests
         ratio = 1 + math.log2(ratio) if ratio > 1 else ratio
     elif signal.kind == "frequent_exports":
         ratio = float(figures["exports"]) / triggers.frequent_exports.min_exports

@@ -16,20 +16,32 @@ from outreach.data import Ticket
 
 GENERIC_TAGS = frozenset(
     {
-        "question", "bug", "urgent", "support", "help", "feedback", "request", "issue", "problem", "ticket",
-        "email", "web", "chat", "phone", "api_channel", "high", "low", "normal", "vip", "escalated", "other",
+        "question",
+        "bug",
+        "urgent",
+        "support",
+        "help",
+        "feedback",
+        "request",
+        "issue",
+        "problem",
+        "ticket",
+        "email",
+        "web",
+        "chat",
+        "phone",
+        "api_channel",
+        "high",
+        "low",
+        "normal",
+        "vip",
+        "escalated",
+        "other",
     }
 )
 
 STOP_WORDS = frozenset(
-    """a about above after again all also am an and any are as at be because been before being below between
-    both but by can could did do does doing don down during each few for from further get got had has have
-    having he her here hers him his how i if in into is it its just let me more most my no nor not now of off
-    on once only or other our ours out over own please same she should so some such than thank thanks that
-    the their them then there these they this those through to too under until up very was we were what when
-    where which while who whom why will with would you your yours hi hello team still again issue problem
-    help need needs trying tried cannot can't cant doesn't isn't won't way one two us use using used
-    re fw fwd working work works""".split()
+    ["a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "let", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "please", "same", "she", "should", "so", "some", "such", "than", "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "hi", "hello", "team", "still", "again", "issue", "problem", "help", "need", "needs", "trying", "tried", "cannot", "can't", "cant", "doesn't", "isn't", "won't", "way", "one", "two", "us", "use", "using", "used", "re", "fw", "fwd", "working", "work", "works"]
 )
 
 _WORD = re.compile(r"[a-z][a-z0-9_+-]{2,}")
@@ -50,34 +62,51 @@ def topical_tag(ticket: Ticket) -> str | None:
 
 
 def ticket_topics(tickets: Iterable[Ticket]) -> dict[str, str]:
-    """Map ticket id → topic for a set of tickets analysed together (the TF-IDF corpus)."""
+    """Map ticket id → topic for tickets analysed together.
+
+    Untagged tickets are grouped per account and each takes the subject word (description words when the
+    subject has none) that scores highest on TF-IDF with the account as the document: a word that recurs
+    across this account's tickets but is rare across accounts names the cluster.
+    """
     tickets = list(tickets)
     topics: dict[str, str] = {}
-    untagged = [t for t in tickets if topical_tag(t) is None]
-    document_frequency: Counter[str] = Counter()
-    documents: dict[str, list[str]] = {}
-    for ticket in untagged:
-        words = _words(f"{ticket.subject} {ticket.subject} {ticket.description}")
-        documents[ticket.id] = words
-        document_frequency.update(set(words))
-    total = max(len(untagged), 1)
+    untagged: dict[str, list[Ticket]] = {}
     for ticket in tickets:
         tag = topical_tag(ticket)
         if tag is not None:
             topics[ticket.id] = tag
-            continue
-        words = documents.get(ticket.id, [])
-        if not words:
-            topics[ticket.id] = "general"
-            continue
-        counts = Counter(words)
-        subject_words = set(_words(ticket.subject))
+        else:
+            untagged.setdefault(ticket.account_id, []).append(ticket)
+    if not untagged:
+        return topics
+    words_of = {
+        t.id: (set(_words(t.subject)), set(_words(t.description)))
+        for group in untagged.values()
+        for t in group
+    }
+    accounts_with: Counter[str] = Counter()
+    account_frequency: dict[str, Counter[str]] = {}
+    for account_id, group in untagged.items():
+        frequency: Counter[str] = Counter()
+        for ticket in group:
+            subject, body = words_of[ticket.id]
+            frequency.update(subject | body)
+        account_frequency[account_id] = frequency
+        accounts_with.update(frequency.keys())
+    total = len(untagged)
+    for account_id, group in untagged.items():
+        frequency = account_frequency[account_id]
+        for ticket in group:
+            subject, body = words_of[ticket.id]
+            candidates = subject or body
+            if not candidates:
+                topics[ticket.id] = "general"
+                continue
 
-        def score(word: str, counts: Counter[str] = counts, subject_words: set[str] = subject_words) -> float:
-            idf = math.log((1 + total) / (1 + document_frequency[word])) + 1
-            return counts[word] * idf * (1.5 if word in subject_words else 1.0)
+            def score(word: str, frequency: Counter[str] = frequency) -> float:
+                return frequency[word] * (math.log((1 + total) / (1 + accounts_with[word])) + 1)
 
-        topics[ticket.id] = min(counts, key=lambda word: (-score(word), word))
+            topics[ticket.id] = min(candidates, key=lambda word: (-score(word), word))
     return topics
 
 

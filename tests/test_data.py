@@ -1,0 +1,263 @@
+"""Bad input gets one clear error naming the file, the line or row and the field; good input in every format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from outreach.data import load_dataset
+from outreach.decisions import decide, rules_for
+from outreach.errors import ConfigError, DataError
+from tests.datadir import AS_OF, DataDir
+
+
+@pytest.fixture
+def root(datadir: DataDir, tmp_path: Path) -> Path:
+    datadir.account("acme", extra_column="kept").active("acme")
+    datadir.account("beta").active("beta")
+    datadir.ticket("acme", 3, "Export question", tags="exports, billing")
+    return datadir.write(tmp_path / "data")
+
+
+def error_of(root: Path) -> DataError:
+    with pytest.raises(DataError) as caught:
+        load_dataset(root)
+    return caught.value
+
+
+def replace_line(path: Path, number: int, text: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[number - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_loads_and_keeps_unknown_columns(root: Path) -> None:
+    dataset = load_dataset(root)
+    assert [a.account_id for a in dataset.accounts] == ["acme", "beta"]
+    assert dataset.accounts[0].extra == {"extra_column": "kept"}
+    assert dataset.tickets[0].tags == ("exports", "billing")
+    assert dataset.event_count > 0
+
+
+def test_missing_required_column(root: Path) -> None:
+    path = root / "accounts.csv"
+    path.write_text(path.read_text().replace("plan,", "tier,", 1))
+    error = error_of(root)
+    assert (error.path.name, error.line, error.field) == ("accounts.csv", 1, "plan")
+    assert str(error).startswith(f"{path}:1: field 'plan': required column is missing")
+
+
+def test_unknown_plan_names_row_and_field(root: Path) -> None:
+    path = root / "accounts.csv"
+    path.write_text(path.read_text().replace(",team,", ",platinum,", 2))
+    error = error_of(root)
+    assert (error.line, error.field) == (2, "plan") and "platinum" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("contract_start", "2025-13-01", "is not a date"),
+        ("nps", "11", "out of range"),
+        ("seats_purchased", "many", "not a whole number"),
+        ("cs_veto", "maybe", "true/false"),
+        ("timezone", "Mars/Olympus", "IANA"),
+        ("mrr", "-5", "negative"),
+    ],
+)
+def test_bad_account_values(root: Path, column: str, value: str, problem: str) -> None:
+    path = root / "accounts.csv"
+    lines = path.read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[2].split(",")
+    row[header.index(column)] = value
+    replace_line(path, 3, ",".join(row))
+    error = error_of(root)
+    assert (error.line, error.field) == (3, column) and problem in str(error)
+
+
+def test_malformed_event_line(root: Path) -> None:
+    path = root / "events.jsonl"
+    replace_line(path, 4, '{"event": "Signed In", "timestamp": ')
+    error = error_of(root)
+    assert (error.path.name, error.line) == ("events.jsonl", 4) and "malformed JSON" in str(error)
+
+
+def test_event_with_bad_timestamp(root: Path) -> None:
+    path = root / "events.jsonl"
+    doc = json.loads(path.read_text().splitlines()[1])
+    doc["timestamp"] = "yesterday"
+    replace_line(path, 2, json.dumps(doc))
+    error = error_of(root)
+    assert (error.line, error.field) == (2, "timestamp")
+
+
+def test_event_without_account(root: Path) -> None:
+    path = root / "events.jsonl"
+    doc = json.loads(path.read_text().splitlines()[2])
+    del doc["context"]
+    replace_line(path, 3, json.dumps(doc))
+    error = error_of(root)
+    assert (error.line, error.field) == (3, "context.groupId")
+
+
+def test_event_for_unknown_account(root: Path) -> None:
+    path = root / "events.jsonl"
+    doc = json.loads(path.read_text().splitlines()[4])
+    doc["context"]["groupId"] = "nobody"
+    replace_line(path, 5, json.dumps(doc))
+    error = error_of(root)
+    assert (error.line, error.field) == (5, "context.groupId") and "nobody" in str(error)
+
+
+def test_account_id_from_properties(root: Path) -> None:
+    path = root / "events.jsonl"
+    doc = json.loads(path.read_text().splitlines()[0])
+    doc.pop("context")
+    doc["properties"]["account_id"] = "beta"
+    replace_line(path, 1, json.dumps(doc))
+    dataset = load_dataset(root)
+    row = dataset.events.execute("SELECT account_id FROM events WHERE line = 1").fetchone()
+    assert row == ("beta",)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("status", "lost", "not a ticket status"),
+        ("priority", "p1", "not a priority"),
+        ("created_at", "Monday", "ISO 8601"),
+        ("account_id", "nobody", "not in accounts.csv"),
+    ],
+)
+def test_bad_ticket(root: Path, field: str, value: str, problem: str) -> None:
+    path = root / "tickets.jsonl"
+    doc = json.loads(path.read_text().splitlines()[0])
+    doc[field] = value
+    replace_line(path, 1, json.dumps(doc))
+    error = error_of(root)
+    assert (error.path.name, error.line, error.field) == ("tickets.jsonl", 1, field) and problem in str(error)
+
+
+def test_catalog_error_names_yaml_line(root: Path) -> None:
+    path = root / "catalog.yaml"
+    path.write_text(path.read_text().replace("price_monthly: 199", "price_monthly: lots", 1))
+    error = error_of(root)
+    line = path.read_text().splitlines().index("  price_monthly: lots") + 1
+    assert (error.path.name, error.line, error.field) == ("catalog.yaml", line, "plans.1.price_monthly")
+
+
+def test_catalog_unknown_field_is_rejected(root: Path) -> None:
+    path = root / "catalog.yaml"
+    path.write_text(path.read_text().replace("  price_monthly: 49", "  price_monthly: 49\n  prise: 3", 1))
+    error = error_of(root)
+    assert error.field == "plans.0.prise" and "unknown field" in str(error)
+
+
+def test_rules_file_error_names_line(root: Path) -> None:
+    (root / "rules.yaml").write_text("triggers:\n  frequent_exports:\n    min_exports: -1\n")
+    dataset = load_dataset(root)
+    with pytest.raises(DataError) as caught:
+        rules_for(dataset)
+    assert (caught.value.line, caught.value.field) == (3, "triggers.frequent_exports.min_exports")
+
+
+def test_policy_threshold_override(root: Path) -> None:
+    path = root / "catalog.yaml"
+    path.write_text(
+        path.read_text().replace("thresholds: {}", "thresholds:\n    frequent_exports.min_exports: 2")
+    )
+    assert rules_for(load_dataset(root)).triggers.frequent_exports.min_exports == 2
+    path.write_text(path.read_text().replace("min_exports: 2", "min_exports: -2"))
+    with pytest.raises(ConfigError, match=r"policy\.thresholds"):
+        rules_for(load_dataset(root))
+
+
+def _same_decisions(jsonl_root: Path, other_root: Path) -> None:
+    first = load_dataset(jsonl_root)
+    second = load_dataset(other_root)
+    a = [d.to_json() for d in decide(first, rules_for(first), AS_OF)]
+    b = [d.to_json() for d in decide(second, rules_for(second), AS_OF)]
+    for left, right in zip(a, b, strict=True):
+        for signal in left["signals"] + right["signals"]:
+            signal.pop("evidence")
+    assert a == b
+
+
+def _with_signals(datadir: DataDir, tmp_path: Path) -> Path:
+    datadir.account("acme").active("acme")
+    for days in (1, 2, 3):
+        datadir.event("acme", "Limit Reached", days, limit="reports", used=50, cap=50)
+    return datadir.write(tmp_path / "jsonl")
+
+
+def test_events_parquet_gives_same_decisions(datadir: DataDir, tmp_path: Path) -> None:
+    root = _with_signals(datadir, tmp_path)
+    other = tmp_path / "parquet"
+    other.mkdir()
+    for name in ("accounts.csv", "tickets.jsonl", "catalog.yaml"):
+        (other / name).write_bytes((root / name).read_bytes())
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT json_extract_string(j, '$.messageId') AS messageId, j->>'event' AS event, "
+        f"j->>'userId' AS userId, j->>'timestamp' AS timestamp, j->'context'->>'groupId' AS groupId, "
+        f"CAST(j->'properties' AS VARCHAR) AS properties "
+        f"FROM (SELECT CAST(json AS JSON) AS j FROM read_json_objects('{root / 'events.jsonl'}'))) "
+        f"TO '{other / 'events.parquet'}' (FORMAT parquet)"
+    )
+    _same_decisions(root, other)
+
+
+def test_events_csv_with_property_columns(datadir: DataDir, tmp_path: Path) -> None:
+    root = _with_signals(datadir, tmp_path)
+    other = tmp_path / "csv"
+    other.mkdir()
+    for name in ("accounts.csv", "tickets.jsonl", "catalog.yaml"):
+        (other / name).write_bytes((root / name).read_bytes())
+    lines = ["event,userId,timestamp,account_id,limit,used,cap,feature"]
+    for line in (root / "events.jsonl").read_text().splitlines():
+        doc = json.loads(line)
+        props = doc["properties"]
+        lines.append(
+            ",".join(
+                [
+                    doc["event"],
+                    doc["userId"],
+                    doc["timestamp"],
+                    doc["context"]["groupId"],
+                    str(props.get("limit", "")),
+                    str(props.get("used", "")),
+                    str(props.get("cap", "")),
+                    str(props.get("feature", "")),
+                ]
+            )
+        )
+    (other / "events.csv").write_text("\n".join(lines) + "\n")
+    dataset = load_dataset(other)
+    [decision] = decide(dataset, rules_for(dataset), AS_OF)
+    assert [f.kind for f in decision.frictions] == ["repeated_limit_hits"]
+    assert decision.frictions[0].figures["hits"] == 3
+
+
+def test_events_csv_bad_row(datadir: DataDir, tmp_path: Path) -> None:
+    datadir.account("acme")
+    root = datadir.write(tmp_path / "d")
+    (root / "events.jsonl").unlink()
+    (root / "events.csv").write_text(
+        "event,userId,timestamp,account_id\nSigned In,u1,2026-11-01T00:00:00Z,acme\n"
+        "Signed In,u1,not-a-date,acme\n"
+    )
+    error = error_of(root)
+    assert (error.path.name, error.line, error.field) == ("events.csv", 3, "timestamp")
+
+
+def test_missing_events_file_is_allowed(datadir: DataDir, tmp_path: Path) -> None:
+    datadir.account("acme", nps=9)
+    root = datadir.write(tmp_path / "d")
+    (root / "events.jsonl").unlink()
+    dataset = load_dataset(root)
+    [decision] = decide(dataset, rules_for(dataset), AS_OF)
+    assert [f.kind for f in decision.frictions] == ["strong_nps"]
