@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from outreach.data import Account, Dataset, load_dataset
+from outreach.data import Account, Dataset, load_dataset, paused_gc
 from outreach.friction import Friction, enrich, rank
 from outreach.health import Gate, Health, check_gate, score_health
 from outreach.offers import Offer, choose_offer
@@ -48,7 +48,7 @@ class Decision(BaseModel):
         return self.frictions[0] if self.frictions else None
 
     def to_json(self) -> dict[str, Any]:
-        """The documented ``explain --json`` shape (docs/explain.md)."""
+        """The documented ``explain --json`` shape (docs/engine.md)."""
         return {
             "account_id": self.account.account_id,
             "name": self.account.name,
@@ -106,6 +106,18 @@ def decide(
 
     ``last_contacted`` (from the sequence scheduler) and ``held_out`` (the A/B control group) feed the gate.
     """
+    with paused_gc():
+        return _decide(dataset, rules, as_of, last_contacted, held_out, account_ids)
+
+
+def _decide(
+    dataset: Dataset,
+    rules: Rules,
+    as_of: date,
+    last_contacted: Mapping[str, date] | None,
+    held_out: Callable[[Account], bool] | None,
+    account_ids: set[str] | None,
+) -> list[Decision]:
     accounts = [a for a in dataset.accounts if account_ids is None or a.account_id in account_ids]
     found = detect_signals(dataset, rules, as_of, accounts=accounts)
     catalog = dataset.catalog

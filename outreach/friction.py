@@ -34,6 +34,13 @@ class Friction(BaseModel):
         return f"{self.kind}:{self.subject}" if self.subject else self.kind
 
 
+def _n(value: Figure) -> str:
+    """Large counts read better grouped (870,000); the figure itself stays a number."""
+    if isinstance(value, int | float) and abs(value) >= 10000:
+        return f"{value:,}"
+    return str(value)
+
+
 def _times(count: int) -> str:
     return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
 
@@ -52,11 +59,11 @@ def state(signal: Signal, catalog: Catalog) -> str:
     window = _window(signal.window_days)
     kind = signal.kind
     if kind == "repeated_limit_hits":
-        cap = f" (cap {f['cap']})" if "cap" in f else ""
+        cap = f" (cap {_n(f['cap'])})" if "cap" in f else ""
         return f"hit the {_label(str(f['limit']))} limit {_times(int(f['hits']))} {window}{cap}"
     if kind == "usage_near_limit":
         return (
-            f"is using {f['used']} of {f['cap']} {_label(str(f['metric']))} allowed by the plan ({f['pct']}%)"
+            f"is using {_n(f['used'])} of {_n(f['cap'])} {_label(str(f['metric']))} allowed by the plan ({f['pct']}%)"
         )
     if kind == "seat_pressure":
         parts = []
@@ -66,7 +73,7 @@ def state(signal: Signal, catalog: Catalog) -> str:
             parts.append(f"removed users to make room for new invites {_times(int(f['swaps']))} {window}")
         return " and ".join(parts)
     if kind == "locked_feature":
-        return f"clicked the locked {_label(str(f['feature']))} feature {_times(int(f['clicks']))} {window}"
+        return f"clicked the locked {_feature(str(f['feature']))} feature {_times(int(f['clicks']))} {window}"
     if kind == "headcount_growth":
         return (
             f"grew from {f['employees_at_contract']} to {f['employees_now']} employees since the contract "
@@ -115,6 +122,10 @@ def state(signal: Signal, catalog: Catalog) -> str:
 def _display(name: str) -> str:
     special = {"hubspot": "HubSpot", "bigquery": "BigQuery", "sso": "SSO", "api": "API"}
     return special.get(name.lower(), name.replace("_", " ").title() if name.islower() else name)
+
+
+def _feature(name: str) -> str:
+    return {"sso": "SSO", "api_access": "API access", "audit_log": "audit log"}.get(name, _label(name))
 
 
 def enrich(signal: Signal, catalog: Catalog, rules: Rules) -> Friction:

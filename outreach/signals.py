@@ -126,16 +126,16 @@ def detect_signals(
 
     # --- usage facts for health (one pass) ----------------------------------------------------------
     con = dataset.events
-    con.execute("CREATE OR REPLACE TEMP TABLE account_dim (account_id VARCHAR, champion VARCHAR)")
-    con.executemany(
-        "INSERT INTO account_dim VALUES (?, ?)",
-        [[a.account_id, a.champion_user_id] for a in accounts],
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_dim AS "
+        "SELECT unnest(?::VARCHAR[]) AS account_id, unnest(?::VARCHAR[]) AS champion",
+        [[a.account_id for a in accounts], [a.champion_user_id for a in accounts]],
     )
     facts = query.rows(
         """
         SELECT e.account_id,
-               count(DISTINCT e.user_id) FILTER (WHERE e.ts >= ?) AS active_30,
-               count(DISTINCT e.user_id) FILTER (WHERE e.ts < ?) AS active_prior,
+               count(DISTINCT e.user_id) FILTER (WHERE e.ts >= ? AND e.event <> ?) AS active_30,
+               count(DISTINCT e.user_id) FILTER (WHERE e.ts < ? AND e.event <> ?) AS active_prior,
                max(e.ts) FILTER (WHERE e.user_id = d.champion) AS champion_seen,
                count(DISTINCT e.props->>'feature') FILTER (WHERE e.event = ? AND e.ts >= ?) AS features,
                max(e.ts) AS last_event
@@ -144,7 +144,9 @@ def detect_signals(
         GROUP BY e.account_id
         """,
         query.since(30),
+        names.usage_reported,
         query.since(30),
+        names.usage_reported,
         names.feature_used,
         query.since(30),
         query.since(60),
