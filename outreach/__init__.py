@@ -6,6 +6,18 @@ The pipeline is a library; the CLI (``outreach.cli``) and the web app are thin l
 from outreach.catalog import Catalog, load_catalog
 from outreach.data import Account, Dataset, Ticket, load_dataset
 from outreach.decisions import Decision, decide, explain, rules_for
+from outreach.drafting_config import DraftingConfig, ValidationPolicy, load_drafting_config
+from outreach.drafts import (
+    Draft,
+    DraftingContext,
+    DraftRecord,
+    RunSummary,
+    draft_all,
+    open_workspace,
+    run_drafts,
+    write_draft,
+    write_jsonl,
+)
 from outreach.errors import (
     ConfigError,
     ConflictError,
@@ -17,10 +29,22 @@ from outreach.errors import (
 )
 from outreach.friction import Friction
 from outreach.health import Gate, GateReason, Health
+from outreach.ledger import TokenUsage
 from outreach.offers import Offer, choose_offer
+from outreach.prompts import (
+    DraftFacts,
+    PromptTemplate,
+    RenderedPrompt,
+    build_facts,
+    fact_variables,
+    load_templates,
+    render,
+)
+from outreach.providers import Provider, get_provider
 from outreach.rules import Rules, load_rules
 from outreach.settings import Settings, get_settings
 from outreach.signals import Signal, detect_signals
+from outreach.validation import Issue, validate_draft
 
 __version__ = "0.1.0"
 
@@ -32,27 +56,51 @@ __all__ = [
     "DataError",
     "Dataset",
     "Decision",
+    "Draft",
+    "DraftFacts",
+    "DraftRecord",
+    "DraftingConfig",
+    "DraftingContext",
     "Friction",
     "Gate",
     "GateReason",
     "Health",
+    "Issue",
     "NotFoundError",
     "Offer",
     "OutreachError",
     "PermissionDeniedError",
+    "PromptTemplate",
+    "Provider",
     "ProviderError",
+    "RenderedPrompt",
     "Rules",
+    "RunSummary",
     "Settings",
     "Signal",
     "Ticket",
+    "TokenUsage",
+    "ValidationPolicy",
     "__version__",
+    "build_facts",
     "choose_offer",
     "decide",
     "detect_signals",
+    "draft_all",
     "explain",
+    "fact_variables",
+    "get_provider",
     "get_settings",
     "load_catalog",
     "load_dataset",
+    "load_drafting_config",
     "load_rules",
+    "load_templates",
+    "open_workspace",
+    "render",
     "rules_for",
+    "run_drafts",
+    "validate_draft",
+    "write_draft",
+    "write_jsonl",
 ]

@@ -18,10 +18,17 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from outreach.decisions import Decision, explain
+from outreach.drafts import DraftRecord, RunSummary, open_workspace, run_drafts, write_jsonl
 from outreach.errors import OutreachError
+from outreach.prompts import RenderedPrompt, fact_variables, get_template, load_templates, render
+from outreach.providers import get_provider
+from outreach.providers.offline import OfflineProvider
 from outreach.settings import get_settings
 
 app = typer.Typer(
@@ -162,10 +169,194 @@ def explain_command(
 def demo_command(
     as_of: Annotated[str, typer.Option("--as-of", help="Analysis date for the demo data.")] = DEMO_AS_OF.isoformat(),
 ) -> None:
-    """Run the whole job on the bundled demo data (fixtures/demo) with the embedded defaults."""
+    """Run the whole job on the bundled demo data (fixtures/demo): explain, then draft every ready account."""
     decisions = run(lambda: _decisions(DEMO_DATA, as_of, None))
     console.print(explain_table(decisions, title=f"Demo: expansion readiness on {as_of}"))
     console.print(cohort_summary(decisions))
+    settings = get_settings()
+    out = settings.resolved_home() / "demo-drafts.jsonl"
+    records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
+    console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
+                  highlight=False)
+    for record in [r for r in records if r.draft is not None][:2]:
+        console.print(draft_panel(record))
+    console.print(f"[dim]All drafts: {out}[/]", highlight=False)
+    _report_run_error(summary)
+
+
+# ---------------------------------------------------------------------------------------------- drafting
+
+ProviderOption = Annotated[
+    str | None,
+    typer.Option("--provider", help="offline or openai (default: openai when OPENAI_API_KEY is set, else offline)."),
+]
+PromptsOption = Annotated[
+    Path | None, typer.Option("--prompts", help="Prompt template directory (default: OUTREACH_PROMPTS_DIR or prompts/).")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="drafting.yaml overriding validation, limits and prices.")
+]
+
+
+def draft_panel(record: DraftRecord) -> Panel:
+    """One draft as a reviewer sees it: subject, body, status and any issues."""
+    draft = record.draft
+    style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
+    lines = [f"[bold]Subject:[/] {escape(draft.subject)}", "", escape(draft.body)] if draft else [escape(record.error or "")]
+    for issue in record.issues:
+        lines.append(f"[yellow]! {issue.rule}: {escape(issue.message)}[/]")
+    if record.fallback:
+        lines.append("[yellow]! offline fallback: " + escape("; ".join(
+            a.error or "; ".join(i.message for i in a.issues) for a in record.attempts)) + "[/]")
+    title = f"{escape(record.account_name)} ({record.account_id}) · {record.motion} · [{style}]{record.status}[/]"
+    subtitle = f"{record.template} v{record.template_version} · {record.provider}/{record.model}"
+    return Panel("\n".join(lines), title=title, subtitle=subtitle, expand=False, width=100)
+
+
+def _draft_run(
+    data: Path,
+    as_of: str | None,
+    rules: Path | None,
+    provider: str | None,
+    limit: int | None,
+    config: Path | None,
+    prompts: Path | None,
+    out: Path,
+    *,
+    progress_bar: bool = True,
+) -> tuple[list[DraftRecord], RunSummary]:
+    settings = get_settings()
+
+    def action() -> tuple[list[DraftRecord], RunSummary]:
+        workspace = open_workspace(
+            data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
+            prompts_dir=prompts or settings.prompts_dir,
+        )
+        chosen = get_provider(provider, settings, workspace.context.config)
+        ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
+        count = min(len(ready), limit) if limit is not None else len(ready)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err_console, disable=not progress_bar, transient=True,
+        ) as bar:
+            task = bar.add_task(f"Drafting with {chosen.name}", total=count)
+            records, summary = run_drafts(
+                workspace.decisions, workspace.context, chosen, limit=limit,
+                progress=lambda _record: bar.advance(task),
+            )
+        write_jsonl(records, out)
+        return records, summary
+
+    return run(action)
+
+
+def _report_run_error(summary: RunSummary) -> None:
+    if summary.error:
+        err_console.print(f"[bold red]Error:[/] {summary.error}", highlight=False, soft_wrap=True)
+        err_console.print("[dim]Hint:[/] drafts not attempted are recorded as failed; fix the provider and re-run "
+                          "(finished drafts come from the cache)", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("draft")
+def draft_command(
+    data: DataOption,
+    as_of: AsOfOption = None,
+    rules: RulesOption = None,
+    provider: ProviderOption = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Draft at most N ready accounts.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="JSONL file for the drafts (default: OUTREACH_HOME/drafts.jsonl).")
+    ] = None,
+    config: ConfigOption = None,
+    prompts: PromptsOption = None,
+) -> None:
+    """Draft a friction-led email for every ready account, validate it, and write the drafts as JSONL."""
+    target = out or get_settings().resolved_home() / "drafts.jsonl"
+    records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
+    table = Table(title="Drafts", show_lines=False)
+    for column in ("Account", "Status", "Provider", "Subject", "Issues"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
+        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or ("fallback" if record.fallback else "")
+        table.add_row(
+            f"{escape(record.account_name)}\n[dim]{record.account_id}[/]", f"[{style}]{record.status}[/]",
+            record.provider, escape(record.draft.subject if record.draft else record.error or ""), escape(issues),
+        )
+    console.print(table)
+    console.print(summary.line(), highlight=False)
+    console.print(f"Wrote {len(records)} drafts to {target}", highlight=False)
+    _report_run_error(summary)
+
+
+prompts_app = typer.Typer(help="List and preview prompt templates.", no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+
+
+@prompts_app.command("list")
+def prompts_list_command(
+    prompts: PromptsOption = None,
+    variables: Annotated[bool, typer.Option("--variables", help="List the variables templates can use.")] = False,
+) -> None:
+    """List the prompt templates (name, version, motion, hash) or the variables they can use."""
+    if variables:
+        table = Table(title="Template variables")
+        for column in ("Name", "Type", "Description"):
+            table.add_column(column, overflow="fold")
+        for variable in fact_variables():
+            note = " [yellow](untrusted: customer-written)[/]" if variable.untrusted else ""
+            table.add_row(variable.name, escape(variable.type), escape(variable.description) + note)
+        console.print(table)
+        return
+    templates = run(lambda: load_templates(prompts or get_settings().prompts_dir))
+    table = Table(title="Prompt templates")
+    for column in ("Name", "Version", "Motion", "Kind", "SHA-256", "Description"):
+        table.add_column(column, overflow="fold")
+    for template in templates.values():
+        meta = template.meta
+        table.add_row(meta.name, meta.version, meta.motion, meta.kind, template.sha256[:12], escape(meta.description))
+    console.print(table)
+
+
+@prompts_app.command("preview")
+def prompts_preview_command(
+    name: Annotated[str, typer.Argument(help="Template name (see `outreach prompts list`).")],
+    account: Annotated[str, typer.Option("--account", help="Account id to render the prompt for.")],
+    data: DataOption,
+    as_of: AsOfOption = None,
+    rules: RulesOption = None,
+    prompts: PromptsOption = None,
+    config: ConfigOption = None,
+    with_draft: Annotated[bool, typer.Option("--draft", help="Also show the offline draft for the account.")] = False,
+) -> None:
+    """Show the rendered prompt (system, then user) for one account; with --draft, the offline draft too."""
+    settings = get_settings()
+
+    def action() -> tuple[RenderedPrompt, DraftRecord | None]:
+        workspace = open_workspace(
+            data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
+            prompts_dir=prompts or settings.prompts_dir,
+        )
+        template = get_template(workspace.context.templates, name)
+        decision = workspace.decision(account)
+        facts = workspace.context.facts(decision, template.meta.kind)
+        prompt = render(template, facts)
+        record = None
+        if with_draft:
+            records, _ = run_drafts([decision], workspace.context, OfflineProvider(), kind=template.meta.kind)
+            record = records[0] if records else None
+        return prompt, record
+
+    prompt, record = run(action)
+    console.print(Panel(escape(prompt.system), title=f"system · {prompt.template} v{prompt.version} "
+                        f"({prompt.sha256[:12]})", expand=False))
+    console.print(Panel(escape(prompt.user), title="user", expand=False))
+    if with_draft:
+        if record is None:
+            err_console.print(f"account {account} is not ready, so it gets no draft", highlight=False)
+        else:
+            console.print(draft_panel(record))
 
 
 def main() -> None:  # pragma: no cover - console script entry point

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -338,8 +338,8 @@ def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
                     created_at=parse_datetime(str(raw["created_at"]), path, line, "created_at"),
                     subject=str(raw.get("subject") or ""),
                     description=str(raw.get("description") or ""),
-                    status=status,
-                    priority=priority,
+                    status=cast(TicketStatus, status),
+                    priority=cast(TicketPriority, priority),
                     tags=tuple(str(tag).lower() for tag in tags),
                     solved_at=parse_datetime(str(solved_at), path, line, "solved_at") if solved_at else None,
                     extra={key: value for key, value in raw.items() if key not in known},

@@ -1,6 +1,6 @@
 """Health score and the gate: whether an account may be pitched at all, with a reason for every rule that fired.
 
-The score (0–100) is a weighted sum of six components, each scored 0..1 (docs/health.md):
+The score (0–100) is a weighted sum of six components, each scored 0..1 (docs/engine.md):
 activation, usage trend (active users last 30 days vs the 30 before), champion recency, open support load,
 NPS and feature adoption. The gate is separate from the score: a single rule (no activation, onboarding,
 usage decline, silent champion, an open high/urgent ticket, red health, a CS veto, a recent contact, a

@@ -1,6 +1,6 @@
 """Thresholds and rules: when a trigger fires, how health is scored, when the gate blocks, how offers are sized.
 
-Defaults live in ``outreach/defaults/rules.yaml`` (documented there and in docs/rules.md). A project
+Defaults live in ``outreach/defaults/rules.yaml`` (documented there and in docs/engine.md). A project
 overrides any subset with ``rules.yaml`` in its data directory or ``--rules FILE``; the catalog's
 ``policy.thresholds`` may override single values with dotted keys (``frequent_exports.min_exports: 10``).
 """

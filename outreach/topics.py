@@ -2,7 +2,7 @@
 
 A ticket's topic is its first topical tag (Zendesk tags are usually the team's own topic labels); a ticket
 without one gets the most distinctive word of its subject by TF-IDF over the tickets analysed together.
-This needs no model download and gives stable, explainable clusters; docs/rules.md explains the choice.
+This needs no model download and gives stable, explainable clusters; docs/engine.md explains the choice.
 """
 
 from __future__ import annotations
