@@ -168,8 +168,17 @@ def explain_command(
 @app.command("demo")
 def demo_command(
     as_of: Annotated[str, typer.Option("--as-of", help="Analysis date for the demo data.")] = DEMO_AS_OF.isoformat(),
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the review web app when done (Ctrl-C stops it).")
+    ] = True,
+    port: Annotated[int, typer.Option("--port", help="Port for the review web app on 127.0.0.1.")] = 8000,
 ) -> None:
-    """Run the whole job on the bundled demo data (fixtures/demo): explain, then draft every ready account."""
+    """Run the whole job on the bundled demo data (fixtures/demo): explain, draft every ready account, fill the
+    review queue, create a demo login and serve the review app on localhost."""
+    from outreach.cli_review import prepare_demo
+    from outreach.web.app import WebSettings, create_app
+    from outreach.web.app import serve as serve_app
+
     decisions = run(lambda: _decisions(DEMO_DATA, as_of, None))
     console.print(explain_table(decisions, title=f"Demo: expansion readiness on {as_of}"))
     console.print(cohort_summary(decisions))
@@ -182,6 +191,15 @@ def demo_command(
         console.print(draft_panel(record))
     console.print(f"[dim]All drafts: {out}[/]", highlight=False)
     _report_run_error(summary)
+    analysis_date = parse_as_of(as_of)
+    setup = run(lambda: prepare_demo(settings, DEMO_DATA, analysis_date))
+    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
+    console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
+                  highlight=False)
+    if serve:
+        console.print(f"Review app: http://127.0.0.1:{port}/  (Ctrl-C to stop)", highlight=False)
+        web = WebSettings().model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port})
+        serve_app(create_app(settings, web), host="127.0.0.1", port=port)
 
 
 # ---------------------------------------------------------------------------------------------- drafting
@@ -357,6 +375,15 @@ def prompts_preview_command(
             err_console.print(f"account {account} is not ready, so it gets no draft", highlight=False)
         else:
             console.print(draft_panel(record))
+
+
+def _register_review_commands() -> None:
+    from outreach.cli_review import register
+
+    register(app)
+
+
+_register_review_commands()
 
 
 def main() -> None:  # pragma: no cover - console script entry point

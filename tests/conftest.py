@@ -31,3 +31,56 @@ def isolated_home(
 @pytest.fixture
 def datadir() -> DataDir:
     return DataDir()
+
+
+# ---------------------------------------------------------------------------------------------- review queue
+# Storage and queue tests run against SQLite and, when OUTREACH_TEST_POSTGRES_URL points at a server, Postgres.
+
+import os  # noqa: E402
+
+from tests.review import ReviewWorld, postgres_url_or_skip, reset_postgres  # noqa: E402
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database URL at the latest migration, empty, and private to this test."""
+    from outreach import db
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'queue.db'}"
+    else:
+        url = postgres_url_or_skip()
+        reset_postgres(url)
+    db.upgrade(url)
+    yield url
+    if request.param == "postgres":
+        reset_postgres(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    from outreach import db
+
+    url = f"sqlite:///{tmp_path / 'queue.db'}"
+    db.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def world(db_url: str, tmp_path: Path) -> Iterator[ReviewWorld]:
+    """Three accounts with frictions, drafted and queued, plus an sdr, a second sdr, marketing and an admin."""
+    built = ReviewWorld.build(db_url, tmp_path)
+    yield built
+    built.close()
+
+
+@pytest.fixture
+def sqlite_world(sqlite_url: str, tmp_path: Path) -> Iterator[ReviewWorld]:
+    built = ReviewWorld.build(sqlite_url, tmp_path)
+    yield built
+    built.close()
+
+
+def pytest_report_header() -> str:
+    url = os.environ.get("OUTREACH_TEST_POSTGRES_URL")
+    return f"postgres: {url}" if url else "postgres: OUTREACH_TEST_POSTGRES_URL not set (postgres tests skip)"

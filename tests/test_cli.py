@@ -98,3 +98,12 @@ def test_bad_as_of(datadir: DataDir, tmp_path: Path) -> None:
 def test_missing_data_dir(tmp_path: Path) -> None:
     result = runner.invoke(app, ["explain", "--data", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "not a directory" in result.stderr
+
+
+def test_demo_runs_the_whole_job_without_serving(isolated_home: Path) -> None:
+    result = runner.invoke(app, ["demo", "--no-serve"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    assert "40 accounts: 18 ready, 12 nurture, 10 not fit" in result.stdout
+    assert "18 drafts: 18 ok, 0 flagged, 0 failed" in result.stdout
+    assert "18 drafts queued" in result.stdout and "Demo login (shown once)" in result.stdout
+    assert (isolated_home / "outreach.db").exists() and (isolated_home / "demo-drafts.jsonl").exists()

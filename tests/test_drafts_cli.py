@@ -89,7 +89,7 @@ def test_prompt_template_error_names_file_and_line(data: Path, tmp_path: Path) -
 
 @pytest.mark.skipif(not (DEMO_DATA / "catalog.yaml").exists(), reason="fixtures/demo not generated yet")
 def test_demo_drafts_every_ready_account(isolated_home: Path) -> None:
-    result = runner.invoke(app, ["demo"])
+    result = runner.invoke(app, ["demo", "--no-serve"])
     assert result.exit_code == 0, result.output
     assert "Drafts (offline provider)" in result.output
     assert "Subject:" in result.output

@@ -1,0 +1,183 @@
+"""The SDR review web app: ``create_app(settings)`` builds it, ``outreach serve`` runs it.
+
+Server-rendered pages (Jinja2, autoescaped) with htmx served from the package — no CDN, so it works on a
+locked-down laptop. Logins use a signed, HttpOnly, SameSite=Lax session cookie and every form carries a
+per-session CSRF token; the JSON API under ``/api/`` takes bearer tokens only (never the cookie), so a
+forged cross-site request has nothing to ride on. The app parses input, calls :class:`~outreach.queue.ReviewQueue`
+and turns :class:`~outreach.errors.OutreachError` into a flash message or an HTTP error.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.middleware.sessions import SessionMiddleware
+
+from outreach import db
+from outreach.errors import OutreachError
+from outreach.queue import DatasetGateCheck, GateCheck, Regenerator, ReviewQueue
+from outreach.settings import Settings, get_settings
+
+WEB_DIR = Path(__file__).resolve().parent
+SECRET_FILE = ".outreach-secret"
+
+
+class WebSettings(BaseSettings):
+    """Web-only settings (``OUTREACH_*``). Kept here until they move into :class:`outreach.settings.Settings`."""
+
+    model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
+
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs session cookies; default: a random key kept in OUTREACH_HOME."
+    )
+    data_dir: Path | None = Field(
+        default=None, description="Data directory to re-check gates and regenerate drafts against."
+    )
+    as_of: date | None = Field(default=None, description="Analysis date for gate re-checks (default today).")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_hours: int = Field(default=12, gt=0, description="How long a login lasts.")
+    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set behind HTTPS).")
+
+
+class LoginRequired(Exception):
+    """Raised by page dependencies when no one is logged in; answered with the login page."""
+
+
+class ApiAuthRequired(Exception):
+    """Raised by API dependencies without a valid bearer token; answered with 401 JSON."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class ReviewApp:
+    """What every route needs, stored on ``app.state.review``."""
+
+    settings: Settings
+    web: WebSettings
+    engine: Engine
+    factory: sessionmaker[Session]
+    queue: ReviewQueue
+
+
+def secret_key(settings: Settings, web: WebSettings) -> str:
+    """The session signing key: configured, or created once in OUTREACH_HOME (mode 600) so logins survive a
+    restart without anyone having to invent a key."""
+    if web.secret_key is not None:
+        return web.secret_key.get_secret_value()
+    path = settings.resolved_home() / SECRET_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(key)
+    return key
+
+
+def create_app(
+    settings: Settings | None = None,
+    web: WebSettings | None = None,
+    *,
+    gate_check: GateCheck | None = None,
+    regenerator: Regenerator | None = None,
+) -> FastAPI:
+    """Build the app for a migrated database. With ``web.data_dir`` set, gates are re-checked against that
+    data and "regenerate" drafts through the configured provider, unless callers pass their own."""
+    from outreach.web import api, pages
+
+    settings = settings or get_settings()
+    web = web or WebSettings()
+    engine = db.make_engine(db.database_url(settings))
+    db.require_current(engine)
+    if web.data_dir is not None and (gate_check is None or regenerator is None):
+        from outreach.data import load_dataset
+        from outreach.redraft import Redrafter
+
+        dataset = load_dataset(web.data_dir)
+        if gate_check is None:
+            gate_check = DatasetGateCheck(web.data_dir, web.as_of or date.today(),
+                                          rules_path=settings.rules_path, dataset=dataset)
+        if regenerator is None:
+            regenerator = Redrafter.for_dataset(dataset, settings)
+    factory = db.session_factory(engine)
+    queue = ReviewQueue(factory, gate_check=gate_check, regenerator=regenerator)
+
+    app = FastAPI(
+        title="outreach review API",
+        version="1",
+        description="Review queue for friction-led expansion emails. Authenticate with "
+        "`Authorization: Bearer <token>` (create one with `outreach tokens create`).",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.review = ReviewApp(settings=settings, web=web, engine=engine, factory=factory, queue=queue)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=secret_key(settings, web),
+        session_cookie="outreach_session",
+        max_age=web.session_hours * 3600,
+        same_site="lax",
+        https_only=web.secure_cookies,
+    )
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.include_router(api.router)
+    app.include_router(pages.router)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, _error: LoginRequired) -> Response:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        location = "/login" if target in ("/", "/queue") else f"/login?next={_quote(target)}"
+        if request.headers.get("HX-Request"):
+            return Response(status_code=401, headers={"HX-Redirect": location})
+        if request.method == "GET":
+            return RedirectResponse(location, status_code=303)
+        return HTMLResponse(pages.render_login(request, error="Your session ended. Log in again."),
+                            status_code=401)
+
+    @app.exception_handler(ApiAuthRequired)
+    async def api_auth_required(_request: Request, error: ApiAuthRequired) -> Response:
+        return JSONResponse({"detail": error.message}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="outreach"'})
+
+    @app.exception_handler(OutreachError)
+    async def outreach_error(request: Request, error: OutreachError) -> Response:
+        status = api.status_for(error)
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": error.message, "hint": error.hint}, status_code=status)
+        return HTMLResponse(pages.render_error(request, error, status), status_code=status)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
+
+
+def serve(app: FastAPI, host: str = "127.0.0.1", port: int = 8000) -> None:  # pragma: no cover - blocks
+    """Run the app with uvicorn until interrupted (``outreach serve`` / ``outreach demo``)."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
