@@ -22,7 +22,7 @@ import duckdb
 import yaml
 
 from outreach.data import load_dataset
-from outreach.decisions import decide, rules_for
+from outreach.decisions import decide, decisions_to_json, rules_for
 
 AS_OF = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +144,7 @@ def engine(out: Path) -> dict[str, float]:
     decisions = decide(dataset, rules, AS_OF)
     timings["decide"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    payload = json.dumps([d.to_json() for d in decisions], default=str)
+    payload = json.dumps(decisions_to_json(decisions), default=str)
     timings["json"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - start
     cohorts: dict[str, int] = {}

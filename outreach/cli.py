@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outreach.decisions import Decision, explain
+from outreach.decisions import Decision, decisions_to_json, explain
 from outreach.drafts import DraftRecord, RunSummary, open_workspace, run_drafts, write_jsonl
 from outreach.errors import OutreachError
 from outreach.prompts import RenderedPrompt, fact_variables, get_template, load_templates, render
@@ -158,7 +158,7 @@ def explain_command(
 
     decisions = run(action)
     if as_json:
-        payload: list[dict[str, Any]] = [d.to_json() for d in decisions]
+        payload: list[dict[str, Any]] = decisions_to_json(decisions)
         sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
         return
     console.print(explain_table(decisions))

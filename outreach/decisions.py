@@ -140,7 +140,7 @@ def _decide(
         offer = choose_offer(frictions, account, catalog, health, rules) if frictions else None
         cohort: Cohort = "not_fit" if not frictions else "ready" if gate.allowed else "nurture"
         decisions.append(
-            Decision(
+            Decision.model_construct(  # every part is already a validated record
                 account=account,
                 as_of=as_of,
                 cohort=cohort,
@@ -151,6 +151,12 @@ def _decide(
             )
         )
     return decisions
+
+
+def decisions_to_json(decisions: list[Decision]) -> list[dict[str, Any]]:
+    """The ``explain --json`` payload for many decisions (GC paused: see :func:`outreach.data.paused_gc`)."""
+    with paused_gc():
+        return [decision.to_json() for decision in decisions]
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:

@@ -129,7 +129,7 @@ def _feature(name: str) -> str:
 
 
 def enrich(signal: Signal, catalog: Catalog, rules: Rules) -> Friction:
-    return Friction(
+    return Friction.model_construct(  # fields come from a Signal: skip re-validation
         kind=signal.kind,
         motion=signal.motion,
         subject=signal.subject,

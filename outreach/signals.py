@@ -54,7 +54,7 @@ def _signal(
     window_days: int | None,
     cap: int,
 ) -> Signal:
-    return Signal(
+    return Signal.model_construct(  # built from our own typed figures: skip re-validation
         kind=kind,
         motion=motion_of(kind),
         subject=subject,
@@ -131,47 +131,47 @@ def detect_signals(
         "SELECT unnest(?::VARCHAR[]) AS account_id, unnest(?::VARCHAR[]) AS champion",
         [[a.account_id for a in accounts], [a.champion_user_id for a in accounts]],
     )
+    # One pass over (account, user): last activity in each window, and when the champion was last seen.
     facts = query.rows(
         """
-        SELECT e.account_id,
-               count(DISTINCT e.user_id) FILTER (WHERE e.ts >= ? AND e.event <> ?) AS active_30,
-               count(DISTINCT e.user_id) FILTER (WHERE e.ts < ? AND e.event <> ?) AS active_prior,
-               max(e.ts) FILTER (WHERE e.user_id = d.champion) AS champion_seen,
-               count(DISTINCT e.props->>'feature') FILTER (WHERE e.event = ? AND e.ts >= ?) AS features,
-               max(e.ts) AS last_event
-        FROM events e JOIN account_dim d USING (account_id)
-        WHERE e.ts >= ? AND e.ts < ?
-        GROUP BY e.account_id
+        WITH per_user AS (
+            SELECT e.account_id, e.user_id, max(e.ts) AS last_ts,
+                   bool_or(e.ts >= ? AND e.event <> ?) AS in_30,
+                   bool_or(e.ts >= ? AND e.ts < ? AND e.event <> ?) AS in_prior
+            FROM events e WHERE e.ts < ? GROUP BY ALL
+        )
+        SELECT p.account_id,
+               count(*) FILTER (WHERE p.in_30) AS active_30,
+               count(*) FILTER (WHERE p.in_prior) AS active_prior,
+               max(p.last_ts) FILTER (WHERE p.user_id = d.champion) AS champion_seen,
+               max(p.last_ts) AS last_event
+        FROM per_user p JOIN account_dim d USING (account_id)
+        GROUP BY p.account_id
         """,
         query.since(30),
         names.usage_reported,
+        query.since(60),
         query.since(30),
         names.usage_reported,
-        names.feature_used,
-        query.since(30),
-        query.since(60),
         query.end,
     )
-    champion_ever = dict(
+    features = dict(
         query.rows(
-            "SELECT e.account_id, max(e.ts) FROM events e JOIN account_dim d USING (account_id) "
-            "WHERE e.user_id = d.champion AND e.ts < ? GROUP BY e.account_id",
+            "SELECT account_id, count(DISTINCT props->>'feature') FROM events "
+            "WHERE event = ? AND ts >= ? AND ts < ? GROUP BY account_id",
+            names.feature_used,
+            query.since(30),
             query.end,
         )
     )
-    for account_id, active, prior, champion_seen, features, last_event in facts:
-        seen = champion_seen or champion_ever.get(account_id)
-        result[account_id].usage = UsageFacts(
+    for account_id, active, prior, champion_seen, last_event in facts:
+        result[account_id].usage = UsageFacts.model_construct(
             active_users_30d=int(active),
             active_users_prior_30d=int(prior),
-            champion_last_seen=seen.date() if seen else None,
-            features_used_30d=int(features),
+            champion_last_seen=champion_seen.date() if champion_seen else None,
+            features_used_30d=int(features.get(account_id, 0)),
             last_event=last_event.date() if last_event else None,
         )
-    for account_id, seen in champion_ever.items():
-        usage = result[account_id].usage
-        if usage.champion_last_seen is None and seen is not None:
-            result[account_id].usage = usage.model_copy(update={"champion_last_seen": seen.date()})
     con.execute("DROP TABLE account_dim")
 
     # --- repeated limit hits ------------------------------------------------------------------------
