@@ -48,7 +48,39 @@ def postgres_url_or_skip() -> str:
             pytest.fail(f"{problem}; CI must run the storage and queue tests against PostgreSQL")
         pytest.skip(f"{problem}: skipping the PostgreSQL variant (set it to run against Postgres)")
     assert url is not None
-    return url
+    return _private_database(url)
+
+
+_PRIVATE: dict[str, str] = {}
+
+
+def _private_database(url: str) -> str:
+    """A database of this test process's own on the same server, so concurrent runs (two checkouts, CI next
+    to a developer) never drop each other's schema. Created once per process, dropped at exit."""
+    if url in _PRIVATE:
+        return _PRIVATE[url]
+    import atexit
+
+    from sqlalchemy.engine import make_url
+
+    base = make_url(db.normalize_url(url))
+    name = f"{base.database or 'outreach_test'}_{os.getpid()}"
+    admin = db.make_engine(base.set(database="postgres").render_as_string(hide_password=False))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+
+    def drop() -> None:
+        engine = db.make_engine(base.set(database="postgres").render_as_string(hide_password=False))
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+    atexit.register(drop)
+    private = base.set(database=name).render_as_string(hide_password=False)
+    _PRIVATE[url] = private
+    return private
 
 
 def reset_postgres(url: str) -> None:
