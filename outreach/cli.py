@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from outreach.decisions import Decision, decisions_to_json, explain
-from outreach.drafts import DraftRecord, RunSummary, open_workspace, run_drafts, write_jsonl
+from outreach.drafts import DraftRecord, RunSummary, Workspace, open_workspace, run_drafts, write_jsonl
 from outreach.errors import OutreachError
 from outreach.prompts import RenderedPrompt, fact_variables, get_template, load_templates, render
 from outreach.providers import get_provider
@@ -184,7 +184,7 @@ def demo_command(
     console.print(cohort_summary(decisions))
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
-    records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
+    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
                   highlight=False)
     for record in [r for r in records if r.draft is not None][:2]:
@@ -242,10 +242,10 @@ def _draft_run(
     out: Path,
     *,
     progress_bar: bool = True,
-) -> tuple[list[DraftRecord], RunSummary]:
+) -> tuple[Workspace, list[DraftRecord], RunSummary]:
     settings = get_settings()
 
-    def action() -> tuple[list[DraftRecord], RunSummary]:
+    def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
             prompts_dir=prompts or settings.prompts_dir,
@@ -263,7 +263,7 @@ def _draft_run(
                 progress=lambda _record: bar.advance(task),
             )
         write_jsonl(records, out)
-        return records, summary
+        return workspace, records, summary
 
     return run(action)
 
@@ -288,10 +288,17 @@ def draft_command(
     ] = None,
     config: ConfigOption = None,
     prompts: PromptsOption = None,
+    queue: Annotated[
+        bool, typer.Option("--queue/--no-queue", help="Also put the drafts into the review queue database.")
+    ] = True,
 ) -> None:
-    """Draft a friction-led email for every ready account, validate it, and write the drafts as JSONL."""
-    target = out or get_settings().resolved_home() / "drafts.jsonl"
-    records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
+    """Draft a friction-led email for every ready account, validate it, write the drafts as JSONL and put them
+    into the review queue."""
+    from outreach.cli_review import enqueue_drafts
+
+    settings = get_settings()
+    target = out or settings.resolved_home() / "drafts.jsonl"
+    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
     table = Table(title="Drafts", show_lines=False)
     for column in ("Account", "Status", "Provider", "Subject", "Issues"):
         table.add_column(column, overflow="fold")
@@ -305,6 +312,15 @@ def draft_command(
     console.print(table)
     console.print(summary.line(), highlight=False)
     console.print(f"Wrote {len(records)} drafts to {target}", highlight=False)
+    if queue:
+        results = run(lambda: enqueue_drafts(settings, workspace, [r for r in records if r.draft is not None]))
+        created = sum(r.outcome == "created" for r in results)
+        merged = sum(r.outcome == "merged" for r in results)
+        console.print(
+            f"Review queue ({settings.resolved_database_url()}): {created} new, {merged} merged into open drafts, "
+            f"{len(results) - created - merged} skipped — review with `outreach serve` or `outreach queue list`",
+            highlight=False,
+        )
     _report_run_error(summary)
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from outreach import db
+from outreach.drafts import DraftRecord, Workspace
 from outreach.errors import NotFoundError, OutreachError
 from outreach.queue import REJECT_REASONS, STATUSES, DraftDetail, EnqueueResult, QueueFilter, ReviewQueue
 from outreach.settings import Settings, get_settings
@@ -324,21 +325,32 @@ class DemoSetup(BaseModel):
 DEMO_EMAIL = "demo@outreach.example"
 
 
+def enqueue_drafts(settings: Settings, workspace: Workspace, records: Sequence[DraftRecord]) -> list[EnqueueResult]:
+    """Put a drafting run into the review queue (migrating the database first), merging per account+motion."""
+    from outreach.redraft import inputs_by_account
+
+    url = db.database_url(settings)
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        queue = ReviewQueue(db.session_factory(engine))
+        return queue.fill(workspace.decisions, inputs_by_account(list(records)), dataset=workspace.dataset)
+    finally:
+        engine.dispose()
+
+
 def prepare_demo(settings: Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None) -> DemoSetup:
     """Migrate the database, draft the demo data, fill the queue and (re)create the demo admin login with a
     fresh random password."""
     from outreach.drafts import open_workspace, run_drafts
     from outreach.providers import get_provider
-    from outreach.redraft import inputs_by_account
 
-    url = db.database_url(settings)
-    db.upgrade(url)
     workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir)
     provider = get_provider(provider_name or "offline", settings, workspace.context.config)
     records, _ = run_drafts(workspace.decisions, workspace.context, provider)
-    engine = db.make_engine(url)
+    results = enqueue_drafts(settings, workspace, records)
+    engine = db.make_engine(db.database_url(settings))
     queue = ReviewQueue(db.session_factory(engine))
-    results = queue.fill(workspace.decisions, inputs_by_account(records), dataset=workspace.dataset)
     password = generate_password()
     with db.transaction(queue.factory) as session:
         if any(u.email == DEMO_EMAIL for u in list_users(session)):

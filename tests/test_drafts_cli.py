@@ -95,3 +95,22 @@ def test_demo_drafts_every_ready_account(isolated_home: Path) -> None:
     assert "Subject:" in result.output
     records = [json.loads(line) for line in (isolated_home / "demo-drafts.jsonl").read_text().splitlines()]
     assert records and all(r["status"] in ("ok", "flagged") for r in records)
+
+
+def test_draft_fills_the_review_queue_and_merges_on_rerun(data: Path, isolated_home: Path) -> None:
+    args = ["draft", "--data", str(data), "--as-of", "2026-11-20"]
+    first = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert first.exit_code == 0, first.output
+    assert "Review queue" in first.stdout and " new, 0 merged" in first.stdout
+    listed = runner.invoke(app, ["queue", "list", "--json"])
+    rows = json.loads(listed.stdout)["rows"]
+    assert rows and {row["status"] for row in rows} == {"pending_review"}
+    second = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert "0 new" in second.stdout  # one open draft per account and motion: re-runs merge
+    assert len(json.loads(runner.invoke(app, ["queue", "list", "--json"]).stdout)["rows"]) == len(rows)
+
+
+def test_draft_no_queue_writes_only_jsonl(data: Path, isolated_home: Path) -> None:
+    result = runner.invoke(app, ["draft", "--data", str(data), "--as-of", "2026-11-20", "--no-queue"])
+    assert result.exit_code == 0 and "Review queue" not in result.stdout
+    assert not (isolated_home / "outreach.db").exists()
