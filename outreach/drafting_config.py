@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from outreach.yamlfile import validate_yaml
+from outreach.yamlfile import deep_merge, validate_yaml
 
 DEFAULTS_PATH = Path(__file__).resolve().parent / "defaults" / "drafting.yaml"
 
@@ -69,16 +69,6 @@ class DraftingConfig(_Strict):
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_drafting_config(*paths: Path | None) -> DraftingConfig:
     """Defaults < each existing path in order. Problems are reported with the file, line and field."""
     text = DEFAULTS_PATH.read_text(encoding="utf-8")
@@ -89,6 +79,6 @@ def load_drafting_config(*paths: Path | None) -> DraftingConfig:
             continue
         override_text = path.read_text(encoding="utf-8")
         validate_yaml(DraftingConfig, override_text, path)  # reports problems as file:line: field
-        data = _merge(data, yaml.safe_load(override_text) or {})
+        data = deep_merge(data, yaml.safe_load(override_text) or {})
         config = DraftingConfig.model_validate(data)
     return config

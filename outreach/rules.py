@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outreach.errors import ConfigError, DataError
-from outreach.yamlfile import parse_yaml, validate_yaml
+from outreach.yamlfile import deep_merge, parse_yaml, validate_yaml
 
 DEFAULT_RULES_PATH = Path(__file__).parent / "defaults" / "rules.yaml"
 
@@ -149,16 +149,6 @@ class Rules(_Strict):
     evidence_cap: int = Field(default=5, gt=0, description="Evidence ids kept per signal.")
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _dotted(overrides: dict[str, float]) -> dict[str, Any]:
     """``{"frequent_exports.min_exports": 10}`` → nested dict under ``triggers`` (or a top-level section)."""
     nested: dict[str, Any] = {}
@@ -188,9 +178,9 @@ def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = 
         if not isinstance(data, dict):
             raise DataError(path, "rules file must be a mapping", line=1)
         validate_yaml(Rules, text, path)  # reports bad fields with their line in the file that has them
-        merged = _deep_merge(merged, data)
+        merged = deep_merge(merged, data)
     if policy_overrides:
-        merged = _deep_merge(merged, _dotted(policy_overrides))
+        merged = deep_merge(merged, _dotted(policy_overrides))
     if not merged:
         return Rules()
     try:

@@ -81,3 +81,14 @@ def load_yaml_model(model: type[ModelT], path: Path) -> ModelT:
     if not path.exists():
         raise DataError(path, "file not found")
     return validate_yaml(model, path.read_text(encoding="utf-8"), path)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Overlay ``override`` on ``base`` key by key, recursing into nested mappings (config layering)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
