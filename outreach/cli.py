@@ -174,8 +174,10 @@ def demo_command(
     port: Annotated[int, typer.Option("--port", help="Port for the review web app on 127.0.0.1.")] = 8000,
 ) -> None:
     """Run the whole job on the bundled demo data (fixtures/demo): explain, draft every ready account, fill the
-    review queue, create a demo login and serve the review app on localhost."""
+    review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
+    fast clock, and serve the review app on localhost."""
     from outreach.cli_review import prepare_demo
+    from outreach.scheduler import run_demo_sequence
     from outreach.web.app import WebSettings, create_app
     from outreach.web.app import serve as serve_app
 
@@ -196,6 +198,10 @@ def demo_command(
     console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
     console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
                   highlight=False)
+    report = run(lambda: run_demo_sequence(settings, DEMO_DATA, analysis_date))
+    console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
     if serve:
         console.print(f"Review app: http://127.0.0.1:{port}/  (Ctrl-C to stop)", highlight=False)
         web = WebSettings().model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port})
@@ -393,13 +399,18 @@ def prompts_preview_command(
             console.print(draft_panel(record))
 
 
-def _register_review_commands() -> None:
-    from outreach.cli_review import register
+def _register_subcommands() -> None:
+    """Review queue, prompt-tuning and sequence commands live in their own modules; they join the one ``outreach`` app."""
+    from outreach.cli_review import register as register_review
+    from outreach.cli_sequences import register as register_sequences
+    from outreach.cli_tuning import register as register_tuning
 
-    register(app)
+    register_review(app)
+    register_tuning(app, prompts_app)
+    register_sequences(app)
 
 
-_register_review_commands()
+_register_subcommands()
 
 
 def main() -> None:  # pragma: no cover - console script entry point

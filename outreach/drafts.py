@@ -169,6 +169,8 @@ class DraftingContext:
     config: DraftingConfig
     accounts: list[Account] = field(default_factory=list)
     tickets_by_account: dict[str, list[Ticket]] = field(default_factory=dict)
+    # A/B tests: picks the template version for (template, account id); see outreach.experiments.
+    variant: Callable[[PromptTemplate, str], PromptTemplate] | None = None
 
     @classmethod
     def from_dataset(
@@ -246,6 +248,8 @@ async def write_draft(
     facts = context.facts(decision, kind)
     assert decision.offer is not None  # build_facts refuses decisions without an offer
     template = select_template(context.templates, decision.offer.motion, kind)
+    if context.variant is not None:
+        template = context.variant(template, decision.account_id)
     prompt = render(template, facts)
 
     attempts: list[Attempt] = []
@@ -381,18 +385,29 @@ def open_workspace(
     rules_path: Path | None = None,
     config_path: Path | None = None,
     prompts_dir: Path | None = None,
+    label: str | None = None,
 ) -> Workspace:
-    """Load the data, decide every account, load templates and drafting.yaml (data dir, then ``config_path``)."""
+    """Load the data, decide every account, load templates and drafting.yaml (data dir, then ``config_path``).
+
+    Templates are the versions ``label`` (default ``production``) points at in the prompt registry; when that
+    label splits traffic (an A/B test), each account drafts with its arm's version and the control share is
+    held out by the gate, so it is never contacted.
+    """
     from outreach.data import load_dataset
     from outreach.decisions import decide, rules_for
     from outreach.drafting_config import load_drafting_config
+    from outreach.experiments import TrafficRouter
     from outreach.prompts import load_templates
 
     dataset = load_dataset(data_dir)
-    decisions = decide(dataset, rules_for(dataset, rules_path), as_of)
+    router = TrafficRouter.for_directory(prompts_dir, label)
+    decisions = decide(dataset, rules_for(dataset, rules_path), as_of,
+                       held_out=router.held_out if router else None)
     config = load_drafting_config(dataset.root / "drafting.yaml", config_path)
-    templates = load_templates(prompts_dir)
-    return Workspace(dataset, decisions, DraftingContext.from_dataset(dataset, templates, config))
+    templates = load_templates(prompts_dir, label=label)
+    context = DraftingContext.from_dataset(dataset, templates, config)
+    context.variant = router.template_for if router else None
+    return Workspace(dataset, decisions, context)
 
 
 def write_jsonl(records: Sequence[DraftRecord], path: Path) -> Path:

@@ -727,8 +727,13 @@ def default_prompts_dir(settings: Settings | None = None) -> Path:
     return settings.prompts_dir.expanduser() if settings.prompts_dir else REPO_PROMPTS
 
 
-def load_templates(directory: Path | None = None) -> dict[str, PromptTemplate]:
-    """All ``*.j2`` templates in ``directory`` (files starting with ``_`` are skipped), keyed by name."""
+def load_templates(directory: Path | None = None, *, label: str | None = None) -> dict[str, PromptTemplate]:
+    """All ``*.j2`` templates in ``directory`` (files starting with ``_`` are skipped), keyed by name.
+
+    When the directory holds a prompt registry (``registry.yaml``, see :mod:`outreach.registry`), each
+    registered template is the saved version ``label`` points at (default ``production``), not the working
+    copy, so drafts only ever use immutable, hash-checked versions.
+    """
     directory = directory or default_prompts_dir()
     if not directory.is_dir():
         raise ConfigError(
@@ -746,6 +751,10 @@ def load_templates(directory: Path | None = None) -> dict[str, PromptTemplate]:
         templates[template.name] = template
     if not templates:
         raise ConfigError(f"no prompt templates (*.j2) in {directory}")
+    from outreach.registry import DEFAULT_LABEL, REGISTRY_FILE, Registry
+
+    if (directory / REGISTRY_FILE).exists():
+        templates = Registry.open(directory).labelled(templates, label or DEFAULT_LABEL)
     return templates
 
 

@@ -69,7 +69,7 @@ VersionSource = Literal["model", "edit", "regeneration", "merge"]
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "pending_review": ("approved", "rejected", "expired"),
     "approved": ("scheduled", "expired"),
-    "scheduled": ("sent",),
+    "scheduled": ("sent", "expired"),  # expired: the sequence exited before the first send
     "rejected": (),
     "sent": (),
     "expired": (),
@@ -945,20 +945,7 @@ class ReviewQueue:
 
     def _transition(self, session: Session, row: DraftRow, to: str, actor: str, now: datetime, *,
                     action: str, reason_code: str | None = None, note: str | None = None) -> None:
-        if to not in TRANSITIONS[row.status]:
-            raise ConflictError(
-                f"draft {row.id} is {row.status.replace('_', ' ')}; it cannot move to {to.replace('_', ' ')}"
-            )
-        before = _draft_state(row)
-        from_status = row.status
-        row.status = to
-        row.updated_at = now
-        session.add(ReviewActionRow(draft_id=row.id, actor=actor, action=action, from_status=from_status,
-                                    to_status=to, reason_code=reason_code, note=note,
-                                    draft_version=row.current_version, created_at=now))
-        session.flush()
-        session.add(AuditRow(at=now, actor=actor, action=f"draft.{action}", entity="draft", entity_id=str(row.id),
-                             before=before, after={**_draft_state(row), "note": note, "reason": reason_code}))
+        transition_draft(session, row, to, actor, now, action=action, reason_code=reason_code, note=note)
 
     def _for_action(self, session: Session, actor: Principal, draft_id: int, version: int, verb: str) -> DraftRow:
         """Load a draft for an action and check, in order: it exists, the actor may act on it, and the
@@ -1135,6 +1122,26 @@ class ReviewQueue:
             if draft_ids is not None:
                 query = query.where(DraftRow.id.in_(list(draft_ids)))
             return self._expire_gated(session, list(session.scalars(query)))
+
+
+def transition_draft(session: Session, row: DraftRow, to: str, actor: str, now: datetime, *,
+                     action: str, reason_code: str | None = None, note: str | None = None) -> None:
+    """Move a draft along :data:`TRANSITIONS` with a review action and an audit row, inside the caller's
+    transaction: the sequence scheduler moves approved → scheduled → sent in the same transaction as its claim."""
+    if to not in TRANSITIONS[row.status]:
+        raise ConflictError(
+            f"draft {row.id} is {row.status.replace('_', ' ')}; it cannot move to {to.replace('_', ' ')}"
+        )
+    before = _draft_state(row)
+    from_status = row.status
+    row.status = to
+    row.updated_at = now
+    session.add(ReviewActionRow(draft_id=row.id, actor=actor, action=action, from_status=from_status,
+                                to_status=to, reason_code=reason_code, note=note,
+                                draft_version=row.current_version, created_at=now))
+    session.flush()
+    session.add(AuditRow(at=now, actor=actor, action=f"draft.{action}", entity="draft", entity_id=str(row.id),
+                         before=before, after={**_draft_state(row), "note": note, "reason": reason_code}))
 
 
 def authorize(actor: Principal, owner_email: str | None, verb: str, draft_id: int) -> None:

@@ -7,6 +7,7 @@ tests point it at a temporary directory and never touch a user's data.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,51 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
     openai_model: str = Field(default="gpt-4o-mini", description="Model name for the openai provider.")
+
+    # Sequences and sending (docs/sequences.md).
+    sequences_dir: Path | None = Field(
+        default=None, description="Directory of sequence YAML files; default ./sequences, then the bundled ones."
+    )
+    mail_transport: Literal["outbox", "smtp"] = Field(
+        default="outbox", description="outbox writes .eml files to outbox_dir; smtp hands mail to smtp_host."
+    )
+    outbox_dir: Path | None = Field(default=None, description="Where the outbox transport writes; default OUTREACH_HOME/outbox.")
+    mail_sender: str | None = Field(
+        default=None, description="From address when a draft has no owner; default the catalog's sender_email."
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Public https base URL of the web app, for one-click unsubscribe links (/unsubscribe/<token>); "
+        "default the catalog's unsubscribe_url.",
+    )
+    unsubscribe_mailto: str | None = Field(
+        default=None, description="Address for mailto: unsubscribes; default unsubscribe@<sender domain>."
+    )
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls", description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay)."
+    )
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    imap_host: str = "127.0.0.1"
+    imap_port: int = 993
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_security: Literal["ssl", "starttls", "none"] = "ssl"
+    imap_folder: str = "INBOX"
+    send_daily_cap_per_sender: int = Field(default=50, ge=0, description="Emails per sender per UTC day.")
+    send_hourly_cap: int = Field(default=200, ge=0, description="Global throttle: emails per rolling hour.")
+    send_stale_hours: float = Field(
+        default=24.0, gt=0, description="A step overdue by more than this goes back to review instead of out."
+    )
+    worker_interval_seconds: float = Field(default=30.0, gt=0, description="Pause between worker passes.")
+    worker_batch_size: int = Field(default=100, gt=0, description="Enrollments claimed per transaction.")
+    worker_lease_seconds: float = Field(
+        default=600.0, gt=0, description="A send still in flight after this long is treated as crashed."
+    )
+    default_timezone: str = Field(default="UTC", description="Timezone for contacts whose account has none.")
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

@@ -265,3 +265,8 @@ class ApiTokenRow(Base):
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[UserRow] = relationship()
+
+
+# The sequence and sending tables live in their own module; importing it here registers them on Base.metadata,
+# so the migrations-vs-models check and Alembic always see the whole schema.
+from outreach import sequence_tables as _sequence_tables  # noqa: E402,F401
