@@ -383,7 +383,11 @@ class EvalCache:
 
 
 def variant_label(template: PromptTemplate) -> str:
-    return f"{template.name}@{template.version}"
+    """``upsell@2`` for a saved registry version; a working copy or ad-hoc file, whose front-matter version
+    may still name the version it was edited from, also carries its content hash (``upsell@1+3fa2b1c``)."""
+    saved = template.path.parent.parent.name == "history"
+    suffix = "" if saved else f"+{template.sha256[:7]}"
+    return f"{template.name}@{template.version}{suffix}"
 
 
 async def _draft_case(
@@ -507,9 +511,13 @@ def run_eval(
     if not variants:
         raise OutreachError("name at least one prompt to evaluate", hint="--prompt upsell@1 --prompt upsell@2")
     labels = [variant_label(t) for t in variants]
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    hashes = [t.sha256 for t in variants]
+    duplicates = sorted({label for label, digest in zip(labels, hashes, strict=True) if hashes.count(digest) > 1})
     if duplicates:
-        raise OutreachError(f"{duplicates[0]} is given twice", hint="compare two different versions")
+        raise OutreachError(
+            f"{duplicates[0]} is given twice (the same template content)",
+            hint="compare two different versions, e.g. edit the working copy first",
+        )
     if not any(applies(t, c) for t in variants for c in eval_set.cases):
         raise OutreachError("no case in the evaluation set matches these templates' motion and kind")
     work = _evaluate(eval_set, variants, provider, cache, judge, concurrency)

@@ -127,3 +127,20 @@ def test_cache_is_keyed_by_template_hash(tmp_path: Path) -> None:
     first = run_eval(eval_set, [registry.get("bundle@1")], follower, cache=cache)
     second = run_eval(eval_set, [registry.get("bundle@1")], follower, cache=cache)
     assert follower.calls == first.variants[0].cases == second.variants[0].cached
+
+
+def test_edited_working_copy_is_compared_even_before_its_version_is_bumped(tmp_path: Path) -> None:
+    """Marketing edits the flat file and evaluates it against production before saving a new version."""
+    from outreach.errors import OutreachError
+    from outreach.prompts import load_template
+
+    prompts = copy_prompts(tmp_path / "prompts")
+    registry = Registry.open(prompts)
+    path = prompts / "upsell.md.j2"
+    unchanged = load_template(path)
+    with pytest.raises(OutreachError, match="given twice"):
+        run_eval(load_eval_set(EVAL_SET), [registry.get("upsell@1"), unchanged], OfflineProvider())
+    path.write_text(path.read_text().replace("House style", "House voice"))
+    edited = load_template(path)
+    report = run_eval(load_eval_set(EVAL_SET), [registry.get("upsell@1"), edited], OfflineProvider())
+    assert [v.variant for v in report.variants] == ["upsell@1", f"upsell@1+{edited.sha256[:7]}"]
