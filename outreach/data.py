@@ -215,6 +215,7 @@ def load_accounts(path: Path, catalog: Catalog) -> list[Account]:
         accounts: list[Account] = []
         seen: set[str] = set()
         plan_ids = catalog.plan_ids()
+        known = set(ACCOUNT_REQUIRED) | set(Account.model_fields)
         for row in reader:
             line = reader.line_num
             values = {key: (value or "").strip() for key, value in row.items() if key is not None}
@@ -273,9 +274,8 @@ def load_accounts(path: Path, catalog: Catalog) -> list[Account]:
                         field="timezone",
                     ) from None
                 data["timezone"] = values["timezone"]
-            known = set(ACCOUNT_REQUIRED) | set(Account.model_fields)
             data["extra"] = {key: value for key, value in values.items() if key not in known and value}
-            accounts.append(Account.model_construct(**data))  # every field was validated above
+            accounts.append(Account(**data))  # every field was validated above
     return accounts
 
 
@@ -332,7 +332,7 @@ def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
                 raise DataError(path, "tags must be a list of strings", line=line, field="tags")
             solved_at = raw.get("solved_at")
             tickets.append(
-                Ticket.model_construct(  # every field was validated above
+                Ticket(
                     id=str(ticket_id),
                     account_id=str(account_id),
                     created_at=parse_datetime(str(raw["created_at"]), path, line, "created_at"),
@@ -524,7 +524,8 @@ def load_events(
         _load_tabular_events(con, path)
     if account_ids is not None:
         con.execute(
-            "CREATE TEMP TABLE known_accounts AS SELECT unnest(?::VARCHAR[]) AS account_id", [sorted(account_ids)]
+            "CREATE TEMP TABLE known_accounts AS SELECT unnest(?::VARCHAR[]) AS account_id",
+            [sorted(account_ids)],
         )
         unknown = con.execute(
             "SELECT e.line, e.account_id FROM events e ANTI JOIN known_accounts k USING (account_id) "

@@ -140,7 +140,7 @@ def _decide(
         offer = choose_offer(frictions, account, catalog, health, rules) if frictions else None
         cohort: Cohort = "not_fit" if not frictions else "ready" if gate.allowed else "nurture"
         decisions.append(
-            Decision.model_construct(  # every part is already a validated record
+            Decision(
                 account=account,
                 as_of=as_of,
                 cohort=cohort,

@@ -5,13 +5,16 @@ for teams whose inbox or CRM is elsewhere). Each is matched to the enrollment wh
 to (or to the account), stored once (``external_id`` is unique, so re-polling or re-ingesting is harmless),
 and hard bounces and unsubscribes go straight onto the suppression list. The scheduler reads these events in
 the transaction that claims a step, so a reply that arrives a second before a follow-up stops it.
+
+The same file (and ``ingest``) also takes expansion outcomes — ``kind`` upgrade, seat_add, addon_purchase,
+expansion, contraction, downgrade or churn — which go to the outcomes table (:mod:`outreach.outcomes`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
 from outreach.errors import DataError
+from outreach.outcomes import OutcomeEvent, is_outcome, record_outcome
 from outreach.sequence_tables import EnrollmentRow, MailEventRow, OutboxRow
 from outreach.suppression import normalize, suppress
 
@@ -149,17 +153,19 @@ class IngestReport(BaseModel):
     duplicates: int = 0
     unmatched: int = 0
     suppressed: int = 0
+    outcomes: int = 0
 
     def line(self) -> str:
-        return (f"{self.read} events read: {self.created} recorded, {self.duplicates} already known, "
+        text = (f"{self.read} events read: {self.created} recorded, {self.duplicates} already known, "
                 f"{self.unmatched} not matched to an enrollment, {self.suppressed} addresses suppressed")
+        return text + (f", {self.outcomes} of them expansion outcomes" if self.outcomes else "")
 
 
-def parse_events(path: Path) -> list[MailEvent]:
-    """Read a JSONL file of events; a bad line stops with the file, line and field."""
+def parse_events(path: Path) -> list[MailEvent | OutcomeEvent]:
+    """Read a JSONL file of events (mail events and outcomes); a bad line stops with the file, line and field."""
     if not path.exists():
         raise DataError(path, "file not found")
-    events = []
+    events: list[MailEvent | OutcomeEvent] = []
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -169,7 +175,8 @@ def parse_events(path: Path) -> list[MailEvent]:
             except json.JSONDecodeError as error:
                 raise DataError(path, f"not JSON: {error.msg}", line=number) from None
             try:
-                events.append(MailEvent.model_validate(data))
+                event = OutcomeEvent.model_validate(data) if is_outcome(data) else MailEvent.model_validate(data)
+                events.append(event)
             except ValidationError as error:
                 first = error.errors()[0]
                 field = ".".join(str(p) for p in first["loc"]) or None
@@ -177,12 +184,18 @@ def parse_events(path: Path) -> list[MailEvent]:
     return events
 
 
-def ingest(factory: sessionmaker[Session], events: list[MailEvent], clock: Callable[[], datetime], *,
+def ingest(factory: sessionmaker[Session], events: Sequence[MailEvent | OutcomeEvent], clock: Callable[[], datetime], *,
            source: str) -> IngestReport:
     report = IngestReport()
     with db.transaction(factory) as session:
         for event in events:
             report.read += 1
+            if isinstance(event, OutcomeEvent):
+                created = record_outcome(session, event, clock(), source=source)
+                report.created += created
+                report.duplicates += not created
+                report.outcomes += created
+                continue
             result = record(session, event, clock(), source=source)
             if not result.created:
                 report.duplicates += 1

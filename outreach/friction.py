@@ -62,9 +62,7 @@ def state(signal: Signal, catalog: Catalog) -> str:
         cap = f" (cap {_n(f['cap'])})" if "cap" in f else ""
         return f"hit the {_label(str(f['limit']))} limit {_times(int(f['hits']))} {window}{cap}"
     if kind == "usage_near_limit":
-        return (
-            f"is using {_n(f['used'])} of {_n(f['cap'])} {_label(str(f['metric']))} allowed by the plan ({f['pct']}%)"
-        )
+        return f"is using {_n(f['used'])} of {_n(f['cap'])} {_label(str(f['metric']))} allowed by the plan ({f['pct']}%)"
     if kind == "seat_pressure":
         parts = []
         if "seats_used" in f and "seats" in f:
@@ -129,7 +127,7 @@ def _feature(name: str) -> str:
 
 
 def enrich(signal: Signal, catalog: Catalog, rules: Rules) -> Friction:
-    return Friction.model_construct(  # fields come from a Signal: skip re-validation
+    return Friction(
         kind=signal.kind,
         motion=signal.motion,
         subject=signal.subject,

@@ -124,7 +124,7 @@ def score_health(
         if score >= rules.health.yellow_min
         else "red"
     )
-    return Health.model_construct(  # computed here from typed inputs: skip re-validation
+    return Health(
         score=score,
         band=band,
         components={key: round(value, 2) for key, value in components.items()},
@@ -208,4 +208,4 @@ def check_gate(
         )
     if held_out:
         block("held_out", "in the no-outreach control group (held out to measure lift)")
-    return Gate.model_construct(allowed=not reasons, reasons=reasons)
+    return Gate(allowed=not reasons, reasons=reasons)

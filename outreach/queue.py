@@ -69,7 +69,8 @@ VersionSource = Literal["model", "edit", "regeneration", "merge"]
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "pending_review": ("approved", "rejected", "expired"),
     "approved": ("scheduled", "expired"),
-    "scheduled": ("sent", "expired"),  # expired: the sequence exited before the first send
+    # expired: the sequence exited before the first send; pending_review: a step found stale after an outage
+    "scheduled": ("sent", "expired", "pending_review"),
     "rejected": (),
     "sent": (),
     "expired": (),

@@ -64,7 +64,7 @@ THROTTLE_RETRY = timedelta(minutes=5)
 MAX_STEPS_PER_CLAIM = 50  # a branch loop in a sequence file must not spin a worker forever
 ExitReason = Literal[
     "replied", "meeting_booked", "converted", "unsubscribed", "hard_bounce", "health_gate", "manual_stop",
-    "friction_resolved", "branch", "followup_rejected", "suppressed",
+    "friction_resolved", "branch", "followup_rejected", "review_rejected", "suppressed",
 ]
 OutcomeKind = Literal["sent", "task", "held", "exited", "deferred", "waiting_review", "completed", "recovered"]
 
@@ -514,25 +514,58 @@ class Scheduler:
         gated = self._gate_exit(session, row, now)
         if gated is not None:
             return gated
-        subject, body, draft_id = row.subject, row.body, row.draft_id
-        if not first:
-            ready = self._followup(session, row, seq, step, now)
-            if isinstance(ready, StepOutcome):
-                return ready
-            subject, body, draft_id = ready
+        ready = self._first_touch(session, row, now) if first else self._followup(session, row, seq, step, now)
+        if isinstance(ready, StepOutcome):
+            return ready
+        subject, body, draft_id = ready
+        # Staleness before the window: a window that is closed when the worker comes back would otherwise
+        # move the due time forward and hide how late the step is.
+        overdue = now - (row.next_due_at or now)
+        if overdue > timedelta(hours=self.settings.send_stale_hours):
+            return self._back_to_review(session, row, draft_id, overdue, now)
         tz = zone(row.timezone)
         if not seq.window.contains(now, tz):
             row.next_due_at, row.updated_at = seq.window.next_open(now, tz), now
             row.status = "active"
             return self._outcome(row, "deferred", f"outside the send window ({seq.window.describe()})")
-        overdue = now - (row.next_due_at or now)
-        if overdue > timedelta(hours=self.settings.send_stale_hours):
-            return self._hold(session, row, f"overdue by {overdue.total_seconds() / 3600:.0f} h (after an "
-                              "outage?); back to review instead of sending it late", now)
         capped = self._capped(session, row, seq.window, now)
         if capped is not None:
             return capped
         return self._prepare(session, row, subject, body, draft_id, first, now)
+
+    def _first_touch(self, session: Session, row: EnrollmentRow,
+                     now: datetime) -> tuple[str, str, int | None] | StepOutcome:
+        """The approved first email. Normally the text copied at enrollment; after a stale step sent the draft
+        back to review, it waits for the new review and then sends the version approved then."""
+        draft = session.get(DraftRow, row.draft_id) if row.draft_id is not None else None
+        if draft is None or draft.status == "scheduled":
+            return row.subject, row.body, row.draft_id
+        if draft.status == "pending_review":
+            row.status, row.next_due_at, row.updated_at = "waiting_review", now + REVIEW_RECHECK, now
+            return self._outcome(row, "waiting_review", f"draft {draft.id} waits for review")
+        if draft.status != "approved":
+            return self._exit(session, row, "review_rejected", f"draft {draft.id} was {draft.status} in review", now)
+        version = session.scalar(select(DraftVersionRow).where(
+            DraftVersionRow.draft_id == draft.id, DraftVersionRow.number == draft.current_version))
+        assert version is not None
+        row.subject, row.body, row.status = version.subject, version.body, "active"
+        return version.subject, version.body, draft.id
+
+    def _back_to_review(self, session: Session, row: EnrollmentRow, draft_id: int | None, overdue: timedelta,
+                        now: datetime) -> StepOutcome:
+        """A step found more than ``send_stale_hours`` late (an outage): its draft goes back to the review
+        queue (``scheduled → pending_review``) and the enrollment is held until someone releases it."""
+        reason = (f"overdue by {overdue.total_seconds() / 3600:.0f} h (after an outage?); back to review "
+                  "instead of sending it late")
+        draft = session.get(DraftRow, draft_id) if draft_id is not None else None
+        if draft is not None and draft.status == "approved":  # an approved follow-up not yet scheduled
+            transition_draft(session, draft, "scheduled", SYSTEM, now, action="schedule",
+                             note=f"sequence {row.sequence_id} step {row.step_index}")
+        if draft is not None and draft.status == "scheduled":
+            transition_draft(session, draft, "pending_review", SYSTEM, now, action="return_to_review", note=reason)
+            draft.scheduled_for = None
+            reason += f"; draft {draft.id} is pending review again (release the enrollment after re-approving)"
+        return self._hold(session, row, reason, now)
 
     def _followup(self, session: Session, row: EnrollmentRow, seq: Sequence, step: EmailStep,
                   now: datetime) -> tuple[str, str, int | None] | StepOutcome:

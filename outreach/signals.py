@@ -54,7 +54,7 @@ def _signal(
     window_days: int | None,
     cap: int,
 ) -> Signal:
-    return Signal.model_construct(  # built from our own typed figures: skip re-validation
+    return Signal(
         kind=kind,
         motion=motion_of(kind),
         subject=subject,
@@ -165,7 +165,7 @@ def detect_signals(
         )
     )
     for account_id, active, prior, champion_seen, last_event in facts:
-        result[account_id].usage = UsageFacts.model_construct(
+        result[account_id].usage = UsageFacts(
             active_users_30d=int(active),
             active_users_prior_30d=int(prior),
             champion_last_seen=champion_seen.date() if champion_seen else None,

@@ -269,4 +269,5 @@ class ApiTokenRow(Base):
 
 # The sequence and sending tables live in their own module; importing it here registers them on Base.metadata,
 # so the migrations-vs-models check and Alembic always see the whole schema.
+from outreach import outcomes as _outcomes  # noqa: E402,F401
 from outreach import sequence_tables as _sequence_tables  # noqa: E402,F401

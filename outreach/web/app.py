@@ -99,7 +99,7 @@ def create_app(
 ) -> FastAPI:
     """Build the app for a migrated database. With ``web.data_dir`` set, gates are re-checked against that
     data and "regenerate" drafts through the configured provider, unless callers pass their own."""
-    from outreach.web import api, pages, tuning, unsubscribe
+    from outreach.web import api, dashboard, pages, tuning, unsubscribe
 
     settings = settings or get_settings()
     web = web or WebSettings()
@@ -141,6 +141,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(tuning.router)
     app.include_router(unsubscribe.router)
+    app.include_router(dashboard.router)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _error: LoginRequired) -> Response:
