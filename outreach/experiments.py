@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.data import Account
 from outreach.prompts import PromptTemplate, default_prompts_dir
 from outreach.registry import DEFAULT_LABEL, REGISTRY_FILE, Registry, Split
+from outreach.sequence_tables import EnrollmentRow, MailEventRow
 from outreach.storage import DraftRow, DraftVersionRow
 
 CONTROL = "control"
@@ -176,19 +177,19 @@ class ExperimentReport(BaseModel):
     outcome_source: Literal["queue", "queue+replies"]
 
 
-def _draft_ids_in(session: Session, engine: Engine, table: str) -> set[int] | None:
-    """Draft ids in an outcome table (``replies``, ``conversions``) when one exists with a ``draft_id`` column.
+def _draft_ids_with(session: Session, kinds: Sequence[str]) -> set[int]:
+    """Drafts whose sequence enrollment received a recipient event of one of ``kinds`` (reply, conversion…).
 
-    The sending side owns those tables; reading them by reflection keeps this module independent of its
-    schema and its migration order, and "no table yet" simply means "no data yet".
+    Events are tied to an enrollment when the reply poller matched them by Message-ID or an ingested event
+    named the enrollment; events known only by account are not credited to a prompt version.
     """
-    inspector = inspect(engine)
-    if not inspector.has_table(table):
-        return None
-    if "draft_id" not in {column["name"] for column in inspector.get_columns(table)}:
-        return None
-    rows = session.execute(text(f"SELECT DISTINCT draft_id FROM {table} WHERE draft_id IS NOT NULL"))
-    return {int(row[0]) for row in rows}
+    rows = session.execute(
+        select(EnrollmentRow.draft_id)
+        .join(MailEventRow, MailEventRow.enrollment_id == EnrollmentRow.id)
+        .where(MailEventRow.kind.in_(list(kinds)), EnrollmentRow.draft_id.is_not(None))
+        .distinct()
+    )
+    return {int(row[0]) for row in rows if row[0] is not None}
 
 
 def version_stats(
@@ -219,10 +220,8 @@ def version_stats(
             ).all()
             for draft_id, _number, distance in edits:
                 last_edit[int(draft_id)] = int(distance or 0)
-        bind = session.get_bind()
-        engine = bind if isinstance(bind, Engine) else bind.engine
-        replies = _draft_ids_in(session, engine, "replies")
-        conversions = _draft_ids_in(session, engine, "conversions")
+        replies = _draft_ids_with(session, ["reply"])
+        conversions = _draft_ids_with(session, ["conversion", "meeting"])
 
     grouped: dict[str, list[tuple[int, str | None, str, str | None]]] = defaultdict(list)
     for draft_id, version, digest, status, reason in drafts:
@@ -250,10 +249,10 @@ def version_stats(
             rejection_reasons=dict(Counter(reason or "unspecified" for _, _, s, reason in rows if s == "rejected")
                                    .most_common()),
             send=rate(len(sent_ids), len(rows), min_sample),
-            reply=None if replies is None else rate(len(sent_ids & replies), len(sent_ids), min_sample),
-            conversion=None if conversions is None else rate(len(sent_ids & conversions), len(sent_ids), min_sample),
+            reply=rate(len(sent_ids & replies), len(sent_ids), min_sample),
+            conversion=rate(len(sent_ids & conversions), len(sent_ids), min_sample),
         ))
-    return stats, "queue" if replies is None else "queue+replies"
+    return stats, "queue+replies"
 
 
 def experiment_report(

@@ -89,6 +89,40 @@ def test_results_per_version_from_the_queue(sqlite_url: str) -> None:
     assert one.rejection_reasons == {"tone": 3}
     assert one.mean_edit_distance is not None and one.mean_edit_distance > 0
     assert one.edited_share.successes == 2
-    assert one.reply is None and one.conversion is None  # no replies table: "no data yet"
+    assert one.reply is not None and (one.reply.successes, one.reply.trials) == (0, 2)
+    assert one.reply.text() == "not enough data yet (0/2)"
     assert (two.drafts, two.pending, two.approval.value) == (4, 1, 1.0)
     assert two.mean_edit_distance == 0
+
+
+def test_replies_and_conversions_count_per_version(sqlite_url: str) -> None:
+    """A reply or conversion recorded on a sent draft's sequence enrollment is credited to its version."""
+    from datetime import datetime
+
+    from outreach import db as outreach_db
+    from outreach.sequence_tables import EnrollmentRow, MailEventRow
+    from outreach.storage import DraftRow
+
+    factory = seed_history(sqlite_url, [Seeded("1", "sent")] * 3)
+    now = datetime(2026, 11, 20, 10, 0)
+    with outreach_db.transaction(factory) as session:
+        drafts = session.query(DraftRow).order_by(DraftRow.id).all()
+        for index, draft in enumerate(drafts):
+            enrollment = EnrollmentRow(
+                sequence_id="upsell", draft_id=draft.id, account_id=draft.account_id, motion="upsell",
+                recipient=f"c{index}@example.com", sender="rep@vendor.example", timezone="UTC", subject="s",
+                body="b", status="active", step_index=1, thread_references=[], enrolled_by="rep@vendor.example",
+                enrolled_at=now, updated_at=now,
+            )
+            session.add(enrollment)
+            session.flush()
+            kinds = {0: ["reply", "conversion"], 1: ["auto_reply"]}.get(index, [])
+            for kind in kinds:
+                session.add(MailEventRow(
+                    external_id=f"{kind}-{index}", kind=kind, account_id=draft.account_id,
+                    enrollment_id=enrollment.id, detail={}, source="test", occurred_at=now, recorded_at=now,
+                ))
+    registry = Registry.open(Path(__file__).resolve().parent.parent / "prompts")
+    [arm] = experiment_report(factory, registry, "upsell").arms
+    assert arm.reply is not None and (arm.reply.successes, arm.reply.trials) == (1, 3)  # auto-reply is no reply
+    assert arm.conversion is not None and (arm.conversion.successes, arm.conversion.trials) == (1, 3)
