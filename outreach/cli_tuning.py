@@ -278,6 +278,7 @@ def eval_command(
     tolerance: Annotated[float, typer.Option("--tolerance", min=0, max=1,
                                              help="Allowed drop in a required pass rate (0.05 = 5 points).")] = 0.0,
     cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse drafts per (version, case, provider).")] = True,
+    judge: Annotated[bool, typer.Option("--judge", help="Add an LLM-as-judge rubric score (needs OPENAI_API_KEY).")] = False,
     prompts: PromptsDir = None,
 ) -> None:
     """Draft every case of an evaluation set with each prompt version, score them, write an HTML report.
@@ -293,7 +294,13 @@ def eval_command(
         loaded = load_eval_set(eval_set)
         chosen = get_provider(provider, settings, loaded.config)
         store = EvalCache(settings.resolved_home() / "cache" / "eval") if cache else None
-        report = run_eval(loaded, variants, chosen, cache=store, tolerance=tolerance,
+        grader = None
+        if judge:
+            from outreach.evaluation import LLMJudge
+            from outreach.providers.openai import OpenAIProvider
+
+            grader = LLMJudge(OpenAIProvider(settings, loaded.config))  # raises a clear error without a key
+        report = run_eval(loaded, variants, chosen, cache=store, judge=grader, tolerance=tolerance,
                           concurrency=loaded.config.openai.concurrency)
         target = out or settings.resolved_home() / "eval" / "report.html"
         write_html_report(report, target)

@@ -19,10 +19,10 @@ import email.utils
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import openai
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from outreach.drafting_config import DraftingConfig
@@ -33,6 +33,8 @@ from outreach.prompts import DraftFacts, ModelParams, RenderedPrompt
 from outreach.providers.cache import ResponseCache
 from outreach.providers.ratelimit import RateLimiter
 from outreach.settings import Settings
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -169,8 +171,8 @@ class OpenAIProvider:
         self._runnables: dict[str, Any] = {}
         self.retries = 0
 
-    def _runnable(self, params: ModelParams) -> Any:
-        key = params.model_dump_json()
+    def _runnable(self, params: ModelParams, schema: type[BaseModel] = Draft) -> Any:
+        key = f"{schema.__name__}:{params.model_dump_json()}"
         if key not in self._runnables:
             from langchain_openai import ChatOpenAI
 
@@ -192,7 +194,7 @@ class OpenAIProvider:
                 **extra,
             )
             self._runnables[key] = chat.with_structured_output(
-                Draft, method="json_schema", strict=True, include_raw=True
+                schema, method="json_schema", strict=True, include_raw=True
             )
         return self._runnables[key]
 
@@ -209,10 +211,12 @@ class OpenAIProvider:
                 return wait
         return float(min(0.5 * 2 ** (state.attempt_number - 1), 8.0))
 
-    async def _call(self, messages: list[dict[str, str]], params: ModelParams, tokens: int) -> tuple[Draft, TokenUsage]:
+    async def _call(
+        self, messages: list[dict[str, str]], params: ModelParams, tokens: int, schema: type[ModelT]
+    ) -> tuple[ModelT, TokenUsage]:
         await self.limiter.acquire(tokens)
         try:
-            result = await self._runnable(params).ainvoke(messages)
+            result = await self._runnable(params, schema).ainvoke(messages)
         except openai.RateLimitError as error:
             if _error_code(error) == "insufficient_quota":
                 raise _fatal(error) from None
@@ -239,11 +243,55 @@ class OpenAIProvider:
         if problem is not None:
             kind = "refused" if "refus" in type(problem).__name__.lower() else "invalid structured output"
             raise SemanticFailure(f"{kind}: {str(problem).splitlines()[0] if str(problem) else kind}", usage)
-        if not isinstance(parsed, Draft):
+        if not isinstance(parsed, schema):
             raise SemanticFailure("no structured output in the answer", usage)
-        if not parsed.subject.strip() or not parsed.body.strip():
+        if isinstance(parsed, Draft) and (not parsed.subject.strip() or not parsed.body.strip()):
             raise SemanticFailure("empty draft (no subject or body)", usage)
         return parsed, usage
+
+    async def structured(
+        self, messages: list[dict[str, str]], params: ModelParams, schema: type[ModelT]
+    ) -> tuple[ModelT, TokenUsage]:
+        """One structured answer of ``schema`` with the retry policy of this provider (tenacity only; the
+        SDK's own retries are off): Retry-After honoured on 429/5xx/timeouts, semantic failures retried,
+        ``insufficient_quota`` and auth errors raised at once. Used for drafts and for the eval judge."""
+        tokens = sum(len(m["content"]) for m in messages) // 4 + params.max_tokens
+        spent = TokenUsage()
+        reasons: list[str] = []
+        options = self.config.openai
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(options.max_attempts),
+                wait=self._wait,
+                retry=retry_if_exception(_retryable),
+                sleep=self.sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        self.retries += 1
+                    try:
+                        parsed, usage = await self._call(messages, params, tokens, schema)
+                    except SemanticFailure as failure:
+                        spent = spent + failure.usage
+                        reasons.append(failure.reason)
+                        raise
+                    except _TRANSIENT as error:
+                        spent = spent + TokenUsage(requests=1)
+                        reasons.append(f"{type(error).__name__}: {getattr(error, 'message', error)}")
+                        raise
+        except ProviderError:
+            raise
+        except SemanticFailure:
+            raise ProviderFailure(
+                f"no usable answer after {options.max_attempts} attempts: " + "; ".join(reasons[-2:]), usage=spent
+            ) from None
+        except _TRANSIENT as error:
+            raise ProviderFailure(
+                f"the provider kept failing after {options.max_attempts} attempts: {type(error).__name__}",
+                usage=spent,
+            ) from None
+        return parsed, spent + usage
 
     async def generate(
         self, prompt: RenderedPrompt, facts: DraftFacts, *, repair: RepairRequest | None = None
@@ -261,43 +309,7 @@ class OpenAIProvider:
             if hit is not None:
                 return ProviderResult(draft=Draft.model_validate(hit["draft"]), model=hit["model"], cached=True)
 
-        tokens = sum(len(m["content"]) for m in messages) // 4 + prompt.params.max_tokens
-        spent = TokenUsage()
-        reasons: list[str] = []
-        options = self.config.openai
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(options.max_attempts),
-                wait=self._wait,
-                retry=retry_if_exception(_retryable),
-                sleep=self.sleep,
-                reraise=True,
-            ):
-                with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self.retries += 1
-                    try:
-                        draft, usage = await self._call(messages, prompt.params, tokens)
-                    except SemanticFailure as failure:
-                        spent = spent + failure.usage
-                        reasons.append(failure.reason)
-                        raise
-                    except _TRANSIENT as error:
-                        spent = spent + TokenUsage(requests=1)
-                        reasons.append(f"{type(error).__name__}: {getattr(error, 'message', error)}")
-                        raise
-        except ProviderError:
-            raise
-        except SemanticFailure:
-            raise ProviderFailure(
-                f"no usable draft after {options.max_attempts} attempts: " + "; ".join(reasons[-2:]), usage=spent
-            ) from None
-        except _TRANSIENT as error:
-            raise ProviderFailure(
-                f"the provider kept failing after {options.max_attempts} attempts: {type(error).__name__}",
-                usage=spent,
-            ) from None
-        usage = spent + usage
+        draft, usage = await self.structured(messages, prompt.params, Draft)
         if self.cache is not None:
             self.cache.put(key, self.model, {"draft": draft.model_dump(), "model": self.model})
         return ProviderResult(draft=draft, usage=usage, model=self.model)
