@@ -177,6 +177,7 @@ def demo_command(
     review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
     fast clock, and serve the review app on localhost."""
     from outreach.cli_review import prepare_demo
+    from outreach.demo_history import load_demo_history
     from outreach.scheduler import run_demo_sequence
     from outreach.web.app import WebSettings, create_app
     from outreach.web.app import serve as serve_app
@@ -202,6 +203,9 @@ def demo_command(
     console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
     for line in report.lines():
         console.print(line, highlight=False, markup=False)
+    history = run(lambda: load_demo_history(settings, DEMO_DATA))
+    console.print(f"\n[bold]Outcome history[/]: {history.line()} — see /dashboard or `outreach report`",
+                  highlight=False)
     if serve:
         console.print(f"Review app: http://127.0.0.1:{port}/  (Ctrl-C to stop)", highlight=False)
         web = WebSettings().model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port})
@@ -400,7 +404,8 @@ def prompts_preview_command(
 
 
 def _register_subcommands() -> None:
-    """Review queue, prompt-tuning and sequence commands live in their own modules; they join the one ``outreach`` app."""
+    """Review queue, prompt-tuning, sequence and metrics commands live in their own modules; they join the one ``outreach`` app."""
+    from outreach.cli_metrics import register as register_metrics
     from outreach.cli_review import register as register_review
     from outreach.cli_sequences import register as register_sequences
     from outreach.cli_tuning import register as register_tuning
@@ -408,6 +413,7 @@ def _register_subcommands() -> None:
     register_review(app)
     register_tuning(app, prompts_app)
     register_sequences(app)
+    register_metrics(app)
 
 
 _register_subcommands()

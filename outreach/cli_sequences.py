@@ -214,9 +214,10 @@ def worker_command(
 
 @events_app.command("ingest")
 def ingest_command(
-    path: Annotated[Path, typer.Argument(help="JSONL: one event per line (docs/sequences.md).")],
+    path: Annotated[Path, typer.Argument(help="JSONL: one event per line (docs/sequences.md, docs/metrics.md).")],
 ) -> None:
-    """Record reply, bounce, unsubscribe, click, meeting and conversion events from a file ('-' = stdin)."""
+    """Record reply, bounce, unsubscribe, click, meeting and conversion events, and expansion outcomes
+    (upgrade, seat_add, addon_purchase, contraction, downgrade, churn), from a file ('-' = stdin)."""
     from outreach.engagement import ingest, parse_events
 
     settings = _settings()

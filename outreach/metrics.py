@@ -322,10 +322,8 @@ def compute(inputs: Inputs, period: Period, as_of: date, *, window_days: int = D
     series: list[NrrPoint] = []
     if inputs.baseline_mrr is not None:
         retention = nrr(inputs.baseline_mrr, outcomes, period)
-        for first in _months(period.end, 6):
+        for first in _months(min(period.end, as_of), 6):
             last = date(first.year, first.month, calendar.monthrange(first.year, first.month)[1])
-            if first > as_of:
-                continue
             month = nrr(inputs.baseline_mrr, outcomes, Period(first, min(last, as_of), first.strftime("%Y-%m")))
             series.append(NrrPoint(month=first.strftime("%Y-%m"), nrr=month.nrr, grr=month.grr))
 
@@ -446,7 +444,8 @@ def lift(inputs: Inputs, touches: list[Touch], outcomes: list[Outcome], period: 
 
 
 def load_touches(session: Session) -> list[Touch]:
-    """Every draft in the queue as a :class:`Touch` (first send from the outbox, reply from mail events)."""
+    """Every first-touch draft in the queue as a :class:`Touch` (its enrollment's first email in the outbox is
+    the send, a reply event on the enrollment the reply); a sequence's follow-up drafts belong to their touch."""
     from outreach.sequence_tables import EnrollmentRow, MailEventRow, OutboxRow
     from outreach.storage import DraftRow, DraftVersionRow, ReviewActionRow
 
@@ -458,22 +457,28 @@ def load_touches(session: Session) -> list[Touch]:
         versions.setdefault(version_draft, f"{name}@{version or '?'}")
     approved = set(session.scalars(select(ReviewActionRow.draft_id).where(ReviewActionRow.action.in_(
         ("approve", "bulk_approve")))))
-    enrollments = {row.draft_id: row.id for row in session.scalars(select(EnrollmentRow))
-                   if row.draft_id is not None}
+    enrollment_rows = list(session.scalars(select(EnrollmentRow)))
+    enrollments = {row.draft_id: row.id for row in enrollment_rows if row.draft_id is not None}
+    first_draft = {row.id: row.draft_id for row in enrollment_rows}
+    # Follow-up drafts a sequence wrote for an enrollment are part of that touch, not touches of their own.
+    followups = {row.pending_draft_id for row in enrollment_rows if row.pending_draft_id is not None}
     first_send: dict[int, date] = {}
     for sent_enrollment, sent_draft, sent_at in session.execute(
         select(OutboxRow.enrollment_id, OutboxRow.draft_id, OutboxRow.sent_at)
         .where(OutboxRow.kind == "email", OutboxRow.state == "sent", OutboxRow.sent_at.is_not(None))
     ):
-        for key in {-sent_enrollment, sent_draft or 0} - {0}:
-            if sent_at is not None:
-                first_send[key] = min(first_send.get(key, sent_at.date()), sent_at.date())
+        if sent_draft is not None and sent_draft != first_draft.get(sent_enrollment):
+            followups.add(sent_draft)
+        if sent_at is not None:
+            first_send[-sent_enrollment] = min(first_send.get(-sent_enrollment, sent_at.date()), sent_at.date())
     replied = set(session.scalars(select(MailEventRow.enrollment_id).where(
         MailEventRow.kind == "reply", MailEventRow.enrollment_id.is_not(None))))
     touches = []
     for draft in session.scalars(select(DraftRow).order_by(DraftRow.id)):
+        if draft.id in followups:
+            continue
         enrollment_id = enrollments.get(draft.id)
-        sent = first_send.get(draft.id) or (first_send.get(-enrollment_id) if enrollment_id else None)
+        sent = first_send.get(-enrollment_id) if enrollment_id else None
         if sent is None and draft.sent_at is not None:
             sent = draft.sent_at.date()
         offer = draft.offer or {}

@@ -74,8 +74,8 @@ class OutcomeRow(Base):
 
 
 class OutcomeEvent(BaseModel):
-    """One outcome as ingested. ``kind`` names the mechanism; ``expansion`` alone needs ``detail.type`` or is
-    stored as ``upgrade`` when the offer is a plan… so prefer the specific mechanism."""
+    """One outcome as ingested (docs/metrics.md). ``kind`` names the mechanism; the generic ``expansion`` must
+    say which one in ``detail.type`` (upgrade, seat_add or addon_purchase)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -104,6 +104,8 @@ class OutcomeEvent(BaseModel):
     def _check_amount(self) -> OutcomeEvent:
         if self.kind != "churn" and self.mrr_delta is None:
             raise ValueError(f"mrr_delta is required for a {self.kind}")
+        if self.kind == "expansion" and self.detail.get("type") not in OFFER_KINDS_FOR:
+            raise ValueError("an expansion needs detail.type: upgrade, seat_add or addon_purchase")
         if self.mrr_delta is not None and self.mrr_delta == 0:
             raise ValueError("mrr_delta must not be 0")
         if self.kind in ("upgrade", "seat_add", "addon_purchase", "expansion") and (self.mrr_delta or 0) < 0:
@@ -114,8 +116,7 @@ class OutcomeEvent(BaseModel):
     def mechanism(self) -> str:
         if self.kind != "expansion":
             return self.kind
-        declared = str(self.detail.get("type", ""))
-        return declared if declared in OFFER_KINDS_FOR else "addon_purchase" if self.offer_id else "upgrade"
+        return str(self.detail["type"])
 
     @property
     def signed_delta(self) -> float | None:

@@ -7,6 +7,9 @@ Each unseen message is classified and recorded once (its own ``Message-ID`` is t
   the original ``Message-ID`` comes from the returned headers;
 - an **auto-reply** (``Auto-Submitted`` other than ``no``, ``X-Autoreply``, ``Precedence: bulk/auto_reply/
   junk/list``, an out-of-office subject) is recorded as ``auto_reply`` and never ends a sequence;
+- an **opt-out** (the ``List-Unsubscribe`` mailto, subject ``unsubscribe <token>``, or a reply whose subject
+  or first own line says unsubscribe/stop) is recorded as ``unsubscribe``: the sender goes on the suppression
+  list, whatever thread it names (CAN-SPAM: honour it, no login);
 - anything else that names one of our ``Message-ID``\\ s in ``In-Reply-To``/``References`` is a human reply,
   which ends the sequence at its next step.
 
@@ -37,6 +40,9 @@ OUT_OF_OFFICE = re.compile(
     r"^\s*(auto(matic)?[\s-]*reply|autoreply|out of (the )?office|abwesenheit|absence|away from|vacation|"
     r"automatische antwort|réponse automatique)", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
+# The mailto: in List-Unsubscribe sends "unsubscribe <token>"; the footer invites replying "unsubscribe".
+UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*(re:\s*)*unsubscribe\b\s*(?P<token>[A-Za-z0-9_-]{16,})?", re.IGNORECASE)
+UNSUBSCRIBE_WORDS = {"unsubscribe", "unsubscribe me", "stop", "remove me", "opt out", "please unsubscribe me"}
 
 
 class PollReport(BaseModel):
@@ -44,12 +50,13 @@ class PollReport(BaseModel):
     replies: int = 0
     auto_replies: int = 0
     bounces: int = 0
+    unsubscribes: int = 0
     unmatched: int = 0
     duplicates: int = 0
 
     def line(self) -> str:
         return (f"{self.read} messages read: {self.replies} replies, {self.auto_replies} auto-replies ignored, "
-                f"{self.bounces} bounces, {self.unmatched} not about our emails, {self.duplicates} already seen")
+                f"{self.bounces} bounces, {self.unsubscribes} unsubscribes, {self.unmatched} not about our emails, {self.duplicates} already seen")
 
 
 def is_auto_reply(message: Message) -> bool:
@@ -61,6 +68,24 @@ def is_auto_reply(message: Message) -> bool:
     if (message.get("Precedence") or "").strip().lower() in ("bulk", "auto_reply", "junk", "list"):
         return True
     return bool(OUT_OF_OFFICE.match(str(message.get("Subject") or "")))
+
+
+def wants_out(message: EmailMessage) -> tuple[bool, str | None]:
+    """(is an opt-out request, the unsubscribe token if the subject carries one): the List-Unsubscribe mailto
+    (subject ``unsubscribe <token>``) or a reply whose subject or first own line says unsubscribe/stop."""
+    match = UNSUBSCRIBE_SUBJECT.match(str(message.get("Subject") or ""))
+    if match is not None:
+        return True, match.group("token")
+    body = message.get_body(preferencelist=("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else ""
+    for line in str(text).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith(">"):
+            break
+        return line.lower().strip(" .!") in UNSUBSCRIBE_WORDS, None
+    return False, None
 
 
 def _ids(value: str | None) -> list[str]:
@@ -122,11 +147,19 @@ def classify(raw: bytes, now: datetime) -> MailEvent | None:
         return MailEvent(kind=kind, occurred_at=when, external_id=own_id, message_id=original,
                          email=recipient, detail={"status": status, "subject": str(message.get("Subject") or "")})
     refs = _ids(message.get("In-Reply-To")) + _ids(message.get("References"))
-    if not refs:
-        return None
     sender = getaddresses([str(message.get("From") or "")])
     email = sender[0][1] if sender and sender[0][1] else None
-    kind = "auto_reply" if is_auto_reply(message) else "reply"
+    auto = is_auto_reply(message)
+    opt_out, token = wants_out(message) if not auto else (False, None)
+    if opt_out and email:
+        detail: dict[str, object] = {"references": refs, "subject": str(message.get("Subject") or "")}
+        if token:
+            detail["token"] = token
+        return MailEvent(kind="unsubscribe", occurred_at=when, external_id=own_id,
+                         message_id=refs[0] if refs else None, email=email, detail=detail)
+    if not refs:
+        return None
+    kind = "auto_reply" if auto else "reply"
     return MailEvent(kind=kind, occurred_at=when, external_id=own_id, message_id=refs[0], email=email,
                      detail={"references": refs, "subject": str(message.get("Subject") or "")})
 
@@ -136,14 +169,25 @@ def connect(settings: Settings) -> imaplib.IMAP4:
         raise ConfigError("OUTREACH_IMAP_USER is not set", hint="set OUTREACH_IMAP_HOST/PORT/USER/PASSWORD")
     context = ssl.create_default_context()
     client: imaplib.IMAP4
-    if settings.imap_security == "ssl":
-        client = imaplib.IMAP4_SSL(settings.imap_host, settings.imap_port, ssl_context=context)
-    else:
-        client = imaplib.IMAP4(settings.imap_host, settings.imap_port)
-        if settings.imap_security == "starttls":
-            client.starttls(ssl_context=context)
+    where = f"IMAP {settings.imap_host}:{settings.imap_port} ({settings.imap_security})"
+    try:
+        if settings.imap_security == "ssl":
+            client = imaplib.IMAP4_SSL(settings.imap_host, settings.imap_port, ssl_context=context)
+        else:
+            client = imaplib.IMAP4(settings.imap_host, settings.imap_port)
+            if settings.imap_security == "starttls":
+                client.starttls(ssl_context=context)
+    except (OSError, imaplib.IMAP4.error) as error:
+        raise ConfigError(f"{where} cannot be reached: {error}",
+                          hint="check OUTREACH_IMAP_HOST, _PORT and _SECURITY") from None
     password = settings.imap_password.get_secret_value() if settings.imap_password else ""
-    client.login(settings.imap_user, password)
+    try:
+        client.login(settings.imap_user, password)
+    except imaplib.IMAP4.error as error:
+        with contextlib.suppress(imaplib.IMAP4.error, OSError):
+            client.logout()
+        raise ConfigError(f"{where} refused the login for {settings.imap_user}: {error}",
+                          hint="check OUTREACH_IMAP_USER and OUTREACH_IMAP_PASSWORD") from None
     return client
 
 
@@ -175,6 +219,8 @@ def poll(settings: Settings, factory: sessionmaker[Session], *, clock: Callable[
                     report.unmatched += 1
                 elif event.kind == "reply":
                     report.replies += 1
+                elif event.kind == "unsubscribe":
+                    report.unsubscribes += 1
                 elif event.kind == "auto_reply":
                     report.auto_replies += 1
                 else:

@@ -567,6 +567,26 @@ class Scheduler:
             reason += f"; draft {draft.id} is pending review again (release the enrollment after re-approving)"
         return self._hold(session, row, reason, now)
 
+    def _earned_approval(self, session: Session, draft_id: int) -> str | None:
+        """A follow-up written by a template version that earned auto-approval from reviewers (prompt
+        registry ``auto_approve``, off by default) skips review; the verdict is re-computed every time, so a
+        version loses it as soon as its rejection rate or edit distance rises."""
+        from outreach.feedback import auto_approval
+        from outreach.registry import Registry
+
+        first = session.scalar(select(DraftVersionRow).where(
+            DraftVersionRow.draft_id == draft_id, DraftVersionRow.number == 1))
+        if first is None or not first.template_name or first.template_version is None:
+            return None
+        registry = Registry.open(self.settings.prompts_dir)
+        policy = registry.data.auto_approve
+        if not policy.enabled:
+            return None
+        verdict = auto_approval(self.factory, first.template_name, str(first.template_version), policy)
+        if not verdict.eligible:
+            return None
+        return f"auto-approved: {first.template_name} v{first.template_version} earned it ({verdict.reason})"
+
     def _followup(self, session: Session, row: EnrollmentRow, seq: Sequence, step: EmailStep,
                   now: datetime) -> tuple[str, str, int | None] | StepOutcome:
         """The follow-up's text once it is approved: draft it on first reach (pending review unless the
@@ -583,9 +603,11 @@ class Scheduler:
             row.pending_draft_id = result.draft_id
             pending = session.get(DraftRow, result.draft_id)
             assert pending is not None
-            if seq.auto_sends(step) and pending.status == "pending_review" and pending.quality == "ok":
-                transition_draft(session, pending, "approved", SYSTEM, now, action="approve",
-                                 note=f"auto_send in sequence {seq.id}")
+            if pending.status == "pending_review" and pending.quality == "ok":
+                note = f"auto_send in sequence {seq.id}" if seq.auto_sends(step) else self._earned_approval(
+                    session, pending.id)
+                if note is not None:
+                    transition_draft(session, pending, "approved", SYSTEM, now, action="approve", note=note)
         pending = session.get(DraftRow, row.pending_draft_id)
         if pending is None or pending.status in ("rejected", "expired"):
             state = pending.status if pending is not None else "deleted"

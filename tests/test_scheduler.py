@@ -16,7 +16,7 @@ from outreach import db
 from outreach.engagement import MailEvent, record
 from outreach.scheduler import idempotency_key
 from outreach.sequence_tables import EnrollmentRow, OutboxRow
-from outreach.storage import DraftRow
+from outreach.storage import DraftRow, ReviewActionRow
 from outreach.suppression import suppress
 from tests.review import ReviewWorld
 from tests.sequencing import SEQUENCE, START, CannedFollowups, Setup, build_world, make_setup
@@ -198,6 +198,11 @@ def test_daily_cap_defers_and_stale_steps_go_back_to_review(seq_world: ReviewWor
     setup.clock.set(datetime(2026, 11, 26, 9, 30, tzinfo=UTC))
     report = setup.scheduler.tick()
     assert any(o.kind == "held" and "overdue by" in o.reason for o in report.outcomes), report.outcomes
+    with setup.world.factory() as session:  # the auto-approved follow-up went back to review, not out
+        held = session.scalar(select(EnrollmentRow).order_by(EnrollmentRow.id))
+        assert held is not None and held.status == "held" and held.pending_draft_id is not None
+        follow_up = session.get(DraftRow, held.pending_draft_id)
+        assert follow_up is not None and follow_up.status == "pending_review"
 
 
 def test_a_crash_after_handing_over_is_held_for_smtp_and_repaired_for_the_outbox(
@@ -226,3 +231,90 @@ def test_a_crash_after_handing_over_is_held_for_smtp_and_repaired_for_the_outbox
     setup.scheduler.transport = setup.transport
     report = setup.scheduler.tick()
     assert len(sent(setup)) == 1, (report, enrollment(setup, acme).hold_reason) and len(setup.transport.files(idempotency_key(acme, 0))) == 1
+
+
+def test_a_stale_first_touch_goes_back_to_review_and_waits_for_it(seq_world: ReviewWorld, tmp_path: Path) -> None:
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
+    acme = setup.approve_and_enroll("acme")
+    draft_id = setup.world.draft_ids["acme"]
+    setup.scheduler.tick()  # Friday: outside the window, due Tuesday 09:00 Berlin
+    assert enrollment(setup, acme).next_due_at == datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
+    # The workers were down from Monday until Wednesday evening, when the window is closed again: 34 h late.
+    setup.clock.set(datetime(2026, 11, 25, 18, 0, tzinfo=UTC))
+    report = setup.scheduler.tick()
+    assert [o.kind for o in report.outcomes] == ["held"] and "overdue by 34 h" in report.outcomes[0].reason
+    row = enrollment(setup, acme)
+    assert row.status == "held" and f"draft {draft_id} is pending review again" in (row.hold_reason or "")
+    with setup.world.factory() as session:
+        draft = session.get(DraftRow, draft_id)
+        assert draft is not None and draft.status == "pending_review" and draft.scheduled_for is None
+        last = session.scalar(select(ReviewActionRow).where(ReviewActionRow.draft_id == draft_id)
+                              .order_by(ReviewActionRow.id.desc()).limit(1))
+        assert last is not None and (last.action, last.from_status, last.actor) == (
+            "return_to_review", "scheduled", "scheduler")
+    assert sent(setup) == []
+
+    # Released before anyone re-reviewed it: it waits for the review instead of sending.
+    setup.scheduler.release(acme, actor="ada@ledgerly.example")
+    assert setup.scheduler.tick().count("waiting_review") == 1
+    # The rep rewrites the subject and approves; the next window sends the version approved now.
+    version = setup.world.version("acme")
+    detail = setup.world.queue.edit(setup.world.admin, draft_id, version, subject="Acme: reports, revisited",
+                                    body="Hi Dana,\n\nStill hitting the reports cap?\n\nMaya")
+    setup.world.queue.approve(setup.world.admin, draft_id, detail.summary.version)
+    setup.scheduler.run_until(datetime(2026, 11, 27, 0, 0, tzinfo=UTC), setup.clock)
+    emails = sent(setup)
+    assert [e.subject for e in emails] == ["Acme: reports, revisited"]
+    assert emails[0].sent_at is not None and emails[0].sent_at.astimezone(BERLIN) == datetime(
+        2026, 11, 26, 9, 0, tzinfo=BERLIN)
+    with setup.world.factory() as session:
+        assert session.get(DraftRow, draft_id).status == "sent"  # type: ignore[union-attr]
+
+
+def test_a_draft_rejected_after_going_back_to_review_ends_the_enrollment(seq_world: ReviewWorld,
+                                                                         tmp_path: Path) -> None:
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
+    acme = setup.approve_and_enroll("acme")
+    setup.clock.set(START + timedelta(hours=30))  # no worker ran at all: 30 h late, Saturday
+    assert setup.scheduler.tick().count("held") == 1
+    draft_id = setup.world.draft_ids["acme"]
+    setup.world.queue.reject(setup.world.admin, draft_id, setup.world.version("acme"), "tone")
+    setup.scheduler.release(acme, actor="ada@ledgerly.example")
+    report = setup.scheduler.tick()
+    row = enrollment(setup, acme)
+    assert (row.status, row.exit_reason) == ("exited", "review_rejected"), report.outcomes
+    assert sent(setup) == []
+
+
+def test_a_follow_up_version_that_earned_auto_approval_skips_review(seq_world: ReviewWorld, tmp_path: Path) -> None:
+    """Registry `auto_approve` (off by default): after N clean approvals of followup v1, the next follow-up
+    it writes is approved by the system and sent without waiting for a rep."""
+    from tests.tuning_helpers import copy_prompts
+
+    prompts = copy_prompts(tmp_path / "prompts")
+    registry = prompts / "registry.yaml"
+    registry.write_text(registry.read_text() + "auto_approve: {enabled: true, min_approvals: 2}\n")
+    setup = make_setup(seq_world, tmp_path, prompts_dir=prompts, mail_sender="maya@ledgerly.example")
+    earlier = [setup.approve_and_enroll(account) for account in ("acme", "globex")]
+    setup.scheduler.run_until(START + timedelta(days=8), setup.clock)
+    for enrollment_id in earlier:  # the first two follow-ups wait for a rep, who approves them as written
+        row = enrollment(setup, enrollment_id)
+        assert row.status == "waiting_review" and row.pending_draft_id is not None
+        with setup.world.factory() as session:
+            draft = session.get(DraftRow, row.pending_draft_id)
+            assert draft is not None and draft.versions[0].template_version == "1"
+            version = draft.version
+        setup.world.queue.approve(setup.world.admin, row.pending_draft_id, version)
+    third = setup.approve_and_enroll("initech")
+    setup.scheduler.run_until(START + timedelta(days=30), setup.clock)
+    row = enrollment(setup, third)
+    assert row.status in ("completed", "exited"), (row.status, row.exit_reason, row.exit_detail, row.hold_reason)
+    with setup.world.factory() as session:
+        follow_ups = [d for d in session.scalars(select(DraftRow).where(DraftRow.account_id == "initech"))
+                      if d.versions[0].template_name == "followup"]
+        assert len(follow_ups) == 1
+        follow_up = follow_ups[0]
+        assert follow_up.status == "sent", follow_up.status
+        notes = [a.note or "" for a in session.scalars(
+            select(ReviewActionRow).where(ReviewActionRow.draft_id == follow_up.id, ReviewActionRow.action == "approve"))]
+    assert any(note.startswith("auto-approved: followup v1 earned it") for note in notes), notes

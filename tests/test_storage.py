@@ -20,7 +20,9 @@ from tests.review import ReviewWorld, postgres_url_or_skip, reset_postgres
 TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "review_actions", "audit_log",
           "users", "api_tokens", "alembic_version",
           # 0004: sequences and sending
-          "sequence_enrollments", "outbox", "suppressions", "unsubscribe_tokens", "mail_events"}
+          "sequence_enrollments", "outbox", "suppressions", "unsubscribe_tokens", "mail_events",
+          # 0005: expansion outcomes
+          "outcomes"}
 
 
 def test_upgrade_empty_database_creates_the_schema(db_url: str) -> None:

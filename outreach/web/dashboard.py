@@ -153,7 +153,7 @@ def nrr_chart(report: Report) -> Markup:
     """NRR and GRR per month as two lines, each point labelled with its percentage."""
     points = [p for p in report.nrr_series if p.nrr is not None]
     width, height, left, top, bottom = 640, 240, 50, 20, 40
-    plot_w, plot_h = width - left - 20, height - top - bottom
+    plot_w, plot_h = width - left - 50, height - top - bottom
     if not points:
         body = [_text(width / 2, height / 2, "No starting MRR (serve with a data directory)", anchor="middle")]
         return _svg("chart-nrr", "NRR and GRR by month", "No data.", width, height, body)
@@ -164,7 +164,7 @@ def nrr_chart(report: Report) -> Markup:
     def y(value: float) -> float:
         return top + plot_h * (high - value) / (high - low)
 
-    body = [f'<line x1="{left}" y1="{y(1.0):.1f}" x2="{width - 20}" y2="{y(1.0):.1f}" stroke="#9ca3af" '
+    body = [f'<line x1="{left}" y1="{y(1.0):.1f}" x2="{width - 30}" y2="{y(1.0):.1f}" stroke="#9ca3af" '
             f'stroke-dasharray="4 3"/>', _text(left - 6, y(1.0) + 4, "100%", anchor="end", size=10)]
     for name, color in (("nrr", "#2f5fd0"), ("grr", "#6b7280")):
         coords = [(left + i * step, y(getattr(p, name))) for i, p in enumerate(points) if getattr(p, name) is not None]
@@ -172,7 +172,8 @@ def nrr_chart(report: Report) -> Markup:
             color, " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)))
         for (x, yy), point in zip(coords, points, strict=False):
             body.append(f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="3" fill="{color}"/>')
-            body.append(_text(x, yy - 6, _pct(getattr(point, name)), anchor="middle", size=10, fill=color))
+            label_y = yy - 7 if name == "nrr" else yy + 15  # NRR above its point, GRR below: no overlap at 100%
+            body.append(_text(x, label_y, _pct(getattr(point, name)), anchor="middle", size=10, fill=color))
     for i, point in enumerate(points):
         body.append(_text(left + i * step, height - bottom + 18, point.month, anchor="middle", size=11))
     body.append(_text(left, height - 4, "— NRR", size=11, fill="#2f5fd0"))
