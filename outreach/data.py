@@ -279,72 +279,76 @@ def load_accounts(path: Path, catalog: Catalog) -> list[Account]:
     return accounts
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line of a JSON Lines file as (line number, parsed value); a line that is not JSON stops
+    with a DataError naming the file and line. Shared by every JSONL reader (tickets, events, outcomes)."""
+    with path.open(encoding="utf-8") as handle:
+        for line, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                yield line, json.loads(text)
+            except json.JSONDecodeError as error:
+                raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line) from None
+
+
 def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
     """Read tickets.jsonl (optional file). ``organization_id`` is accepted for ``account_id``."""
     if not path.exists():
         return []
     tickets: list[Ticket] = []
     known = set(Ticket.model_fields) | {"organization_id"}
-    with path.open(encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                raw = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise DataError(
-                    path, f"malformed JSON ({error.msg} at column {error.colno})", line=line
-                ) from None
-            if not isinstance(raw, dict):
-                raise DataError(path, "each line must be a JSON object", line=line)
-            ticket_id = raw.get("id")
-            if ticket_id in (None, ""):
-                raise DataError(path, "required value is missing", line=line, field="id")
-            account_id = raw.get("account_id") or raw.get("organization_id")
-            if not account_id:
-                raise DataError(path, "required value is missing", line=line, field="account_id")
-            if str(account_id) not in account_ids:
-                raise DataError(
-                    path, f"account '{account_id}' is not in accounts.csv", line=line, field="account_id"
-                )
-            if not raw.get("created_at"):
-                raise DataError(path, "required value is missing", line=line, field="created_at")
-            status = str(raw.get("status") or "open").lower()
-            if status not in ("new", "open", "pending", "hold", "solved", "closed"):
-                raise DataError(
-                    path,
-                    f"'{status}' is not a ticket status (new, open, pending, hold, solved, closed)",
-                    line=line,
-                    field="status",
-                )
-            priority = str(raw.get("priority") or "normal").lower()
-            if priority not in ("low", "normal", "high", "urgent"):
-                raise DataError(
-                    path,
-                    f"'{priority}' is not a priority (low, normal, high, urgent)",
-                    line=line,
-                    field="priority",
-                )
-            tags = raw.get("tags") or []
-            if isinstance(tags, str):
-                tags = [tag for tag in tags.replace(",", " ").split() if tag]
-            if not isinstance(tags, list):
-                raise DataError(path, "tags must be a list of strings", line=line, field="tags")
-            solved_at = raw.get("solved_at")
-            tickets.append(
-                Ticket(
-                    id=str(ticket_id),
-                    account_id=str(account_id),
-                    created_at=parse_datetime(str(raw["created_at"]), path, line, "created_at"),
-                    subject=str(raw.get("subject") or ""),
-                    description=str(raw.get("description") or ""),
-                    status=cast(TicketStatus, status),
-                    priority=cast(TicketPriority, priority),
-                    tags=tuple(str(tag).lower() for tag in tags),
-                    solved_at=parse_datetime(str(solved_at), path, line, "solved_at") if solved_at else None,
-                    extra={key: value for key, value in raw.items() if key not in known},
-                )
+    for line, raw in json_lines(path):
+        if not isinstance(raw, dict):
+            raise DataError(path, "each line must be a JSON object", line=line)
+        ticket_id = raw.get("id")
+        if ticket_id in (None, ""):
+            raise DataError(path, "required value is missing", line=line, field="id")
+        account_id = raw.get("account_id") or raw.get("organization_id")
+        if not account_id:
+            raise DataError(path, "required value is missing", line=line, field="account_id")
+        if str(account_id) not in account_ids:
+            raise DataError(
+                path, f"account '{account_id}' is not in accounts.csv", line=line, field="account_id"
             )
+        if not raw.get("created_at"):
+            raise DataError(path, "required value is missing", line=line, field="created_at")
+        status = str(raw.get("status") or "open").lower()
+        if status not in ("new", "open", "pending", "hold", "solved", "closed"):
+            raise DataError(
+                path,
+                f"'{status}' is not a ticket status (new, open, pending, hold, solved, closed)",
+                line=line,
+                field="status",
+            )
+        priority = str(raw.get("priority") or "normal").lower()
+        if priority not in ("low", "normal", "high", "urgent"):
+            raise DataError(
+                path,
+                f"'{priority}' is not a priority (low, normal, high, urgent)",
+                line=line,
+                field="priority",
+            )
+        tags = raw.get("tags") or []
+        if isinstance(tags, str):
+            tags = [tag for tag in tags.replace(",", " ").split() if tag]
+        if not isinstance(tags, list):
+            raise DataError(path, "tags must be a list of strings", line=line, field="tags")
+        solved_at = raw.get("solved_at")
+        tickets.append(
+            Ticket(
+                id=str(ticket_id),
+                account_id=str(account_id),
+                created_at=parse_datetime(str(raw["created_at"]), path, line, "created_at"),
+                subject=str(raw.get("subject") or ""),
+                description=str(raw.get("description") or ""),
+                status=cast(TicketStatus, status),
+                priority=cast(TicketPriority, priority),
+                tags=tuple(str(tag).lower() for tag in tags),
+                solved_at=parse_datetime(str(solved_at), path, line, "solved_at") if solved_at else None,
+                extra={key: value for key, value in raw.items() if key not in known},
+            )
+        )
     return tickets
 
 
@@ -380,17 +384,13 @@ FROM read_json('{path}', format='newline_delimited', columns={{
 
 def _jsonl_problem(path: Path) -> DataError | None:
     """Slow path, only taken after the fast check found a bad line: find the first one and say what is wrong."""
-    with path.open(encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                doc = json.loads(text)
-            except json.JSONDecodeError as error:
-                return DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line)
+    try:
+        for line, doc in json_lines(path):
             problem = _event_problem(doc, path, line)
             if problem is not None:
                 return problem
+    except DataError as error:
+        return error
     return None
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
+from outreach.data import json_lines
 from outreach.errors import DataError
 from outreach.outcomes import OutcomeEvent, is_outcome, record_outcome
 from outreach.sequence_tables import EnrollmentRow, MailEventRow, OutboxRow
@@ -166,21 +167,14 @@ def parse_events(path: Path) -> list[MailEvent | OutcomeEvent]:
     if not path.exists():
         raise DataError(path, "file not found")
     events: list[MailEvent | OutcomeEvent] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(path, f"not JSON: {error.msg}", line=number) from None
-            try:
-                event = OutcomeEvent.model_validate(data) if is_outcome(data) else MailEvent.model_validate(data)
-                events.append(event)
-            except ValidationError as error:
-                first = error.errors()[0]
-                field = ".".join(str(p) for p in first["loc"]) or None
-                raise DataError(path, first["msg"], line=number, field=field) from None
+    for number, data in json_lines(path):
+        try:
+            event = OutcomeEvent.model_validate(data) if is_outcome(data) else MailEvent.model_validate(data)
+            events.append(event)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            raise DataError(path, first["msg"], line=number, field=field) from None
     return events
 
 
