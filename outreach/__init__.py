@@ -5,7 +5,7 @@ The pipeline is a library; the CLI (``outreach.cli``) and the web app are thin l
 
 from outreach.catalog import Catalog, load_catalog
 from outreach.data import Account, Dataset, Ticket, load_dataset
-from outreach.decisions import Decision, decide, explain, rules_for
+from outreach.decisions import Decision, decide, decide_records, explain, explain_json, rules_for
 from outreach.drafting_config import DraftingConfig, ValidationPolicy, load_drafting_config
 from outreach.drafts import (
     Draft,
@@ -85,9 +85,11 @@ __all__ = [
     "build_facts",
     "choose_offer",
     "decide",
+    "decide_records",
     "detect_signals",
     "draft_all",
     "explain",
+    "explain_json",
     "fact_variables",
     "get_provider",
     "get_settings",

@@ -7,14 +7,13 @@ pytest, and otherwise prints one line asking for a bug report.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -23,13 +22,15 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outreach.decisions import Decision, decisions_to_json, explain
+from outreach.data import load_dataset
+from outreach.decisions import Decision, explain, explain_json, rules_for
 from outreach.drafts import DraftRecord, RunSummary, Workspace, open_workspace, run_drafts, write_jsonl
 from outreach.errors import OutreachError
 from outreach.prompts import RenderedPrompt, fact_variables, get_template, load_templates, render
 from outreach.providers import get_provider
 from outreach.providers.offline import OfflineProvider
 from outreach.settings import get_settings
+from outreach.types import Cohort
 
 app = typer.Typer(
     name="outreach",
@@ -150,17 +151,25 @@ def explain_command(
 ) -> None:
     """Show, per account, the signals that fired, the friction, the health gate and the offer."""
 
-    def action() -> list[Decision]:
+
+    def wanted_cohort() -> Cohort | None:
         if cohort is not None and cohort not in ("ready", "nurture", "not_fit"):
             raise OutreachError(f"--cohort '{cohort}' is not a cohort", hint="use ready, nurture or not_fit")
-        decisions = _decisions(data, as_of, rules)
-        return [d for d in decisions if cohort is None or d.cohort == cohort]
+        return cast(Cohort | None, cohort)
 
-    decisions = run(action)
+    wanted = run(wanted_cohort)
     if as_json:
-        payload: list[dict[str, Any]] = decisions_to_json(decisions)
-        sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+
+        def payload() -> bytes:
+            dataset = load_dataset(data)
+            rules_used = rules_for(dataset, rules or get_settings().rules_path)
+            return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(run(payload))
+        sys.stdout.buffer.flush()
         return
+    decisions = [d for d in run(lambda: _decisions(data, as_of, rules)) if wanted in (None, d.cohort)]
     console.print(explain_table(decisions))
     console.print(cohort_summary(decisions))
 

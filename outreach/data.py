@@ -15,6 +15,7 @@ import csv
 import gc
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -87,7 +88,8 @@ class Ticket(BaseModel):
 
 @dataclass
 class Dataset:
-    """Everything read from one data directory. ``events`` is a DuckDB connection holding table ``events``."""
+    """Everything read from one data directory. ``events`` is a DuckDB connection with an ``events`` view
+    (columns line, message_id, event, user_id, ts, account_id, props) over the table ``event_rows``."""
 
     root: Path
     accounts: list[Account]
@@ -355,21 +357,23 @@ def load_tickets(path: Path, account_ids: set[str]) -> list[Ticket]:
 # ---------------------------------------------------------------------------------------------- events
 
 _EVENT_SQL = """
-CREATE OR REPLACE TABLE events AS
-SELECT
-    line,
-    coalesce(message_id, '{label}#' || line) AS message_id,
-    event,
-    user_id,
-    ts,
-    account_id,
-    props
-FROM ({source})
+CREATE OR REPLACE TABLE event_rows AS
+SELECT message_id, event, user_id, ts, account_id, props FROM ({source})
+"""
+
+# Rows keep the file's order (DuckDB preserves insertion order), so a row's line is its rowid plus the
+# lines before the first row. Numbering rows with row_number() while reading cost more than the whole
+# read in benchmarks/bench_signals.py; rowid is free.
+_EVENT_VIEW = """
+CREATE OR REPLACE VIEW events AS
+SELECT rowid + {first_line} AS line,
+       coalesce(message_id, '{label}#' || (rowid + {first_line})) AS message_id,
+       event, user_id, ts, account_id, props
+FROM event_rows
 """
 
 _JSONL_SOURCE = """
 SELECT
-    row_number() OVER () AS line,
     "messageId" AS message_id,
     event,
     coalesce("userId", "anonymousId") AS user_id,
@@ -426,9 +430,10 @@ def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     Python pass read the file line by line to name the exact line and field."""
     source = _JSONL_SOURCE.format(path=str(path).replace("'", "''"))
     try:
-        con.execute(_EVENT_SQL.format(label=path.name, source=source))
+        con.execute(_EVENT_SQL.format(source=source))
     except duckdb.Error:
         raise _jsonl_problem(path) or DataError(path, "unreadable JSON lines file") from None
+    con.execute(_EVENT_VIEW.format(label=path.name, first_line=1))
     bad = con.execute(
         "SELECT min(line) FROM events WHERE event IS NULL OR ts IS NULL OR account_id IS NULL "
         "OR json_type(props) <> 'OBJECT'"
@@ -490,11 +495,12 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         )
         raise DataError(path, f"{problem} ({row_label} {number})", line=int(number), field=field_name)
     source = (
-        f"SELECT {line_expr} AS line, {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
+        f"SELECT {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
         f"{user or 'NULL'}::VARCHAR AS user_id, timezone('UTC', TRY_CAST({stamp} AS TIMESTAMPTZ)) AS ts, "
-        f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat"
+        f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat ORDER BY line"
     )
-    con.execute(_EVENT_SQL.format(label=path.name, source=source))
+    con.execute(_EVENT_SQL.format(source=source))
+    con.execute(_EVENT_VIEW.format(label=path.name, first_line=1 if path.suffix == ".parquet" else 2))
     con.execute("DROP TABLE raw_flat")
 
 
@@ -506,41 +512,74 @@ def find_events_file(root: Path) -> Path | None:
     return None
 
 
-def load_events(
-    path: Path | None, account_ids: set[str] | None = None
-) -> tuple[duckdb.DuckDBPyConnection, int]:
-    """Load events into a fresh in-memory DuckDB table ``events`` (all timestamps UTC)."""
+def _connect() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar = false")  # the CLI shows its own progress; DuckDB's garbles it
+    return con
+
+
+def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+    """Fill ``con`` with the ``events`` view (all timestamps UTC); no check against accounts.csv yet."""
     if path is None:
         con.execute(
-            "CREATE TABLE events (line BIGINT, message_id VARCHAR, event VARCHAR, user_id VARCHAR, "
+            "CREATE TABLE event_rows (message_id VARCHAR, event VARCHAR, user_id VARCHAR, "
             "ts TIMESTAMP, account_id VARCHAR, props JSON)"
         )
-        return con, 0
-    if path.suffix == ".jsonl":
+        con.execute(_EVENT_VIEW.format(label="events", first_line=1))
+    elif path.suffix == ".jsonl":
         _load_jsonl_events(con, path)
     else:
         _load_tabular_events(con, path)
-    if account_ids is not None:
-        con.execute(
-            "CREATE TEMP TABLE known_accounts AS SELECT unnest(?::VARCHAR[]) AS account_id",
-            [sorted(account_ids)],
+
+
+def _check_event_accounts(con: duckdb.DuckDBPyConnection, path: Path | None, account_ids: set[str]) -> None:
+    if path is None:
+        return
+    con.execute(
+        "CREATE TEMP TABLE known_accounts AS SELECT unnest(?::VARCHAR[]) AS account_id",
+        [sorted(account_ids)],
+    )
+    unknown = con.execute(
+        "SELECT e.line, e.account_id FROM events e ANTI JOIN known_accounts k USING (account_id) "
+        "ORDER BY e.line LIMIT 1"
+    ).fetchone()
+    con.execute("DROP TABLE known_accounts")
+    if unknown:
+        line = int(unknown[0])
+        if path.suffix == ".jsonl":  # row numbers skip blank lines: find the file line on this error path only
+            line = next((n for n, doc in json_lines(path) if _event_account(doc) == unknown[1]), line)
+        raise DataError(
+            path,
+            f"account '{unknown[1]}' is not in accounts.csv",
+            line=line,
+            field="context.groupId" if path.suffix == ".jsonl" else "account_id",
         )
-        unknown = con.execute(
-            "SELECT e.line, e.account_id FROM events e ANTI JOIN known_accounts k USING (account_id) "
-            "ORDER BY e.line LIMIT 1"
-        ).fetchone()
-        if unknown:
-            raise DataError(
-                path,
-                f"account '{unknown[1]}' is not in accounts.csv",
-                line=int(unknown[0]),
-                field="context.groupId" if path.suffix == ".jsonl" else "account_id",
-            )
-        con.execute("DROP TABLE known_accounts")
-    row = con.execute("SELECT count(*) FROM events").fetchone()
-    return con, int(row[0]) if row else 0
+
+
+def _event_account(doc: Any) -> str | None:
+    if not isinstance(doc, dict):
+        return None
+    context, props = doc.get("context"), doc.get("properties")
+    group = context.get("groupId") if isinstance(context, dict) else None
+    account = group or (props.get("account_id") if isinstance(props, dict) else None)
+    return str(account) if account else None
+
+
+def _count_events(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT count(*) FROM event_rows").fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_events(
+    path: Path | None, account_ids: set[str] | None = None
+) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """Load events into a fresh in-memory DuckDB connection with the ``events`` view (all timestamps UTC)."""
+    con = _connect()
+    _read_events(con, path)
+    if account_ids is not None:
+        _check_event_accounts(con, path, account_ids)
+    return con, _count_events(con)
 
 
 def load_dataset(root: Path | str) -> Dataset:
@@ -553,11 +592,23 @@ def _load_dataset(root: Path) -> Dataset:
     if not root.is_dir():
         raise DataError(root, "not a directory", hint="pass --data DIR pointing at a data directory")
     catalog = load_catalog(root / "catalog.yaml")
-    accounts = load_accounts(root / "accounts.csv", catalog)
-    account_ids = {account.account_id for account in accounts}
-    tickets = load_tickets(root / "tickets.jsonl", account_ids)
     events_file = find_events_file(root)
-    events, count = load_events(events_file, account_ids)
+    events = _connect()
+    # DuckDB reads the events (releasing the GIL) while Python reads accounts and tickets: the two
+    # overlap instead of adding up. Errors keep their order: accounts, tickets, then events.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-events") as pool:
+        reading = pool.submit(_read_events, events, events_file)
+        try:
+            accounts = load_accounts(root / "accounts.csv", catalog)
+            account_ids = {account.account_id for account in accounts}
+            tickets = load_tickets(root / "tickets.jsonl", account_ids)
+        except BaseException:
+            events.interrupt()
+            wait([reading])
+            raise
+        reading.result()
+    _check_event_accounts(events, events_file, account_ids)
+    count = _count_events(events)
     by_account: dict[str, list[Ticket]] = {}
     for ticket in tickets:
         by_account.setdefault(ticket.account_id, []).append(ticket)

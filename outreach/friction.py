@@ -6,6 +6,8 @@ that every number in an email appears among these figures.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.catalog import Catalog
@@ -32,6 +34,25 @@ class Friction(BaseModel):
     def id(self) -> str:
         """Stable id within an account: kind plus subject (``repeated_limit_hits:reports``)."""
         return f"{self.kind}:{self.subject}" if self.subject else self.kind
+
+
+class FrictionRecord(TypedDict):
+    """:class:`Friction` as the plain dict the engine computes (validated into Friction only when asked)."""
+
+    kind: SignalKind
+    motion: Motion
+    subject: str | None
+    statement: str
+    figures: dict[str, Figure]
+    window_days: int | None
+    strength: float
+    evidence: list[str]
+
+
+def friction_id(friction: FrictionRecord) -> str:
+    """The record's :attr:`Friction.id`."""
+    subject = friction["subject"]
+    return f"{friction['kind']}:{subject}" if subject else friction["kind"]
 
 
 def _n(value: Figure) -> str:
@@ -126,19 +147,19 @@ def _feature(name: str) -> str:
     return {"sso": "SSO", "api_access": "API access", "audit_log": "audit log"}.get(name, _label(name))
 
 
-def enrich(signal: Signal, catalog: Catalog, rules: Rules) -> Friction:
-    return Friction(
-        kind=signal.kind,
-        motion=signal.motion,
-        subject=signal.subject,
-        statement=state(signal, catalog).strip(),
-        figures=signal.figures,
-        evidence=signal.evidence,
-        window_days=signal.window_days,
-        strength=signal_strength(signal, rules),
-    )
+def enrich(signal: Signal, catalog: Catalog, rules: Rules) -> FrictionRecord:
+    return {
+        "kind": signal.kind,
+        "motion": signal.motion,
+        "subject": signal.subject,
+        "statement": state(signal, catalog).strip(),
+        "figures": signal.figures,
+        "window_days": signal.window_days,
+        "strength": signal_strength(signal, rules),
+        "evidence": signal.evidence,
+    }
 
 
-def rank(frictions: list[Friction]) -> list[Friction]:
+def rank(frictions: list[FrictionRecord]) -> list[FrictionRecord]:
     """Strongest friction first; ties broken by kind and subject so the order is deterministic."""
-    return sorted(frictions, key=lambda f: (-f.strength, f.kind, f.subject or ""))
+    return sorted(frictions, key=lambda f: (-f["strength"], f["kind"], f["subject"] or ""))

@@ -9,7 +9,9 @@ held-out control account) blocks the pitch whatever the score says.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,10 +20,9 @@ from outreach.rules import Rules
 from outreach.types import Band, GateRule
 
 
-class UsageFacts(BaseModel):
+@dataclass(frozen=True, slots=True)
+class UsageFacts:
     """Per-account figures the health score needs, computed in DuckDB by :mod:`outreach.signals`."""
-
-    model_config = ConfigDict(frozen=True)
 
     active_users_30d: int = 0
     active_users_prior_30d: int = 0
@@ -60,19 +61,56 @@ class Gate(BaseModel):
     reasons: list[GateReason]
 
 
+class HealthRecord(TypedDict):
+    """:class:`Health` as the plain dict the engine computes (validated into Health only when asked)."""
+
+    score: int
+    band: Band
+    components: dict[str, float]
+    active_users_30d: int
+    active_users_prior_30d: int
+    usage_change_pct: float | None
+    champion_silent_days: int | None
+    open_tickets: int
+    open_priority_tickets: int
+    nps: int | None
+    feature_adoption: float | None
+
+
+class GateReasonRecord(TypedDict):
+    rule: GateRule
+    message: str
+
+
+class GateRecord(TypedDict):
+    allowed: bool
+    reasons: list[GateReasonRecord]
+
+
 def _clamp(value: float) -> float:
-    return max(0.0, min(1.0, value))
+    return 0.0 if value < 0.0 else 1.0 if value > 1.0 else value
+
+
+def open_tickets(tickets: list[Ticket], as_of: date) -> list[Ticket]:
+    """Tickets still open that were opened before the analysis date, oldest first."""
+    return sorted(
+        (t for t in tickets if t.is_open and t.created_at.date() < as_of), key=lambda t: t.created_at
+    )
 
 
 def score_health(
     account: Account,
     usage: UsageFacts,
-    tickets: list[Ticket],
+    open_now: list[Ticket],
     plan_feature_count: int,
     rules: Rules,
     as_of: date,
-) -> Health:
-    """Compute the health score from activation, usage trend, champion, support, NPS and adoption."""
+) -> HealthRecord:
+    """Compute the health score from activation, usage trend, champion, support, NPS and adoption.
+
+    ``open_now`` is :func:`open_tickets` for the account. Returns a plain record: the engine scores every
+    account, and building 100k validated models cost more than the scoring (docs/BENCHMARKS.md).
+    """
     weights = rules.health.weights
     activated = account.activated_at is not None and account.activated_at <= as_of
     active, prior = usage.active_users_30d, usage.active_users_prior_30d
@@ -94,10 +132,9 @@ def score_health(
     else:
         champion = 0.5
 
-    open_tickets = [t for t in tickets if t.is_open and t.created_at.date() < as_of]
-    priorities = set(rules.gate.block_on_open_priorities)
-    open_priority = [t for t in open_tickets if t.priority in priorities]
-    support = _clamp(1 - 0.15 * (len(open_tickets) - len(open_priority)) - 0.5 * len(open_priority))
+    priorities = rules.gate.block_on_open_priorities
+    priority_count = sum(1 for t in open_now if t.priority in priorities)
+    support = _clamp(1 - 0.15 * (len(open_now) - priority_count) - 0.5 * priority_count)
 
     nps = _clamp(account.nps / 10) if account.nps is not None else 0.5
     adoption_ratio: float | None = None
@@ -115,8 +152,7 @@ def score_health(
         "nps": weights.nps * nps,
         "adoption": weights.adoption * adoption,
     }
-    total_weight = sum(weights.model_dump().values()) or 1.0
-    score = round(100 * sum(components.values()) / total_weight)
+    score = round(100 * sum(components.values()) / weights.total)
     band: Band = (
         "green"
         if score >= rules.health.green_min
@@ -124,37 +160,37 @@ def score_health(
         if score >= rules.health.yellow_min
         else "red"
     )
-    return Health(
-        score=score,
-        band=band,
-        components={key: round(value, 2) for key, value in components.items()},
-        active_users_30d=active,
-        active_users_prior_30d=prior,
-        usage_change_pct=round(change * 100, 1) if change is not None else None,
-        champion_silent_days=silent_days,
-        open_tickets=len(open_tickets),
-        open_priority_tickets=len(open_priority),
-        nps=account.nps,
-        feature_adoption=round(adoption_ratio, 2) if adoption_ratio is not None else None,
-    )
+    return {
+        "score": score,
+        "band": band,
+        "components": {key: round(value, 2) for key, value in components.items()},
+        "active_users_30d": active,
+        "active_users_prior_30d": prior,
+        "usage_change_pct": round(change * 100, 1) if change is not None else None,
+        "champion_silent_days": silent_days,
+        "open_tickets": len(open_now),
+        "open_priority_tickets": priority_count,
+        "nps": account.nps,
+        "feature_adoption": round(adoption_ratio, 2) if adoption_ratio is not None else None,
+    }
 
 
 def check_gate(
     account: Account,
-    health: Health,
-    tickets: list[Ticket],
+    health: HealthRecord,
+    open_now: list[Ticket],
     rules: Rules,
     as_of: date,
     *,
     last_contacted: date | None = None,
     held_out: bool = False,
-) -> Gate:
+) -> GateRecord:
     """Every rule that blocks a pitch, each with a reason a rep can read."""
     gate = rules.gate
-    reasons: list[GateReason] = []
+    reasons: list[GateReasonRecord] = []
 
     def block(rule: GateRule, message: str) -> None:
-        reasons.append(GateReason(rule=rule, message=message))
+        reasons.append({"rule": rule, "message": message})
 
     if account.activated_at is None or account.activated_at > as_of:
         block("not_activated", "has not reached its first promised outcome yet (no activation date)")
@@ -166,37 +202,36 @@ def check_gate(
                 f"in onboarding: contract started {account.contract_start.isoformat()}, {days} days ago "
                 f"(no pitch in the first {gate.onboarding_days} days)",
             )
-    if health.usage_change_pct is not None and health.usage_change_pct <= -gate.usage_drop_pct * 100:
+    change = health["usage_change_pct"]
+    if change is not None and change <= -gate.usage_drop_pct * 100:
         block(
             "usage_declining",
-            f"active users fell {abs(health.usage_change_pct):g}% ({health.active_users_prior_30d} → "
-            f"{health.active_users_30d}, last 30 days vs the 30 before)",
+            f"active users fell {abs(change):g}% ({health['active_users_prior_30d']} → "
+            f"{health['active_users_30d']}, last 30 days vs the 30 before)",
         )
     if account.champion_user_id:
-        if health.champion_silent_days is None:
+        silent = health["champion_silent_days"]
+        if silent is None:
             block(
                 "champion_silent",
                 f"champion {account.champion_name or account.champion_user_id} has no activity",
             )
-        elif health.champion_silent_days >= gate.champion_silent_days:
+        elif silent >= gate.champion_silent_days:
             block(
                 "champion_silent",
                 f"champion {account.champion_name or account.champion_user_id} silent for "
-                f"{health.champion_silent_days} days (limit {gate.champion_silent_days})",
+                f"{silent} days (limit {gate.champion_silent_days})",
             )
-    priorities = set(gate.block_on_open_priorities)
-    urgent = sorted(
-        (t for t in tickets if t.is_open and t.priority in priorities and t.created_at.date() < as_of),
-        key=lambda t: t.created_at,
-    )
+    priorities = gate.block_on_open_priorities
+    urgent = [t for t in open_now if t.priority in priorities]
     if urgent:
         first = urgent[0]
         more = f" (+{len(urgent) - 1} more)" if len(urgent) > 1 else ""
         block(
             "open_priority_ticket", f"open {first.priority} ticket {first.id}: {first.subject[:80]!r}{more}"
         )
-    if health.band == "red":
-        block("red_health", f"health is red ({health.score}/100)")
+    if health["band"] == "red":
+        block("red_health", f"health is red ({health['score']}/100)")
     if account.cs_veto:
         block("cs_veto", f"customer success veto: {account.cs_veto_reason or 'no reason given'}")
     contacted = max(filter(None, (last_contacted, account.last_contacted_at)), default=None)
@@ -208,4 +243,4 @@ def check_gate(
         )
     if held_out:
         block("held_out", "in the no-outreach control group (held out to measure lift)")
-    return Gate(allowed=not reasons, reasons=reasons)
+    return {"allowed": not reasons, "reasons": reasons}

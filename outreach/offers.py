@@ -10,16 +10,15 @@ capped by policy; a yellow or red account never sees a discount.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.catalog import Addon, Catalog, Plan
 from outreach.data import Account
-from outreach.friction import Friction
-from outreach.health import Health
+from outreach.friction import FrictionRecord, friction_id
 from outreach.rules import Rules
-from outreach.types import OfferMotion
+from outreach.types import Band, OfferMotion
 
 OfferKind = Literal["plan", "seat_pack", "addon", "bundle"]
 
@@ -35,7 +34,7 @@ class Offer(BaseModel):
     name: str
     price_monthly: float = Field(description="List price per month for the whole offer (quantity included).")
     quantity: int = 1
-    discount_pct: float = 0
+    discount_pct: float = 0.0
     friction: str = Field(description="Id of the friction this offer removes (kind:subject).")
     supporting: list[str] = Field(
         default_factory=list, description="Ids of the other frictions, strongest first."
@@ -46,6 +45,51 @@ class Offer(BaseModel):
     @property
     def price_after_discount(self) -> float:
         return round(self.price_monthly * (1 - self.discount_pct / 100), 2)
+
+
+class OfferRecord(TypedDict):
+    """:class:`Offer` as the plain dict the engine computes (validated into Offer only when asked)."""
+
+    id: str
+    kind: OfferKind
+    motion: OfferMotion
+    name: str
+    price_monthly: float
+    quantity: int
+    discount_pct: float
+    friction: str
+    supporting: list[str]
+    rationale: str
+    includes: list[str]
+
+
+def _offer(
+    id: str,
+    kind: OfferKind,
+    motion: OfferMotion,
+    name: str,
+    price_monthly: float,
+    friction: str,
+    rationale: str,
+    *,
+    quantity: int = 1,
+    discount_pct: float = 0.0,
+    supporting: list[str] | None = None,
+    includes: list[str] | None = None,
+) -> OfferRecord:
+    return {
+        "id": id,
+        "kind": kind,
+        "motion": motion,
+        "name": name,
+        "price_monthly": price_monthly,
+        "quantity": quantity,
+        "discount_pct": discount_pct,
+        "friction": friction,
+        "supporting": supporting or [],
+        "rationale": rationale,
+        "includes": includes or [],
+    }
 
 
 def _needed(used: float, rules: Rules) -> int:
@@ -80,12 +124,14 @@ def _addon_solving(catalog: Catalog, account: Account, keys: list[str]) -> Addon
     return None
 
 
-def _seat_offer(catalog: Catalog, account: Account, friction: Friction, rules: Rules) -> Offer | None:
-    figures = friction.figures
+def _seat_offer(
+    catalog: Catalog, account: Account, friction: FrictionRecord, rules: Rules
+) -> OfferRecord | None:
+    figures = friction["figures"]
     seats = int(
         figures.get("seats") or account.seats_purchased or catalog.plan(account.plan).limit("seats") or 0
     )
-    if friction.kind == "headcount_growth":
+    if friction["kind"] == "headcount_growth":
         growth = float(figures["employees_now"]) / float(figures["employees_at_contract"])
         used = seats * growth
     else:
@@ -97,16 +143,16 @@ def _seat_offer(catalog: Catalog, account: Account, friction: Friction, rules: R
         fitting = [p for p in packs if p.seats >= needed]
         pack = fitting[0] if fitting else packs[-1]
         quantity = 1 if fitting else math.ceil(needed / pack.seats)
-        return Offer(
-            id=pack.id,
-            kind="seat_pack",
-            motion="upsell",
-            name=pack.name,
-            price_monthly=round(pack.price_monthly * quantity, 2),
-            quantity=quantity,
-            friction=friction.id,
-            rationale=f"{seats} seats today; about {seats + needed} needed with "
+        return _offer(
+            pack.id,
+            "seat_pack",
+            "upsell",
+            pack.name,
+            round(pack.price_monthly * quantity, 2),
+            friction_id(friction),
+            f"{seats} seats today; about {seats + needed} needed with "
             f"{round(100 * rules.offers.seat_growth_pct)}% growth",
+            quantity=quantity,
         )
     plan = _plan_covering(catalog, account, "seats", seats + needed)
     if plan is None:
@@ -114,34 +160,28 @@ def _seat_offer(catalog: Catalog, account: Account, friction: Friction, rules: R
     return _plan_offer(plan, friction, f"{plan.name} covers {seats + needed} seats")
 
 
-def _plan_offer(plan: Plan, friction: Friction, rationale: str) -> Offer:
-    return Offer(
-        id=plan.id,
-        kind="plan",
-        motion="upsell",
-        name=plan.name,
-        price_monthly=plan.price_monthly,
-        friction=friction.id,
-        rationale=rationale,
+def _plan_offer(plan: Plan, friction: FrictionRecord, rationale: str) -> OfferRecord:
+    return _offer(plan.id, "plan", "upsell", plan.name, plan.price_monthly, friction_id(friction), rationale)
+
+
+def _addon_offer(addon: Addon, friction: FrictionRecord) -> OfferRecord:
+    return _offer(
+        addon.id,
+        "addon",
+        "cross_sell",
+        addon.name,
+        addon.price_monthly,
+        friction_id(friction),
+        addon.outcome or f"{addon.name} removes this friction",
     )
 
 
-def _addon_offer(addon: Addon, friction: Friction) -> Offer:
-    return Offer(
-        id=addon.id,
-        kind="addon",
-        motion="cross_sell",
-        name=addon.name,
-        price_monthly=addon.price_monthly,
-        friction=friction.id,
-        rationale=addon.outcome or f"{addon.name} removes this friction",
-    )
-
-
-def offer_for(friction: Friction, account: Account, catalog: Catalog, rules: Rules) -> Offer | None:
+def offer_for(
+    friction: FrictionRecord, account: Account, catalog: Catalog, rules: Rules
+) -> OfferRecord | None:
     """The catalog item that removes one friction, or None when nothing in the catalog does."""
-    f = friction.figures
-    kind = friction.kind
+    f = friction["figures"]
+    kind = friction["kind"]
     if kind in ("repeated_limit_hits", "usage_near_limit"):
         metric = str(f.get("limit") or f.get("metric"))
         if metric == "seats":
@@ -186,58 +226,63 @@ def offer_for(friction: Friction, account: Account, catalog: Catalog, rules: Rul
     return _addon_offer(addon, friction) if addon else None
 
 
-def _bundle(primary: Offer, others: list[Offer], catalog: Catalog, health: Health) -> Offer | None:
+def _bundle(
+    primary: OfferRecord, others: list[OfferRecord], catalog: Catalog, band: Band
+) -> OfferRecord | None:
     """A bundle holding the primary offer and another friction's offer, for green accounts only."""
-    if health.band != "green" or not catalog.bundles:
+    if band != "green" or not catalog.bundles:
         return None
     chosen = [primary, *others]
-    plan_ids = {o.id for o in chosen if o.kind == "plan"}
-    addon_ids = {o.id for o in chosen if o.kind == "addon"}
+    plan_ids = {o["id"] for o in chosen if o["kind"] == "plan"}
+    addon_ids = {o["id"] for o in chosen if o["kind"] == "addon"}
     for bundle in catalog.bundles:
         covers_plan = bundle.plan is not None and bundle.plan in plan_ids
         covers_addon = any(a in addon_ids for a in bundle.addons)
         if not (covers_plan and covers_addon):
             continue
-        if primary.id not in ({bundle.plan} | set(bundle.addons)):
+        members = {bundle.plan} | set(bundle.addons)
+        if primary["id"] not in members:
             continue
         discount = min(bundle.discount_pct, catalog.policy.max_discount_pct)
         price = (catalog.plan(bundle.plan).price_monthly if bundle.plan else 0) + sum(
             catalog.addon(a).price_monthly for a in bundle.addons
         )
-        solved = [o.friction for o in chosen if o.id in ({bundle.plan} | set(bundle.addons))]
-        return Offer(
-            id=bundle.id,
-            kind="bundle",
-            motion="bundle",
-            name=bundle.name,
-            price_monthly=round(price, 2),
+        solved = [o["friction"] for o in chosen if o["id"] in members]
+        return _offer(
+            bundle.id,
+            "bundle",
+            "bundle",
+            bundle.name,
+            round(price, 2),
+            primary["friction"],
+            f"{bundle.name} removes {len(solved)} frictions at once",
             discount_pct=discount,
-            friction=primary.friction,
-            supporting=[f for f in solved if f != primary.friction],
+            supporting=[f for f in solved if f != primary["friction"]],
             includes=[i for i in [bundle.plan, *bundle.addons] if i],
-            rationale=f"{bundle.name} removes {len(solved)} frictions at once",
         )
     return None
 
 
 def choose_offer(
-    frictions: list[Friction], account: Account, catalog: Catalog, health: Health, rules: Rules
-) -> Offer | None:
+    frictions: list[FrictionRecord], account: Account, catalog: Catalog, band: Band, rules: Rules
+) -> OfferRecord | None:
     """One offer for the account: the strongest friction some catalog item removes; the rest support it.
 
-    ``frictions`` must be ranked strongest first (see :func:`outreach.friction.rank`).
+    ``frictions`` must be ranked strongest first (see :func:`outreach.friction.rank`); ``band`` is the
+    account's health band (only green accounts see a bundle).
     """
-    candidates: list[Offer] = []
+    bundling = band == "green" and bool(catalog.bundles)
+    candidates: list[OfferRecord] = []
     for friction in frictions:
         offer = offer_for(friction, account, catalog, rules)
         if offer is not None:
             candidates.append(offer)
+            if not bundling:
+                break  # without a bundle only the strongest friction's offer matters
     if not candidates:
         return None
     primary = candidates[0]
-    bundle = _bundle(primary, candidates[1:], catalog, health)
-    if bundle is not None:
-        supporting = [f.id for f in frictions if f.id != bundle.friction and f.id not in bundle.supporting]
-        return bundle.model_copy(update={"supporting": [*bundle.supporting, *supporting]})
-    supporting = [f.id for f in frictions if f.id != primary.friction]
-    return primary.model_copy(update={"supporting": supporting})
+    chosen = _bundle(primary, candidates[1:], catalog, band) or primary
+    covered = {chosen["friction"], *chosen["supporting"]}
+    chosen["supporting"] = [*chosen["supporting"], *(i for f in frictions if (i := friction_id(f)) not in covered)]
+    return chosen

@@ -120,6 +120,11 @@ class HealthWeights(_Strict):
     nps: float = 10
     adoption: float = 15
 
+    @property
+    def total(self) -> float:
+        """The weights' sum (1 when all are zero, so a score stays defined)."""
+        return (self.activation + self.usage_trend + self.champion + self.support + self.nps + self.adoption) or 1.0
+
 
 class HealthRules(_Strict):
     weights: HealthWeights = HealthWeights()

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from outreach.catalog import Catalog
 from outreach.data import Account, Dataset, Ticket
 from outreach.health import UsageFacts
@@ -27,16 +25,19 @@ from outreach.types import Motion, SignalKind, motion_of
 Figure = int | float | str
 
 
-class Signal(BaseModel):
-    """One fired trigger. ``subject`` is what it is about (a limit, feature, integration, topic, …)."""
+@dataclass(frozen=True, slots=True)
+class Signal:
+    """One fired trigger. ``subject`` is what it is about (a limit, feature, integration, topic, …).
 
-    model_config = ConfigDict(frozen=True)
+    A plain dataclass, not a validated model: the engine builds one per fired trigger from its own
+    queries (hundreds of thousands on a large account base), and nothing outside it constructs them.
+    """
 
     kind: SignalKind
     motion: Motion
     subject: str | None = None
-    figures: dict[str, Figure] = Field(default_factory=dict)
-    evidence: list[str] = Field(default_factory=list)
+    figures: dict[str, Figure] = field(default_factory=dict)
+    evidence: list[str] = field(default_factory=list)
     window_days: int | None = None
 
 
@@ -54,14 +55,7 @@ def _signal(
     window_days: int | None,
     cap: int,
 ) -> Signal:
-    return Signal(
-        kind=kind,
-        motion=motion_of(kind),
-        subject=subject,
-        figures=figures,
-        evidence=list(evidence)[:cap],
-        window_days=window_days,
-    )
+    return Signal(kind, motion_of(kind), subject, figures, list(evidence)[:cap], window_days)
 
 
 def _number(value: Any) -> int | float:
@@ -219,10 +213,11 @@ def detect_signals(
             snapshots[account_id][metric] = (float(used), message_id, stamp)
 
     swaps = _seat_swaps(query, pressure.window_days)
+    near_since, pressure_since = query.since(near.window_days), query.since(pressure.window_days)
     for account in accounts:
         account_id = account.account_id
         for metric, (used, message_id, stamp) in sorted(snapshots.get(account_id, {}).items()):
-            if stamp < query.since(near.window_days):
+            if stamp < near_since:
                 continue
             limit_value = _capacity(account, catalog, metric)
             if not limit_value:
@@ -251,7 +246,7 @@ def detect_signals(
         seat_snapshot = snapshots.get(account_id, {}).get("seats")
         seats_used = (
             seat_snapshot[0]
-            if seat_snapshot and seat_snapshot[2] >= query.since(pressure.window_days)
+            if seat_snapshot and seat_snapshot[2] >= pressure_since
             else None
         )
         account_swaps = swaps.get(account_id, [])

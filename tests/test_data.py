@@ -261,3 +261,34 @@ def test_missing_events_file_is_allowed(datadir: DataDir, tmp_path: Path) -> Non
     dataset = load_dataset(root)
     [decision] = decide(dataset, rules_for(dataset), AS_OF)
     assert [f.kind for f in decision.frictions] == ["strong_nps"]
+
+
+def test_unknown_account_after_a_blank_line_names_the_file_line(root: Path) -> None:
+    path = root / "events.jsonl"
+    lines = path.read_text().splitlines()
+    doc = json.loads(lines[3])
+    doc["context"]["groupId"] = "nobody"
+    lines[3] = json.dumps(doc)
+    path.write_text("\n".join([lines[0], "", *lines[1:]]) + "\n")  # the bad event is now on line 5
+    error = error_of(root)
+    assert (error.line, error.field) == (5, "context.groupId") and "nobody" in str(error)
+
+
+def test_events_without_message_id_get_file_line_ids(root: Path) -> None:
+    path = root / "events.jsonl"
+    docs = [json.loads(line) for line in path.read_text().splitlines()]
+    for doc in docs:
+        doc.pop("messageId", None)
+    path.write_text("\n".join(json.dumps(doc) for doc in docs) + "\n")
+    dataset = load_dataset(root)
+    ids = [row[0] for row in dataset.events.execute("SELECT message_id FROM events ORDER BY line").fetchall()]
+    assert ids == [f"events.jsonl#{n}" for n in range(1, len(docs) + 1)]
+
+
+def test_accounts_error_wins_over_an_events_error_read_at_the_same_time(root: Path) -> None:
+    """Events are read on a worker thread while accounts.csv is parsed; the first file's error is reported."""
+    accounts = root / "accounts.csv"
+    accounts.write_text(accounts.read_text().replace(",team,", ",platinum,", 1))
+    replace_line(root / "events.jsonl", 2, "{not json")
+    error = error_of(root)
+    assert (error.path.name, error.line, error.field) == ("accounts.csv", 2, "plan")
