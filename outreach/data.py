@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import gc
-import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.catalog import Catalog, load_catalog
@@ -284,13 +284,13 @@ def load_accounts(path: Path, catalog: Catalog) -> list[Account]:
 def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
     """Each non-blank line of a JSON Lines file as (line number, parsed value); a line that is not JSON stops
     with a DataError naming the file and line. Shared by every JSONL reader (tickets, events, outcomes)."""
-    with path.open(encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                yield line, json.loads(text)
-            except json.JSONDecodeError as error:
+                yield line, orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
                 raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line) from None
 
 
