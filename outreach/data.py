@@ -447,7 +447,7 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     and either a ``properties`` JSON column or any other columns, which become properties."""
     reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, header=true, all_varchar=true)"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT row_number() OVER () AS line, * FROM {reader}",
+        f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT * FROM {reader}",
         [str(path)],
     )
     columns = [str(row[0]) for row in con.execute("DESCRIBE raw_flat").fetchall()]
@@ -471,19 +471,20 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     if "properties" in lower:
         props = f"TRY_CAST({col('properties')} AS JSON)"
     else:
-        rest = [name for name in columns if name not in named and name != "line"]
+        rest = [name for name in columns if name not in named]
         props = (
             "json_object(" + ", ".join(f"'{name}', \"{name}\"" for name in rest) + ")"
             if rest
             else "'{}'::JSON"
         )
     row_label = "row" if path.suffix == ".parquet" else "line"
-    line_expr = "line" if path.suffix == ".parquet" else "line + 1"
+    first_line = 1 if path.suffix == ".parquet" else 2  # a CSV's header is line 1
+    line_expr = f"rowid + {first_line}"
     bad = con.execute(
         f"SELECT {line_expr}, {event} IS NULL, TRY_CAST({stamp} AS TIMESTAMPTZ) IS NULL, {account} IS NULL, "
         f"CAST({stamp} AS VARCHAR) FROM raw_flat "
         f"WHERE {event} IS NULL OR TRY_CAST({stamp} AS TIMESTAMPTZ) IS NULL OR {account} IS NULL "
-        "ORDER BY line LIMIT 1"
+        "ORDER BY rowid LIMIT 1"
     ).fetchone()
     if bad:
         number, no_event, bad_stamp, _no_account, stamp_text = bad
@@ -497,10 +498,10 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     source = (
         f"SELECT {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
         f"{user or 'NULL'}::VARCHAR AS user_id, timezone('UTC', TRY_CAST({stamp} AS TIMESTAMPTZ)) AS ts, "
-        f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat ORDER BY line"
+        f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat"
     )
     con.execute(_EVENT_SQL.format(source=source))
-    con.execute(_EVENT_VIEW.format(label=path.name, first_line=1 if path.suffix == ".parquet" else 2))
+    con.execute(_EVENT_VIEW.format(label=path.name, first_line=first_line))
     con.execute("DROP TABLE raw_flat")
 
 

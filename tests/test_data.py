@@ -240,6 +240,8 @@ def test_events_csv_with_property_columns(datadir: DataDir, tmp_path: Path) -> N
     [decision] = decide(dataset, rules_for(dataset), AS_OF)
     assert [f.kind for f in decision.frictions] == ["repeated_limit_hits"]
     assert decision.frictions[0].figures["hits"] == 3
+    ids = dataset.events.execute("SELECT line, message_id FROM events ORDER BY line LIMIT 2").fetchall()
+    assert ids == [(2, "events.csv#2"), (3, "events.csv#3")]  # no messageId column: ids name the file line
 
 
 def test_events_csv_bad_row(datadir: DataDir, tmp_path: Path) -> None:
@@ -292,3 +294,10 @@ def test_accounts_error_wins_over_an_events_error_read_at_the_same_time(root: Pa
     replace_line(root / "events.jsonl", 2, "{not json")
     error = error_of(root)
     assert (error.path.name, error.line, error.field) == ("accounts.csv", 2, "plan")
+
+
+def test_ticket_line_that_is_not_utf8_is_a_clean_error(root: Path) -> None:
+    path = root / "tickets.jsonl"
+    path.write_bytes(path.read_bytes() + b'{"id": "T-9", "subject": "caf\xe9"}\n')
+    error = error_of(root)
+    assert (error.path.name, error.line) == ("tickets.jsonl", 2) and "malformed JSON" in str(error)
