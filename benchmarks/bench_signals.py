@@ -19,11 +19,10 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-import orjson
 import yaml
 
-from outreach.data import load_dataset, paused_gc
-from outreach.decisions import decide_records, json_row, rules_for
+from outreach.data import load_dataset
+from outreach.decisions import decide_records, records_to_json, rules_for
 
 AS_OF = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,11 +145,7 @@ def engine(out: Path) -> dict[str, float]:
     records = decide_records(dataset, rules, AS_OF)
     timings["decide"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    with paused_gc():
-        payload = orjson.dumps(
-            [json_row(account, record) for account, record in records],
-            option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE,
-        )
+    payload = records_to_json(records)
     timings["json"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - start
     cohorts = Counter(record["cohort"] for _, record in records)

@@ -410,12 +410,9 @@ def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
         parse_datetime(str(stamp), path, line, "timestamp")
     except DataError as error:
         return error
-    raw_context, raw_props = doc.get("context"), doc.get("properties")
-    context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
-    props: dict[str, Any] = raw_props if isinstance(raw_props, dict) else {}
     if "properties" in doc and not isinstance(doc.get("properties"), dict):
         return DataError(path, "properties must be a JSON object", line=line, field="properties")
-    if not (context.get("groupId") or props.get("account_id")):
+    if _event_account(doc) is None:
         return DataError(
             path,
             "no account: set context.groupId (or properties.account_id)",
@@ -570,17 +567,6 @@ def _event_account(doc: Any) -> str | None:
 def _count_events(con: duckdb.DuckDBPyConnection) -> int:
     row = con.execute("SELECT count(*) FROM event_rows").fetchone()
     return int(row[0]) if row else 0
-
-
-def load_events(
-    path: Path | None, account_ids: set[str] | None = None
-) -> tuple[duckdb.DuckDBPyConnection, int]:
-    """Load events into a fresh in-memory DuckDB connection with the ``events`` view (all timestamps UTC)."""
-    con = _connect()
-    _read_events(con, path)
-    if account_ids is not None:
-        _check_event_accounts(con, path, account_ids)
-    return con, _count_events(con)
 
 
 def load_dataset(root: Path | str) -> Dataset:

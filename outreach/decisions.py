@@ -177,16 +177,24 @@ def explain_rows(
     dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort | None = None
 ) -> list[dict[str, Any]]:
     """The ``explain --json`` payload straight from the engine's records, optionally one cohort only."""
-    records = decide_records(dataset, rules, as_of)
-    with paused_gc():
-        return [json_row(account, record) for account, record in records if cohort in (None, record["cohort"])]
+    return _rows(decide_records(dataset, rules, as_of), cohort)
 
 
 def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort | None = None) -> bytes:
     """``explain --json`` output: :func:`explain_rows` as an indented JSON array (UTF-8, newline-terminated)."""
-    rows = explain_rows(dataset, rules, as_of, cohort=cohort)
+    return records_to_json(decide_records(dataset, rules, as_of), cohort=cohort)
+
+
+def records_to_json(records: list[tuple[Account, DecisionRecord]], *, cohort: Cohort | None = None) -> bytes:
+    """Serialise :func:`decide_records` output the way ``explain --json`` prints it."""
+    rows = _rows(records, cohort)
     with paused_gc():
         return orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
+
+
+def _rows(records: list[tuple[Account, DecisionRecord]], cohort: Cohort | None) -> list[dict[str, Any]]:
+    with paused_gc():
+        return [json_row(account, record) for account, record in records if cohort in (None, record["cohort"])]
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from outreach.data import Dataset, load_dataset
 from outreach.decisions import (
@@ -17,7 +18,9 @@ from outreach.decisions import (
     explain_rows,
     rules_for,
 )
-from outreach.health import Health
+from outreach.friction import Friction, FrictionRecord
+from outreach.health import Gate, GateRecord, Health, HealthRecord
+from outreach.offers import Offer, OfferRecord
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 DEMO_AS_OF = date(2026, 11, 20)
@@ -55,3 +58,12 @@ def test_explain_json_filters_by_cohort(demo_dataset: Dataset) -> None:
     everything = json.loads(explain_json(demo_dataset, rules, DEMO_AS_OF))
     nurture = json.loads(explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="nurture"))
     assert nurture == [row for row in everything if row["cohort"] == "nurture"] and nurture
+
+
+@pytest.mark.parametrize(
+    ("record", "model"),
+    [(HealthRecord, Health), (GateRecord, Gate), (FrictionRecord, Friction), (OfferRecord, Offer)],
+)
+def test_each_record_has_exactly_its_models_fields(record: type, model: type[BaseModel]) -> None:
+    """The engine's plain records and the validated models are declared side by side; keep them in step."""
+    assert set(record.__annotations__) == set(model.model_fields)
