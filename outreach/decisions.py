@@ -16,11 +16,11 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from outreach.data import Account, Dataset, load_dataset, paused_gc
-from outreach.friction import Friction, FrictionRecord, enrich, rank
+from outreach.friction import Friction, FrictionRecord, frictions
 from outreach.health import Gate, GateRecord, Health, HealthRecord, check_gate, open_tickets, score_health
 from outreach.offers import Offer, OfferRecord, choose_offer
 from outreach.rules import Rules, load_rules
-from outreach.signals import detect_signals
+from outreach.signals import detect
 from outreach.types import Cohort
 
 
@@ -139,16 +139,18 @@ def _decide(
     account_ids: set[str] | None,
 ) -> list[tuple[Account, DecisionRecord]]:
     accounts = [a for a in dataset.accounts if account_ids is None or a.account_id in account_ids]
-    found = detect_signals(dataset, rules, as_of, accounts=accounts)
+    usage = detect(dataset, rules, as_of, accounts=accounts)
     catalog = dataset.catalog
+    found = frictions(dataset.events, catalog, rules)
     feature_counts = {plan.id: len(plan.features) for plan in catalog.plans}
     tickets_by_account = dataset.tickets_by_account
     records: list[tuple[Account, DecisionRecord]] = []
     for account in accounts:
         account_id = account.account_id
-        detected = found[account_id]
         open_now = open_tickets(tickets_by_account.get(account_id, []), as_of)
-        health = score_health(account, detected.usage, open_now, feature_counts[account.plan], rules, as_of)
+        health = score_health(
+            account, usage[account_id], open_now, feature_counts[account.plan], rules, as_of
+        )
         gate = check_gate(
             account,
             health,
@@ -158,11 +160,11 @@ def _decide(
             last_contacted=last_contacted.get(account_id),
             held_out=held_out(account) if held_out else False,
         )
-        frictions = rank([enrich(signal, catalog, rules) for signal in detected.signals])
-        offer = choose_offer(frictions, account, catalog, health["band"], rules) if frictions else None
-        cohort: Cohort = "not_fit" if not frictions else "ready" if gate["allowed"] else "nurture"
+        ranked = found.get(account_id, [])
+        offer = choose_offer(ranked, account, catalog, health["band"], rules) if ranked else None
+        cohort: Cohort = "not_fit" if not ranked else "ready" if gate["allowed"] else "nurture"
         records.append(
-            (account, {"cohort": cohort, "health": health, "gate": gate, "frictions": frictions, "offer": offer})
+            (account, {"cohort": cohort, "health": health, "gate": gate, "frictions": ranked, "offer": offer})
         )
     return records
 
@@ -194,7 +196,9 @@ def records_to_json(records: list[tuple[Account, DecisionRecord]], *, cohort: Co
 
 def _rows(records: list[tuple[Account, DecisionRecord]], cohort: Cohort | None) -> list[dict[str, Any]]:
     with paused_gc():
-        return [json_row(account, record) for account, record in records if cohort in (None, record["cohort"])]
+        return [
+            json_row(account, record) for account, record in records if cohort in (None, record["cohort"])
+        ]
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:

@@ -1,37 +1,37 @@
 """Expansion triggers: which behaviours show the current package has become the constraint.
 
-Events are aggregated in DuckDB, one grouped query per trigger over all accounts at once, so the engine
-stays close to the cost of a bare scan of the events table (docs/BENCHMARKS.md). Tickets and account
-columns are small and handled in Python. Each fired trigger becomes a :class:`Signal` with the exact
-figures and the ids of the events or tickets behind it; :mod:`outreach.friction` words it.
+Every trigger is a grouped DuckDB query over all accounts at once, and all of them run as one statement
+that fills the temporary table ``signal_rows`` (one row per fired trigger: account, kind, subject,
+figures as a JSON object, evidence ids, window). Python only prepares what DuckDB cannot see: the
+accounts and the catalog's limits as small tables, and the ticket topics and integration mentions, which
+need :mod:`outreach.topics`. Deciding 100k accounts row by row in Python cost more than reading their
+10M events (docs/BENCHMARKS.md); :mod:`outreach.friction` words the rows, again in SQL.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
 
 from outreach.catalog import Catalog
 from outreach.data import Account, Dataset, Ticket
 from outreach.health import UsageFacts
 from outreach.rules import Rules
 from outreach.topics import integration_mentions, ticket_topics
-from outreach.types import Motion, SignalKind, motion_of
+from outreach.types import UPSELL_KINDS, Motion, SignalKind
 
 Figure = int | float | str
 
 
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """One fired trigger. ``subject`` is what it is about (a limit, feature, integration, topic, …).
-
-    A plain dataclass, not a validated model: the engine builds one per fired trigger from its own
-    queries (hundreds of thousands on a large account base), and nothing outside it constructs them.
-    """
+    """One fired trigger. ``subject`` is what it is about (a limit, feature, integration, topic, …)."""
 
     kind: SignalKind
     motion: Motion
@@ -47,55 +47,6 @@ class AccountSignals:
     usage: UsageFacts = field(default_factory=UsageFacts)
 
 
-def _signal(
-    kind: SignalKind,
-    subject: str | None,
-    figures: dict[str, Figure],
-    evidence: Iterable[str],
-    window_days: int | None,
-    cap: int,
-) -> Signal:
-    return Signal(kind, motion_of(kind), subject, figures, list(evidence)[:cap], window_days)
-
-
-def _number(value: Any) -> int | float:
-    """Event properties arrive as JSON text; keep integers integral so statements read '50', not '50.0'."""
-    number = float(value)
-    return int(number) if number.is_integer() else round(number, 2)
-
-
-class _Query:
-    """Runs the grouped trigger queries against the ``events`` table for one analysis date."""
-
-    def __init__(self, dataset: Dataset, rules: Rules, as_of: date) -> None:
-        self.con = dataset.events
-        self.names = rules.events
-        self.cap = rules.evidence_cap
-        self.end = datetime(as_of.year, as_of.month, as_of.day)
-
-    def since(self, days: int) -> datetime:
-        return self.end - timedelta(days=days)
-
-    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        return self.con.execute(sql, list(params)).fetchall()
-
-    def grouped(self, event: str, prop: str, days: int, minimum: int) -> list[tuple[Any, ...]]:
-        """Per (account, property value): count and the newest evidence ids, for groups reaching ``minimum``."""
-        return self.rows(
-            f"""
-            SELECT account_id, props->>'{prop}' AS subject, count(*) AS n,
-                   list(message_id ORDER BY ts DESC)[1:{self.cap}] AS evidence
-            FROM events
-            WHERE event = ? AND ts >= ? AND ts < ? AND props->>'{prop}' IS NOT NULL
-            GROUP BY ALL HAVING count(*) >= ? ORDER BY account_id, n DESC, subject
-            """,
-            event,
-            self.since(days),
-            self.end,
-            minimum,
-        )
-
-
 def detect_signals(
     dataset: Dataset,
     rules: Rules,
@@ -104,35 +55,96 @@ def detect_signals(
     accounts: list[Account] | None = None,
 ) -> dict[str, AccountSignals]:
     """All fired triggers and the usage facts for every account (or the given subset)."""
+    usage = detect(dataset, rules, as_of, accounts=accounts)
+    result = {account_id: AccountSignals(usage=facts) for account_id, facts in usage.items()}
+    rows = dataset.events.execute(
+        "SELECT account_id, kind, motion, subject, figures, evidence, window_days FROM signal_rows "
+        "ORDER BY ord, kind, subject"
+    ).fetchall()
+    for account_id, kind, motion, subject, figures, evidence, window_days in rows:
+        result[account_id].signals.append(
+            Signal(kind, motion, subject, orjson.loads(figures), evidence, window_days)
+        )
+    return result
+
+
+def detect(
+    dataset: Dataset, rules: Rules, as_of: date, *, accounts: list[Account] | None = None
+) -> dict[str, UsageFacts]:
+    """Fill ``signal_rows`` in ``dataset.events`` and return the usage facts health needs, per account.
+
+    The table lives on the dataset's DuckDB connection until the next call; :func:`outreach.friction.frictions`
+    reads it.
+    """
     accounts = accounts if accounts is not None else dataset.accounts
-    by_id = {account.account_id: account for account in accounts}
-    result: dict[str, AccountSignals] = {account_id: AccountSignals() for account_id in by_id}
-    found: dict[str, list[Signal]] = defaultdict(list)
-    query = _Query(dataset, rules, as_of)
-    triggers = rules.triggers
-    names = rules.events
-    catalog = dataset.catalog
-    cap = rules.evidence_cap
-
-    def add(account_id: str, signal: Signal) -> None:
-        if account_id in by_id and signal.kind not in triggers.disabled:
-            found[account_id].append(signal)
-
-    # --- usage facts for health (one pass) ----------------------------------------------------------
     con = dataset.events
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE account_dim AS "
-        "SELECT unnest(?::VARCHAR[]) AS account_id, unnest(?::VARCHAR[]) AS champion",
-        [[a.account_id for a in accounts], [a.champion_user_id for a in accounts]],
+    end = datetime(as_of.year, as_of.month, as_of.day)
+    _register_accounts(con, accounts, dataset.catalog, as_of)
+    usage = _usage_facts(con, rules, accounts, end)
+    _register_tickets(con, dataset, rules, accounts, as_of, end)
+    con.execute(_signal_sql(rules, dataset.catalog, end))
+    return usage
+
+
+def _since(end: datetime, days: int) -> str:
+    return f"TIMESTAMP '{(end - timedelta(days=days)).isoformat(sep=' ')}'"
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _texts(values: Any) -> str:
+    items = [_text(str(v)) for v in values]
+    return "[" + ", ".join(items) + "]::VARCHAR[]"
+
+
+def _float(value: float) -> str:
+    return f"{float(value)!r}::DOUBLE"
+
+
+def _register_accounts(
+    con: duckdb.DuckDBPyConnection, accounts: list[Account], catalog: Catalog, as_of: date
+) -> None:
+    """``account_dim`` (the accounts analysed, in order) and ``plan_limit`` (each plan's caps; NULL = unlimited)."""
+    account_dim = pa.table(
+        {
+            "ord": pa.array(range(len(accounts)), pa.int64()),
+            "account_id": [a.account_id for a in accounts],
+            "plan": [a.plan for a in accounts],
+            "seats_purchased": pa.array([a.seats_purchased for a in accounts], pa.int64()),
+            "employees_at_contract": pa.array([a.employees_at_contract for a in accounts], pa.int64()),
+            "employees_now": pa.array([a.employees_now for a in accounts], pa.int64()),
+            "nps": pa.array([a.nps for a in accounts], pa.int64()),
+            "activated": [a.activated_at is not None and a.activated_at <= as_of for a in accounts],
+            "champion": pa.array([a.champion_user_id for a in accounts], pa.string()),
+            "addons": pa.array([list(a.addons) for a in accounts], pa.list_(pa.string())),
+        }
     )
-    # One pass over (account, user): last activity in each window, and when the champion was last seen.
-    facts = query.rows(
-        """
+    create_table(con, "account_dim", account_dim)
+    limits = [(plan.id, metric, cap) for plan in catalog.plans for metric, cap in plan.limits.items()]
+    plan_limit = pa.table(
+        {
+            "plan": pa.array([row[0] for row in limits], pa.string()),
+            "metric": pa.array([row[1] for row in limits], pa.string()),
+            "cap": pa.array([row[2] for row in limits], pa.int64()),
+        }
+    )
+    create_table(con, "plan_limit", plan_limit)
+
+
+def _usage_facts(
+    con: duckdb.DuckDBPyConnection, rules: Rules, accounts: list[Account], end: datetime
+) -> dict[str, UsageFacts]:
+    """Active users in the last 30 days and the 30 before, when the champion was last seen, features used."""
+    names = rules.events
+    facts = con.execute(
+        f"""
         WITH per_user AS (
             SELECT e.account_id, e.user_id, max(e.ts) AS last_ts,
-                   bool_or(e.ts >= ? AND e.event <> ?) AS in_30,
-                   bool_or(e.ts >= ? AND e.ts < ? AND e.event <> ?) AS in_prior
-            FROM events e WHERE e.ts < ? GROUP BY ALL
+                   bool_or(e.ts >= {_since(end, 30)} AND e.event <> $usage) AS in_30,
+                   bool_or(e.ts >= {_since(end, 60)} AND e.ts < {_since(end, 30)} AND e.event <> $usage) AS in_prior
+            FROM events e WHERE e.ts < $end GROUP BY ALL
         )
         SELECT p.account_id,
                count(*) FILTER (WHERE p.in_30) AS active_30,
@@ -142,373 +154,102 @@ def detect_signals(
         FROM per_user p JOIN account_dim d USING (account_id)
         GROUP BY p.account_id
         """,
-        query.since(30),
-        names.usage_reported,
-        query.since(60),
-        query.since(30),
-        names.usage_reported,
-        query.end,
-    )
+        {"usage": names.usage_reported, "end": end},
+    ).fetchall()
     features = dict(
-        query.rows(
-            "SELECT account_id, count(DISTINCT props->>'feature') FROM events "
-            "WHERE event = ? AND ts >= ? AND ts < ? GROUP BY account_id",
-            names.feature_used,
-            query.since(30),
-            query.end,
-        )
+        con.execute(
+            f"SELECT account_id, count(DISTINCT props->>'feature') FROM events "
+            f"WHERE event = ? AND ts >= {_since(end, 30)} AND ts < ? GROUP BY account_id",
+            [names.feature_used, end],
+        ).fetchall()
     )
+    usage = {account.account_id: UsageFacts() for account in accounts}
     for account_id, active, prior, champion_seen, last_event in facts:
-        result[account_id].usage = UsageFacts(
+        usage[account_id] = UsageFacts(
             active_users_30d=int(active),
             active_users_prior_30d=int(prior),
             champion_last_seen=champion_seen.date() if champion_seen else None,
             features_used_30d=int(features.get(account_id, 0)),
             last_event=last_event.date() if last_event else None,
         )
-    con.execute("DROP TABLE account_dim")
+    return usage
 
-    # --- repeated limit hits ------------------------------------------------------------------------
-    rule = triggers.repeated_limit_hits
-    for account_id, limit, hits, evidence, max_used, max_cap in query.rows(
-        f"""
-        SELECT account_id, props->>'limit', count(*), list(message_id ORDER BY ts DESC)[1:{cap}],
-               max(TRY_CAST(props->>'used' AS DOUBLE)), max(TRY_CAST(props->>'cap' AS DOUBLE))
-        FROM events WHERE event = ? AND ts >= ? AND ts < ? AND props->>'limit' IS NOT NULL
-        GROUP BY ALL HAVING count(*) >= ? ORDER BY 1, 3 DESC, 2
-        """,
-        names.limit_reached,
-        query.since(rule.window_days),
-        query.end,
-        rule.min_hits,
-    ):
-        stats = (max_used, max_cap)
-        figures: dict[str, Figure] = {"limit": limit, "hits": int(hits), "window_days": rule.window_days}
-        plan_cap = _plan_cap(by_id.get(account_id), catalog, limit)
-        if stats[1] is not None:
-            figures["cap"] = _number(stats[1])
-        elif plan_cap is not None:
-            figures["cap"] = plan_cap
-        if stats[0] is not None:
-            figures["max_used"] = _number(stats[0])
-        add(account_id, _signal("repeated_limit_hits", limit, figures, evidence, rule.window_days, cap))
 
-    # --- usage snapshots: near a limit, seat pressure ----------------------------------------------
-    near = triggers.usage_near_limit
-    pressure = triggers.seat_pressure
-    snapshot_days = max(near.window_days, pressure.window_days)
-    snapshots: dict[str, dict[str, tuple[float, str, datetime]]] = defaultdict(dict)
-    for account_id, metric, used, message_id, stamp in query.rows(
-        """
-        SELECT account_id, props->>'metric' AS metric, arg_max(TRY_CAST(props->>'used' AS DOUBLE), ts),
-               arg_max(message_id, ts), max(ts)
-        FROM events WHERE event = ? AND ts >= ? AND ts < ? AND props->>'metric' IS NOT NULL
-        GROUP BY ALL
-        """,
-        names.usage_reported,
-        query.since(snapshot_days),
-        query.end,
-    ):
-        if used is not None:
-            snapshots[account_id][metric] = (float(used), message_id, stamp)
+def _register_tickets(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    rules: Rules,
+    accounts: list[Account],
+    as_of: date,
+    end: datetime,
+) -> None:
+    """``ticket_mention`` (integration asks in ticket text) and ``ticket_topic`` (each recent ticket's topic).
 
-    swaps = _seat_swaps(query, pressure.window_days)
-    near_since, pressure_since = query.since(near.window_days), query.since(pressure.window_days)
+    Both need :mod:`outreach.topics` (regexes, TF-IDF over the tickets analysed together), so Python computes
+    them per ticket and DuckDB groups them with the event-based triggers.
+    """
+    triggers = rules.triggers
+    by_account = dataset.tickets_by_account
+    integration = triggers.integration_request
+    known = {
+        str(row[0])
+        for row in con.execute(
+            f"SELECT DISTINCT lower(props->>'integration') FROM events WHERE event = ? "
+            f"AND ts >= {_since(end, integration.window_days)} AND ts < ? AND props->>'integration' IS NOT NULL",
+            [rules.events.integration_requested, end],
+        ).fetchall()
+    } | _catalog_integrations(dataset.catalog)
+    mention_start = as_of - timedelta(days=integration.window_days)
+    mentions: dict[str, list[Any]] = {"account_id": [], "integration": [], "ticket_id": [], "seq": []}
     for account in accounts:
-        account_id = account.account_id
-        for metric, (used, message_id, stamp) in sorted(snapshots.get(account_id, {}).items()):
-            if stamp < near_since:
-                continue
-            limit_value = _capacity(account, catalog, metric)
-            if not limit_value:
-                continue
-            share = used / limit_value
-            if metric == "seats" and share >= pressure.pct:
-                continue  # reported as seat pressure below
-            if share >= near.pct:
-                add(
-                    account_id,
-                    _signal(
-                        "usage_near_limit",
-                        metric,
-                        {
-                            "metric": metric,
-                            "used": _number(used),
-                            "cap": limit_value,
-                            "pct": round(100 * share),
-                        },
-                        [message_id],
-                        near.window_days,
-                        cap,
-                    ),
-                )
-        seat_cap = _capacity(account, catalog, "seats")
-        seat_snapshot = snapshots.get(account_id, {}).get("seats")
-        seats_used = (
-            seat_snapshot[0]
-            if seat_snapshot and seat_snapshot[2] >= pressure_since
-            else None
-        )
-        account_swaps = swaps.get(account_id, [])
-        if seat_cap and seats_used is not None and seats_used / seat_cap >= pressure.pct:
-            figures = {
-                "seats_used": _number(seats_used),
-                "seats": seat_cap,
-                "pct": round(100 * seats_used / seat_cap),
-            }
-            if len(account_swaps) >= 2:
-                figures["swaps"] = len(account_swaps)
-            evidence = [seat_snapshot[1]] if seat_snapshot else []
-            add(
-                account_id,
-                _signal(
-                    "seat_pressure", "seats", figures, evidence + account_swaps, pressure.window_days, cap
-                ),
-            )
-        elif len(account_swaps) >= 2:
-            figures = {"swaps": len(account_swaps), "window_days": pressure.window_days}
-            if seat_cap:
-                figures["seats"] = seat_cap
-            if seats_used is not None:
-                figures["seats_used"] = _number(seats_used)
-            add(
-                account_id,
-                _signal("seat_pressure", "seats", figures, account_swaps, pressure.window_days, cap),
-            )
+        for seq, ticket in enumerate(by_account.get(account.account_id, ())):
+            if mention_start <= ticket.created_at.date() < as_of:
+                for name in integration_mentions(ticket, known):
+                    mentions["account_id"].append(account.account_id)
+                    mentions["integration"].append(name)
+                    mentions["ticket_id"].append(ticket.id)
+                    mentions["seq"].append(seq)
+    _register(con, "ticket_mention", mentions, {"seq": pa.int64()})
 
-        # --- account columns: headcount, NPS --------------------------------------------------------
-        growth = triggers.headcount_growth
-        if account.employees_at_contract and account.employees_now:
-            ratio = account.employees_now / account.employees_at_contract - 1
-            if ratio >= growth.pct - 1e-9:
-                add(
-                    account_id,
-                    _signal(
-                        "headcount_growth",
-                        "employees",
-                        {
-                            "employees_at_contract": account.employees_at_contract,
-                            "employees_now": account.employees_now,
-                            "growth_pct": round(100 * ratio),
-                        },
-                        ["accounts.csv:employees_now"],
-                        None,
-                        cap,
-                    ),
-                )
-        nps_rule = triggers.strong_nps
-        activated = account.activated_at is not None and account.activated_at <= as_of
-        if account.nps is not None and account.nps >= nps_rule.min_nps and activated:
-            add(
-                account_id,
-                _signal("strong_nps", "nps", {"nps": account.nps}, ["accounts.csv:nps"], None, cap),
-            )
-
-    # --- locked features ----------------------------------------------------------------------------
-    rule_locked = triggers.locked_feature
-    for account_id, feature, clicks, evidence in query.grouped(
-        names.locked_feature_clicked, "feature", rule_locked.window_days, rule_locked.min_clicks
-    ):
-        add(
-            account_id,
-            _signal(
-                "locked_feature",
-                feature,
-                {"feature": feature, "clicks": int(clicks), "window_days": rule_locked.window_days},
-                evidence,
-                rule_locked.window_days,
-                cap,
-            ),
-        )
-
-    # --- exports ------------------------------------------------------------------------------------
-    rule_exports = triggers.frequent_exports
-    for account_id, exports, rows, evidence in query.rows(
-        f"""
-        SELECT account_id, count(*), sum(TRY_CAST(props->>'rows' AS BIGINT)),
-               list(message_id ORDER BY ts DESC)[1:{cap}]
-        FROM events WHERE event = ? AND ts >= ? AND ts < ? GROUP BY account_id HAVING count(*) >= ?
-        """,
-        names.export_created,
-        query.since(rule_exports.window_days),
-        query.end,
-        rule_exports.min_exports,
-    ):
-        figures = {"exports": int(exports), "window_days": rule_exports.window_days}
-        if rows is not None:
-            figures["rows"] = int(rows)
-        add(account_id, _signal("frequent_exports", None, figures, evidence, rule_exports.window_days, cap))
-
-    # --- add-on page visits -------------------------------------------------------------------------
-    rule_pages = triggers.addon_page_visits
-    addon_ids = {addon.id for addon in catalog.addons}
-    for account_id, addon_id, visits, evidence in query.grouped(
-        names.page_viewed, "addon", rule_pages.window_days, rule_pages.min_visits
-    ):
-        owner = by_id.get(account_id)
-        if addon_id not in addon_ids or (owner is not None and addon_id in owner.addons):
-            continue
-        add(
-            account_id,
-            _signal(
-                "addon_page_visits",
-                addon_id,
-                {"addon": addon_id, "visits": int(visits), "window_days": rule_pages.window_days},
-                evidence,
-                rule_pages.window_days,
-                cap,
-            ),
-        )
-
-    # --- abandoned workflows ------------------------------------------------------------------------
-    rule_wf = triggers.workflow_abandoned
-    for account_id, workflow, step, abandons, evidence in query.rows(
-        f"""
-        SELECT account_id, props->>'workflow', coalesce(props->>'step', ''), count(*),
-               list(message_id ORDER BY ts DESC)[1:{cap}]
-        FROM events WHERE event = ? AND ts >= ? AND ts < ? AND props->>'workflow' IS NOT NULL
-        GROUP BY ALL HAVING count(*) >= ? ORDER BY 1, 4 DESC, 2, 3
-        """,
-        names.workflow_abandoned,
-        query.since(rule_wf.window_days),
-        query.end,
-        rule_wf.min_abandons,
-    ):
-        figures = {"workflow": workflow, "abandons": int(abandons), "window_days": rule_wf.window_days}
-        if step:
-            figures["step"] = step
-        add(account_id, _signal("workflow_abandoned", workflow, figures, evidence, rule_wf.window_days, cap))
-
-    # --- new departments ----------------------------------------------------------------------------
-    rule_dept = triggers.new_department
-    for account_id, department, invites, evidence in query.rows(
-        f"""
-        WITH invites AS (
-            SELECT account_id, props->>'department' AS department, ts, message_id FROM events
-            WHERE event = ? AND ts < ? AND props->>'department' IS NOT NULL AND props->>'department' <> ''
-        ),
-        firsts AS (SELECT account_id, department, min(ts) AS first_ts FROM invites GROUP BY ALL)
-        SELECT i.account_id, i.department, count(*), list(i.message_id ORDER BY i.ts DESC)[1:{cap}]
-        FROM invites i JOIN firsts f USING (account_id, department)
-        WHERE f.first_ts >= ? AND i.ts >= ?
-          AND EXISTS (SELECT 1 FROM invites o WHERE o.account_id = i.account_id AND o.ts < ?)
-        GROUP BY ALL HAVING count(*) >= ? ORDER BY 1, 3 DESC, 2
-        """,
-        names.user_invited,
-        query.end,
-        query.since(rule_dept.window_days),
-        query.since(rule_dept.window_days),
-        query.since(rule_dept.window_days),
-        rule_dept.min_invites,
-    ):
-        add(
-            account_id,
-            _signal(
-                "new_department",
-                department,
-                {"department": department, "invites": int(invites), "window_days": rule_dept.window_days},
-                evidence,
-                rule_dept.window_days,
-                cap,
-            ),
-        )
-
-    # --- integration requests: events and tickets --------------------------------------------------
-    rule_int = triggers.integration_request
-    integration_events: dict[tuple[str, str], tuple[int, list[str]]] = {}
-    for account_id, integration, requests, evidence in query.grouped(
-        names.integration_requested, "integration", rule_int.window_days, 1
-    ):
-        integration_events[(account_id, str(integration).lower())] = (int(requests), list(evidence))
-    known_integrations = {key[1] for key in integration_events} | _catalog_integrations(catalog)
-    ticket_start = as_of - timedelta(days=rule_int.window_days)
-    integration_tickets: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for account_id in by_id:
-        for ticket in dataset.tickets_by_account.get(account_id, []):
-            if ticket_start <= ticket.created_at.date() < as_of:
-                for name in integration_mentions(ticket, known_integrations):
-                    integration_tickets[(account_id, name)].append(ticket.id)
-    for key in sorted(set(integration_events) | set(integration_tickets)):
-        account_id, integration = key
-        requests, evidence = integration_events.get(key, (0, []))
-        tickets = integration_tickets.get(key, [])
-        if requests + len(tickets) < rule_int.min_requests:
-            continue
-        add(
-            account_id,
-            _signal(
-                "integration_request",
-                integration,
-                {
-                    "integration": integration,
-                    "requests": requests,
-                    "tickets": len(tickets),
-                    "window_days": rule_int.window_days,
-                },
-                evidence + tickets,
-                rule_int.window_days,
-                cap,
-            ),
-        )
-
-    # --- ticket topic clusters ----------------------------------------------------------------------
-    rule_topic = triggers.ticket_topic_cluster
-    topic_start = as_of - timedelta(days=rule_topic.window_days)
-    recent: dict[str, list[Ticket]] = {
-        account_id: [
-            t
-            for t in dataset.tickets_by_account.get(account_id, [])
-            if topic_start <= t.created_at.date() < as_of
+    topic_start = as_of - timedelta(days=triggers.ticket_topic_cluster.window_days)
+    recent: dict[str, list[Ticket]] = {}
+    for account in accounts:
+        tickets = [
+            t for t in by_account.get(account.account_id, ()) if topic_start <= t.created_at.date() < as_of
         ]
-        for account_id in by_id
-    }
+        if tickets:
+            recent[account.account_id] = tickets
     topics = ticket_topics([t for tickets in recent.values() for t in tickets])
-    for account_id, account_tickets in recent.items():
-        if not account_tickets:
-            continue
-        counts = Counter(topics[t.id] for t in account_tickets)
-        topic, count = min(counts.items(), key=lambda item: (-item[1], item[0]))
-        share = count / len(account_tickets)
-        if count >= rule_topic.min_tickets and share >= rule_topic.share:
-            ids = [
-                t.id
-                for t in sorted(account_tickets, key=lambda t: t.created_at, reverse=True)
-                if topics[t.id] == topic
-            ]
-            add(
-                account_id,
-                _signal(
-                    "ticket_topic_cluster",
-                    topic,
-                    {
-                        "topic": topic,
-                        "tickets": count,
-                        "total_tickets": len(account_tickets),
-                        "share_pct": round(100 * share),
-                        "window_days": rule_topic.window_days,
-                    },
-                    ids,
-                    rule_topic.window_days,
-                    cap,
-                ),
-            )
-
-    for account_id, signals in found.items():
-        result[account_id].signals = signals
-    return result
+    rows: dict[str, list[Any]] = {"account_id": [], "ticket_id": [], "topic": [], "recency": []}
+    for account_id, tickets in recent.items():
+        for recency, ticket in enumerate(sorted(tickets, key=lambda t: t.created_at, reverse=True)):
+            rows["account_id"].append(account_id)
+            rows["ticket_id"].append(ticket.id)
+            rows["topic"].append(topics[ticket.id])
+            rows["recency"].append(recency)
+    _register(con, "ticket_topic", rows, {"recency": pa.int64()})
 
 
-def _plan_cap(account: Account | None, catalog: Catalog, metric: str) -> int | None:
-    if account is None:
-        return None
-    return catalog.plan(account.plan).limit(metric)
+def _register(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    columns: Mapping[str, list[Any]],
+    types: Mapping[str, pa.DataType],
+) -> None:
+    create_table(
+        con,
+        name,
+        pa.table({key: pa.array(values, types.get(key, pa.string())) for key, values in columns.items()}),
+    )
 
 
-def _capacity(account: Account, catalog: Catalog, metric: str) -> int | None:
-    """What the account may use of ``metric``: purchased seats win over the plan's seat limit."""
-    if metric == "seats" and account.seats_purchased:
-        return account.seats_purchased
-    return catalog.plan(account.plan).limit(metric)
+def create_table(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table) -> None:
+    """(Re)create the temporary table ``name`` from an Arrow table, the cheap way to hand DuckDB many rows.
+
+    DuckDB finds ``arrow_rows`` by its Python name (a replacement scan); ``register`` would refuse while an
+    earlier ``fetchone()`` on the connection left a result open.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM arrow_rows")
 
 
 def _catalog_integrations(catalog: Catalog) -> set[str]:
@@ -520,76 +261,238 @@ def _catalog_integrations(catalog: Catalog) -> set[str]:
     return names
 
 
-def _seat_swaps(query: _Query, days: int) -> dict[str, list[str]]:
-    """`User Removed` events followed within 48 hours by a `User Invited`: an admin making room at the cap."""
-    rows = query.rows(
-        """
-        SELECT r.account_id, r.message_id
-        FROM events r
-        WHERE r.event = ? AND r.ts >= ? AND r.ts < ?
-          AND EXISTS (SELECT 1 FROM events i WHERE i.account_id = r.account_id AND i.event = ?
-                      AND i.ts >= r.ts AND i.ts <= r.ts + INTERVAL 48 HOUR AND i.ts < ?)
-        ORDER BY r.account_id, r.ts DESC
-        """,
-        query.names.user_removed,
-        query.since(days),
-        query.end,
-        query.names.user_invited,
-        query.end,
+def _num(expr: str) -> str:
+    """A figure as JSON the way Python's statements print it: integral values as integers, others to 2 places."""
+    return (
+        f"(CASE WHEN ({expr}) IS NULL THEN NULL::JSON WHEN ({expr}) = trunc({expr}) THEN to_json(({expr})::BIGINT) "
+        f"ELSE to_json(round_even(({expr})::DOUBLE, 2)) END)"
     )
-    swaps: dict[str, list[str]] = defaultdict(list)
-    for account_id, message_id in rows:
-        swaps[account_id].append(message_id)
-    return swaps
 
 
-def signal_strength(signal: Signal, rules: Rules) -> float:
-    """How strongly a signal says the package is the constraint: a kind weight times how far past its
-    threshold it is (capped at 3x). Used to pick the primary friction when several fire."""
-    weight = _KIND_WEIGHT[signal.kind]
-    figures = signal.figures
-    triggers = rules.triggers
-    ratio = 1.0
-    if signal.kind == "repeated_limit_hits":
-        ratio = float(figures["hits"]) / triggers.repeated_limit_hits.min_hits
-    elif signal.kind == "usage_near_limit":
-        ratio = float(figures["pct"]) / (100 * triggers.usage_near_limit.pct)
-    elif signal.kind == "seat_pressure":
-        pct = float(figures.get("pct", 0)) / (100 * triggers.seat_pressure.pct)
-        ratio = max(pct, float(figures.get("swaps", 0)) / 2)
-    elif signal.kind == "locked_feature":
-        ratio = float(figures["clicks"]) / triggers.locked_feature.min_clicks
-    elif signal.kind == "headcount_growth":
-        ratio = float(figures["growth_pct"]) / (100 * triggers.headcount_growth.pct)
-    elif signal.kind == "integration_request":
-        ratio = (
-            float(figures["requests"]) + float(figures["tickets"])
-        ) / triggers.integration_request.min_requests
-        ratio = 1 + math.log2(ratio) if ratio > 1 else ratio
-    elif signal.kind == "frequent_exports":
-        ratio = float(figures["exports"]) / triggers.frequent_exports.min_exports
-    elif signal.kind == "ticket_topic_cluster":
-        ratio = float(figures["share_pct"]) / (100 * triggers.ticket_topic_cluster.share)
-    elif signal.kind == "addon_page_visits":
-        ratio = float(figures["visits"]) / triggers.addon_page_visits.min_visits
-    elif signal.kind == "new_department":
-        ratio = float(figures["invites"]) / triggers.new_department.min_invites
-    elif signal.kind == "workflow_abandoned":
-        ratio = float(figures["abandons"]) / triggers.workflow_abandoned.min_abandons
-    return round(weight * min(ratio, 3.0), 4)
+def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
+    """One statement: every trigger's grouped query, unioned into ``signal_rows``."""
+    t = rules.triggers
+    n = rules.events
+    cap = rules.evidence_cap
+    hits, near, pressure = t.repeated_limit_hits, t.usage_near_limit, t.seat_pressure
+    locked, exports, pages, workflow = (
+        t.locked_feature,
+        t.frequent_exports,
+        t.addon_page_visits,
+        t.workflow_abandoned,
+    )
+    dept, integration, topic = t.new_department, t.integration_request, t.ticket_topic_cluster
+    snapshot_days = max(near.window_days, pressure.window_days)
+    end_sql = f"TIMESTAMP '{end.isoformat(sep=' ')}'"
+    upsell = _texts(UPSELL_KINDS)
+    disabled = _texts(t.disabled) if t.disabled else "[]::VARCHAR[]"
+    addon_ids = _texts(a.id for a in catalog.addons) if catalog.addons else "[]::VARCHAR[]"
 
+    def grouped(event: str, prop: str, days: int, minimum: int) -> str:
+        return f"""
+            SELECT account_id, props->>'{prop}' AS subject, count(*) AS n,
+                   list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+            FROM events
+            WHERE event = {_text(event)} AND ts >= {_since(end, days)} AND ts < {end_sql}
+              AND props->>'{prop}' IS NOT NULL
+            GROUP BY ALL HAVING count(*) >= {minimum}"""
 
-_KIND_WEIGHT: dict[SignalKind, float] = {
-    "repeated_limit_hits": 1.0,
-    "seat_pressure": 1.0,
-    "usage_near_limit": 0.9,
-    "locked_feature": 0.8,
-    "integration_request": 0.8,
-    "ticket_topic_cluster": 0.75,
-    "frequent_exports": 0.7,
-    "workflow_abandoned": 0.65,
-    "addon_page_visits": 0.6,
-    "new_department": 0.5,
-    "headcount_growth": 0.5,
-    "strong_nps": 0.3,
-}
+    return f"""
+    CREATE OR REPLACE TEMP TABLE signal_rows AS
+    WITH
+    limit_hits AS (
+        SELECT account_id, props->>'limit' AS subject, count(*) AS n,
+               list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence,
+               max(TRY_CAST(props->>'used' AS DOUBLE)) AS max_used, max(TRY_CAST(props->>'cap' AS DOUBLE)) AS max_cap
+        FROM events
+        WHERE event = {_text(n.limit_reached)} AND ts >= {_since(end, hits.window_days)} AND ts < {end_sql}
+          AND props->>'limit' IS NOT NULL
+        GROUP BY ALL HAVING count(*) >= {hits.min_hits}
+    ),
+    snapshot AS (
+        SELECT * FROM (
+            SELECT account_id, props->>'metric' AS metric, arg_max(TRY_CAST(props->>'used' AS DOUBLE), ts) AS used,
+                   arg_max(message_id, ts) AS message_id, max(ts) AS stamp
+            FROM events
+            WHERE event = {_text(n.usage_reported)} AND ts >= {_since(end, snapshot_days)} AND ts < {end_sql}
+              AND props->>'metric' IS NOT NULL
+            GROUP BY ALL
+        ) WHERE used IS NOT NULL
+    ),
+    capacity AS (
+        SELECT s.account_id, s.metric, s.used, s.message_id, s.stamp,
+               CASE WHEN s.metric = 'seats' AND coalesce(d.seats_purchased, 0) <> 0 THEN d.seats_purchased
+                    ELSE l.cap END AS cap
+        FROM snapshot s JOIN account_dim d USING (account_id)
+        LEFT JOIN plan_limit l ON l.plan = d.plan AND l.metric = s.metric
+    ),
+    swaps AS (
+        SELECT r.account_id, list(r.message_id ORDER BY r.ts DESC) AS ids
+        FROM events r
+        WHERE r.event = {_text(n.user_removed)} AND r.ts >= {_since(end, pressure.window_days)} AND r.ts < {end_sql}
+          AND EXISTS (SELECT 1 FROM events i WHERE i.account_id = r.account_id AND i.event = {_text(n.user_invited)}
+                      AND i.ts >= r.ts AND i.ts <= r.ts + INTERVAL 48 HOUR AND i.ts < {end_sql})
+        GROUP BY r.account_id
+    ),
+    seats AS (
+        SELECT d.account_id,
+               CASE WHEN coalesce(d.seats_purchased, 0) <> 0 THEN d.seats_purchased ELSE l.cap END AS seat_cap,
+               s.message_id AS snapshot_id,
+               CASE WHEN s.stamp >= {_since(end, pressure.window_days)} THEN s.used END AS seats_used,
+               coalesce(w.ids, []::VARCHAR[]) AS swaps
+        FROM account_dim d
+        LEFT JOIN plan_limit l ON l.plan = d.plan AND l.metric = 'seats'
+        LEFT JOIN snapshot s ON s.account_id = d.account_id AND s.metric = 'seats'
+        LEFT JOIN swaps w ON w.account_id = d.account_id
+    ),
+    dept_invites AS (
+        SELECT account_id, props->>'department' AS department, ts, message_id FROM events
+        WHERE event = {_text(n.user_invited)} AND ts < {end_sql}
+          AND props->>'department' IS NOT NULL AND props->>'department' <> ''
+    ),
+    dept_firsts AS (SELECT account_id, department, min(ts) AS first_ts FROM dept_invites GROUP BY ALL),
+    dept_before AS (
+        SELECT DISTINCT account_id FROM dept_invites WHERE ts < {_since(end, dept.window_days)}
+    ),
+    integration_events AS (
+        SELECT account_id, lower(props->>'integration') AS subject, count(*) AS n,
+               list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+        FROM events
+        WHERE event = {_text(n.integration_requested)} AND ts >= {_since(end, integration.window_days)}
+          AND ts < {end_sql} AND props->>'integration' IS NOT NULL
+        GROUP BY ALL
+    ),
+    integration_tickets AS (
+        SELECT account_id, integration AS subject, list(ticket_id ORDER BY seq) AS ids
+        FROM ticket_mention GROUP BY ALL
+    ),
+    topic_counts AS (SELECT account_id, topic, count(*) AS n FROM ticket_topic GROUP BY ALL),
+    topic_best AS (
+        SELECT account_id, first(topic ORDER BY n DESC, topic) AS topic, max(n) AS n, sum(n) AS total
+        FROM topic_counts GROUP BY account_id
+    ),
+    fired AS (
+        SELECT account_id, 'repeated_limit_hits' AS kind, subject,
+               json_merge_patch(
+                   json_object('limit', subject, 'hits', n, 'window_days', {hits.window_days}),
+                   json_object('cap', coalesce({_num("max_cap")}, to_json(l.cap)), 'max_used', {_num("max_used")})
+               ) AS figures,
+               evidence, {hits.window_days} AS window_days
+        FROM limit_hits JOIN account_dim d USING (account_id)
+        LEFT JOIN plan_limit l ON l.plan = d.plan AND l.metric = limit_hits.subject
+        UNION ALL
+        SELECT account_id, 'usage_near_limit', metric,
+               json_object('metric', metric, 'used', {_num("used")}, 'cap', cap,
+                           'pct', round_even(100 * (used / cap), 0)::BIGINT),
+               [message_id], {near.window_days}
+        FROM capacity
+        WHERE stamp >= {_since(end, near.window_days)} AND coalesce(cap, 0) <> 0
+          AND NOT (metric = 'seats' AND used / cap >= {_float(pressure.pct)})
+          AND used / cap >= {_float(near.pct)}
+        UNION ALL
+        SELECT account_id, 'seat_pressure', 'seats',
+               CASE WHEN coalesce(seat_cap, 0) <> 0 AND seats_used IS NOT NULL
+                         AND seats_used / seat_cap >= {_float(pressure.pct)}
+                    THEN json_merge_patch(
+                        json_object('seats_used', {_num("seats_used")}, 'seats', seat_cap,
+                                    'pct', round_even(100 * seats_used / seat_cap, 0)::BIGINT),
+                        json_object('swaps', CASE WHEN len(swaps) >= 2 THEN len(swaps) END))
+                    ELSE json_merge_patch(
+                        json_object('swaps', len(swaps), 'window_days', {pressure.window_days}),
+                        json_object('seats', CASE WHEN coalesce(seat_cap, 0) <> 0 THEN seat_cap END,
+                                    'seats_used', {_num("seats_used")}))
+               END,
+               CASE WHEN coalesce(seat_cap, 0) <> 0 AND seats_used IS NOT NULL
+                         AND seats_used / seat_cap >= {_float(pressure.pct)}
+                    THEN list_concat([snapshot_id], swaps)[1:{cap}]
+                    ELSE swaps[1:{cap}] END,
+               {pressure.window_days}
+        FROM seats
+        WHERE (coalesce(seat_cap, 0) <> 0 AND seats_used IS NOT NULL AND seats_used / seat_cap >= {_float(pressure.pct)})
+           OR len(swaps) >= 2
+        UNION ALL
+        SELECT account_id, 'headcount_growth', 'employees',
+               json_object('employees_at_contract', employees_at_contract, 'employees_now', employees_now,
+                           'growth_pct', round_even(100 * (employees_now / employees_at_contract - 1), 0)::BIGINT),
+               ['accounts.csv:employees_now'], NULL
+        FROM account_dim
+        WHERE coalesce(employees_at_contract, 0) <> 0 AND coalesce(employees_now, 0) <> 0
+          AND employees_now / employees_at_contract - 1 >= {_float(t.headcount_growth.pct - 1e-9)}
+        UNION ALL
+        SELECT account_id, 'strong_nps', 'nps', json_object('nps', nps), ['accounts.csv:nps'], NULL
+        FROM account_dim WHERE nps IS NOT NULL AND nps >= {t.strong_nps.min_nps} AND activated
+        UNION ALL
+        SELECT account_id, 'locked_feature', subject,
+               json_object('feature', subject, 'clicks', n, 'window_days', {locked.window_days}),
+               evidence, {locked.window_days}
+        FROM ({grouped(n.locked_feature_clicked, "feature", locked.window_days, locked.min_clicks)})
+        UNION ALL
+        SELECT account_id, 'frequent_exports', NULL,
+               json_merge_patch(json_object('exports', n, 'window_days', {exports.window_days}),
+                                json_object('rows', rows)),
+               evidence, {exports.window_days}
+        FROM (
+            SELECT account_id, count(*) AS n, sum(TRY_CAST(props->>'rows' AS BIGINT)) AS rows,
+                   list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+            FROM events
+            WHERE event = {_text(n.export_created)} AND ts >= {_since(end, exports.window_days)} AND ts < {end_sql}
+            GROUP BY account_id HAVING count(*) >= {exports.min_exports}
+        )
+        UNION ALL
+        SELECT g.account_id, 'addon_page_visits', g.subject,
+               json_object('addon', g.subject, 'visits', g.n, 'window_days', {pages.window_days}),
+               g.evidence, {pages.window_days}
+        FROM ({grouped(n.page_viewed, "addon", pages.window_days, pages.min_visits)}) g
+        JOIN account_dim d USING (account_id)
+        WHERE list_contains({addon_ids}, g.subject) AND NOT list_contains(d.addons, g.subject)
+        UNION ALL
+        SELECT account_id, 'workflow_abandoned', workflow,
+               json_merge_patch(json_object('workflow', workflow, 'abandons', n, 'window_days', {workflow.window_days}),
+                                json_object('step', nullif(step, ''))),
+               evidence, {workflow.window_days}
+        FROM (
+            SELECT account_id, props->>'workflow' AS workflow, coalesce(props->>'step', '') AS step, count(*) AS n,
+                   list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+            FROM events
+            WHERE event = {_text(n.workflow_abandoned)} AND ts >= {_since(end, workflow.window_days)}
+              AND ts < {end_sql} AND props->>'workflow' IS NOT NULL
+            GROUP BY ALL HAVING count(*) >= {workflow.min_abandons}
+        )
+        UNION ALL
+        SELECT account_id, 'new_department', department,
+               json_object('department', department, 'invites', n, 'window_days', {dept.window_days}),
+               evidence, {dept.window_days}
+        FROM (
+            SELECT i.account_id, i.department, count(*) AS n, list(i.message_id ORDER BY i.ts DESC)[1:{cap}] AS evidence
+            FROM dept_invites i JOIN dept_firsts f USING (account_id, department)
+            SEMI JOIN dept_before b USING (account_id)
+            WHERE f.first_ts >= {_since(end, dept.window_days)} AND i.ts >= {_since(end, dept.window_days)}
+            GROUP BY ALL HAVING count(*) >= {dept.min_invites}
+        )
+        UNION ALL
+        SELECT account_id, 'integration_request', subject,
+               json_object('integration', subject, 'requests', coalesce(e.n, 0), 'tickets', coalesce(len(k.ids), 0),
+                           'window_days', {integration.window_days}),
+               list_concat(coalesce(e.evidence, []::VARCHAR[]), coalesce(k.ids, []::VARCHAR[]))[1:{cap}],
+               {integration.window_days}
+        FROM integration_events e FULL OUTER JOIN integration_tickets k USING (account_id, subject)
+        WHERE coalesce(e.n, 0) + coalesce(len(k.ids), 0) >= {integration.min_requests}
+        UNION ALL
+        SELECT account_id, 'ticket_topic_cluster', topic,
+               json_object('topic', topic, 'tickets', n, 'total_tickets', total,
+                           'share_pct', round_even(100 * (n / total), 0)::BIGINT,
+                           'window_days', {topic.window_days}),
+               evidence, {topic.window_days}
+        FROM (
+            SELECT b.account_id, b.topic, b.n, b.total, list(t.ticket_id ORDER BY t.recency)[1:{cap}] AS evidence
+            FROM topic_best b JOIN ticket_topic t ON t.account_id = b.account_id AND t.topic = b.topic
+            WHERE b.n >= {topic.min_tickets} AND b.n / b.total >= {_float(topic.share)}
+            GROUP BY ALL
+        )
+    )
+    SELECT d.ord, f.account_id, f.kind,
+           CASE WHEN list_contains({upsell}, f.kind) THEN 'upsell' ELSE 'cross_sell' END AS motion,
+           f.subject, f.figures, f.evidence, f.window_days::INTEGER AS window_days
+    FROM fired f JOIN account_dim d USING (account_id)
+    WHERE NOT list_contains({disabled}, f.kind)
+    """
