@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
+from pydantic import ValidationError
 
-from outreach.data import load_dataset
+from outreach.catalog import load_catalog
+from outreach.data import Ticket, load_accounts, load_dataset, load_tickets
 from outreach.decisions import decide, rules_for
 from outreach.errors import ConfigError, DataError
 from tests.datadir import AS_OF, DataDir
@@ -301,3 +304,82 @@ def test_ticket_line_that_is_not_utf8_is_a_clean_error(root: Path) -> None:
     path.write_bytes(path.read_bytes() + b'{"id": "T-9", "subject": "caf\xe9"}\n')
     error = error_of(root)
     assert (error.path.name, error.line) == ("tickets.jsonl", 2) and "malformed JSON" in str(error)
+
+
+def test_ticket_timestamps_in_every_iso_form_become_utc(datadir: DataDir, tmp_path: Path) -> None:
+    """The common form (...Z) takes a shortcut; every other form goes through parse_datetime as before."""
+    datadir.account("acme")
+    stamps = {
+        "2026-07-25T13:19:17Z": datetime(2026, 7, 25, 13, 19, 17, tzinfo=UTC),
+        "2026-07-25T15:19:17+02:00": datetime(2026, 7, 25, 13, 19, 17, tzinfo=UTC),
+        "2026-07-25T13:19:17.250Z": datetime(2026, 7, 25, 13, 19, 17, 250000, tzinfo=UTC),
+        "2026-07-25T08:49:17.5-04:30": datetime(2026, 7, 25, 13, 19, 17, 500000, tzinfo=UTC),
+        "2026-07-25T13:19:17": datetime(2026, 7, 25, 13, 19, 17, tzinfo=UTC),  # no offset: UTC
+        " 2026-07-25 13:19:17Z ": datetime(2026, 7, 25, 13, 19, 17, tzinfo=UTC),
+        "2026-07-25": datetime(2026, 7, 25, tzinfo=UTC),  # a date alone is midnight UTC
+    }
+    for stamp in stamps:
+        datadir.ticket("acme", 1, "Question", created_at=stamp, solved_at=stamp)
+    root = datadir.write(tmp_path / "d")
+    tickets = load_tickets(root / "tickets.jsonl", {"acme"})
+    assert [t.created_at for t in tickets] == list(stamps.values())
+    assert [t.solved_at for t in tickets] == list(stamps.values())
+    assert all(t.created_at.tzinfo is UTC and t.solved_at and t.solved_at.tzinfo is UTC for t in tickets)
+
+
+@pytest.mark.parametrize(
+    "stamp", ["2026-07-25Z13:19:17Z", "2026-07-25T13:19:1Z", "2026-13-25T13:19:17Z", "Monday"]
+)
+def test_bad_ticket_timestamp_that_looks_like_the_common_form(root: Path, stamp: str) -> None:
+    path = root / "tickets.jsonl"
+    doc = json.loads(path.read_text().splitlines()[0])
+    doc["solved_at"] = stamp
+    replace_line(path, 1, json.dumps(doc))
+    error = error_of(root)
+    assert (error.path.name, error.line, error.field) == ("tickets.jsonl", 1, "solved_at")
+    assert str(error).endswith(f"'{stamp}' is not an ISO 8601 timestamp (e.g. 2026-11-01T10:00:00Z)")
+
+
+def test_loaded_records_equal_validated_models(root: Path) -> None:
+    """Records are built without re-validating every field; they must match what validation would give."""
+    catalog = load_catalog(root / "catalog.yaml")
+    accounts = load_accounts(root / "accounts.csv", catalog)
+    tickets = load_tickets(root / "tickets.jsonl", {a.account_id for a in accounts})
+    for record in [*accounts, *tickets]:
+        validated = type(record).model_validate(record.model_dump())
+        assert record == validated and record.model_dump() == validated.model_dump()
+        assert list(record.__dict__) == list(type(record).model_fields)
+        assert record.__pydantic_extra__ is None and record.__pydantic_private__ is None
+        with pytest.raises(ValidationError):
+            record.__setattr__("extra", {})  # frozen
+    acme = accounts[0]
+    assert acme.model_fields_set == {name for name, value in acme.model_dump().items() if value} | {
+        "cs_veto",
+        "extra",
+    }
+    assert acme.cs_veto is False and acme.addons == () and acme.last_contacted_at is None
+    assert tickets[0].model_fields_set == set(Ticket.model_fields)
+    # records may share one fields-set object; copying one with an update must not touch the others
+    copy = acme.model_copy(update={"nps": 3})
+    assert "nps" in copy.model_fields_set and accounts[1].model_fields_set == acme.model_fields_set
+
+
+def test_accounts_csv_blank_lines_short_rows_and_repeated_columns(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_text(
+        "account_id,name,plan,note,nps,note\n"
+        "\n"
+        "acme,Acme,team,first,7,second\n"
+        "beta,Beta,team\n"
+        "\n"
+        "gamma,Gamma,team,,,,\n"
+    )
+    catalog = load_catalog(Path(__file__).parent.parent / "fixtures" / "demo" / "catalog.yaml")
+    with pytest.raises(DataError) as caught:
+        load_accounts(path, catalog)
+    assert caught.value.line == 6 and "more values than the header" in str(caught.value)
+    path.write_text(path.read_text().replace("gamma,Gamma,team,,,,", "gamma,Gamma,team,, 9 "))
+    acme, beta, gamma = load_accounts(path, catalog)
+    assert (acme.extra, acme.nps) == ({"note": "second"}, 7)  # a repeated column keeps its last value
+    assert (beta.extra, beta.nps, beta.currency) == ({}, None, "USD")
+    assert (gamma.extra, gamma.nps) == ({}, 9)
