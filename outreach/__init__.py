@@ -30,7 +30,7 @@ from outreach.errors import (
 from outreach.friction import Friction
 from outreach.health import Gate, GateReason, Health
 from outreach.ledger import TokenUsage
-from outreach.offers import Offer, choose_offer
+from outreach.offers import Offer
 from outreach.prompts import (
     DraftFacts,
     PromptTemplate,
@@ -83,7 +83,6 @@ __all__ = [
     "ValidationPolicy",
     "__version__",
     "build_facts",
-    "choose_offer",
     "decide",
     "decide_records",
     "detect_signals",

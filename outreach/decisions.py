@@ -12,15 +12,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
+import duckdb
 import orjson
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from outreach.data import Account, Dataset, load_dataset, paused_gc
-from outreach.friction import Friction, FrictionRecord, frictions
-from outreach.health import Gate, GateRecord, Health, HealthRecord, check_gate, open_tickets, score_health
-from outreach.offers import Offer, OfferRecord, choose_offer
+from outreach.friction import Friction, FrictionRecord, rank_frictions
+from outreach.health import Gate, GateRecord, Health, HealthRecord, health_sql, register_open_tickets
+from outreach.offers import Offer, OfferRecord, offer_sql, register_catalog
 from outreach.rules import Rules, load_rules
 from outreach.signals import detect
+from outreach.tables import create_table, engine_session
 from outreach.types import Cohort
 
 
@@ -121,52 +124,79 @@ def decide_records(
     held_out: Callable[[Account], bool] | None = None,
     account_ids: set[str] | None = None,
 ) -> list[tuple[Account, DecisionRecord]]:
-    """:func:`decide` as plain records, for callers that serialise every account (``explain --json``).
-
-    Validating a Decision costs more than deciding it (about 20 µs for a typical account), so the engine
-    computes plain dicts and only :func:`decide` validates them into models.
-    """
-    with paused_gc():
-        return _decide(dataset, rules, as_of, last_contacted or {}, held_out, account_ids)
+    """:func:`decide` as plain records (JSON-shaped dicts), in accounts.csv order."""
+    with paused_gc(), engine_session(dataset.events) as con:
+        accounts = _decide(con, dataset, rules, as_of, last_contacted or {}, held_out, account_ids)
+        rows = con.execute(
+            "SELECT to_json({'cohort': cohort, 'health': health, 'gate': gate, 'frictions': frictions, "
+            "'offer': offer})::VARCHAR FROM decision ORDER BY ord"
+        ).fetchall()
+        return [(account, orjson.loads(row[0])) for account, row in zip(accounts, rows, strict=True)]
 
 
 def _decide(
+    con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
     rules: Rules,
     as_of: date,
     last_contacted: Mapping[str, date],
     held_out: Callable[[Account], bool] | None,
     account_ids: set[str] | None,
-) -> list[tuple[Account, DecisionRecord]]:
+) -> list[Account]:
+    """Fill the temporary table ``decision`` on ``con`` (an engine session): one row per analysed account (``ord`` is
+    its position in the returned list) with cohort, health, gate, frictions and offer.
+
+    Every stage is SQL over all accounts at once (docs/engine.md, "Where each stage runs"); Python only
+    prepares small tables.
+    """
     accounts = [a for a in dataset.accounts if account_ids is None or a.account_id in account_ids]
-    usage = detect(dataset, rules, as_of, accounts=accounts)
     catalog = dataset.catalog
-    found = frictions(dataset.events, catalog, rules)
-    feature_counts = {plan.id: len(plan.features) for plan in catalog.plans}
-    tickets_by_account = dataset.tickets_by_account
-    records: list[tuple[Account, DecisionRecord]] = []
-    for account in accounts:
-        account_id = account.account_id
-        open_now = open_tickets(tickets_by_account.get(account_id, []), as_of)
-        health = score_health(
-            account, usage[account_id], open_now, feature_counts[account.plan], rules, as_of
-        )
-        gate = check_gate(
-            account,
-            health,
-            open_now,
-            rules,
-            as_of,
-            last_contacted=last_contacted.get(account_id),
-            held_out=held_out(account) if held_out else False,
-        )
-        ranked = found.get(account_id, [])
-        offer = choose_offer(ranked, account, catalog, health["band"], rules) if ranked else None
-        cohort: Cohort = "not_fit" if not ranked else "ready" if gate["allowed"] else "nurture"
-        records.append(
-            (account, {"cohort": cohort, "health": health, "gate": gate, "frictions": ranked, "offer": offer})
-        )
-    return records
+    detect(con, dataset, rules, as_of, accounts=accounts)
+    rank_frictions(con, catalog, rules)
+    register_open_tickets(con, dataset.tickets, {a.account_id for a in accounts}, rules, as_of)
+    contacts = [
+        (a.account_id, last_contacted.get(a.account_id), bool(held_out(a)) if held_out else False)
+        for a in accounts
+    ]
+    contacts = [row for row in contacts if row[1] is not None or row[2]]
+    create_table(
+        con,
+        "contact",
+        pa.table(
+            {
+                "account_id": pa.array([row[0] for row in contacts], pa.string()),
+                "last_contacted": pa.array([row[1] for row in contacts], pa.date32()),
+                "held_out": pa.array([row[2] for row in contacts], pa.bool_()),
+            }
+        ),
+    )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_health AS {health_sql(rules, catalog, as_of)}")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_band AS SELECT account_id, health.band AS band FROM account_health"
+    )
+    register_catalog(con, catalog)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_offer AS {offer_sql(rules, catalog)}")
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE decision AS
+        SELECT h.ord, d.account_id, d.name, d.plan, d.owner_email,
+               CASE WHEN f.frictions IS NULL THEN 'not_fit' WHEN len(h.reasons) = 0 THEN 'ready' ELSE 'nurture' END
+                   AS cohort,
+               h.health, {'allowed': len(h.reasons) = 0, 'reasons': h.reasons} AS gate,
+               coalesce(f.frictions, []) AS frictions, o.offer
+        FROM account_health h
+        JOIN account_dim d USING (account_id)
+        LEFT JOIN (
+            SELECT account_id,
+                   list({'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement,
+                         'figures': figures, 'window_days': window_days, 'strength': strength, 'evidence': evidence}
+                        ORDER BY pos) AS frictions
+            FROM friction_rows GROUP BY account_id
+        ) f USING (account_id)
+        LEFT JOIN account_offer o USING (account_id)
+        """
+    )
+    return accounts
 
 
 def decisions_to_json(decisions: list[Decision]) -> list[dict[str, Any]]:
@@ -175,30 +205,47 @@ def decisions_to_json(decisions: list[Decision]) -> list[dict[str, Any]]:
         return [decision.to_json() for decision in decisions]
 
 
+_EXPLAIN_ROW = """
+to_json({'account_id': account_id, 'name': name, 'plan': plan, 'owner_email': owner_email, 'cohort': cohort,
+         'health': {'score': health.score, 'band': health.band, 'components': health.components},
+         'signals': frictions, 'gate': gate,
+         'offer': CASE WHEN offer IS NULL THEN NULL ELSE
+             {'id': offer.id, 'kind': offer.kind, 'motion': offer.motion, 'name': offer.name,
+              'price_monthly': offer.price_monthly, 'quantity': offer.quantity, 'discount_pct': offer.discount_pct,
+              'friction': offer.friction, 'supporting': offer.supporting} END})::VARCHAR
+"""
+
+
+def _explain(
+    dataset: Dataset, rules: Rules, as_of: date, cohort: Cohort | None, select: str
+) -> list[tuple[Any, ...]]:
+    with engine_session(dataset.events) as con:
+        _decide(con, dataset, rules, as_of, {}, None, None)
+        return con.execute(
+            f"SELECT {select} FROM (SELECT ord, {_EXPLAIN_ROW} AS row FROM decision "
+            "WHERE $cohort::VARCHAR IS NULL OR cohort = $cohort) ORDER BY ord",
+            {"cohort": cohort},
+        ).fetchall()
+
+
 def explain_rows(
     dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort | None = None
 ) -> list[dict[str, Any]]:
-    """The ``explain --json`` payload straight from the engine's records, optionally one cohort only."""
-    return _rows(decide_records(dataset, rules, as_of), cohort)
+    """The ``explain --json`` payload as Python values, optionally one cohort only."""
+    with paused_gc():
+        rows = _explain(dataset, rules, as_of, cohort, "row")
+        return [orjson.loads(row[0]) for row in rows]
 
 
 def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort | None = None) -> bytes:
-    """``explain --json`` output: :func:`explain_rows` as an indented JSON array (UTF-8, newline-terminated)."""
-    return records_to_json(decide_records(dataset, rules, as_of), cohort=cohort)
+    """``explain --json`` output: a JSON array with one account per line (UTF-8, newline-terminated).
 
-
-def records_to_json(records: list[tuple[Account, DecisionRecord]], *, cohort: Cohort | None = None) -> bytes:
-    """Serialise :func:`decide_records` output the way ``explain --json`` prints it."""
-    rows = _rows(records, cohort)
-    with paused_gc():
-        return orjson.dumps(rows, option=orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE)
-
-
-def _rows(records: list[tuple[Account, DecisionRecord]], cohort: Cohort | None) -> list[dict[str, Any]]:
-    with paused_gc():
-        return [
-            json_row(account, record) for account, record in records if cohort in (None, record["cohort"])
-        ]
+    DuckDB writes each account's JSON and hands over the bytes; Python only joins them, so 100k accounts never
+    become Python dicts.
+    """
+    with paused_gc():  # 100k fetched values: a GC pass over the loaded dataset would cost more than the fetch
+        rows = _explain(dataset, rules, as_of, cohort, "encode(row)")
+        return b"[\n" + b",\n".join([row[0] for row in rows]) + b"\n]\n" if rows else b"[]\n"
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.catalog import Catalog
 from outreach.rules import Rules
-from outreach.signals import Figure, create_table
+from outreach.signals import Figure
+from outreach.tables import create_table
 from outreach.types import Motion, SignalKind
 
 
@@ -69,9 +70,12 @@ def frictions(
     Strength is a kind weight times how far past its threshold the signal is (capped at 3x); it picks the
     primary friction when several fire.
     """
-    _register_names(con, catalog)
+    rank_frictions(con, catalog, rules)
     result: dict[str, list[FrictionRecord]] = {}
-    rows = con.execute(_friction_sql(rules)).fetchall()
+    rows = con.execute(
+        "SELECT account_id, kind, motion, subject, statement, figures::VARCHAR, window_days, strength, evidence "
+        "FROM friction_rows ORDER BY ord, pos"
+    ).fetchall()
     loads = orjson.loads
     for account_id, kind, motion, subject, statement, figures, window_days, strength, evidence in rows:
         record: FrictionRecord = {
@@ -258,21 +262,28 @@ def _ratio_sql(rules: Rules) -> dict[SignalKind, str]:
     }
 
 
-def _friction_sql(rules: Rules) -> str:
+def rank_frictions(con: duckdb.DuckDBPyConnection, catalog: Catalog, rules: Rules) -> None:
+    """``friction_rows``: ``signal_rows`` worded and ranked. Adds ``statement``, ``strength``, ``pos`` (1 = the
+    account's strongest friction; ties by kind, then subject) and ``fid`` (the friction id, kind:subject)."""
+    _register_names(con, catalog)
     ratios = _ratio_sql(rules)
     statement = " ".join(f"WHEN '{kind}' THEN {sql}" for kind, sql in _STATEMENTS.items())
     strength = " ".join(
         f"WHEN '{kind}' THEN round_even({weight!r}::DOUBLE * least({ratios[kind]}, 3.0::DOUBLE), 4)"
         for kind, weight in _KIND_WEIGHT.items()
     )
-    return f"""
-    SELECT account_id, kind, motion, subject, statement, figures, window_days, strength, evidence FROM (
-        SELECT s.ord, s.account_id, s.kind, s.motion, s.subject,
-               trim(CASE s.kind {statement} END, {_WHITESPACE}) AS statement,
-               s.figures::VARCHAR AS figures, s.window_days,
-               (CASE s.kind {strength} END)::DOUBLE AS strength, s.evidence
-        FROM (SELECT r.*, n.name FROM signal_rows r
-              LEFT JOIN subject_name n ON n.kind = r.kind AND n.subject = r.subject) s
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE friction_rows AS
+        SELECT *, row_number() OVER (PARTITION BY account_id ORDER BY strength DESC, kind, coalesce(subject, ''))
+                  AS pos,
+               CASE WHEN coalesce(subject, '') <> '' THEN kind || ':' || subject ELSE kind END AS fid
+        FROM (
+            SELECT s.ord, s.account_id, s.kind, s.motion, s.subject,
+                   trim(CASE s.kind {statement} END, {_WHITESPACE}) AS statement,
+                   s.figures, s.window_days, (CASE s.kind {strength} END)::DOUBLE AS strength, s.evidence
+            FROM (SELECT r.*, n.name FROM signal_rows r
+                  LEFT JOIN subject_name n ON n.kind = r.kind AND n.subject = r.subject) s
+        )
+        """
     )
-    ORDER BY ord, strength DESC, kind, coalesce(subject, '')
-    """

@@ -10,13 +10,19 @@ held-out control account) blocks the pitch whatever the score says.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TypedDict
 
+import duckdb
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from outreach.data import Account, Ticket
+from outreach.catalog import Catalog
+from outreach.data import Ticket
 from outreach.rules import Rules
+from outreach.tables import create_table
+from outreach.tables import sql_float as _d
+from outreach.tables import sql_text as _text
 from outreach.types import Band, GateRule
 
 
@@ -87,160 +93,182 @@ class GateRecord(TypedDict):
     reasons: list[GateReasonRecord]
 
 
-def _clamp(value: float) -> float:
-    return 0.0 if value < 0.0 else 1.0 if value > 1.0 else value
+def register_open_tickets(
+    con: duckdb.DuckDBPyConnection, tickets: list[Ticket], account_ids: set[str], rules: Rules, as_of: date
+) -> None:
+    """``open_ticket_facts``: per account, tickets still open that were opened before the analysis date, how
+    many of them have a blocking priority, and the gate's message for the oldest such ticket.
 
-
-def open_tickets(tickets: list[Ticket], as_of: date) -> list[Ticket]:
-    """Tickets still open that were opened before the analysis date, oldest first."""
-    return sorted(
-        (t for t in tickets if t.is_open and t.created_at.date() < as_of), key=lambda t: t.created_at
-    )
-
-
-def score_health(
-    account: Account,
-    usage: UsageFacts,
-    open_now: list[Ticket],
-    plan_feature_count: int,
-    rules: Rules,
-    as_of: date,
-) -> HealthRecord:
-    """Compute the health score from activation, usage trend, champion, support, NPS and adoption.
-
-    ``open_now`` is :func:`open_tickets` for the account. Returns a plain record: the engine scores every
-    account, and building 100k validated models cost more than the scoring (docs/BENCHMARKS.md).
+    Python writes the message (it quotes the subject with ``repr``), once per account with a blocking ticket.
     """
-    weights = rules.health.weights
-    activated = account.activated_at is not None and account.activated_at <= as_of
-    active, prior = usage.active_users_30d, usage.active_users_prior_30d
-
-    change: float | None = None
-    if prior > 0:
-        change = (active - prior) / prior
-        trend = _clamp((active / prior - 0.5) / 0.5)
-    else:
-        trend = 0.5 if active > 0 else 0.0
-
-    silent_days: int | None = None
-    if account.champion_user_id:
-        if usage.champion_last_seen is not None:
-            silent_days = (as_of - usage.champion_last_seen).days
-            champion = _clamp(1 - (silent_days - 7) / 23)
-        else:
-            champion = 0.0
-    else:
-        champion = 0.5
-
-    priorities = rules.gate.block_on_open_priorities
-    priority_count = sum(1 for t in open_now if t.priority in priorities)
-    support = _clamp(1 - 0.15 * (len(open_now) - priority_count) - 0.5 * priority_count)
-
-    nps = _clamp(account.nps / 10) if account.nps is not None else 0.5
-    adoption_ratio: float | None = None
-    if plan_feature_count > 0:
-        adoption_ratio = min(1.0, usage.features_used_30d / plan_feature_count)
-        adoption = adoption_ratio
-    else:
-        adoption = 0.5
-
-    components = {
-        "activation": weights.activation * (1.0 if activated else 0.0),
-        "usage_trend": weights.usage_trend * trend,
-        "champion": weights.champion * champion,
-        "support": weights.support * support,
-        "nps": weights.nps * nps,
-        "adoption": weights.adoption * adoption,
-    }
-    score = round(100 * sum(components.values()) / weights.total)
-    band: Band = (
-        "green"
-        if score >= rules.health.green_min
-        else "yellow"
-        if score >= rules.health.yellow_min
-        else "red"
+    priorities = set(rules.gate.block_on_open_priorities)
+    counts: dict[str, list[int]] = {}
+    urgent: dict[str, list[Ticket]] = {}
+    for ticket in tickets:
+        account_id = ticket.account_id
+        if ticket.is_open and account_id in account_ids and ticket.created_at.date() < as_of:
+            count = counts.get(account_id)
+            if count is None:
+                count = counts[account_id] = [0, 0]
+            count[0] += 1
+            if ticket.priority in priorities:
+                count[1] += 1
+                urgent.setdefault(account_id, []).append(ticket)
+    messages: dict[str, str] = {}
+    for account_id, blocking in urgent.items():
+        first = min(blocking, key=lambda t: t.created_at)  # the oldest; ties keep file order
+        more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
+        messages[account_id] = f"open {first.priority} ticket {first.id}: {first.subject[:80]!r}{more}"
+    create_table(
+        con,
+        "open_ticket_facts",
+        pa.table(
+            {
+                "account_id": pa.array(list(counts), pa.string()),
+                "open_count": pa.array([c[0] for c in counts.values()], pa.int64()),
+                "priority_count": pa.array([c[1] for c in counts.values()], pa.int64()),
+                "priority_message": pa.array([messages.get(a) for a in counts], pa.string()),
+            }
+        ),
     )
-    return {
-        "score": score,
-        "band": band,
-        "components": {key: round(value, 2) for key, value in components.items()},
-        "active_users_30d": active,
-        "active_users_prior_30d": prior,
-        "usage_change_pct": round(change * 100, 1) if change is not None else None,
-        "champion_silent_days": silent_days,
-        "open_tickets": len(open_now),
-        "open_priority_tickets": priority_count,
-        "nps": account.nps,
-        "feature_adoption": round(adoption_ratio, 2) if adoption_ratio is not None else None,
+
+
+def _clamp(expr: str) -> str:
+    return f"greatest(0.0::DOUBLE, least(1.0::DOUBLE, {expr}))"
+
+
+def health_sql(rules: Rules, catalog: Catalog, as_of: date) -> str:
+    """One row per analysed account: ``ord``, ``account_id``, ``health`` and ``gate`` (STRUCTs shaped like
+    :class:`HealthRecord` and :class:`GateRecord`).
+
+    Reads ``account_dim`` and ``usage_facts`` (:func:`outreach.signals.detect`), ``open_ticket_facts``
+    (:func:`register_open_tickets`) and ``contact`` (account_id, last_contacted, held_out).
+    """
+    w = rules.health.weights
+    g = rules.gate
+    day = f"DATE '{as_of.isoformat()}'"
+    champion = "coalesce(champion, '') <> ''"
+    feature_counts = ", ".join(f"({_text(plan.id)}, {len(plan.features)})" for plan in catalog.plans)
+
+    def reason(rule: str, message: str) -> str:
+        return f"{{'rule': '{rule}', 'message': {message}}}"
+
+    percent = "CASE WHEN abs(change_pct) = trunc(abs(change_pct)) THEN abs(change_pct)::BIGINT::VARCHAR ELSE abs(change_pct)::VARCHAR END"
+    return f"""
+    WITH inputs AS (
+        SELECT d.*, coalesce(u.active_30, 0) AS active, coalesce(u.active_prior, 0) AS prior, u.champion_seen,
+               coalesce(u.features, 0) AS features_used, coalesce(o.open_count, 0) AS open_count,
+               coalesce(o.priority_count, 0) AS priority_count, o.priority_message, pf.feature_count,
+               greatest(c.last_contacted, d.last_contacted_at) AS contacted, coalesce(c.held_out, false) AS held_out,
+               {day} - d.contract_start AS contract_days,
+               CASE WHEN {champion} AND u.champion_seen IS NOT NULL THEN {
+        day
+    } - u.champion_seen END AS silent_days
+        FROM account_dim d
+        LEFT JOIN usage_facts u USING (account_id)
+        LEFT JOIN open_ticket_facts o USING (account_id)
+        LEFT JOIN contact c USING (account_id)
+        LEFT JOIN (VALUES {feature_counts}) pf(plan, feature_count) ON pf.plan = d.plan
+    ),
+    parts AS (
+        SELECT *,
+            CASE WHEN prior > 0 THEN (active - prior)::DOUBLE / prior END AS change,
+            {_d(w.activation)} * CASE WHEN activated THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS c_activation,
+            {_d(w.usage_trend)} * CASE WHEN prior > 0 THEN {
+        _clamp(f"(active::DOUBLE / prior - {_d(0.5)}) / {_d(0.5)}")
     }
-
-
-def check_gate(
-    account: Account,
-    health: HealthRecord,
-    open_now: list[Ticket],
-    rules: Rules,
-    as_of: date,
-    *,
-    last_contacted: date | None = None,
-    held_out: bool = False,
-) -> GateRecord:
-    """Every rule that blocks a pitch, each with a reason a rep can read."""
-    gate = rules.gate
-    reasons: list[GateReasonRecord] = []
-
-    def block(rule: GateRule, message: str) -> None:
-        reasons.append({"rule": rule, "message": message})
-
-    if account.activated_at is None or account.activated_at > as_of:
-        block("not_activated", "has not reached its first promised outcome yet (no activation date)")
-    if account.contract_start is not None:
-        days = (as_of - account.contract_start).days
-        if 0 <= days < gate.onboarding_days:
-            block(
-                "onboarding",
-                f"in onboarding: contract started {account.contract_start.isoformat()}, {days} days ago "
-                f"(no pitch in the first {gate.onboarding_days} days)",
-            )
-    change = health["usage_change_pct"]
-    if change is not None and change <= -gate.usage_drop_pct * 100:
-        block(
+                                       WHEN active > 0 THEN 0.5::DOUBLE ELSE 0.0::DOUBLE END AS c_usage_trend,
+            {_d(w.champion)} * CASE WHEN NOT {champion} THEN 0.5::DOUBLE
+                                    WHEN champion_seen IS NULL THEN 0.0::DOUBLE
+                                    ELSE {_clamp("1 - (silent_days - 7)::DOUBLE / 23")} END AS c_champion,
+            {_d(w.support)} * {
+        _clamp(f"1 - {_d(0.15)} * (open_count - priority_count) - {_d(0.5)} * priority_count")
+    }
+                AS c_support,
+            {_d(w.nps)} * CASE WHEN nps IS NOT NULL THEN {
+        _clamp("nps::DOUBLE / 10")
+    } ELSE 0.5::DOUBLE END AS c_nps,
+            CASE WHEN feature_count > 0 THEN least(1.0::DOUBLE, features_used::DOUBLE / feature_count) END
+                AS adoption_ratio
+        FROM inputs
+    ),
+    scored AS (
+        SELECT *,
+            {_d(w.adoption)} * coalesce(adoption_ratio, 0.5::DOUBLE) AS c_adoption,
+            round_even(change * 100, 1) AS change_pct
+        FROM parts
+    ),
+    banded AS (
+        SELECT *,
+            round_even(100 * (c_activation + c_usage_trend + c_champion + c_support + c_nps + c_adoption)
+                       / {_d(w.total)}, 0)::BIGINT AS score
+        FROM scored
+    ),
+    health AS (
+        SELECT *,
+            CASE WHEN score >= {rules.health.green_min} THEN 'green'
+                 WHEN score >= {rules.health.yellow_min} THEN 'yellow' ELSE 'red' END AS band
+        FROM banded
+    )
+    SELECT ord, account_id,
+        {{'score': score, 'band': band,
+          'components': {{'activation': round_even(c_activation, 2), 'usage_trend': round_even(c_usage_trend, 2),
+                          'champion': round_even(c_champion, 2), 'support': round_even(c_support, 2),
+                          'nps': round_even(c_nps, 2), 'adoption': round_even(c_adoption, 2)}},
+          'active_users_30d': active, 'active_users_prior_30d': prior, 'usage_change_pct': change_pct,
+          'champion_silent_days': silent_days, 'open_tickets': open_count, 'open_priority_tickets': priority_count,
+          'nps': nps, 'feature_adoption': round_even(adoption_ratio, 2)}} AS health,
+        list_filter([
+            CASE WHEN activated_at IS NULL OR activated_at > {day} THEN {
+        reason("not_activated", "'has not reached its first promised outcome yet (no activation date)'")
+    } END,
+            CASE WHEN contract_days >= 0 AND contract_days < {g.onboarding_days} THEN {
+        reason(
+            "onboarding",
+            "'in onboarding: contract started ' || strftime(contract_start, '%Y-%m-%d') || ', ' || contract_days"
+            f" || ' days ago (no pitch in the first {g.onboarding_days} days)'",
+        )
+    } END,
+            CASE WHEN change_pct IS NOT NULL AND change_pct <= {_d(-g.usage_drop_pct * 100)} THEN {
+        reason(
             "usage_declining",
-            f"active users fell {abs(change):g}% ({health['active_users_prior_30d']} → "
-            f"{health['active_users_30d']}, last 30 days vs the 30 before)",
+            f"'active users fell ' || ({percent}) || '% (' || prior || ' → ' || active"
+            " || ', last 30 days vs the 30 before)'",
         )
-    if account.champion_user_id:
-        silent = health["champion_silent_days"]
-        if silent is None:
-            block(
-                "champion_silent",
-                f"champion {account.champion_name or account.champion_user_id} has no activity",
-            )
-        elif silent >= gate.champion_silent_days:
-            block(
-                "champion_silent",
-                f"champion {account.champion_name or account.champion_user_id} silent for "
-                f"{silent} days (limit {gate.champion_silent_days})",
-            )
-    priorities = gate.block_on_open_priorities
-    urgent = [t for t in open_now if t.priority in priorities]
-    if urgent:
-        first = urgent[0]
-        more = f" (+{len(urgent) - 1} more)" if len(urgent) > 1 else ""
-        block(
-            "open_priority_ticket", f"open {first.priority} ticket {first.id}: {first.subject[:80]!r}{more}"
+    } END,
+            CASE WHEN {champion} AND champion_seen IS NULL THEN {
+        reason(
+            "champion_silent",
+            "'champion ' || coalesce(nullif(champion_name, ''), champion) || ' has no activity'",
         )
-    if health["band"] == "red":
-        block("red_health", f"health is red ({health['score']}/100)")
-    if account.cs_veto:
-        block("cs_veto", f"customer success veto: {account.cs_veto_reason or 'no reason given'}")
-    contacted = max(filter(None, (last_contacted, account.last_contacted_at)), default=None)
-    cooldown = timedelta(days=gate.contact_cooldown_days)
-    if contacted is not None and cooldown and as_of - cooldown < contacted <= as_of:
-        block(
+    }
+                 WHEN {champion} AND silent_days >= {g.champion_silent_days} THEN {
+        reason(
+            "champion_silent",
+            "'champion ' || coalesce(nullif(champion_name, ''), champion) || ' silent for ' || silent_days"
+            f" || ' days (limit {g.champion_silent_days})'",
+        )
+    } END,
+            CASE WHEN priority_message IS NOT NULL THEN {
+        reason("open_priority_ticket", "priority_message")
+    } END,
+            CASE WHEN band = 'red' THEN {reason("red_health", "'health is red (' || score || '/100)'")} END,
+            CASE WHEN cs_veto THEN {
+        reason(
+            "cs_veto", "'customer success veto: ' || coalesce(nullif(cs_veto_reason, ''), 'no reason given')"
+        )
+    } END,
+            CASE WHEN {g.contact_cooldown_days} > 0 AND contacted > {day} - {g.contact_cooldown_days}
+                      AND contacted <= {day} THEN {
+        reason(
             "recently_contacted",
-            f"last expansion email {contacted.isoformat()}, within the {gate.contact_cooldown_days}-day cooldown",
+            "'last expansion email ' || strftime(contacted, '%Y-%m-%d')"
+            f" || ', within the {g.contact_cooldown_days}-day cooldown'",
         )
-    if held_out:
-        block("held_out", "in the no-outreach control group (held out to measure lift)")
-    return {"allowed": not reasons, "reasons": reasons}
+    } END,
+            CASE WHEN held_out THEN {
+        reason("held_out", "'in the no-outreach control group (held out to measure lift)'")
+    } END
+        ], lambda r: r IS NOT NULL) AS reasons
+    FROM health
+    """

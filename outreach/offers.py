@@ -9,16 +9,16 @@ capped by policy; a yellow or red account never sees a discount.
 
 from __future__ import annotations
 
-import math
 from typing import Literal, TypedDict
 
+import duckdb
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from outreach.catalog import Addon, Catalog, Plan
-from outreach.data import Account
-from outreach.friction import FrictionRecord, friction_id
+from outreach.catalog import Catalog
 from outreach.rules import Rules
-from outreach.types import Band, OfferMotion
+from outreach.tables import create_table, sql_float
+from outreach.types import OfferMotion
 
 OfferKind = Literal["plan", "seat_pack", "addon", "bundle"]
 
@@ -63,226 +63,246 @@ class OfferRecord(TypedDict):
     includes: list[str]
 
 
-def _offer(
-    id: str,
-    kind: OfferKind,
-    motion: OfferMotion,
-    name: str,
-    price_monthly: float,
-    friction: str,
-    rationale: str,
-    *,
-    quantity: int = 1,
-    discount_pct: float = 0.0,
-    supporting: list[str] | None = None,
-    includes: list[str] | None = None,
-) -> OfferRecord:
-    return {
-        "id": id,
-        "kind": kind,
-        "motion": motion,
-        "name": name,
-        "price_monthly": price_monthly,
-        "quantity": quantity,
-        "discount_pct": discount_pct,
-        "friction": friction,
-        "supporting": supporting or [],
-        "rationale": rationale,
-        "includes": includes or [],
-    }
-
-
-def _needed(used: float, rules: Rules) -> int:
-    return math.ceil(used * (1 + rules.offers.headroom))
-
-
-def _plan_covering(catalog: Catalog, account: Account, metric: str, needed: int) -> Plan | None:
-    for plan in catalog.higher_plans(account.plan):
-        limit = plan.limit(metric)
-        if metric not in plan.limits or limit is None or limit >= needed:
-            return plan
-    return None
-
-
-def _plan_with_feature(catalog: Catalog, account: Account, feature: str) -> Plan | None:
-    for plan in catalog.higher_plans(account.plan):
-        if feature in plan.features:
-            return plan
-    return None
-
-
-def _addon_solving(catalog: Catalog, account: Account, keys: list[str]) -> Addon | None:
-    current_rank = catalog.plan_rank(account.plan)
-    for key in keys:
-        for addon in catalog.addons:
-            if addon.id in account.addons:
-                continue
-            if addon.requires_plan and catalog.plan_rank(addon.requires_plan) > current_rank:
-                continue
-            if key in addon.solves or addon.id == key:
-                return addon
-    return None
-
-
-def _seat_offer(
-    catalog: Catalog, account: Account, friction: FrictionRecord, rules: Rules
-) -> OfferRecord | None:
-    figures = friction["figures"]
-    seats = int(
-        figures.get("seats") or account.seats_purchased or catalog.plan(account.plan).limit("seats") or 0
+def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """The catalog as small tables for :func:`offer_sql`: ``plan_dim`` (with ``rank``), ``addon_dim``,
+    ``seat_pack_dim`` (smallest first) and ``bundle_dim`` (discount already capped by policy, list price
+    summed)."""
+    plans = catalog.plans
+    create_table(
+        con,
+        "plan_dim",
+        pa.table(
+            {
+                "id": pa.array([p.id for p in plans], pa.string()),
+                "rank": pa.array(range(len(plans)), pa.int64()),
+                "name": pa.array([p.name for p in plans], pa.string()),
+                "price_monthly": pa.array([p.price_monthly for p in plans], pa.float64()),
+                "features": pa.array([list(p.features) for p in plans], pa.list_(pa.string())),
+            }
+        ),
     )
-    if friction["kind"] == "headcount_growth":
-        growth = float(figures["employees_now"]) / float(figures["employees_at_contract"])
-        used = seats * growth
-    else:
-        used = float(figures.get("seats_used") or seats)
-    needed = math.ceil(used * (1 + rules.offers.seat_growth_pct)) - seats
-    needed = max(needed, 1)
-    if catalog.seat_packs:
-        packs = sorted(catalog.seat_packs, key=lambda p: (p.seats, p.price_monthly))
-        fitting = [p for p in packs if p.seats >= needed]
-        pack = fitting[0] if fitting else packs[-1]
-        quantity = 1 if fitting else math.ceil(needed / pack.seats)
-        return _offer(
-            pack.id,
-            "seat_pack",
-            "upsell",
-            pack.name,
-            round(pack.price_monthly * quantity, 2),
-            friction_id(friction),
-            f"{seats} seats today; about {seats + needed} needed with "
-            f"{round(100 * rules.offers.seat_growth_pct)}% growth",
-            quantity=quantity,
+    addons = catalog.addons
+    create_table(
+        con,
+        "addon_dim",
+        pa.table(
+            {
+                "id": pa.array([a.id for a in addons], pa.string()),
+                "ord": pa.array(range(len(addons)), pa.int64()),
+                "name": pa.array([a.name for a in addons], pa.string()),
+                "price_monthly": pa.array([a.price_monthly for a in addons], pa.float64()),
+                "solves": pa.array([list(a.solves) for a in addons], pa.list_(pa.string())),
+                "requires_rank": pa.array(
+                    [catalog.plan_rank(a.requires_plan) if a.requires_plan else None for a in addons],
+                    pa.int64(),
+                ),
+                "rationale": pa.array(
+                    [a.outcome or f"{a.name} removes this friction" for a in addons], pa.string()
+                ),
+                "features": pa.array([list(a.features) for a in addons], pa.list_(pa.string())),
+            }
+        ),
+    )
+    packs = sorted(catalog.seat_packs, key=lambda p: (p.seats, p.price_monthly))
+    create_table(
+        con,
+        "seat_pack_dim",
+        pa.table(
+            {
+                "id": pa.array([p.id for p in packs], pa.string()),
+                "ord": pa.array(range(len(packs)), pa.int64()),
+                "name": pa.array([p.name for p in packs], pa.string()),
+                "seats": pa.array([p.seats for p in packs], pa.int64()),
+                "price_monthly": pa.array([p.price_monthly for p in packs], pa.float64()),
+            }
+        ),
+    )
+    bundles = catalog.bundles
+    prices = [
+        round(
+            (catalog.plan(b.plan).price_monthly if b.plan else 0)
+            + sum(catalog.addon(a).price_monthly for a in b.addons),
+            2,
         )
-    plan = _plan_covering(catalog, account, "seats", seats + needed)
-    if plan is None:
-        return None
-    return _plan_offer(plan, friction, f"{plan.name} covers {seats + needed} seats")
-
-
-def _plan_offer(plan: Plan, friction: FrictionRecord, rationale: str) -> OfferRecord:
-    return _offer(plan.id, "plan", "upsell", plan.name, plan.price_monthly, friction_id(friction), rationale)
-
-
-def _addon_offer(addon: Addon, friction: FrictionRecord) -> OfferRecord:
-    return _offer(
-        addon.id,
-        "addon",
-        "cross_sell",
-        addon.name,
-        addon.price_monthly,
-        friction_id(friction),
-        addon.outcome or f"{addon.name} removes this friction",
+        for b in bundles
+    ]
+    create_table(
+        con,
+        "bundle_dim",
+        pa.table(
+            {
+                "id": pa.array([b.id for b in bundles], pa.string()),
+                "ord": pa.array(range(len(bundles)), pa.int64()),
+                "name": pa.array([b.name for b in bundles], pa.string()),
+                "plan": pa.array([b.plan for b in bundles], pa.string()),
+                "addons": pa.array([list(b.addons) for b in bundles], pa.list_(pa.string())),
+                "discount_pct": pa.array(
+                    [min(b.discount_pct, catalog.policy.max_discount_pct) for b in bundles], pa.float64()
+                ),
+                "price_monthly": pa.array(prices, pa.float64()),
+                "includes": pa.array(
+                    [[i for i in [b.plan, *b.addons] if i] for b in bundles], pa.list_(pa.string())
+                ),
+            }
+        ),
     )
 
 
-def offer_for(
-    friction: FrictionRecord, account: Account, catalog: Catalog, rules: Rules
-) -> OfferRecord | None:
-    """The catalog item that removes one friction, or None when nothing in the catalog does."""
-    f = friction["figures"]
-    kind = friction["kind"]
-    if kind in ("repeated_limit_hits", "usage_near_limit"):
-        metric = str(f.get("limit") or f.get("metric"))
-        if metric == "seats":
-            return _seat_offer(catalog, account, friction, rules)
-        used = float(f.get("max_used") or f.get("used") or f.get("cap") or 0)
-        used = max(used, float(f.get("cap") or 0))
-        needed = _needed(used, rules)
-        plan = _plan_covering(catalog, account, metric, needed)
-        if plan is None:
-            return None
-        limit = plan.limit(metric)
-        covers = "no cap" if limit is None else f"a cap of {limit}"
-        return _plan_offer(plan, friction, f"{plan.name} has {covers} on {metric.replace('_', ' ')}")
-    if kind in ("seat_pressure", "headcount_growth"):
-        return _seat_offer(catalog, account, friction, rules)
-    if kind == "locked_feature":
-        feature = str(f["feature"])
-        plan = _plan_with_feature(catalog, account, feature)
-        if plan is not None:
-            return _plan_offer(plan, friction, f"{plan.name} includes {feature.replace('_', ' ')}")
-        addon = _addon_solving(catalog, account, [f"feature:{feature}"]) or next(
-            (a for a in catalog.addons if feature in a.features and a.id not in account.addons), None
-        )
-        return _addon_offer(addon, friction) if addon else None
-    if kind == "strong_nps":
-        higher = catalog.higher_plans(account.plan)
-        return _plan_offer(higher[0], friction, "a promoter ready for the next tier") if higher else None
-    keys: list[str] = []
-    if kind == "integration_request":
-        keys = [f"integration:{f['integration']}"]
-    elif kind == "frequent_exports":
-        keys = ["frequent_exports", "exports"]
-    elif kind == "ticket_topic_cluster":
-        keys = [f"topic:{f['topic']}"]
-    elif kind == "addon_page_visits":
-        keys = [str(f["addon"])]
-    elif kind == "new_department":
-        keys = [f"department:{f['department']}", "new_department"]
-    elif kind == "workflow_abandoned":
-        keys = [f"workflow:{f['workflow']}"]
-    addon = _addon_solving(catalog, account, keys)
-    return _addon_offer(addon, friction) if addon else None
+def _first(partition: str, order: str) -> str:
+    return f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {order}) = 1"
 
 
-def _bundle(
-    primary: OfferRecord, others: list[OfferRecord], catalog: Catalog, band: Band
-) -> OfferRecord | None:
-    """A bundle holding the primary offer and another friction's offer, for green accounts only."""
-    if band != "green" or not catalog.bundles:
-        return None
-    chosen = [primary, *others]
-    plan_ids = {o["id"] for o in chosen if o["kind"] == "plan"}
-    addon_ids = {o["id"] for o in chosen if o["kind"] == "addon"}
-    for bundle in catalog.bundles:
-        covers_plan = bundle.plan is not None and bundle.plan in plan_ids
-        covers_addon = any(a in addon_ids for a in bundle.addons)
-        if not (covers_plan and covers_addon):
-            continue
-        members = {bundle.plan} | set(bundle.addons)
-        if primary["id"] not in members:
-            continue
-        discount = min(bundle.discount_pct, catalog.policy.max_discount_pct)
-        price = (catalog.plan(bundle.plan).price_monthly if bundle.plan else 0) + sum(
-            catalog.addon(a).price_monthly for a in bundle.addons
-        )
-        solved = [o["friction"] for o in chosen if o["id"] in members]
-        return _offer(
-            bundle.id,
-            "bundle",
-            "bundle",
-            bundle.name,
-            round(price, 2),
-            primary["friction"],
-            f"{bundle.name} removes {len(solved)} frictions at once",
-            discount_pct=discount,
-            supporting=[f for f in solved if f != primary["friction"]],
-            includes=[i for i in [bundle.plan, *bundle.addons] if i],
-        )
-    return None
+def offer_sql(rules: Rules, catalog: Catalog) -> str:
+    """Per account with at least one friction some catalog item removes: ``account_id`` and ``offer`` (a STRUCT
+    shaped like :class:`OfferRecord`).
 
-
-def choose_offer(
-    frictions: list[FrictionRecord], account: Account, catalog: Catalog, band: Band, rules: Rules
-) -> OfferRecord | None:
-    """One offer for the account: the strongest friction some catalog item removes; the rest support it.
-
-    ``frictions`` must be ranked strongest first (see :func:`outreach.friction.rank`); ``band`` is the
-    account's health band (only green accounts see a bundle).
+    Reads ``friction_rows`` (ranked, :func:`outreach.friction.rank_frictions`), ``account_dim``, ``plan_limit``,
+    the catalog tables of :func:`register_catalog` and ``account_band`` (account_id, band).
     """
-    bundling = band == "green" and bool(catalog.bundles)
-    candidates: list[OfferRecord] = []
-    for friction in frictions:
-        offer = offer_for(friction, account, catalog, rules)
-        if offer is not None:
-            candidates.append(offer)
-            if not bundling:
-                break  # without a bundle only the strongest friction's offer matters
-    if not candidates:
-        return None
-    primary = candidates[0]
-    chosen = _bundle(primary, candidates[1:], catalog, band) or primary
-    covered = {chosen["friction"], *chosen["supporting"]}
-    chosen["supporting"] = [*chosen["supporting"], *(i for f in frictions if (i := friction_id(f)) not in covered)]
-    return chosen
+    headroom = sql_float(1 + rules.offers.headroom)
+    growth = sql_float(1 + rules.offers.seat_growth_pct)
+    growth_pct = round(100 * rules.offers.seat_growth_pct)
+    per_friction = "f.account_id, f.pos"
+
+    if catalog.seat_packs:
+        seat_offer = f"""
+            SELECT f.account_id, f.pos, 1 AS prio, k.id, 'seat_pack', 'upsell', k.name,
+                   round_even(k.price_monthly * q, 2), q,
+                   f.seats || ' seats today; about ' || (f.seats + f.seats_needed) || ' needed with {growth_pct}% growth'
+            FROM (
+                SELECT f.*, coalesce((SELECT min(s.ord) FROM seat_pack_dim s WHERE s.seats >= f.seats_needed),
+                                     (SELECT max(s.ord) FROM seat_pack_dim s)) AS pack_ord
+                FROM offer_inputs f WHERE f.is_seat
+            ) f
+            JOIN seat_pack_dim k ON k.ord = f.pack_ord,
+            LATERAL (SELECT CASE WHEN k.seats >= f.seats_needed THEN 1
+                                 ELSE ceil(f.seats_needed / k.seats)::BIGINT END AS q)"""
+    else:
+        seat_offer = f"""
+            SELECT f.account_id, f.pos, 1, p.id, 'plan', 'upsell', p.name, p.price_monthly, 1,
+                   p.name || ' covers ' || (f.seats + f.seats_needed) || ' seats'
+            FROM offer_inputs f JOIN plan_dim p ON p.rank > f.plan_rank
+            LEFT JOIN plan_limit l ON l.plan = p.id AND l.metric = 'seats'
+            WHERE f.is_seat AND (l.plan IS NULL OR l.cap IS NULL OR l.cap >= f.seats + f.seats_needed)
+            {_first(per_friction, "p.rank")}"""
+    keys = """CASE f.kind
+                WHEN 'integration_request' THEN ['integration:' || (f.figures->>'integration')]
+                WHEN 'frequent_exports' THEN ['frequent_exports', 'exports']
+                WHEN 'ticket_topic_cluster' THEN ['topic:' || (f.figures->>'topic')]
+                WHEN 'addon_page_visits' THEN [f.figures->>'addon']
+                WHEN 'new_department' THEN ['department:' || (f.figures->>'department'), 'new_department']
+                WHEN 'workflow_abandoned' THEN ['workflow:' || (f.figures->>'workflow')]
+                WHEN 'locked_feature' THEN ['feature:' || (f.figures->>'feature')]
+                ELSE []::VARCHAR[] END"""
+    return f"""
+    WITH offer_inputs AS (
+        SELECT f.account_id, f.pos, f.fid, f.kind, f.figures, d.addons AS owned, cur.rank AS plan_rank, m.metric,
+               f.kind IN ('seat_pressure', 'headcount_growth')
+                   OR (f.kind IN ('repeated_limit_hits', 'usage_near_limit') AND m.metric = 'seats') AS is_seat,
+               ceil(greatest(
+                   coalesce(nullif(TRY_CAST(f.figures->>'max_used' AS DOUBLE), 0), nullif(TRY_CAST(f.figures->>'used' AS DOUBLE), 0),
+                            nullif(TRY_CAST(f.figures->>'cap' AS DOUBLE), 0), 0.0::DOUBLE),
+                   coalesce(TRY_CAST(f.figures->>'cap' AS DOUBLE), 0.0::DOUBLE)) * {headroom})::BIGINT AS needed,
+               m.seats,
+               greatest(ceil(CASE WHEN f.kind = 'headcount_growth'
+                                  THEN m.seats::DOUBLE * ((f.figures->>'employees_now')::DOUBLE
+                                                        / (f.figures->>'employees_at_contract')::DOUBLE)
+                                  ELSE coalesce(nullif(TRY_CAST(f.figures->>'seats_used' AS DOUBLE), 0), m.seats::DOUBLE)
+                             END * {growth})::BIGINT - m.seats, 1) AS seats_needed
+        FROM friction_rows f
+        JOIN account_dim d USING (account_id)
+        JOIN plan_dim cur ON cur.id = d.plan
+        LEFT JOIN plan_limit seat_limit ON seat_limit.plan = d.plan AND seat_limit.metric = 'seats',
+        LATERAL (SELECT coalesce(nullif(f.figures->>'limit', ''), nullif(f.figures->>'metric', ''), 'None') AS metric,
+                        coalesce(nullif(TRY_CAST(f.figures->>'seats' AS BIGINT), 0), nullif(d.seats_purchased, 0),
+                                 nullif(seat_limit.cap, 0), 0) AS seats) m
+    ),
+    candidates AS (
+        (SELECT f.account_id, f.pos, 1 AS prio, p.id, 'plan' AS kind, 'upsell' AS motion, p.name, p.price_monthly,
+               1 AS quantity,
+               p.name || ' has ' || CASE WHEN l.cap IS NULL THEN 'no cap' ELSE 'a cap of ' || l.cap END
+                   || ' on ' || replace(f.metric, '_', ' ') AS rationale
+        FROM offer_inputs f JOIN plan_dim p ON p.rank > f.plan_rank
+        LEFT JOIN plan_limit l ON l.plan = p.id AND l.metric = f.metric
+        WHERE f.kind IN ('repeated_limit_hits', 'usage_near_limit') AND NOT f.is_seat
+          AND (l.plan IS NULL OR l.cap IS NULL OR l.cap >= f.needed)
+        {_first(per_friction, "p.rank")})
+        UNION ALL ({seat_offer})
+        UNION ALL (
+            SELECT f.account_id, f.pos, 1, p.id, 'plan', 'upsell', p.name, p.price_monthly, 1,
+                   p.name || ' includes ' || replace(f.figures->>'feature', '_', ' ')
+            FROM offer_inputs f JOIN plan_dim p ON p.rank > f.plan_rank
+            WHERE f.kind = 'locked_feature' AND list_contains(p.features, f.figures->>'feature')
+            {_first(per_friction, "p.rank")})
+        UNION ALL (
+            SELECT f.account_id, f.pos, 3, a.id, 'addon', 'cross_sell', a.name, a.price_monthly, 1, a.rationale
+            FROM offer_inputs f JOIN addon_dim a
+              ON list_contains(a.features, f.figures->>'feature') AND NOT list_contains(f.owned, a.id)
+            WHERE f.kind = 'locked_feature'
+            {_first(per_friction, "a.ord")})
+        UNION ALL (
+            SELECT f.account_id, f.pos, 1, p.id, 'plan', 'upsell', p.name, p.price_monthly, 1,
+                   'a promoter ready for the next tier'
+            FROM offer_inputs f JOIN plan_dim p ON p.rank > f.plan_rank
+            WHERE f.kind = 'strong_nps'
+            {_first(per_friction, "p.rank")})
+        UNION ALL (
+            SELECT f.account_id, f.pos, CASE WHEN f.kind = 'locked_feature' THEN 2 ELSE 1 END, a.id, 'addon',
+                   'cross_sell', a.name, a.price_monthly, 1, a.rationale
+            FROM (SELECT f.*, unnest(keys) AS key, generate_subscripts(keys, 1) AS key_pos
+                  FROM (SELECT f.*, {keys} AS keys FROM offer_inputs f) f) f
+            JOIN addon_dim a ON (list_contains(a.solves, f.key) OR a.id = f.key)
+            WHERE NOT list_contains(f.owned, a.id) AND (a.requires_rank IS NULL OR a.requires_rank <= f.plan_rank)
+            {_first(per_friction, "f.key_pos, a.ord")})
+    ),
+    best AS (
+        SELECT c.*, r.fid FROM candidates c JOIN friction_rows r USING (account_id, pos)
+        {_first("c.account_id, c.pos", "c.prio")}
+    ),
+    primaries AS (
+        SELECT b.account_id, any_value(h.band) AS band,
+               list(b.id) FILTER (WHERE b.kind = 'plan') AS plan_ids,
+               list(b.id) FILTER (WHERE b.kind = 'addon') AS addon_ids,
+               arg_min({{'id': b.id, 'kind': b.kind, 'motion': b.motion, 'name': b.name,
+                         'price_monthly': b.price_monthly, 'quantity': b.quantity, 'discount_pct': 0.0::DOUBLE,
+                         'friction': b.fid, 'supporting': []::VARCHAR[], 'rationale': b.rationale,
+                         'includes': []::VARCHAR[]}}, b.pos) AS offer
+        FROM best b JOIN account_band h USING (account_id)
+        GROUP BY b.account_id
+    ),
+    bundle_pick AS (
+        SELECT x.account_id, x.offer AS primary_offer, d.*
+        FROM primaries x JOIN bundle_dim d
+          ON x.band = 'green' AND d.plan IS NOT NULL AND list_contains(x.plan_ids, d.plan)
+         AND len(list_intersect(d.addons, x.addon_ids)) > 0
+         AND (x.offer.id = d.plan OR list_contains(d.addons, x.offer.id))
+        {_first("x.account_id", "d.ord")}
+    ),
+    bundles AS (
+        SELECT account_id,
+               {{'id': id, 'kind': 'bundle', 'motion': 'bundle', 'name': name, 'price_monthly': price_monthly,
+                 'quantity': 1, 'discount_pct': discount_pct, 'friction': primary_offer.friction,
+                 'supporting': list_filter(solved, lambda s: s <> primary_offer.friction),
+                 'rationale': name || ' removes ' || len(solved) || ' frictions at once',
+                 'includes': includes}} AS offer
+        FROM (
+            SELECT p.account_id, p.id, p.name, p.price_monthly, p.discount_pct, p.includes, p.primary_offer,
+                   list(b.fid ORDER BY b.pos) AS solved
+            FROM bundle_pick p JOIN best b ON b.account_id = p.account_id
+             AND (b.id = p.plan OR list_contains(p.addons, b.id))
+            GROUP BY ALL
+        )
+    ),
+    chosen AS (
+        SELECT x.account_id, coalesce(u.offer, x.offer) AS offer, f.fids
+        FROM primaries x
+        LEFT JOIN bundles u USING (account_id)
+        JOIN (SELECT account_id, list(fid ORDER BY pos) AS fids FROM friction_rows GROUP BY account_id) f
+          USING (account_id)
+    )
+    SELECT account_id,
+           struct_update(offer, supporting := list_concat(
+               offer.supporting,
+               list_filter(fids, lambda i: i <> offer.friction AND NOT list_contains(offer.supporting, i)))) AS offer
+    FROM chosen
+    """

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import duckdb
@@ -23,6 +24,10 @@ from outreach.catalog import Catalog
 from outreach.data import Account, Dataset, Ticket
 from outreach.health import UsageFacts
 from outreach.rules import Rules
+from outreach.tables import create_table, engine_session
+from outreach.tables import sql_float as _float
+from outreach.tables import sql_text as _text
+from outreach.tables import sql_texts as _texts
 from outreach.topics import integration_mentions, ticket_topics
 from outreach.types import UPSELL_KINDS, Motion, SignalKind
 
@@ -55,12 +60,25 @@ def detect_signals(
     accounts: list[Account] | None = None,
 ) -> dict[str, AccountSignals]:
     """All fired triggers and the usage facts for every account (or the given subset)."""
-    usage = detect(dataset, rules, as_of, accounts=accounts)
-    result = {account_id: AccountSignals(usage=facts) for account_id, facts in usage.items()}
-    rows = dataset.events.execute(
-        "SELECT account_id, kind, motion, subject, figures, evidence, window_days FROM signal_rows "
-        "ORDER BY ord, kind, subject"
-    ).fetchall()
+    accounts = accounts if accounts is not None else dataset.accounts
+    with engine_session(dataset.events) as con:
+        detect(con, dataset, rules, as_of, accounts=accounts)
+        facts = con.execute(
+            "SELECT account_id, active_30, active_prior, champion_seen, last_event, features FROM usage_facts"
+        ).fetchall()
+        rows = con.execute(
+            "SELECT account_id, kind, motion, subject, figures, evidence, window_days FROM signal_rows "
+            "ORDER BY ord, kind, subject"
+        ).fetchall()
+    result = {account.account_id: AccountSignals() for account in accounts}
+    for account_id, active, prior, champion_seen, last_event, features in facts:
+        result[account_id].usage = UsageFacts(
+            active_users_30d=int(active),
+            active_users_prior_30d=int(prior),
+            champion_last_seen=champion_seen,
+            features_used_30d=int(features),
+            last_event=last_event,
+        )
     for account_id, kind, motion, subject, figures, evidence, window_days in rows:
         result[account_id].signals.append(
             Signal(kind, motion, subject, orjson.loads(figures), evidence, window_days)
@@ -69,59 +87,82 @@ def detect_signals(
 
 
 def detect(
-    dataset: Dataset, rules: Rules, as_of: date, *, accounts: list[Account] | None = None
-) -> dict[str, UsageFacts]:
-    """Fill ``signal_rows`` in ``dataset.events`` and return the usage facts health needs, per account.
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    rules: Rules,
+    as_of: date,
+    *,
+    accounts: list[Account] | None = None,
+) -> None:
+    """Fill the temporary tables the later stages read on ``con`` (an :func:`~outreach.tables.engine_session`
+    of ``dataset.events``), replacing the previous call's:
 
-    The table lives on the dataset's DuckDB connection until the next call; :func:`outreach.friction.frictions`
-    reads it.
+    ``account_dim`` (the analysed accounts, in order, with ``ord``), ``plan_limit``, ``usage_facts`` (what
+    health needs from the events), ``ticket_mention``, ``ticket_topic`` and ``signal_rows`` (one row per
+    fired trigger). :func:`outreach.friction.frictions` words the signals.
     """
     accounts = accounts if accounts is not None else dataset.accounts
-    con = dataset.events
+    catalog = dataset.catalog
     end = datetime(as_of.year, as_of.month, as_of.day)
-    _register_accounts(con, accounts, dataset.catalog, as_of)
-    usage = _usage_facts(con, rules, accounts, end)
-    _register_tickets(con, dataset, rules, accounts, as_of, end)
-    con.execute(_signal_sql(rules, dataset.catalog, end))
-    return usage
+    _user_activity(con, rules, end)
+    tables = _account_tables(accounts, catalog, as_of)
+    known = _event_integrations(con, rules, end) | _catalog_integrations(catalog)
+    tables.update(_ticket_tables(dataset, rules, accounts, as_of, known))
+    for name, table in tables.items():
+        create_table(con, name, table)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE account_dim AS SELECT b.*, coalesce(x.addons, []::VARCHAR[]) AS addons "
+        "FROM account_base b LEFT JOIN (SELECT account_id, list(addon) AS addons FROM account_addon GROUP BY ALL) x "
+        "USING (account_id) ORDER BY b.ord"
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE usage_facts AS
+        SELECT d.account_id, a.active_30, a.active_prior, u.last_ts::DATE AS champion_seen, a.last_event, a.features
+        FROM account_dim d JOIN account_activity a USING (account_id)
+        LEFT JOIN user_activity u ON u.account_id = d.account_id AND u.user_id = d.champion
+        """
+    )
+    con.execute(_signal_sql(rules, catalog, end))
 
 
 def _since(end: datetime, days: int) -> str:
     return f"TIMESTAMP '{(end - timedelta(days=days)).isoformat(sep=' ')}'"
 
 
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _texts(values: Any) -> str:
-    items = [_text(str(v)) for v in values]
-    return "[" + ", ".join(items) + "]::VARCHAR[]"
-
-
-def _float(value: float) -> str:
-    return f"{float(value)!r}::DOUBLE"
-
-
-def _register_accounts(
-    con: duckdb.DuckDBPyConnection, accounts: list[Account], catalog: Catalog, as_of: date
-) -> None:
-    """``account_dim`` (the accounts analysed, in order) and ``plan_limit`` (each plan's caps; NULL = unlimited)."""
+def _account_tables(accounts: list[Account], catalog: Catalog, as_of: date) -> dict[str, pa.Table]:
+    """``account_base`` (the accounts analysed, in order), ``account_addon`` (add-ons they own; most own none,
+    and a list per account built in Python cost 0.6 s per 100k) and ``plan_limit`` (NULL cap = unlimited)."""
+    columns = (
+        "account_id", "plan", "seats_purchased", "employees_at_contract", "employees_now", "nps", "champion_user_id",
+        "name", "owner_email", "activated_at", "contract_start", "champion_name", "cs_veto", "cs_veto_reason",
+        "last_contacted_at",
+    )  # fmt: skip
+    values = list(zip(*map(attrgetter(*columns), accounts), strict=True)) if accounts else [()] * len(columns)
+    types = {
+        "seats_purchased": pa.int64(), "employees_at_contract": pa.int64(), "employees_now": pa.int64(),
+        "nps": pa.int64(), "activated_at": pa.date32(), "contract_start": pa.date32(), "cs_veto": pa.bool_(),
+        "last_contacted_at": pa.date32(),
+    }  # fmt: skip
+    arrays = {
+        "champion" if name == "champion_user_id" else name: pa.array(column, types.get(name, pa.string()))
+        for name, column in zip(columns, values, strict=True)
+    }
+    activated_at = values[columns.index("activated_at")]
     account_dim = pa.table(
         {
             "ord": pa.array(range(len(accounts)), pa.int64()),
-            "account_id": [a.account_id for a in accounts],
-            "plan": [a.plan for a in accounts],
-            "seats_purchased": pa.array([a.seats_purchased for a in accounts], pa.int64()),
-            "employees_at_contract": pa.array([a.employees_at_contract for a in accounts], pa.int64()),
-            "employees_now": pa.array([a.employees_now for a in accounts], pa.int64()),
-            "nps": pa.array([a.nps for a in accounts], pa.int64()),
-            "activated": [a.activated_at is not None and a.activated_at <= as_of for a in accounts],
-            "champion": pa.array([a.champion_user_id for a in accounts], pa.string()),
-            "addons": pa.array([list(a.addons) for a in accounts], pa.list_(pa.string())),
+            **arrays,
+            "activated": pa.array([d is not None and d <= as_of for d in activated_at], pa.bool_()),
         }
     )
-    create_table(con, "account_dim", account_dim)
+    owned = [(a.account_id, addon) for a in accounts for addon in a.addons]
+    addon_rows = pa.table(
+        {
+            "account_id": pa.array([row[0] for row in owned], pa.string()),
+            "addon": pa.array([row[1] for row in owned], pa.string()),
+        }
+    )
     limits = [(plan.id, metric, cap) for plan in catalog.plans for metric, cap in plan.limits.items()]
     plan_limit = pa.table(
         {
@@ -130,126 +171,98 @@ def _register_accounts(
             "cap": pa.array([row[2] for row in limits], pa.int64()),
         }
     )
-    create_table(con, "plan_limit", plan_limit)
+    return {"account_base": account_dim, "account_addon": addon_rows, "plan_limit": plan_limit}
 
 
-def _usage_facts(
-    con: duckdb.DuckDBPyConnection, rules: Rules, accounts: list[Account], end: datetime
-) -> dict[str, UsageFacts]:
-    """Active users in the last 30 days and the 30 before, when the champion was last seen, features used."""
+def _user_activity(con: duckdb.DuckDBPyConnection, rules: Rules, end: datetime) -> None:
+    """``user_activity`` (per account and user: last event, active in the last 30 days / the 30 before) and
+    ``account_activity`` (per account: active users in both windows, last event, features used in 30 days).
+
+    Reads only the events; ``usage_facts`` joins it to the accounts (the champion's last activity).
+    """
     names = rules.events
-    facts = con.execute(
+    con.execute(
         f"""
-        WITH per_user AS (
-            SELECT e.account_id, e.user_id, max(e.ts) AS last_ts,
-                   bool_or(e.ts >= {_since(end, 30)} AND e.event <> $usage) AS in_30,
-                   bool_or(e.ts >= {_since(end, 60)} AND e.ts < {_since(end, 30)} AND e.event <> $usage) AS in_prior
-            FROM events e WHERE e.ts < $end GROUP BY ALL
-        )
-        SELECT p.account_id,
-               count(*) FILTER (WHERE p.in_30) AS active_30,
-               count(*) FILTER (WHERE p.in_prior) AS active_prior,
-               max(p.last_ts) FILTER (WHERE p.user_id = d.champion) AS champion_seen,
-               max(p.last_ts) AS last_event
-        FROM per_user p JOIN account_dim d USING (account_id)
-        GROUP BY p.account_id
+        CREATE OR REPLACE TEMP TABLE user_activity AS
+        SELECT account_id, user_id, max(ts) AS last_ts,
+               bool_or(ts >= {_since(end, 30)} AND event <> $usage) AS in_30,
+               bool_or(ts >= {_since(end, 60)} AND ts < {_since(end, 30)} AND event <> $usage) AS in_prior
+        FROM events WHERE ts < $end GROUP BY ALL
         """,
         {"usage": names.usage_reported, "end": end},
-    ).fetchall()
-    features = dict(
-        con.execute(
-            f"SELECT account_id, count(DISTINCT props->>'feature') FROM events "
-            f"WHERE event = ? AND ts >= {_since(end, 30)} AND ts < ? GROUP BY account_id",
-            [names.feature_used, end],
-        ).fetchall()
     )
-    usage = {account.account_id: UsageFacts() for account in accounts}
-    for account_id, active, prior, champion_seen, last_event in facts:
-        usage[account_id] = UsageFacts(
-            active_users_30d=int(active),
-            active_users_prior_30d=int(prior),
-            champion_last_seen=champion_seen.date() if champion_seen else None,
-            features_used_30d=int(features.get(account_id, 0)),
-            last_event=last_event.date() if last_event else None,
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE account_activity AS
+        WITH features AS (
+            SELECT account_id, count(DISTINCT props->>'feature') AS features FROM events
+            WHERE event = $feature AND ts >= {_since(end, 30)} AND ts < $end GROUP BY account_id
         )
-    return usage
+        SELECT account_id, count(*) FILTER (WHERE in_30) AS active_30, count(*) FILTER (WHERE in_prior) AS active_prior,
+               max(last_ts)::DATE AS last_event, coalesce(any_value(f.features), 0) AS features
+        FROM user_activity LEFT JOIN features f USING (account_id)
+        GROUP BY account_id
+        """,
+        {"feature": names.feature_used, "end": end},
+    )
 
 
-def _register_tickets(
-    con: duckdb.DuckDBPyConnection,
-    dataset: Dataset,
-    rules: Rules,
-    accounts: list[Account],
-    as_of: date,
-    end: datetime,
-) -> None:
+def _event_integrations(con: duckdb.DuckDBPyConnection, rules: Rules, end: datetime) -> set[str]:
+    """Integrations named in ``Integration Requested`` events in the window (lower-case)."""
+    window = rules.triggers.integration_request.window_days
+    rows = con.execute(
+        f"SELECT DISTINCT lower(props->>'integration') FROM events WHERE event = ? "
+        f"AND ts >= {_since(end, window)} AND ts < ? AND props->>'integration' IS NOT NULL",
+        [rules.events.integration_requested, end],
+    ).fetchall()
+    return {str(row[0]) for row in rows}
+
+
+def _ticket_tables(
+    dataset: Dataset, rules: Rules, accounts: list[Account], as_of: date, known: set[str]
+) -> dict[str, pa.Table]:
     """``ticket_mention`` (integration asks in ticket text) and ``ticket_topic`` (each recent ticket's topic).
 
     Both need :mod:`outreach.topics` (regexes, TF-IDF over the tickets analysed together), so Python computes
     them per ticket and DuckDB groups them with the event-based triggers.
     """
     triggers = rules.triggers
-    by_account = dataset.tickets_by_account
     integration = triggers.integration_request
-    known = {
-        str(row[0])
-        for row in con.execute(
-            f"SELECT DISTINCT lower(props->>'integration') FROM events WHERE event = ? "
-            f"AND ts >= {_since(end, integration.window_days)} AND ts < ? AND props->>'integration' IS NOT NULL",
-            [rules.events.integration_requested, end],
-        ).fetchall()
-    } | _catalog_integrations(dataset.catalog)
     mention_start = as_of - timedelta(days=integration.window_days)
-    mentions: dict[str, list[Any]] = {"account_id": [], "integration": [], "ticket_id": [], "seq": []}
-    for account in accounts:
-        for seq, ticket in enumerate(by_account.get(account.account_id, ())):
-            if mention_start <= ticket.created_at.date() < as_of:
-                for name in integration_mentions(ticket, known):
-                    mentions["account_id"].append(account.account_id)
-                    mentions["integration"].append(name)
-                    mentions["ticket_id"].append(ticket.id)
-                    mentions["seq"].append(seq)
-    _register(con, "ticket_mention", mentions, {"seq": pa.int64()})
-
     topic_start = as_of - timedelta(days=triggers.ticket_topic_cluster.window_days)
-    recent: dict[str, list[Ticket]] = {}
-    for account in accounts:
-        tickets = [
-            t for t in by_account.get(account.account_id, ()) if topic_start <= t.created_at.date() < as_of
-        ]
-        if tickets:
-            recent[account.account_id] = tickets
-    topics = ticket_topics([t for tickets in recent.values() for t in tickets])
-    rows: dict[str, list[Any]] = {"account_id": [], "ticket_id": [], "topic": [], "recency": []}
-    for account_id, tickets in recent.items():
-        for recency, ticket in enumerate(sorted(tickets, key=lambda t: t.created_at, reverse=True)):
-            rows["account_id"].append(account_id)
-            rows["ticket_id"].append(ticket.id)
-            rows["topic"].append(topics[ticket.id])
-            rows["recency"].append(recency)
-    _register(con, "ticket_topic", rows, {"recency": pa.int64()})
+    analysed = {account.account_id for account in accounts}
+    mentions: dict[str, list[Any]] = {"account_id": [], "integration": [], "ticket_id": [], "seq": []}
+    recent: list[tuple[int, Ticket]] = []
+    for seq, ticket in enumerate(dataset.tickets):  # file order: ``seq`` breaks ties in time
+        if ticket.account_id not in analysed:
+            continue
+        day = ticket.created_at.date()
+        if day >= as_of:
+            continue
+        if day >= mention_start:
+            for name in integration_mentions(ticket, known):
+                mentions["account_id"].append(ticket.account_id)
+                mentions["integration"].append(name)
+                mentions["ticket_id"].append(ticket.id)
+                mentions["seq"].append(seq)
+        if day >= topic_start:
+            recent.append((seq, ticket))
+    topics = ticket_topics(ticket for _, ticket in recent)
+    rows: dict[str, list[Any]] = {
+        "account_id": [ticket.account_id for _, ticket in recent],
+        "ticket_id": [ticket.id for _, ticket in recent],
+        "topic": [topics[ticket.id] for _, ticket in recent],
+        "created_at": [ticket.created_at for _, ticket in recent],
+        "seq": [seq for seq, _ in recent],
+    }
+    return {
+        "ticket_mention": _arrow(mentions, {"seq": pa.int64()}),
+        "ticket_topic": _arrow(rows, {"seq": pa.int64(), "created_at": pa.timestamp("us", tz="UTC")}),
+    }
 
 
-def _register(
-    con: duckdb.DuckDBPyConnection,
-    name: str,
-    columns: Mapping[str, list[Any]],
-    types: Mapping[str, pa.DataType],
-) -> None:
-    create_table(
-        con,
-        name,
-        pa.table({key: pa.array(values, types.get(key, pa.string())) for key, values in columns.items()}),
-    )
-
-
-def create_table(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table) -> None:
-    """(Re)create the temporary table ``name`` from an Arrow table, the cheap way to hand DuckDB many rows.
-
-    DuckDB finds ``arrow_rows`` by its Python name (a replacement scan); ``register`` would refuse while an
-    earlier ``fetchone()`` on the connection left a result open.
-    """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM arrow_rows")
+def _arrow(columns: Mapping[str, list[Any]], types: Mapping[str, pa.DataType]) -> pa.Table:
+    return pa.table({key: pa.array(values, types.get(key, pa.string())) for key, values in columns.items()})
 
 
 def _catalog_integrations(catalog: Catalog) -> set[str]:
@@ -285,8 +298,8 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     snapshot_days = max(near.window_days, pressure.window_days)
     end_sql = f"TIMESTAMP '{end.isoformat(sep=' ')}'"
     upsell = _texts(UPSELL_KINDS)
-    disabled = _texts(t.disabled) if t.disabled else "[]::VARCHAR[]"
-    addon_ids = _texts(a.id for a in catalog.addons) if catalog.addons else "[]::VARCHAR[]"
+    disabled = _texts(t.disabled)
+    addon_ids = _texts(a.id for a in catalog.addons)
 
     def grouped(event: str, prop: str, days: int, minimum: int) -> str:
         return f"""
@@ -484,7 +497,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                            'window_days', {topic.window_days}),
                evidence, {topic.window_days}
         FROM (
-            SELECT b.account_id, b.topic, b.n, b.total, list(t.ticket_id ORDER BY t.recency)[1:{cap}] AS evidence
+            SELECT b.account_id, b.topic, b.n, b.total, list(t.ticket_id ORDER BY t.created_at DESC, t.seq)[1:{cap}] AS evidence
             FROM topic_best b JOIN ticket_topic t ON t.account_id = b.account_id AND t.topic = b.topic
             WHERE b.n >= {topic.min_tickets} AND b.n / b.total >= {_float(topic.share)}
             GROUP BY ALL

@@ -1,8 +1,9 @@
-"""The engine's two outputs agree: validated Decision models and the plain records `explain --json` prints."""
+"""The engine's outputs agree: validated Decision models, plain records, and the JSON `explain --json` prints."""
 
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from outreach.decisions import (
 from outreach.friction import Friction, FrictionRecord
 from outreach.health import Gate, GateRecord, Health, HealthRecord
 from outreach.offers import Offer, OfferRecord
+from outreach.types import SIGNAL_KINDS
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 DEMO_AS_OF = date(2026, 11, 20)
@@ -58,6 +60,38 @@ def test_explain_json_filters_by_cohort(demo_dataset: Dataset) -> None:
     everything = json.loads(explain_json(demo_dataset, rules, DEMO_AS_OF))
     nurture = json.loads(explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="nurture"))
     assert nurture == [row for row in everything if row["cohort"] == "nurture"] and nurture
+
+
+def test_explain_json_prints_one_account_per_line(demo_dataset: Dataset) -> None:
+    rules = rules_for(demo_dataset)
+    text = explain_json(demo_dataset, rules, DEMO_AS_OF).decode()
+    lines = text.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and text.endswith("\n")
+    rows = [json.loads(line.rstrip(",")) for line in lines[1:-1]]
+    assert rows == json.loads(text) == explain_rows(demo_dataset, rules, DEMO_AS_OF)
+    assert [row["account_id"] for row in rows] == [a.account_id for a in demo_dataset.accounts]
+
+
+def test_explain_json_of_an_empty_cohort_is_an_empty_array(demo_dataset: Dataset, tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("triggers:\n  disabled: " + json.dumps(sorted(SIGNAL_KINDS)) + "\n")
+    rules = rules_for(demo_dataset, rules_file)
+    assert explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="ready") == b"[]\n"
+    assert {row["cohort"] for row in explain_rows(demo_dataset, rules, DEMO_AS_OF)} == {"not_fit"}
+
+
+def test_concurrent_runs_on_one_dataset_do_not_mix(demo_dataset: Dataset) -> None:
+    """The web app re-checks gates from several threads on one loaded dataset; each run has its own tables."""
+    rules = rules_for(demo_dataset)
+    ids = [a.account_id for a in demo_dataset.accounts]
+    subsets = [set(ids[i::4]) for i in range(4)] * 3
+
+    def run(subset: set[str]) -> list[str]:
+        return [d.model_dump_json() for d in decide(demo_dataset, rules, DEMO_AS_OF, account_ids=subset)]
+
+    expected = [run(subset) for subset in subsets]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(run, subsets)) == expected
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,54 @@
+"""The engine's working tables in DuckDB, and the few helpers every stage uses to build its SQL.
+
+Each stage reads the temporary tables of the stages before it on the dataset's DuckDB connection
+(``account_dim``, ``signal_rows``, …; docs/engine.md lists them). Python hands DuckDB small tables as Arrow
+and writes literals with these helpers, so values from rules and the catalog are always quoted and typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pyarrow as pa
+
+
+@contextmanager
+def engine_session(events: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A private connection to the dataset's database for one engine run.
+
+    Temporary tables belong to the connection that made them, so two runs at once (the web app re-checks
+    gates from several request threads on one loaded dataset) never see each other's working tables; the
+    events themselves are shared.
+    """
+    con = events.cursor()
+    try:
+        con.execute("SET TimeZone='UTC'")
+        yield con
+    finally:
+        con.close()
+
+
+def create_table(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table) -> None:
+    """(Re)create the temporary table ``name`` from an Arrow table, the cheap way to hand DuckDB many rows.
+
+    DuckDB finds ``arrow_rows`` by its Python name (a replacement scan); ``register`` would refuse while an
+    earlier ``fetchone()`` on the connection left a result open.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM arrow_rows")
+
+
+def sql_text(value: str) -> str:
+    """A quoted SQL string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_texts(values: Iterable[object]) -> str:
+    """A ``VARCHAR[]`` literal (empty lists typed too)."""
+    return "[" + ", ".join(sql_text(str(v)) for v in values) + "]::VARCHAR[]"
+
+
+def sql_float(value: float) -> str:
+    """A DOUBLE literal holding exactly ``value`` (a bare ``0.8`` would be a DECIMAL in DuckDB)."""
+    return f"{float(value)!r}::DOUBLE"
