@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import orjson
 import yaml
 
 from outreach.data import load_dataset
@@ -145,9 +146,7 @@ def engine(out: Path) -> dict[str, float]:
     payload = explain_json(dataset, rules, AS_OF)
     timings["decide"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - start
-    cohorts = Counter(
-        cohort for (cohort,) in dataset.events.execute("SELECT cohort FROM decision").fetchall()
-    )
+    cohorts = Counter(row["cohort"] for row in orjson.loads(payload))
     timings["accounts"] = sum(cohorts.values())
     timings["events"] = dataset.event_count
     timings["json_mb"] = len(payload) / 1e6

@@ -170,27 +170,27 @@ def _decide(
             }
         ),
     )
-    con.execute(f"CREATE OR REPLACE TEMP TABLE account_health AS {health_sql(rules, catalog, as_of)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW account_health AS {health_sql(rules, catalog, as_of)}")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE account_band AS SELECT account_id, health.band AS band FROM account_health"
     )
     register_catalog(con, catalog)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE account_offer AS {offer_sql(rules, catalog)}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW account_offer AS {offer_sql(rules, catalog)}")
     con.execute(
         """
-        CREATE OR REPLACE TEMP TABLE decision AS
+        CREATE OR REPLACE TEMP VIEW decision AS
         SELECT h.ord, d.account_id, d.name, d.plan, d.owner_email,
                CASE WHEN f.frictions IS NULL THEN 'not_fit' WHEN len(h.reasons) = 0 THEN 'ready' ELSE 'nurture' END
                    AS cohort,
                h.health, {'allowed': len(h.reasons) = 0, 'reasons': h.reasons} AS gate,
-               coalesce(f.frictions, []) AS frictions, o.offer
+               coalesce(f.frictions, []::JSON[]) AS frictions, o.offer
         FROM account_health h
         JOIN account_dim d USING (account_id)
         LEFT JOIN (
             SELECT account_id,
-                   list({'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement,
-                         'figures': figures, 'window_days': window_days, 'strength': strength, 'evidence': evidence}
-                        ORDER BY pos) AS frictions
+                   list(to_json({'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement,
+                                 'figures': figures, 'window_days': window_days, 'strength': strength,
+                                 'evidence': evidence}) ORDER BY pos) AS frictions
             FROM friction_rows GROUP BY account_id
         ) f USING (account_id)
         LEFT JOIN account_offer o USING (account_id)
@@ -245,7 +245,13 @@ def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort 
     """
     with paused_gc():  # 100k fetched values: a GC pass over the loaded dataset would cost more than the fetch
         rows = _explain(dataset, rules, as_of, cohort, "encode(row)")
-        return b"[\n" + b",\n".join([row[0] for row in rows]) + b"\n]\n" if rows else b"[]\n"
+        if not rows:
+            return b"[]\n"
+        parts = [b"[\n"]
+        for (row,) in rows:
+            parts += (row, b",\n")
+        parts[-1] = b"\n]\n"
+        return b"".join(parts)  # one allocation: copying 100 MB twice cost more than writing it
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:

@@ -304,7 +304,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     def grouped(event: str, prop: str, days: int, minimum: int) -> str:
         return f"""
             SELECT account_id, props->>'{prop}' AS subject, count(*) AS n,
-                   list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+                   list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
             FROM events
             WHERE event = {_text(event)} AND ts >= {_since(end, days)} AND ts < {end_sql}
               AND props->>'{prop}' IS NOT NULL
@@ -315,7 +315,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     WITH
     limit_hits AS (
         SELECT account_id, props->>'limit' AS subject, count(*) AS n,
-               list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence,
+               list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence,
                max(TRY_CAST(props->>'used' AS DOUBLE)) AS max_used, max(TRY_CAST(props->>'cap' AS DOUBLE)) AS max_cap
         FROM events
         WHERE event = {_text(n.limit_reached)} AND ts >= {_since(end, hits.window_days)} AND ts < {end_sql}
@@ -324,8 +324,8 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     ),
     snapshot AS (
         SELECT * FROM (
-            SELECT account_id, props->>'metric' AS metric, arg_max(TRY_CAST(props->>'used' AS DOUBLE), ts) AS used,
-                   arg_max(message_id, ts) AS message_id, max(ts) AS stamp
+            SELECT account_id, props->>'metric' AS metric, arg_max(TRY_CAST(props->>'used' AS DOUBLE), (ts, line)) AS used,
+                   arg_max(message_id, (ts, line)) AS message_id, max(ts) AS stamp
             FROM events
             WHERE event = {_text(n.usage_reported)} AND ts >= {_since(end, snapshot_days)} AND ts < {end_sql}
               AND props->>'metric' IS NOT NULL
@@ -340,7 +340,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
         LEFT JOIN plan_limit l ON l.plan = d.plan AND l.metric = s.metric
     ),
     swaps AS (
-        SELECT r.account_id, list(r.message_id ORDER BY r.ts DESC) AS ids
+        SELECT r.account_id, list(r.message_id ORDER BY r.ts DESC, r.line DESC) AS ids
         FROM events r
         WHERE r.event = {_text(n.user_removed)} AND r.ts >= {_since(end, pressure.window_days)} AND r.ts < {end_sql}
           AND EXISTS (SELECT 1 FROM events i WHERE i.account_id = r.account_id AND i.event = {_text(n.user_invited)}
@@ -359,7 +359,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
         LEFT JOIN swaps w ON w.account_id = d.account_id
     ),
     dept_invites AS (
-        SELECT account_id, props->>'department' AS department, ts, message_id FROM events
+        SELECT account_id, props->>'department' AS department, ts, line, message_id FROM events
         WHERE event = {_text(n.user_invited)} AND ts < {end_sql}
           AND props->>'department' IS NOT NULL AND props->>'department' <> ''
     ),
@@ -369,7 +369,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     ),
     integration_events AS (
         SELECT account_id, lower(props->>'integration') AS subject, count(*) AS n,
-               list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+               list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
         FROM events
         WHERE event = {_text(n.integration_requested)} AND ts >= {_since(end, integration.window_days)}
           AND ts < {end_sql} AND props->>'integration' IS NOT NULL
@@ -446,7 +446,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                evidence, {exports.window_days}
         FROM (
             SELECT account_id, count(*) AS n, sum(TRY_CAST(props->>'rows' AS BIGINT)) AS rows,
-                   list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+                   list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
             FROM events
             WHERE event = {_text(n.export_created)} AND ts >= {_since(end, exports.window_days)} AND ts < {end_sql}
             GROUP BY account_id HAVING count(*) >= {exports.min_exports}
@@ -465,7 +465,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                evidence, {workflow.window_days}
         FROM (
             SELECT account_id, props->>'workflow' AS workflow, coalesce(props->>'step', '') AS step, count(*) AS n,
-                   list(message_id ORDER BY ts DESC)[1:{cap}] AS evidence
+                   list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
             FROM events
             WHERE event = {_text(n.workflow_abandoned)} AND ts >= {_since(end, workflow.window_days)}
               AND ts < {end_sql} AND props->>'workflow' IS NOT NULL
@@ -476,7 +476,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                json_object('department', department, 'invites', n, 'window_days', {dept.window_days}),
                evidence, {dept.window_days}
         FROM (
-            SELECT i.account_id, i.department, count(*) AS n, list(i.message_id ORDER BY i.ts DESC)[1:{cap}] AS evidence
+            SELECT i.account_id, i.department, count(*) AS n, list(i.message_id ORDER BY i.ts DESC, i.line DESC)[1:{cap}] AS evidence
             FROM dept_invites i JOIN dept_firsts f USING (account_id, department)
             SEMI JOIN dept_before b USING (account_id)
             WHERE f.first_ts >= {_since(end, dept.window_days)} AND i.ts >= {_since(end, dept.window_days)}
