@@ -56,12 +56,6 @@ class FrictionRecord(TypedDict):
     evidence: list[str]
 
 
-def friction_id(friction: FrictionRecord) -> str:
-    """The record's :attr:`Friction.id`."""
-    subject = friction["subject"]
-    return f"{friction['kind']}:{subject}" if subject else friction["kind"]
-
-
 def frictions(
     con: duckdb.DuckDBPyConnection, catalog: Catalog, rules: Rules
 ) -> dict[str, list[FrictionRecord]]:
