@@ -158,7 +158,12 @@ def parse_datetime(value: str, path: Path, line: int, field_name: str) -> dateti
         ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the last representable instant
+        raise DataError(
+            path, f"'{value}' is out of range (after 9999-12-31 in UTC)", line=line, field=field_name
+        ) from None
 
 
 def _parse_int(

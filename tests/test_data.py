@@ -340,6 +340,16 @@ def test_bad_ticket_timestamp_that_looks_like_the_common_form(root: Path, stamp:
     assert str(error).endswith(f"'{stamp}' is not an ISO 8601 timestamp (e.g. 2026-11-01T10:00:00Z)")
 
 
+def test_timestamp_past_the_last_utc_instant_is_a_clean_error(root: Path) -> None:
+    path = root / "tickets.jsonl"
+    doc = json.loads(path.read_text().splitlines()[0])
+    doc["created_at"] = "9999-12-31T23:59:59-05:00"
+    replace_line(path, 1, json.dumps(doc))
+    error = error_of(root)
+    assert (error.path.name, error.line, error.field) == ("tickets.jsonl", 1, "created_at")
+    assert "out of range" in str(error)
+
+
 def test_loaded_records_equal_validated_models(root: Path) -> None:
     """Records are built without re-validating every field; they must match what validation would give."""
     catalog = load_catalog(root / "catalog.yaml")
