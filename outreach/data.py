@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import csv
 import gc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -251,8 +251,20 @@ def _trusted(model: type[_Model], values: dict[str, Any], fields_set: set[str]) 
     return record
 
 
-def _remember(memo: dict[str, _Value], text: str, value: _Value) -> _Value:
-    memo[text] = value
+def _parsed(
+    memo: dict[str, _Value],
+    text: str,
+    parse: Callable[[str, Path, int, str], _Value],
+    path: Path,
+    line: int,
+    field_name: str,
+) -> _Value | None:
+    """``parse`` of a non-empty ``text``, remembered per file: a text that fails raises and is never kept."""
+    if not text:
+        return None
+    value = memo.get(text)
+    if value is None:
+        value = memo[text] = parse(text, path, line, field_name)
     return value
 
 
@@ -335,82 +347,16 @@ def load_accounts(path: Path, catalog: Catalog) -> list[Account]:
             # Checked in the order errors have always been reported: numbers, dates, mrr, nps, add-ons, ...
             # Each distinct text is parsed once per file (dates, seat counts and prices repeat across rows);
             # a text that fails is never remembered, so errors still come from the parser, in this order.
-            seats = (
-                (
-                    counts.get(seats_text)
-                    or _remember(counts, seats_text, _parse_int(seats_text, path, line, "seats_purchased"))
-                )
-                if seats_text
-                else None
+            seats = _parsed(counts, seats_text, _parse_int, path, line, "seats_purchased")
+            employees_then = _parsed(
+                counts, employees_then_text, _parse_int, path, line, "employees_at_contract"
             )
-            employees_then = (
-                (
-                    counts.get(employees_then_text)
-                    or _remember(
-                        counts,
-                        employees_then_text,
-                        _parse_int(employees_then_text, path, line, "employees_at_contract"),
-                    )
-                )
-                if employees_then_text
-                else None
-            )
-            employees_now = (
-                (
-                    counts.get(employees_now_text)
-                    or _remember(
-                        counts,
-                        employees_now_text,
-                        _parse_int(employees_now_text, path, line, "employees_now"),
-                    )
-                )
-                if employees_now_text
-                else None
-            )
-            start = (
-                (
-                    dates.get(start_text)
-                    or _remember(dates, start_text, parse_date(start_text, path, line, "contract_start"))
-                )
-                if start_text
-                else None
-            )
-            renewal = (
-                (
-                    dates.get(renewal_text)
-                    or _remember(dates, renewal_text, parse_date(renewal_text, path, line, "renewal_date"))
-                )
-                if renewal_text
-                else None
-            )
-            activated = (
-                (
-                    dates.get(activated_text)
-                    or _remember(
-                        dates, activated_text, parse_date(activated_text, path, line, "activated_at")
-                    )
-                )
-                if activated_text
-                else None
-            )
-            contacted = (
-                (
-                    dates.get(contacted_text)
-                    or _remember(
-                        dates, contacted_text, parse_date(contacted_text, path, line, "last_contacted_at")
-                    )
-                )
-                if contacted_text
-                else None
-            )
-            mrr = (
-                (
-                    amounts.get(mrr_text)
-                    or _remember(amounts, mrr_text, _parse_float(mrr_text, path, line, "mrr"))
-                )
-                if mrr_text
-                else None
-            )
+            employees_now = _parsed(counts, employees_now_text, _parse_int, path, line, "employees_now")
+            start = _parsed(dates, start_text, parse_date, path, line, "contract_start")
+            renewal = _parsed(dates, renewal_text, parse_date, path, line, "renewal_date")
+            activated = _parsed(dates, activated_text, parse_date, path, line, "activated_at")
+            contacted = _parsed(dates, contacted_text, parse_date, path, line, "last_contacted_at")
+            mrr = _parsed(amounts, mrr_text, _parse_float, path, line, "mrr")
             nps = _parse_int(nps_text, path, line, "nps", low=0, high=10) if nps_text else None
             addons: tuple[str, ...] = ()
             if addons_text:
