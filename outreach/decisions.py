@@ -14,7 +14,6 @@ from typing import Any, TypedDict, cast
 
 import duckdb
 import orjson
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from outreach.data import Account, Dataset, load_dataset, paused_gc
@@ -23,7 +22,7 @@ from outreach.health import Gate, GateRecord, Health, HealthRecord, health_sql, 
 from outreach.offers import Offer, OfferRecord, offer_sql, register_catalog
 from outreach.rules import Rules, load_rules
 from outreach.signals import detect
-from outreach.tables import create_table, engine_session
+from outreach.tables import BOOL, DATE, TEXT, create_table, engine_session
 from outreach.types import Cohort
 
 
@@ -158,17 +157,11 @@ def _decide(
         (a.account_id, last_contacted.get(a.account_id), bool(held_out(a)) if held_out else False)
         for a in accounts
     ]
-    contacts = [row for row in contacts if row[1] is not None or row[2]]
     create_table(
         con,
         "contact",
-        pa.table(
-            {
-                "account_id": pa.array([row[0] for row in contacts], pa.string()),
-                "last_contacted": pa.array([row[1] for row in contacts], pa.date32()),
-                "held_out": pa.array([row[2] for row in contacts], pa.bool_()),
-            }
-        ),
+        {"account_id": TEXT, "last_contacted": DATE, "held_out": BOOL},
+        [row for row in contacts if row[1] is not None or row[2]],
     )
     con.execute(f"CREATE OR REPLACE TEMP VIEW account_health AS {health_sql(rules, catalog, as_of)}")
     con.execute(

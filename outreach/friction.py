@@ -13,13 +13,12 @@ from typing import TypedDict
 
 import duckdb
 import orjson
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.catalog import Catalog
 from outreach.rules import Rules
 from outreach.signals import Figure
-from outreach.tables import create_table
+from outreach.tables import TEXT, create_table
 from outreach.types import Motion, SignalKind
 
 
@@ -115,14 +114,12 @@ def _register_names(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
         "new_department": display_name,
         "addon_page_visits": lambda subject: addons.get(subject, subject),
     }
-    table = pa.table(
-        {
-            "kind": pa.array([kind for kind, _ in named], pa.string()),
-            "subject": pa.array([subject for _, subject in named], pa.string()),
-            "name": pa.array([names[kind](subject) for kind, subject in named], pa.string()),
-        }
+    create_table(
+        con,
+        "subject_name",
+        {"kind": TEXT, "subject": TEXT, "name": TEXT},
+        [(kind, subject, names[kind](subject)) for kind, subject in named],
     )
-    create_table(con, "subject_name", table)
 
 
 def _f(key: str) -> str:

@@ -14,13 +14,12 @@ from datetime import date
 from typing import TypedDict
 
 import duckdb
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
 from outreach.catalog import Catalog
 from outreach.data import Ticket
 from outreach.rules import Rules
-from outreach.tables import create_table
+from outreach.tables import INT, TEXT, create_table
 from outreach.tables import sql_float as _d
 from outreach.tables import sql_text as _text
 from outreach.types import Band, GateRule
@@ -122,14 +121,8 @@ def register_open_tickets(
     create_table(
         con,
         "open_ticket_facts",
-        pa.table(
-            {
-                "account_id": pa.array(list(counts), pa.string()),
-                "open_count": pa.array([c[0] for c in counts.values()], pa.int64()),
-                "priority_count": pa.array([c[1] for c in counts.values()], pa.int64()),
-                "priority_message": pa.array([messages.get(a) for a in counts], pa.string()),
-            }
-        ),
+        {"account_id": TEXT, "open_count": INT, "priority_count": INT, "priority_message": TEXT},
+        [(account_id, *count, messages.get(account_id)) for account_id, count in counts.items()],
     )
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Literal, TypedDict
 
 import duckdb
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.catalog import Catalog
 from outreach.rules import Rules
-from outreach.tables import create_table, sql_float
+from outreach.tables import FLOAT, INT, TEXT, TEXTS, create_table, sql_float
 from outreach.types import OfferMotion
 
 OfferKind = Literal["plan", "seat_pack", "addon", "bundle"]
@@ -67,84 +66,76 @@ def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
     """The catalog as small tables for :func:`offer_sql`: ``plan_dim`` (with ``rank``), ``addon_dim``,
     ``seat_pack_dim`` (smallest first) and ``bundle_dim`` (discount already capped by policy, list price
     summed)."""
-    plans = catalog.plans
     create_table(
         con,
         "plan_dim",
-        pa.table(
-            {
-                "id": pa.array([p.id for p in plans], pa.string()),
-                "rank": pa.array(range(len(plans)), pa.int64()),
-                "name": pa.array([p.name for p in plans], pa.string()),
-                "price_monthly": pa.array([p.price_monthly for p in plans], pa.float64()),
-                "features": pa.array([list(p.features) for p in plans], pa.list_(pa.string())),
-            }
-        ),
+        {"id": TEXT, "rank": INT, "name": TEXT, "price_monthly": FLOAT, "features": TEXTS},
+        [(p.id, rank, p.name, p.price_monthly, p.features) for rank, p in enumerate(catalog.plans)],
     )
-    addons = catalog.addons
     create_table(
         con,
         "addon_dim",
-        pa.table(
-            {
-                "id": pa.array([a.id for a in addons], pa.string()),
-                "ord": pa.array(range(len(addons)), pa.int64()),
-                "name": pa.array([a.name for a in addons], pa.string()),
-                "price_monthly": pa.array([a.price_monthly for a in addons], pa.float64()),
-                "solves": pa.array([list(a.solves) for a in addons], pa.list_(pa.string())),
-                "requires_rank": pa.array(
-                    [catalog.plan_rank(a.requires_plan) if a.requires_plan else None for a in addons],
-                    pa.int64(),
-                ),
-                "rationale": pa.array(
-                    [a.outcome or f"{a.name} removes this friction" for a in addons], pa.string()
-                ),
-                "features": pa.array([list(a.features) for a in addons], pa.list_(pa.string())),
-            }
-        ),
+        {
+            "id": TEXT,
+            "ord": INT,
+            "name": TEXT,
+            "price_monthly": FLOAT,
+            "solves": TEXTS,
+            "requires_rank": INT,
+            "rationale": TEXT,
+            "features": TEXTS,
+        },
+        [
+            (
+                a.id,
+                position,
+                a.name,
+                a.price_monthly,
+                a.solves,
+                catalog.plan_rank(a.requires_plan) if a.requires_plan else None,
+                a.outcome or f"{a.name} removes this friction",
+                a.features,
+            )
+            for position, a in enumerate(catalog.addons)
+        ],
     )
     packs = sorted(catalog.seat_packs, key=lambda p: (p.seats, p.price_monthly))
     create_table(
         con,
         "seat_pack_dim",
-        pa.table(
-            {
-                "id": pa.array([p.id for p in packs], pa.string()),
-                "ord": pa.array(range(len(packs)), pa.int64()),
-                "name": pa.array([p.name for p in packs], pa.string()),
-                "seats": pa.array([p.seats for p in packs], pa.int64()),
-                "price_monthly": pa.array([p.price_monthly for p in packs], pa.float64()),
-            }
-        ),
+        {"id": TEXT, "ord": INT, "name": TEXT, "seats": INT, "price_monthly": FLOAT},
+        [(p.id, position, p.name, p.seats, p.price_monthly) for position, p in enumerate(packs)],
     )
-    bundles = catalog.bundles
-    prices = [
-        round(
-            (catalog.plan(b.plan).price_monthly if b.plan else 0)
-            + sum(catalog.addon(a).price_monthly for a in b.addons),
-            2,
-        )
-        for b in bundles
-    ]
     create_table(
         con,
         "bundle_dim",
-        pa.table(
-            {
-                "id": pa.array([b.id for b in bundles], pa.string()),
-                "ord": pa.array(range(len(bundles)), pa.int64()),
-                "name": pa.array([b.name for b in bundles], pa.string()),
-                "plan": pa.array([b.plan for b in bundles], pa.string()),
-                "addons": pa.array([list(b.addons) for b in bundles], pa.list_(pa.string())),
-                "discount_pct": pa.array(
-                    [min(b.discount_pct, catalog.policy.max_discount_pct) for b in bundles], pa.float64()
+        {
+            "id": TEXT,
+            "ord": INT,
+            "name": TEXT,
+            "plan": TEXT,
+            "addons": TEXTS,
+            "discount_pct": FLOAT,
+            "price_monthly": FLOAT,
+            "includes": TEXTS,
+        },
+        [
+            (
+                b.id,
+                position,
+                b.name,
+                b.plan,
+                b.addons,
+                min(b.discount_pct, catalog.policy.max_discount_pct),
+                round(
+                    (catalog.plan(b.plan).price_monthly if b.plan else 0)
+                    + sum(catalog.addon(a).price_monthly for a in b.addons),
+                    2,
                 ),
-                "price_monthly": pa.array(prices, pa.float64()),
-                "includes": pa.array(
-                    [[i for i in [b.plan, *b.addons] if i] for b in bundles], pa.list_(pa.string())
-                ),
-            }
-        ),
+                [i for i in [b.plan, *b.addons] if i],
+            )
+            for position, b in enumerate(catalog.bundles)
+        ],
     )
 
 

@@ -10,21 +10,18 @@ need :mod:`outreach.topics`. Deciding 100k accounts row by row in Python cost mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from operator import attrgetter
-from typing import Any
 
 import duckdb
 import orjson
-import pyarrow as pa
 
 from outreach.catalog import Catalog
 from outreach.data import Account, Dataset, Ticket
 from outreach.health import UsageFacts
 from outreach.rules import Rules
-from outreach.tables import create_table, engine_session
+from outreach.tables import BOOL, DATE, INT, TEXT, UTC_TIME, create_table, engine_session
 from outreach.tables import sql_float as _float
 from outreach.tables import sql_text as _text
 from outreach.tables import sql_texts as _texts
@@ -105,11 +102,9 @@ def detect(
     catalog = dataset.catalog
     end = datetime(as_of.year, as_of.month, as_of.day)
     _user_activity(con, rules, end)
-    tables = _account_tables(accounts, catalog, as_of)
+    _register_accounts(con, accounts, catalog, as_of)
     known = _event_integrations(con, rules, end) | _catalog_integrations(catalog)
-    tables.update(_ticket_tables(dataset, rules, accounts, as_of, known))
-    for name, table in tables.items():
-        create_table(con, name, table)
+    _register_tickets(con, dataset, rules, accounts, as_of, known)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE account_dim AS SELECT b.*, coalesce(x.addons, []::VARCHAR[]) AS addons "
         "FROM account_base b LEFT JOIN (SELECT account_id, list(addon) AS addons FROM account_addon GROUP BY ALL) x "
@@ -130,48 +125,41 @@ def _since(end: datetime, days: int) -> str:
     return f"TIMESTAMP '{(end - timedelta(days=days)).isoformat(sep=' ')}'"
 
 
-def _account_tables(accounts: list[Account], catalog: Catalog, as_of: date) -> dict[str, pa.Table]:
+# account_base's columns: ``champion`` is Account.champion_user_id, every other one the attribute of its name.
+_ACCOUNT_COLUMNS = {
+    "account_id": TEXT, "plan": TEXT, "seats_purchased": INT, "employees_at_contract": INT, "employees_now": INT,
+    "nps": INT, "champion": TEXT, "name": TEXT, "owner_email": TEXT, "activated_at": DATE, "contract_start": DATE,
+    "champion_name": TEXT, "cs_veto": BOOL, "cs_veto_reason": TEXT, "last_contacted_at": DATE,
+}  # fmt: skip
+_account_fields = attrgetter(*("champion_user_id" if c == "champion" else c for c in _ACCOUNT_COLUMNS))
+
+
+def _register_accounts(
+    con: duckdb.DuckDBPyConnection, accounts: list[Account], catalog: Catalog, as_of: date
+) -> None:
     """``account_base`` (the accounts analysed, in order), ``account_addon`` (add-ons they own; most own none,
     and a list per account built in Python cost 0.6 s per 100k) and ``plan_limit`` (NULL cap = unlimited)."""
-    columns = (
-        "account_id", "plan", "seats_purchased", "employees_at_contract", "employees_now", "nps", "champion_user_id",
-        "name", "owner_email", "activated_at", "contract_start", "champion_name", "cs_veto", "cs_veto_reason",
-        "last_contacted_at",
-    )  # fmt: skip
-    values = list(zip(*map(attrgetter(*columns), accounts), strict=True)) if accounts else [()] * len(columns)
-    types = {
-        "seats_purchased": pa.int64(), "employees_at_contract": pa.int64(), "employees_now": pa.int64(),
-        "nps": pa.int64(), "activated_at": pa.date32(), "contract_start": pa.date32(), "cs_veto": pa.bool_(),
-        "last_contacted_at": pa.date32(),
-    }  # fmt: skip
-    arrays = {
-        "champion" if name == "champion_user_id" else name: pa.array(column, types.get(name, pa.string()))
-        for name, column in zip(columns, values, strict=True)
-    }
-    activated_at = values[columns.index("activated_at")]
-    account_dim = pa.table(
-        {
-            "ord": pa.array(range(len(accounts)), pa.int64()),
-            **arrays,
-            "activated": pa.array([d is not None and d <= as_of for d in activated_at], pa.bool_()),
-        }
+    create_table(
+        con,
+        "account_base",
+        {"ord": INT, **_ACCOUNT_COLUMNS, "activated": BOOL},
+        [
+            (position, *_account_fields(a), a.activated_at is not None and a.activated_at <= as_of)
+            for position, a in enumerate(accounts)
+        ],
     )
-    owned = [(a.account_id, addon) for a in accounts for addon in a.addons]
-    addon_rows = pa.table(
-        {
-            "account_id": pa.array([row[0] for row in owned], pa.string()),
-            "addon": pa.array([row[1] for row in owned], pa.string()),
-        }
+    create_table(
+        con,
+        "account_addon",
+        {"account_id": TEXT, "addon": TEXT},
+        [(a.account_id, addon) for a in accounts for addon in a.addons],
     )
-    limits = [(plan.id, metric, cap) for plan in catalog.plans for metric, cap in plan.limits.items()]
-    plan_limit = pa.table(
-        {
-            "plan": pa.array([row[0] for row in limits], pa.string()),
-            "metric": pa.array([row[1] for row in limits], pa.string()),
-            "cap": pa.array([row[2] for row in limits], pa.int64()),
-        }
+    create_table(
+        con,
+        "plan_limit",
+        {"plan": TEXT, "metric": TEXT, "cap": INT},
+        [(plan.id, metric, cap) for plan in catalog.plans for metric, cap in plan.limits.items()],
     )
-    return {"account_base": account_dim, "account_addon": addon_rows, "plan_limit": plan_limit}
 
 
 def _user_activity(con: duckdb.DuckDBPyConnection, rules: Rules, end: datetime) -> None:
@@ -218,9 +206,14 @@ def _event_integrations(con: duckdb.DuckDBPyConnection, rules: Rules, end: datet
     return {str(row[0]) for row in rows}
 
 
-def _ticket_tables(
-    dataset: Dataset, rules: Rules, accounts: list[Account], as_of: date, known: set[str]
-) -> dict[str, pa.Table]:
+def _register_tickets(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    rules: Rules,
+    accounts: list[Account],
+    as_of: date,
+    known: set[str],
+) -> None:
     """``ticket_mention`` (integration asks in ticket text) and ``ticket_topic`` (each recent ticket's topic).
 
     Both need :mod:`outreach.topics` (regexes, TF-IDF over the tickets analysed together), so Python computes
@@ -231,7 +224,7 @@ def _ticket_tables(
     mention_start = as_of - timedelta(days=integration.window_days)
     topic_start = as_of - timedelta(days=triggers.ticket_topic_cluster.window_days)
     analysed = {account.account_id for account in accounts}
-    mentions: dict[str, list[Any]] = {"account_id": [], "integration": [], "ticket_id": [], "seq": []}
+    mentions: list[tuple[str, str, str, int]] = []
     recent: list[tuple[int, Ticket]] = []
     for seq, ticket in enumerate(dataset.tickets):  # file order: ``seq`` breaks ties in time
         if ticket.account_id not in analysed:
@@ -240,29 +233,24 @@ def _ticket_tables(
         if day >= as_of:
             continue
         if day >= mention_start:
-            for name in integration_mentions(ticket, known):
-                mentions["account_id"].append(ticket.account_id)
-                mentions["integration"].append(name)
-                mentions["ticket_id"].append(ticket.id)
-                mentions["seq"].append(seq)
+            mentions.extend(
+                (ticket.account_id, name, ticket.id, seq) for name in integration_mentions(ticket, known)
+            )
         if day >= topic_start:
             recent.append((seq, ticket))
+    create_table(
+        con,
+        "ticket_mention",
+        {"account_id": TEXT, "integration": TEXT, "ticket_id": TEXT, "seq": INT},
+        mentions,
+    )
     topics = ticket_topics(ticket for _, ticket in recent)
-    rows: dict[str, list[Any]] = {
-        "account_id": [ticket.account_id for _, ticket in recent],
-        "ticket_id": [ticket.id for _, ticket in recent],
-        "topic": [topics[ticket.id] for _, ticket in recent],
-        "created_at": [ticket.created_at for _, ticket in recent],
-        "seq": [seq for seq, _ in recent],
-    }
-    return {
-        "ticket_mention": _arrow(mentions, {"seq": pa.int64()}),
-        "ticket_topic": _arrow(rows, {"seq": pa.int64(), "created_at": pa.timestamp("us", tz="UTC")}),
-    }
-
-
-def _arrow(columns: Mapping[str, list[Any]], types: Mapping[str, pa.DataType]) -> pa.Table:
-    return pa.table({key: pa.array(values, types.get(key, pa.string())) for key, values in columns.items()})
+    create_table(
+        con,
+        "ticket_topic",
+        {"account_id": TEXT, "ticket_id": TEXT, "topic": TEXT, "created_at": UTC_TIME, "seq": INT},
+        [(t.account_id, t.id, topics[t.id], t.created_at, seq) for seq, t in recent],
+    )
 
 
 def _catalog_integrations(catalog: Catalog) -> set[str]:

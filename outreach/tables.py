@@ -7,7 +7,7 @@ and writes literals with these helpers, so values from rules and the catalog are
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import duckdb
@@ -30,12 +30,39 @@ def engine_session(events: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBP
         con.close()
 
 
-def create_table(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table) -> None:
-    """(Re)create the temporary table ``name`` from an Arrow table, the cheap way to hand DuckDB many rows.
+TEXT = pa.string()
+INT = pa.int64()
+FLOAT = pa.float64()
+BOOL = pa.bool_()
+DATE = pa.date32()
+TEXTS = pa.list_(pa.string())
+UTC_TIME = pa.timestamp("us", tz="UTC")
 
-    DuckDB finds ``arrow_rows`` by its Python name (a replacement scan); ``register`` would refuse while an
-    earlier ``fetchone()`` on the connection left a result open.
-    """
+
+def create_table(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    columns: Mapping[str, pa.DataType],
+    rows: Iterable[Sequence[object]],
+) -> None:
+    """(Re)create the temporary table ``name`` with typed ``columns`` from Python rows, handed to DuckDB as
+    Arrow: the cheap way to give it many rows."""
+    values = list(zip(*rows, strict=True)) or [()] * len(columns)
+    _create_from_arrow(
+        con,
+        name,
+        pa.table(
+            {
+                column: pa.array(list(data), kind)
+                for (column, kind), data in zip(columns.items(), values, strict=True)
+            }
+        ),
+    )
+
+
+def _create_from_arrow(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table) -> None:
+    # DuckDB finds ``arrow_rows`` by its Python name (a replacement scan); ``register`` would refuse while an
+    # earlier ``fetchone()`` on the connection left a result open.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM arrow_rows")
 
 
