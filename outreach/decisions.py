@@ -124,8 +124,9 @@ def decide_records(
     account_ids: set[str] | None = None,
 ) -> list[tuple[Account, DecisionRecord]]:
     """:func:`decide` as plain records (JSON-shaped dicts), in accounts.csv order."""
+    accounts = [a for a in dataset.accounts if account_ids is None or a.account_id in account_ids]
     with paused_gc(), engine_session(dataset.events) as con:
-        accounts = _decide(con, dataset, rules, as_of, last_contacted or {}, held_out, account_ids)
+        _decide(con, dataset, rules, as_of, last_contacted or {}, held_out, account_ids)
         rows = con.execute(
             "SELECT to_json({'cohort': cohort, 'health': health, 'gate': gate, 'frictions': frictions, "
             "'offer': offer})::VARCHAR FROM decision ORDER BY ord"
@@ -141,22 +142,27 @@ def _decide(
     last_contacted: Mapping[str, date],
     held_out: Callable[[Account], bool] | None,
     account_ids: set[str] | None,
-) -> list[Account]:
-    """Fill the temporary table ``decision`` on ``con`` (an engine session): one row per analysed account (``ord`` is
-    its position in the returned list) with cohort, health, gate, frictions and offer.
+) -> None:
+    """Fill the temporary view ``decision`` on ``con`` (an engine session): one row per analysed account (all,
+    or those in ``account_ids``; ``ord`` is its position among them, in file order) with cohort, health, gate,
+    frictions and offer.
 
     Every stage is SQL over all accounts at once (docs/engine.md, "Where each stage runs"); Python only
-    prepares small tables.
+    prepares small tables. Account records are built only for ``held_out``, which needs them.
     """
-    accounts = [a for a in dataset.accounts if account_ids is None or a.account_id in account_ids]
     catalog = dataset.catalog
-    detect(con, dataset, rules, as_of, accounts=accounts)
+    detect(con, dataset, rules, as_of, account_ids=account_ids)
     rank_frictions(con, catalog, rules)
-    register_open_tickets(con, dataset.tickets, {a.account_id for a in accounts}, rules, as_of)
-    contacts = [
-        (a.account_id, last_contacted.get(a.account_id), bool(held_out(a)) if held_out else False)
-        for a in accounts
+    register_open_tickets(con, rules, as_of)
+    contacts: list[tuple[str, date | None, bool]] = [
+        (account_id, day, False) for account_id, day in last_contacted.items()
     ]
+    if held_out is not None:
+        contacts = [
+            (a.account_id, last_contacted.get(a.account_id), bool(held_out(a)))
+            for a in dataset.accounts
+            if account_ids is None or a.account_id in account_ids
+        ]
     create_table(
         con,
         "contact",
@@ -189,7 +195,6 @@ def _decide(
         LEFT JOIN account_offer o USING (account_id)
         """
     )
-    return accounts
 
 
 def decisions_to_json(decisions: list[Decision]) -> list[dict[str, Any]]:

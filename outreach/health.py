@@ -17,9 +17,8 @@ import duckdb
 from pydantic import BaseModel, ConfigDict
 
 from outreach.catalog import Catalog
-from outreach.data import Ticket
 from outreach.rules import Rules
-from outreach.tables import INT, TEXT, create_table
+from outreach.tables import TEXT, create_table
 from outreach.tables import sql_float as _d
 from outreach.tables import sql_text as _text
 from outreach.types import Band, GateRule
@@ -92,37 +91,45 @@ class GateRecord(TypedDict):
     reasons: list[GateReasonRecord]
 
 
-def register_open_tickets(
-    con: duckdb.DuckDBPyConnection, tickets: list[Ticket], account_ids: set[str], rules: Rules, as_of: date
-) -> None:
-    """``open_ticket_facts``: per account, tickets still open that were opened before the analysis date, how
-    many of them have a blocking priority, and the gate's message for the oldest such ticket.
+def register_open_tickets(con: duckdb.DuckDBPyConnection, rules: Rules, as_of: date) -> None:
+    """``open_ticket_facts``: per analysed account (``account_dim``), tickets still open that were opened
+    before the analysis date, how many of them have a blocking priority, and the gate's message for the oldest
+    such ticket.
 
     Python writes the message (it quotes the subject with ``repr``), once per account with a blocking ticket.
     """
-    priorities = set(rules.gate.block_on_open_priorities)
-    counts: dict[str, list[int]] = {}
-    urgent: dict[str, list[Ticket]] = {}
-    for ticket in tickets:
-        account_id = ticket.account_id
-        if ticket.is_open and account_id in account_ids and ticket.created_at.date() < as_of:
-            count = counts.get(account_id)
-            if count is None:
-                count = counts[account_id] = [0, 0]
-            count[0] += 1
-            if ticket.priority in priorities:
-                count[1] += 1
-                urgent.setdefault(account_id, []).append(ticket)
-    messages: dict[str, str] = {}
-    for account_id, blocking in urgent.items():
-        first = min(blocking, key=lambda t: t.created_at)  # the oldest; ties keep file order
-        more = f" (+{len(blocking) - 1} more)" if len(blocking) > 1 else ""
-        messages[account_id] = f"open {first.priority} ticket {first.id}: {first.subject[:80]!r}{more}"
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE open_ticket_facts AS
+        SELECT account_id, count(*) AS open_count, count(*) FILTER (WHERE list_contains($blocking, priority))
+                   AS priority_count,
+               arg_min([id, priority, subject], (created_at, seq)) FILTER (WHERE list_contains($blocking, priority))
+                   AS oldest, NULL::VARCHAR AS priority_message
+        FROM ticket_rows SEMI JOIN account_dim USING (account_id)
+        WHERE list_contains(['new', 'open', 'pending', 'hold'], status) AND created_at::DATE < $as_of
+        GROUP BY account_id
+        """,
+        {"blocking": list(rules.gate.block_on_open_priorities), "as_of": as_of},
+    )
+    rows = con.execute(
+        "SELECT account_id, priority_count, oldest FROM open_ticket_facts WHERE priority_count > 0"
+    ).fetchall()
     create_table(
         con,
-        "open_ticket_facts",
-        {"account_id": TEXT, "open_count": INT, "priority_count": INT, "priority_message": TEXT},
-        [(account_id, *count, messages.get(account_id)) for account_id, count in counts.items()],
+        "blocking_message",
+        {"account_id": TEXT, "message": TEXT},
+        [
+            (
+                account_id,
+                f"open {priority} ticket {ticket_id}: {subject[:80]!r}"
+                + (f" (+{count - 1} more)" if count > 1 else ""),
+            )
+            for account_id, count, (ticket_id, priority, subject) in rows
+        ],
+    )
+    con.execute(
+        "UPDATE open_ticket_facts SET priority_message = m.message FROM blocking_message m "
+        "WHERE open_ticket_facts.account_id = m.account_id"
     )
 
 

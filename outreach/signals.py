@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from operator import attrgetter
 
 import duckdb
 import orjson
 
 from outreach.catalog import Catalog
-from outreach.data import Account, Dataset, Ticket
+from outreach.data import Account, Dataset
 from outreach.health import UsageFacts
 from outreach.rules import Rules
-from outreach.tables import BOOL, DATE, INT, TEXT, UTC_TIME, create_table, engine_session
+from outreach.tables import INT, TEXT, TIME, create_table, engine_session
 from outreach.tables import sql_float as _float
 from outreach.tables import sql_text as _text
 from outreach.tables import sql_texts as _texts
-from outreach.topics import integration_mentions, ticket_topics
+from outreach.topics import GENERIC_TAGS, INTEGRATION_WORDS, TicketText, integration_mentions, ticket_topics
 from outreach.types import UPSELL_KINDS, Motion, SignalKind
 
 Figure = int | float | str
@@ -57,9 +56,10 @@ def detect_signals(
     accounts: list[Account] | None = None,
 ) -> dict[str, AccountSignals]:
     """All fired triggers and the usage facts for every account (or the given subset)."""
-    accounts = accounts if accounts is not None else dataset.accounts
+    account_ids = None if accounts is None else {account.account_id for account in accounts}
     with engine_session(dataset.events) as con:
-        detect(con, dataset, rules, as_of, accounts=accounts)
+        detect(con, dataset, rules, as_of, account_ids=account_ids)
+        analysed = con.execute("SELECT account_id FROM account_dim ORDER BY ord").fetchall()
         facts = con.execute(
             "SELECT account_id, active_30, active_prior, champion_seen, last_event, features FROM usage_facts"
         ).fetchall()
@@ -67,7 +67,7 @@ def detect_signals(
             "SELECT account_id, kind, motion, subject, figures, evidence, window_days FROM signal_rows "
             "ORDER BY ord, kind, subject"
         ).fetchall()
-    result = {account.account_id: AccountSignals() for account in accounts}
+    result = {str(row[0]): AccountSignals() for row in analysed}
     for account_id, active, prior, champion_seen, last_event, features in facts:
         result[account_id].usage = UsageFacts(
             active_users_30d=int(active),
@@ -89,27 +89,21 @@ def detect(
     rules: Rules,
     as_of: date,
     *,
-    accounts: list[Account] | None = None,
+    account_ids: set[str] | None = None,
 ) -> None:
     """Fill the temporary tables the later stages read on ``con`` (an :func:`~outreach.tables.engine_session`
     of ``dataset.events``), replacing the previous call's:
 
-    ``account_dim`` (the analysed accounts, in order, with ``ord``), ``plan_limit``, ``usage_facts`` (what
-    health needs from the events), ``ticket_mention``, ``ticket_topic`` and ``signal_rows`` (one row per
-    fired trigger). :func:`outreach.friction.frictions` words the signals.
+    ``account_dim`` (the analysed accounts - all, or those in ``account_ids`` - in file order, with ``ord``),
+    ``plan_limit``, ``usage_facts`` (what health needs from the events), ``ticket_mention``, ``ticket_topic``
+    and ``signal_rows`` (one row per fired trigger). :func:`outreach.friction.frictions` words the signals.
     """
-    accounts = accounts if accounts is not None else dataset.accounts
     catalog = dataset.catalog
     end = datetime(as_of.year, as_of.month, as_of.day)
     _user_activity(con, rules, end)
-    _register_accounts(con, accounts, catalog, as_of)
+    _register_accounts(con, account_ids, catalog, as_of)
     known = _event_integrations(con, rules, end) | _catalog_integrations(catalog)
-    _register_tickets(con, dataset, rules, accounts, as_of, known)
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE account_dim AS SELECT b.*, coalesce(x.addons, []::VARCHAR[]) AS addons "
-        "FROM account_base b LEFT JOIN (SELECT account_id, list(addon) AS addons FROM account_addon GROUP BY ALL) x "
-        "USING (account_id) ORDER BY b.ord"
-    )
+    _register_tickets(con, rules, as_of, known)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE usage_facts AS
@@ -125,34 +119,27 @@ def _since(end: datetime, days: int) -> str:
     return f"TIMESTAMP '{(end - timedelta(days=days)).isoformat(sep=' ')}'"
 
 
-# account_base's columns: ``champion`` is Account.champion_user_id, every other one the attribute of its name.
-_ACCOUNT_COLUMNS = {
-    "account_id": TEXT, "plan": TEXT, "seats_purchased": INT, "employees_at_contract": INT, "employees_now": INT,
-    "nps": INT, "champion": TEXT, "name": TEXT, "owner_email": TEXT, "activated_at": DATE, "contract_start": DATE,
-    "champion_name": TEXT, "cs_veto": BOOL, "cs_veto_reason": TEXT, "last_contacted_at": DATE,
-}  # fmt: skip
-_account_fields = attrgetter(*("champion_user_id" if c == "champion" else c for c in _ACCOUNT_COLUMNS))
-
-
 def _register_accounts(
-    con: duckdb.DuckDBPyConnection, accounts: list[Account], catalog: Catalog, as_of: date
+    con: duckdb.DuckDBPyConnection, account_ids: set[str] | None, catalog: Catalog, as_of: date
 ) -> None:
-    """``account_base`` (the accounts analysed, in order), ``account_addon`` (add-ons they own; most own none,
-    and a list per account built in Python cost 0.6 s per 100k) and ``plan_limit`` (NULL cap = unlimited)."""
-    create_table(
-        con,
-        "account_base",
-        {"ord": INT, **_ACCOUNT_COLUMNS, "activated": BOOL},
-        [
-            (position, *_account_fields(a), a.activated_at is not None and a.activated_at <= as_of)
-            for position, a in enumerate(accounts)
-        ],
-    )
-    create_table(
-        con,
-        "account_addon",
-        {"account_id": TEXT, "addon": TEXT},
-        [(a.account_id, addon) for a in accounts for addon in a.addons],
+    """``account_dim`` (the analysed accounts from the dataset's ``account_rows``, ``ord`` their position among
+    them; ``champion`` is champion_user_id) and ``plan_limit`` (NULL cap = unlimited)."""
+    source = "account_rows"
+    if account_ids is not None:
+        create_table(
+            con, "analysed", {"account_id": TEXT}, [(account_id,) for account_id in sorted(account_ids)]
+        )
+        source = "account_rows SEMI JOIN analysed USING (account_id)"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE account_dim AS
+        SELECT row_number() OVER (ORDER BY ord) - 1 AS ord, account_id, plan, seats_purchased, employees_at_contract,
+               employees_now, nps, champion_user_id AS champion, name, owner_email, activated_at, contract_start,
+               champion_name, cs_veto, cs_veto_reason, last_contacted_at,
+               coalesce(activated_at <= $as_of, false) AS activated, addons
+        FROM {source} ORDER BY ord
+        """,
+        {"as_of": as_of},
     )
     create_table(
         con,
@@ -206,51 +193,116 @@ def _event_integrations(con: duckdb.DuckDBPyConnection, rules: Rules, end: datet
     return {str(row[0]) for row in rows}
 
 
-def _register_tickets(
-    con: duckdb.DuckDBPyConnection,
-    dataset: Dataset,
-    rules: Rules,
-    accounts: list[Account],
-    as_of: date,
-    known: set[str],
-) -> None:
-    """``ticket_mention`` (integration asks in ticket text) and ``ticket_topic`` (each recent ticket's topic).
+_ASCII = "'[\\x00-\\x7F]*'"
+_WORD_START, _WORD_END = "\\b\\Q", "\\E\\b"
 
-    Both need :mod:`outreach.topics` (regexes, TF-IDF over the tickets analysed together), so Python computes
-    them per ticket and DuckDB groups them with the event-based triggers.
+
+def _register_tickets(con: duckdb.DuckDBPyConnection, rules: Rules, as_of: date, known: set[str]) -> None:
+    """``ticket_mention`` (integration asks in ticket text) and ``ticket_topic`` (each recent ticket's topic),
+    from the analysed accounts' tickets in ``ticket_rows``.
+
+    DuckDB does the usual cases: a topical tag, and the integration regexes on ASCII text (where RE2 and
+    Python's ``re`` match alike). Python (:mod:`outreach.topics`) does the rest: TF-IDF topics for untagged
+    tickets and integration asks in non-ASCII text.
     """
     triggers = rules.triggers
-    integration = triggers.integration_request
-    mention_start = as_of - timedelta(days=integration.window_days)
+    mention_start = as_of - timedelta(days=triggers.integration_request.window_days)
     topic_start = as_of - timedelta(days=triggers.ticket_topic_cluster.window_days)
-    analysed = {account.account_id for account in accounts}
-    mentions: list[tuple[str, str, str, int]] = []
-    recent: list[tuple[int, Ticket]] = []
-    for seq, ticket in enumerate(dataset.tickets):  # file order: ``seq`` breaks ties in time
-        if ticket.account_id not in analysed:
-            continue
-        day = ticket.created_at.date()
-        if day >= as_of:
-            continue
-        if day >= mention_start:
-            mentions.extend(
-                (ticket.account_id, name, ticket.id, seq) for name in integration_mentions(ticket, known)
-            )
-        if day >= topic_start:
-            recent.append((seq, ticket))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE ticket_recent AS
+        SELECT t.seq, t.id, t.account_id, t.created_at, t.subject, t.description, t.tags,
+               t.created_at::DATE >= $mention_start AS for_mentions, t.created_at::DATE >= $topic_start AS for_topics,
+               regexp_full_match(t.subject, {_ASCII}) AND regexp_full_match(t.description, {_ASCII}) AS ascii
+        FROM ticket_rows t SEMI JOIN account_dim USING (account_id)
+        WHERE t.created_at::DATE < $as_of AND t.created_at::DATE >= least($mention_start, $topic_start)
+        """,
+        {"as_of": as_of, "mention_start": mention_start, "topic_start": topic_start},
+    )
+    _register_mentions(con, known)
+    _register_topics(con)
+
+
+def _register_mentions(con: duckdb.DuckDBPyConnection, known: set[str]) -> None:
+    names = sorted(known)
+    asks = (
+        "list_contains(tags, 'integration') OR list_contains(tags, 'integrations') "
+        f"OR regexp_matches(lower(subject || chr(10) || description), {_text(INTEGRATION_WORDS.pattern)})"
+    )
+    in_sql = len(names) <= 200 and all(name.isascii() and "\\" not in name for name in names)
+    text = "lower(subject || chr(10) || description)"
+    # \Q...\E quotes the name for RE2 as re.escape does for Python; \b is the same on ASCII text.
+    found = [
+        f"CASE WHEN regexp_matches({text}, {_text(_WORD_START + name + _WORD_END)}) THEN {_text(name)} END"
+        for name in names
+    ]
+    matched = (
+        f"list_filter([{', '.join(found)}]::VARCHAR[], lambda n: n IS NOT NULL)" if found else "[]::VARCHAR[]"
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE ticket_mention AS
+        SELECT account_id, unnest({matched}) AS integration, id AS ticket_id, seq
+        FROM ticket_recent WHERE for_mentions AND ascii AND ({asks})
+        """
+        if in_sql
+        else "CREATE OR REPLACE TEMP TABLE ticket_mention (account_id VARCHAR, integration VARCHAR, ticket_id VARCHAR, seq BIGINT)"
+    )
+    rest = con.execute(
+        f"SELECT account_id, id, seq, subject, description, tags FROM ticket_recent WHERE for_mentions "
+        f"{'AND NOT ascii' if in_sql else ''} ORDER BY seq"
+    ).fetchall()
+    mentions = [
+        (account_id, name, ticket_id, seq)
+        for account_id, ticket_id, seq, subject, description, tags in rest
+        for name in integration_mentions(subject, description, tags, known)
+    ]
+    if mentions:
+        create_table(
+            con,
+            "python_mention",
+            {"account_id": TEXT, "integration": TEXT, "ticket_id": TEXT, "seq": INT},
+            mentions,
+        )
+        con.execute("INSERT INTO ticket_mention SELECT * FROM python_mention")
+
+
+def _register_topics(con: duckdb.DuckDBPyConnection) -> None:
+    """Topics as :func:`outreach.topics.ticket_topics` gives them: the first topical tag, else TF-IDF over the
+    untagged tickets (Python). Repeated ticket ids share one topic there, so then Python does them all."""
+    tagged = (
+        f"list_filter(tags, lambda t: t <> '' AND NOT list_contains({_texts(sorted(GENERIC_TAGS))}, t))[1]"
+    )
+    unique = con.execute(
+        "SELECT count(DISTINCT id) = count(*) FROM ticket_recent WHERE for_topics"
+    ).fetchone()
+    all_in_python = not (unique and unique[0])
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE ticket_topic AS
+        SELECT account_id, id AS ticket_id, {tagged} AS topic, created_at, seq FROM ticket_recent
+        WHERE for_topics AND {tagged} IS NOT NULL AND NOT $all_in_python
+        """,
+        {"all_in_python": all_in_python},
+    )
+    rows = con.execute(
+        "SELECT seq, id, account_id, subject, description, tags, created_at FROM ticket_recent "
+        f"WHERE for_topics AND ({tagged} IS NULL OR $all_in_python) ORDER BY seq",
+        {"all_in_python": all_in_python},
+    ).fetchall()
+    if not rows:
+        return
+    topics = ticket_topics(TicketText(row[1], row[2], row[3], row[4], tuple(row[5])) for row in rows)
     create_table(
         con,
-        "ticket_mention",
-        {"account_id": TEXT, "integration": TEXT, "ticket_id": TEXT, "seq": INT},
-        mentions,
+        "python_topic",
+        {"account_id": TEXT, "ticket_id": TEXT, "topic": TEXT, "created_at": TIME, "seq": INT},
+        [
+            (account_id, ticket_id, topics[ticket_id], created_at, seq)
+            for seq, ticket_id, account_id, *_, created_at in rows
+        ],
     )
-    topics = ticket_topics(ticket for _, ticket in recent)
-    create_table(
-        con,
-        "ticket_topic",
-        {"account_id": TEXT, "ticket_id": TEXT, "topic": TEXT, "created_at": UTC_TIME, "seq": INT},
-        [(t.account_id, t.id, topics[t.id], t.created_at, seq) for seq, t in recent],
-    )
+    con.execute("INSERT INTO ticket_topic SELECT * FROM python_topic")
 
 
 def _catalog_integrations(catalog: Catalog) -> set[str]:

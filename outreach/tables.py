@@ -36,6 +36,7 @@ FLOAT = pa.float64()
 BOOL = pa.bool_()
 DATE = pa.date32()
 TEXTS = pa.list_(pa.string())
+TIME = pa.timestamp("us")  # naive UTC, as the engine keeps every timestamp
 UTC_TIME = pa.timestamp("us", tz="UTC")
 
 
@@ -44,9 +45,11 @@ def create_table(
     name: str,
     columns: Mapping[str, pa.DataType],
     rows: Iterable[Sequence[object]],
+    *,
+    temporary: bool = True,
 ) -> None:
-    """(Re)create the temporary table ``name`` with typed ``columns`` from Python rows, handed to DuckDB as
-    Arrow: the cheap way to give it many rows."""
+    """(Re)create the table ``name`` (temporary: private to ``con``, unless ``temporary`` is False) with typed
+    ``columns`` from Python rows, handed to DuckDB as Arrow: the cheap way to give it many rows."""
     values = list(zip(*rows, strict=True)) or [()] * len(columns)
     _create_from_arrow(
         con,
@@ -57,13 +60,14 @@ def create_table(
                 for (column, kind), data in zip(columns.items(), values, strict=True)
             }
         ),
+        "TEMP TABLE" if temporary else "TABLE",
     )
 
 
-def _create_from_arrow(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table) -> None:
+def _create_from_arrow(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table, kind: str) -> None:
     # DuckDB finds ``arrow_rows`` by its Python name (a replacement scan); ``register`` would refuse while an
     # earlier ``fetchone()`` on the connection left a result open.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM arrow_rows")
+    con.execute(f"CREATE OR REPLACE {kind} {name} AS SELECT * FROM arrow_rows")
 
 
 def sql_text(value: str) -> str:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
-
-from outreach.data import Ticket
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 GENERIC_TAGS = frozenset(
     {
@@ -41,27 +40,193 @@ GENERIC_TAGS = frozenset(
 )
 
 STOP_WORDS = frozenset(
-    ["a", "about", "above", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "don", "down", "during", "each", "few", "for", "from", "further", "get", "got", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "just", "let", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "please", "same", "she", "should", "so", "some", "such", "than", "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "hi", "hello", "team", "still", "again", "issue", "problem", "help", "need", "needs", "trying", "tried", "cannot", "can't", "cant", "doesn't", "isn't", "won't", "way", "one", "two", "us", "use", "using", "used", "re", "fw", "fwd", "working", "work", "works"]
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "don",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "get",
+        "got",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "him",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "just",
+        "let",
+        "me",
+        "more",
+        "most",
+        "my",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "out",
+        "over",
+        "own",
+        "please",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "thank",
+        "thanks",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "hi",
+        "hello",
+        "team",
+        "still",
+        "again",
+        "issue",
+        "problem",
+        "help",
+        "need",
+        "needs",
+        "trying",
+        "tried",
+        "cannot",
+        "can't",
+        "cant",
+        "doesn't",
+        "isn't",
+        "won't",
+        "way",
+        "one",
+        "two",
+        "us",
+        "use",
+        "using",
+        "used",
+        "re",
+        "fw",
+        "fwd",
+        "working",
+        "work",
+        "works",
+    ]
 )
 
 _WORD = re.compile(r"[a-z][a-z0-9_+-]{2,}")
-_INTEGRATION_WORDS = re.compile(
+INTEGRATION_WORDS = re.compile(
     r"\b(integrat\w*|sync\w*|connect\w*|plug-?in|connector|import from|export to|push to|pull from|api)\b"
 )
+
+
+class TicketText(NamedTuple):
+    """What topic assignment reads from a ticket (:class:`outreach.data.Ticket` has the same attributes)."""
+
+    id: str
+    account_id: str
+    subject: str
+    description: str
+    tags: Sequence[str]
 
 
 def _words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in STOP_WORDS]
 
 
-def topical_tag(ticket: Ticket) -> str | None:
+def topical_tag(ticket: TicketText) -> str | None:
     for tag in ticket.tags:
         if tag and tag not in GENERIC_TAGS:
             return tag
     return None
 
 
-def ticket_topics(tickets: Iterable[Ticket]) -> dict[str, str]:
+def ticket_topics(tickets: Iterable[TicketText]) -> dict[str, str]:
     """Map ticket id → topic for tickets analysed together.
 
     Untagged tickets are grouped per account and each takes the subject word (description words when the
@@ -70,7 +235,7 @@ def ticket_topics(tickets: Iterable[Ticket]) -> dict[str, str]:
     """
     tickets = list(tickets)
     topics: dict[str, str] = {}
-    untagged: dict[str, list[Ticket]] = {}
+    untagged: dict[str, list[TicketText]] = {}
     for ticket in tickets:
         tag = topical_tag(ticket)
         if tag is not None:
@@ -110,11 +275,11 @@ def ticket_topics(tickets: Iterable[Ticket]) -> dict[str, str]:
     return topics
 
 
-def integration_mentions(ticket: Ticket, known: set[str]) -> list[str]:
+def integration_mentions(subject: str, description: str, tags: Sequence[str], known: set[str]) -> list[str]:
     """Integrations a ticket asks for: a known integration name next to integration wording, or the
     ``integrations`` tag. Returned lower-case, sorted."""
-    text = f"{ticket.subject}\n{ticket.description}".lower()
-    asks = "integration" in ticket.tags or "integrations" in ticket.tags or _INTEGRATION_WORDS.search(text)
+    text = f"{subject}\n{description}".lower()
+    asks = "integration" in tags or "integrations" in tags or INTEGRATION_WORDS.search(text)
     if not asks:
         return []
     return sorted(name for name in known if re.search(rf"\b{re.escape(name)}\b", text))
