@@ -110,18 +110,19 @@ class Dataset:
         events: duckdb.DuckDBPyConnection,
         events_file: Path | None,
         event_count: int,
-        read_accounts: Callable[[], list[Account]],
-        read_tickets: Callable[[set[str]], list[Ticket]],
+        accounts: list[Account] | Callable[[], list[Account]],
+        tickets: list[Ticket] | Callable[[set[str]], list[Ticket]],
     ) -> None:
+        """``accounts`` and ``tickets`` are the records, or how to read them when first needed."""
         self.root = root
         self.catalog = catalog
         self.events = events
         self.events_file = events_file
         self.event_count = event_count
-        self._read_accounts = read_accounts
-        self._read_tickets = read_tickets
-        self._accounts: list[Account] | None = None
-        self._tickets: list[Ticket] | None = None
+        self._accounts = accounts if isinstance(accounts, list) else None
+        self._tickets = tickets if isinstance(tickets, list) else None
+        self._read_accounts = accounts if callable(accounts) else list
+        self._read_tickets = tickets if callable(tickets) else lambda _: []
         self._tickets_by_account: dict[str, list[Ticket]] | None = None
         self._lock = threading.RLock()  # web request threads may ask at once
 
@@ -602,7 +603,7 @@ ACCOUNT_TABLE = {
     "cs_veto_reason": TEXT, "addons": TEXTS, "last_contacted_at": DATE,
 }  # fmt: skip
 TICKET_TABLE = {
-    "seq": INT, "id": TEXT, "account_id": TEXT, "created_at": TIME, "subject": TEXT, "description": TEXT,
+    "id": TEXT, "account_id": TEXT, "created_at": TIME, "subject": TEXT, "description": TEXT,
     "status": TEXT, "priority": TEXT, "tags": TEXTS,
 }  # fmt: skip
 
@@ -626,11 +627,16 @@ def _account_rows_from_records(con: duckdb.DuckDBPyConnection, accounts: list[Ac
 
 def _ticket_rows_from_records(con: duckdb.DuckDBPyConnection, tickets: list[Ticket]) -> None:
     rows = [
-        (seq, t.id, t.account_id, t.created_at.replace(tzinfo=None), t.subject, t.description, t.status,
-         t.priority, t.tags)
-        for seq, t in enumerate(tickets)
+        (t.id, t.account_id, t.created_at.replace(tzinfo=None), t.subject, t.description, t.status, t.priority,
+         t.tags)
+        for t in tickets
     ]  # fmt: skip
-    create_table(con, "ticket_rows", TICKET_TABLE, rows, temporary=False)
+    create_table(con, "ticket_table", TICKET_TABLE, rows, temporary=False)
+    con.execute(_TICKET_VIEW)
+
+
+# A table keeps the order rows were inserted in (the file's), so a ticket's position is its rowid.
+_TICKET_VIEW = "CREATE OR REPLACE VIEW ticket_rows AS SELECT rowid AS seq, * FROM ticket_table"
 
 
 def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, catalog: Catalog) -> bool:
@@ -651,28 +657,7 @@ def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes,
     if len(set(header)) != len(header) or not set(ACCOUNT_REQUIRED) <= set(header):
         return False
     position = {name: index for index, name in enumerate(header)}
-    try:
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE account_cells AS
-            SELECT row_number() OVER (ORDER BY n) - 1 AS ord, string_split(line, ',') AS cells,
-                   regexp_matches(line, '(^|,){_STRIPPED_CLASS}|{_STRIPPED_CLASS}(,|$)') AS padded
-            FROM (
-                SELECT unnest(lines) AS line, generate_subscripts(lines, 1) AS n
-                FROM (SELECT string_split(content, chr(10))[2:] AS lines FROM read_text(?))
-            )
-            WHERE line <> ''
-            """,
-            [str(path)],
-        )
-        return _typed_accounts(con, position, catalog)
-    except duckdb.Error:
-        return False
-    finally:
-        con.execute("DROP TABLE IF EXISTS account_cells")
 
-
-def _typed_accounts(con: duckdb.DuckDBPyConnection, position: dict[str, int], catalog: Catalog) -> bool:
     def text(name: str) -> str:
         if name not in position:
             return "''"
@@ -681,16 +666,11 @@ def _typed_accounts(con: duckdb.DuckDBPyConnection, position: dict[str, int], ca
             f"CASE WHEN padded THEN trim({cell}, $stripped) ELSE {cell} END"  # trim costs: only when needed
         )
 
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE account_text AS SELECT ord, "
-        + ", ".join(f"{text(name)} AS {name}" for name in _ACCOUNT_COLUMNS)
-        + f", len(cells) > {len(position)} AS too_long FROM account_cells",
-        {"stripped": STRIPPED},
-    )
-    addon_list = "list_filter(list_transform(string_split(replace(addons, ',', ';'), ';'), lambda a: trim(a, $stripped)), lambda a: a <> '')"
+    addons = "list_filter(list_transform(string_split(replace(addons, ',', ';'), ';'), lambda a: trim(a, $stripped)), lambda a: a <> '')"
     unusual = " OR ".join(
         [
-            "too_long OR account_id = '' OR name = '' OR plan = '' OR NOT list_contains($plans, plan)",
+            f"len(cells) > {len(header)} OR account_id = '' OR name = '' OR plan = ''",
+            "NOT list_contains($plans, plan)",
             *(f"({c} <> '' AND NOT regexp_full_match({c}, '{_INT_FORM}'))" for c in _INT_COLUMNS),
             *(
                 f"({c} <> '' AND NOT (regexp_full_match({c}, '{_DATE_FORM}') AND {c} >= '0001' "
@@ -701,48 +681,62 @@ def _typed_accounts(con: duckdb.DuckDBPyConnection, position: dict[str, int], ca
             "(nps <> '' AND NOT (regexp_full_match(nps, '[0-9]{1,2}') AND TRY_CAST(nps AS INTEGER) <= 10))",
             "(cs_veto <> '' AND NOT (regexp_full_match(cs_veto, '[A-Za-z0-9]+') "
             "AND list_contains($booleans, lower(cs_veto))))",
-            f"(addons <> '' AND len(list_filter({addon_list}, lambda a: NOT list_contains($addons, a))) > 0)",
+            f"(addons <> '' AND len(list_filter({addons}, lambda a: NOT list_contains($addons, a))) > 0)",
         ]
     )
     try:
-        row = con.execute(
-            f"SELECT count(*) FILTER (WHERE coalesce({unusual}, true)) = 0 "
-            "AND count(DISTINCT account_id) = count(*), "
-            "list(DISTINCT timezone) FILTER (WHERE timezone <> '') FROM account_text",
+        # One pass: split, strip, type, and flag what this path must leave to load_accounts.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE account_rows AS
+            WITH cells AS (
+                SELECT row_number() OVER (ORDER BY n) - 1 AS ord, string_split(line, ',') AS cells,
+                       regexp_matches(line, '(^|,){_STRIPPED_CLASS}|{_STRIPPED_CLASS}(,|$)') AS padded
+                FROM (
+                    SELECT unnest(lines) AS line, generate_subscripts(lines, 1) AS n
+                    FROM (SELECT string_split(content, chr(10))[2:] AS lines FROM read_text($path))
+                )
+                WHERE line <> ''
+            ), texts AS (
+                SELECT ord, cells, {", ".join(f"{text(name)} AS {name}" for name in _ACCOUNT_COLUMNS)} FROM cells
+            )
+            SELECT ord, account_id, name, plan, nullif(domain, '') AS domain,
+                   TRY_CAST(nullif(seats_purchased, '') AS BIGINT) AS seats_purchased,
+                   TRY_CAST(nullif(mrr, '') AS DOUBLE) AS mrr, coalesce(nullif(currency, ''), 'USD') AS currency,
+                   TRY_CAST(nullif(contract_start, '') AS DATE) AS contract_start,
+                   TRY_CAST(nullif(renewal_date, '') AS DATE) AS renewal_date,
+                   TRY_CAST(nullif(activated_at, '') AS DATE) AS activated_at,
+                   TRY_CAST(nullif(employees_at_contract, '') AS BIGINT) AS employees_at_contract,
+                   TRY_CAST(nullif(employees_now, '') AS BIGINT) AS employees_now, nullif(owner_email, '') AS owner_email,
+                   nullif(champion_name, '') AS champion_name, nullif(champion_email, '') AS champion_email,
+                   nullif(champion_user_id, '') AS champion_user_id, nullif(timezone, '') AS timezone,
+                   TRY_CAST(nullif(nps, '') AS BIGINT) AS nps, list_contains($true, lower(cs_veto)) AS cs_veto,
+                   nullif(cs_veto_reason, '') AS cs_veto_reason,
+                   CASE WHEN addons = '' THEN []::VARCHAR[] ELSE {addons} END AS addons,
+                   TRY_CAST(nullif(last_contacted_at, '') AS DATE) AS last_contacted_at,
+                   coalesce({unusual}, true) AS unusual
+            FROM texts ORDER BY ord
+            """,
             {
+                "path": str(path),
                 "stripped": STRIPPED,
                 "plans": sorted(catalog.plan_ids()),
                 "addons": sorted(addon.id for addon in catalog.addons),
                 "booleans": [*_TRUE_TEXTS, *_FALSE_TEXTS],
+                "true": list(_TRUE_TEXTS),
             },
-        ).fetchone()
-        assert row is not None
-        usual, zones = row
-        if not usual or not all(_is_zone(zone) for zone in zones or []):
-            return False
-        con.execute(
-            f"""
-            CREATE OR REPLACE TABLE account_rows AS
-            SELECT ord, account_id, name, plan, nullif(domain, '') AS domain,
-                   nullif(seats_purchased, '')::BIGINT AS seats_purchased, nullif(mrr, '')::DOUBLE AS mrr,
-                   coalesce(nullif(currency, ''), 'USD') AS currency,
-                   nullif(contract_start, '')::DATE AS contract_start, nullif(renewal_date, '')::DATE AS renewal_date,
-                   nullif(activated_at, '')::DATE AS activated_at,
-                   nullif(employees_at_contract, '')::BIGINT AS employees_at_contract,
-                   nullif(employees_now, '')::BIGINT AS employees_now, nullif(owner_email, '') AS owner_email,
-                   nullif(champion_name, '') AS champion_name, nullif(champion_email, '') AS champion_email,
-                   nullif(champion_user_id, '') AS champion_user_id, nullif(timezone, '') AS timezone,
-                   nullif(nps, '')::BIGINT AS nps, list_contains($true, lower(cs_veto)) AS cs_veto,
-                   nullif(cs_veto_reason, '') AS cs_veto_reason,
-                   CASE WHEN addons = '' THEN []::VARCHAR[] ELSE {addon_list} END AS addons,
-                   nullif(last_contacted_at, '')::DATE AS last_contacted_at
-            FROM account_text ORDER BY ord
-            """,
-            {"stripped": STRIPPED, "true": list(_TRUE_TEXTS)},
         )
-        return True
-    finally:
-        con.execute("DROP TABLE IF EXISTS account_text")
+        row = con.execute(
+            "SELECT count(*) FILTER (WHERE unusual) = 0 AND count(DISTINCT account_id) = count(*), "
+            "list(DISTINCT timezone) FILTER (WHERE timezone IS NOT NULL) FROM account_rows"
+        ).fetchone()
+    except duckdb.Error:
+        row = None
+    if row is None or not row[0] or not all(_is_zone(zone) for zone in row[1] or []):
+        con.execute("DROP TABLE IF EXISTS account_rows")
+        return False
+    con.execute("ALTER TABLE account_rows DROP COLUMN unusual")
+    return True
 
 
 def _is_zone(zone: str) -> bool:
@@ -766,24 +760,7 @@ def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) 
     fields = ("id", "account_id", "organization_id", "created_at", "subject", "description", "status",
               "priority", "tags", "solved_at")  # fmt: skip
     types = ", ".join(f"'{name}': 'JSON'" for name in fields)
-    try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE ticket_json AS SELECT * FROM "
-            f"read_json(?, format='newline_delimited', columns={{{types}}})",
-            [str(path)],
-        )
-    except duckdb.Error:
-        return False
-    try:
-        return _typed_tickets(con)
-    finally:
-        con.execute("DROP TABLE IF EXISTS ticket_json")
 
-
-_parse_json = orjson.loads
-
-
-def _typed_tickets(con: duckdb.DuckDBPyConnection) -> bool:
     def kind(name: str) -> str:
         return f"coalesce(json_type({name}), 'NULL')"
 
@@ -803,59 +780,59 @@ def _typed_tickets(con: duckdb.DuckDBPyConnection) -> bool:
 
     # A stamp must also stay within years 1-9999 in UTC, as Python's datetime does.
     in_range = "BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999999'"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE ticket_text AS
-        SELECT rowid AS seq,
-               CASE WHEN {kind("id")} = 'VARCHAR' AND id->>'$' <> '' THEN id->>'$'
-                    WHEN {kind("id")} IN ('BIGINT', 'UBIGINT') THEN id->>'$' END AS id,
-               CASE WHEN {kind("account_id")} = 'VARCHAR' AND account_id->>'$' <> '' THEN account_id->>'$'
-                    WHEN ({kind("account_id")} = 'NULL' OR ({kind("account_id")} = 'VARCHAR' AND account_id->>'$' = ''))
-                         AND {kind("organization_id")} = 'VARCHAR' AND organization_id->>'$' <> ''
-                    THEN organization_id->>'$' END AS account_id,
-               {stamp("created_at")} AS created_at,
-               {kind("solved_at")} = 'NULL' OR ({kind("solved_at")} = 'VARCHAR' AND solved_at->>'$' = '')
-                   OR {stamp("solved_at")} {in_range} AS solved_ok,
-               {text_or("subject", "")} AS subject, {text_or("description", "")} AS description,
-               {text_or("status", "open")} AS status, {text_or("priority", "normal")} AS priority,
-               CASE WHEN {kind("tags")} = 'NULL' THEN []::VARCHAR[]
-                    WHEN {kind("tags")} = 'ARRAY' AND list_bool_and(list_transform(
-                             tags::JSON[], lambda t: json_type(t) = 'VARCHAR'
-                             AND regexp_full_match(t->>'$', '[\\x00-\\x7F]*')))
-                    THEN list_transform(tags::JSON[], lambda t: lower(t->>'$')) END AS tags,
-               {kind("tags")} = 'ARRAY' AND json_array_length(tags) = 0 AS no_tags
-        FROM ticket_json
-        """
+    ascii_tags = (
+        f"{kind('tags')} = 'ARRAY' AND coalesce(list_bool_and(list_transform(tags::JSON[], "
+        "lambda t: json_type(t) = 'VARCHAR' AND regexp_full_match(t->>'$', '[\\x00-\\x7F]*'))), true)"
     )
     try:
-        row = con.execute(
-            f"""
-            SELECT count(*) FILTER (WHERE coalesce(id IS NULL OR account_id IS NULL OR created_at IS NULL
-                                          OR NOT (created_at {in_range}) OR NOT solved_ok
-                                          OR subject IS NULL OR description IS NULL
-                                          OR NOT regexp_full_match(status, '[A-Za-z]+')
-                                          OR NOT list_contains($statuses, lower(status))
-                                          OR NOT regexp_full_match(priority, '[A-Za-z]+')
-                                          OR NOT list_contains($priorities, lower(priority))
-                                          OR (tags IS NULL AND NOT no_tags)
-                                          OR account_id NOT IN (SELECT account_id FROM account_rows), true)) = 0
-            FROM ticket_text
-            """,
-            {"statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
-        ).fetchone()
-        if row is None or not row[0]:
-            return False
+        # One pass: read, type, and flag what this path must leave to load_tickets.
         con.execute(
-            """
-            CREATE OR REPLACE TABLE ticket_rows AS
-            SELECT seq, id, account_id, created_at, subject, description, lower(status) AS status,
-                   lower(priority) AS priority, coalesce(tags, []::VARCHAR[]) AS tags
-            FROM ticket_text ORDER BY seq
-            """
+            f"""
+            CREATE OR REPLACE TABLE ticket_table AS
+            WITH typed AS (
+                SELECT CASE WHEN {kind("id")} = 'VARCHAR' AND id->>'$' <> '' THEN id->>'$'
+                            WHEN {kind("id")} IN ('BIGINT', 'UBIGINT') THEN id->>'$' END AS id,
+                       CASE WHEN {kind("account_id")} = 'VARCHAR' AND account_id->>'$' <> '' THEN account_id->>'$'
+                            WHEN ({kind("account_id")} = 'NULL'
+                                  OR ({kind("account_id")} = 'VARCHAR' AND account_id->>'$' = ''))
+                                 AND {kind("organization_id")} = 'VARCHAR' AND organization_id->>'$' <> ''
+                            THEN organization_id->>'$' END AS account_id,
+                       {stamp("created_at")} AS created_at,
+                       {kind("solved_at")} = 'NULL' OR ({kind("solved_at")} = 'VARCHAR' AND solved_at->>'$' = '')
+                           OR {stamp("solved_at")} {in_range} AS solved_ok,
+                       {text_or("subject", "")} AS subject, {text_or("description", "")} AS description,
+                       {text_or("status", "open")} AS status, {text_or("priority", "normal")} AS priority,
+                       CASE WHEN {kind("tags")} = 'NULL' THEN []::VARCHAR[]
+                            WHEN {ascii_tags} THEN list_transform(tags::JSON[], lambda t: lower(t->>'$')) END AS tags
+                FROM read_json($path, format='newline_delimited', columns={{{types}}})
+            )
+            SELECT id, account_id, created_at, subject, description, lower(status) AS status,
+                   lower(priority) AS priority, coalesce(tags, []::VARCHAR[]) AS tags,
+                   coalesce(id IS NULL OR account_id IS NULL OR NOT (created_at {in_range}) OR NOT solved_ok
+                            OR subject IS NULL OR description IS NULL OR tags IS NULL
+                            OR NOT regexp_full_match(status, '[A-Za-z]+')
+                            OR NOT list_contains($statuses, lower(status))
+                            OR NOT regexp_full_match(priority, '[A-Za-z]+')
+                            OR NOT list_contains($priorities, lower(priority)), true) AS unusual
+            FROM typed
+            """,
+            {"path": str(path), "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
         )
-        return True
-    finally:
-        con.execute("DROP TABLE IF EXISTS ticket_text")
+        row = con.execute(
+            "SELECT count(*) FILTER (WHERE unusual OR account_id NOT IN (SELECT account_id FROM account_rows)) = 0 "
+            "FROM ticket_table"
+        ).fetchone()
+    except duckdb.Error:
+        row = None
+    if row is None or not row[0]:
+        con.execute("DROP TABLE IF EXISTS ticket_table")
+        return False
+    con.execute("ALTER TABLE ticket_table DROP COLUMN unusual")
+    con.execute(_TICKET_VIEW)
+    return True
+
+
+_parse_json = orjson.loads
 
 
 # ---------------------------------------------------------------------------------------------- events
@@ -989,6 +966,7 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     for required, name in ((event, "event"), (stamp, "timestamp"), (account, "groupId or account_id")):
         if required is None:
             raise DataError(path, "required column is missing", line=1, field=name)
+    assert event and stamp and account  # found, or the loop above raised
     named = {c.strip('"') for c in (event, stamp, account, user, message) if c}
     if "properties" in lower:
         props = f"TRY_CAST({col('properties')} AS JSON)"
@@ -1135,21 +1113,18 @@ def _load_dataset(root: Path) -> Dataset:
             raise
         reading.result()
     _check_event_accounts(events, events_file)
-
-    def read_accounts() -> list[Account]:
-        return accounts if accounts is not None else load_accounts(accounts_path, catalog, account_data)
-
-    def read_tickets(account_ids: set[str]) -> list[Ticket]:
-        return tickets if tickets is not None else load_tickets(tickets_path, account_ids, ticket_data)
-
     return Dataset(
         root=root,
         catalog=catalog,
         events=events,
         events_file=events_file,
         event_count=_count_events(events),
-        read_accounts=read_accounts,
-        read_tickets=read_tickets,
+        accounts=accounts
+        if accounts is not None
+        else lambda: load_accounts(accounts_path, catalog, account_data),
+        tickets=tickets
+        if tickets is not None
+        else lambda account_ids: load_tickets(tickets_path, account_ids, ticket_data),
     )
 
 

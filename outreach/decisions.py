@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
@@ -214,16 +215,19 @@ to_json({'account_id': account_id, 'name': name, 'plan': plan, 'owner_email': ow
 """
 
 
-def _explain(
-    dataset: Dataset, rules: Rules, as_of: date, cohort: Cohort | None, select: str
-) -> list[tuple[Any, ...]]:
+def _explain(dataset: Dataset, rules: Rules, as_of: date, cohort: Cohort | None, select: str) -> list[Any]:
+    """``select`` (an expression over ``row``, the account's JSON) for each decided account, in accounts.csv
+    order. DuckDB returns them unordered and Python sorts the positions: ordering 116 MB of JSON in the query
+    cost 0.2 s more than sorting 100k integers."""
     with engine_session(dataset.events) as con:
         _decide(con, dataset, rules, as_of, {}, None, None)
-        return con.execute(
-            f"SELECT {select} FROM (SELECT ord, {_EXPLAIN_ROW} AS row FROM decision "
-            "WHERE $cohort::VARCHAR IS NULL OR cohort = $cohort) ORDER BY ord",
+        rows = con.execute(
+            f"SELECT ord, {select} FROM (SELECT ord, {_EXPLAIN_ROW} AS row FROM decision "
+            "WHERE $cohort::VARCHAR IS NULL OR cohort = $cohort)",
             {"cohort": cohort},
         ).fetchall()
+    rows.sort(key=itemgetter(0))
+    return [value for _, value in rows]
 
 
 def explain_rows(
@@ -231,8 +235,7 @@ def explain_rows(
 ) -> list[dict[str, Any]]:
     """The ``explain --json`` payload as Python values, optionally one cohort only."""
     with paused_gc():
-        rows = _explain(dataset, rules, as_of, cohort, "row")
-        return [orjson.loads(row[0]) for row in rows]
+        return [orjson.loads(row) for row in _explain(dataset, rules, as_of, cohort, "row")]
 
 
 def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort | None = None) -> bytes:
@@ -246,7 +249,7 @@ def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort 
         if not rows:
             return b"[]\n"
         parts = [b"[\n"]
-        for (row,) in rows:
+        for row in rows:
             parts += (row, b",\n")
         parts[-1] = b"\n]\n"
         return b"".join(parts)  # one allocation: copying 100 MB twice cost more than writing it

@@ -341,10 +341,14 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     disabled = _texts(t.disabled)
     addon_ids = _texts(a.id for a in catalog.addons)
 
+    def newest(ids: str, order: str) -> str:
+        """The ``cap`` ids that come first by ``order``, descending: a top-n aggregate, no full sorted list."""
+        return f"arg_max({ids}, {order}, {cap})"
+
     def grouped(event: str, prop: str, days: int, minimum: int) -> str:
         return f"""
             SELECT account_id, props->>'{prop}' AS subject, count(*) AS n,
-                   list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
+                   {newest("message_id", "(ts, line)")} AS evidence
             FROM events
             WHERE event = {_text(event)} AND ts >= {_since(end, days)} AND ts < {end_sql}
               AND props->>'{prop}' IS NOT NULL
@@ -355,7 +359,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     WITH
     limit_hits AS (
         SELECT account_id, props->>'limit' AS subject, count(*) AS n,
-               list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence,
+               {newest("message_id", "(ts, line)")} AS evidence,
                max(TRY_CAST(props->>'used' AS DOUBLE)) AS max_used, max(TRY_CAST(props->>'cap' AS DOUBLE)) AS max_cap
         FROM events
         WHERE event = {_text(n.limit_reached)} AND ts >= {_since(end, hits.window_days)} AND ts < {end_sql}
@@ -409,7 +413,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
     ),
     integration_events AS (
         SELECT account_id, lower(props->>'integration') AS subject, count(*) AS n,
-               list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
+               {newest("message_id", "(ts, line)")} AS evidence
         FROM events
         WHERE event = {_text(n.integration_requested)} AND ts >= {_since(end, integration.window_days)}
           AND ts < {end_sql} AND props->>'integration' IS NOT NULL
@@ -486,7 +490,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                evidence, {exports.window_days}
         FROM (
             SELECT account_id, count(*) AS n, sum(TRY_CAST(props->>'rows' AS BIGINT)) AS rows,
-                   list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
+                   {newest("message_id", "(ts, line)")} AS evidence
             FROM events
             WHERE event = {_text(n.export_created)} AND ts >= {_since(end, exports.window_days)} AND ts < {end_sql}
             GROUP BY account_id HAVING count(*) >= {exports.min_exports}
@@ -505,7 +509,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                evidence, {workflow.window_days}
         FROM (
             SELECT account_id, props->>'workflow' AS workflow, coalesce(props->>'step', '') AS step, count(*) AS n,
-                   list(message_id ORDER BY ts DESC, line DESC)[1:{cap}] AS evidence
+                   {newest("message_id", "(ts, line)")} AS evidence
             FROM events
             WHERE event = {_text(n.workflow_abandoned)} AND ts >= {_since(end, workflow.window_days)}
               AND ts < {end_sql} AND props->>'workflow' IS NOT NULL
@@ -516,7 +520,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                json_object('department', department, 'invites', n, 'window_days', {dept.window_days}),
                evidence, {dept.window_days}
         FROM (
-            SELECT i.account_id, i.department, count(*) AS n, list(i.message_id ORDER BY i.ts DESC, i.line DESC)[1:{cap}] AS evidence
+            SELECT i.account_id, i.department, count(*) AS n, {newest("i.message_id", "(i.ts, i.line)")} AS evidence
             FROM dept_invites i JOIN dept_firsts f USING (account_id, department)
             SEMI JOIN dept_before b USING (account_id)
             WHERE f.first_ts >= {_since(end, dept.window_days)} AND i.ts >= {_since(end, dept.window_days)}
@@ -537,7 +541,7 @@ def _signal_sql(rules: Rules, catalog: Catalog, end: datetime) -> str:
                            'window_days', {topic.window_days}),
                evidence, {topic.window_days}
         FROM (
-            SELECT b.account_id, b.topic, b.n, b.total, list(t.ticket_id ORDER BY t.created_at DESC, t.seq)[1:{cap}] AS evidence
+            SELECT b.account_id, b.topic, b.n, b.total, {newest("t.ticket_id", "(t.created_at, -t.seq)")} AS evidence
             FROM topic_best b JOIN ticket_topic t ON t.account_id = b.account_id AND t.topic = b.topic
             WHERE b.n >= {topic.min_tickets} AND b.n / b.total >= {_float(topic.share)}
             GROUP BY ALL

@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from outreach.catalog import load_catalog
-from outreach.data import Ticket, load_accounts, load_dataset, load_tickets
+from outreach.data import Account, Ticket, load_accounts, load_dataset, load_tickets
 from outreach.decisions import decide, rules_for
 from outreach.errors import ConfigError, DataError
 from tests.datadir import AS_OF, DataDir
@@ -393,3 +393,179 @@ def test_accounts_csv_blank_lines_short_rows_and_repeated_columns(tmp_path: Path
     assert (acme.extra, acme.nps) == ({"note": "second"}, 7)  # a repeated column keeps its last value
     assert (beta.extra, beta.nps, beta.currency) == ({}, None, "USD")
     assert (gamma.extra, gamma.nps) == ({}, 9)
+
+
+# ------------------------------------------------------------------------------ account and ticket tables
+# DuckDB fills account_rows / ticket_rows straight from the files when every value is in a form it reads
+# exactly as the Python readers do; anything else goes through load_accounts / load_tickets. Both ways must
+# give the same rows, and the records (built lazily) must be the Python readers' own.
+
+DEMO = Path(__file__).parent.parent / "fixtures" / "demo"
+
+
+def tables_of(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    return (
+        con.execute("SELECT * FROM account_rows ORDER BY ord").fetchall(),
+        con.execute("SELECT * FROM ticket_rows ORDER BY seq").fetchall(),
+    )
+
+
+def python_tables(root: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The tables as the Python readers' records fill them (the path taken when the fast one declines)."""
+    from outreach.data import _account_rows_from_records, _ticket_rows_from_records
+
+    catalog = load_catalog(root / "catalog.yaml")
+    accounts = load_accounts(root / "accounts.csv", catalog)
+    tickets = load_tickets(root / "tickets.jsonl", {a.account_id for a in accounts})
+    con = duckdb.connect()
+    _account_rows_from_records(con, accounts)
+    _ticket_rows_from_records(con, tickets)
+    return tables_of(con)
+
+
+def record_dumps(records: list[Account] | list[Ticket]) -> list[tuple[str, list[str]]]:
+    return [(repr(r.model_dump()), sorted(r.model_fields_set)) for r in records]
+
+
+def test_demo_tables_come_straight_from_duckdb_and_equal_the_python_readers() -> None:
+    dataset = load_dataset(DEMO)
+    assert dataset._accounts is None and dataset._tickets is None  # nothing built yet: the fast path ran
+    assert tables_of(dataset.events) == python_tables(DEMO)
+    catalog = load_catalog(DEMO / "catalog.yaml")
+    accounts = load_accounts(DEMO / "accounts.csv", catalog)
+    assert record_dumps(dataset.accounts) == record_dumps(accounts)
+    tickets = load_tickets(DEMO / "tickets.jsonl", {a.account_id for a in accounts})
+    assert record_dumps(dataset.tickets) == record_dumps(tickets)
+    first = tickets[0].account_id
+    assert dataset.tickets_by_account[first] == [t for t in tickets if t.account_id == first]
+
+
+ACCOUNT_FORMS = {
+    # header, then one row per form; each kept by the fast path unless it says "python"
+    "plain": "acme,Acme,team,2026-01-15,12,450.5,7,true,advanced-analytics;,Europe/Berlin",
+    "padded values": "beta,  Beta Co\u3000, team , 2026-01-15,12 ,450,7,FALSE, advanced-analytics ; hubspot-sync,UTC",
+    "short row": "gamma,Gamma,team",
+    "empty optional values": "delta,Delta,team,,,,,,,",
+}
+ACCOUNT_HEADER = "account_id,name,plan,contract_start,seats_purchased,mrr,nps,cs_veto,addons,timezone"
+PYTHON_ACCOUNT_FORMS = {
+    "quoted": 'acme,"Acme, Inc",team,2026-01-15,12,450,7,true,,UTC',
+    "crlf": "acme,Acme,team,2026-01-15,12,450,7,true,,UTC\r",
+    "plus sign": "acme,Acme,team,2026-01-15,+12,450,7,true,,UTC",
+    "exponent": "acme,Acme,team,2026-01-15,12,4.5e2,7,true,,UTC",
+    "week date": "acme,Acme,team,2026-W03-4,12,450,7,true,,UTC",
+    "datetime": "acme,Acme,team,2026-01-15T10:00:00Z,12,450,7,true,,UTC",
+}
+
+
+def write_data(root: Path, accounts: str, tickets: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "catalog.yaml").write_text((DEMO / "catalog.yaml").read_text())
+    (root / "accounts.csv").write_text(accounts, newline="")
+    (root / "tickets.jsonl").write_text("".join(line + "\n" for line in tickets))
+    return root
+
+
+def test_account_forms_read_alike_either_way(tmp_path: Path) -> None:
+    text = ACCOUNT_HEADER + "\n" + "\n".join(ACCOUNT_FORMS.values()) + "\n\n"
+    root = write_data(tmp_path / "fast", text, [])
+    dataset = load_dataset(root)
+    assert dataset._accounts is None
+    assert tables_of(dataset.events) == python_tables(root)
+    beta = dataset.accounts[1]
+    assert (beta.name, beta.plan, beta.seats_purchased, beta.cs_veto, beta.addons) == (
+        "Beta Co", "team", 12, False, ("advanced-analytics", "hubspot-sync")
+    )  # fmt: skip
+    for name, row in PYTHON_ACCOUNT_FORMS.items():
+        root = write_data(tmp_path / name.replace(" ", "-"), ACCOUNT_HEADER + "\n" + row + "\n", [])
+        dataset = load_dataset(root)
+        assert dataset._accounts is not None, name  # the Python reader read it
+        assert tables_of(dataset.events) == python_tables(root), name
+
+
+TICKET = {"id": "T-1", "account_id": "acme", "created_at": "2026-11-01T10:00:00Z", "subject": "Exports", "tags": ["Exports"]}  # fmt: skip
+
+
+def ticket_line(**changes: object) -> str:
+    doc = {**TICKET, **changes}
+    return json.dumps({k: v for k, v in doc.items() if v is not ...})
+
+
+def test_ticket_forms_read_alike_either_way(tmp_path: Path) -> None:
+    accounts = ACCOUNT_HEADER + "\nacme,Acme,team\nbeta,Beta,team\n"
+    fast = [
+        ticket_line(),
+        ticket_line(id=42, created_at="2026-11-01T12:00:00+02:00", status="Pending", priority="HIGH"),
+        ticket_line(account_id=..., organization_id="beta", tags=None, subject=None),
+        ticket_line(account_id="", organization_id="beta", tags=[], solved_at="2026-11-02T08:30:00.25Z"),
+        ticket_line(
+            description="caf\u00e9 \u2014 SSO", extra={"kept": [1, 2]}, created_at="2026-11-01T10:00:00"
+        ),
+        "",
+        ticket_line(status="", priority=None, solved_at=""),
+    ]
+    root = write_data(tmp_path / "fast", accounts, fast)
+    dataset = load_dataset(root)
+    assert dataset._tickets is None
+    assert tables_of(dataset.events) == python_tables(root)
+    python = {
+        "tags as text": ticket_line(tags="exports, billing"),
+        "non-ASCII tag": ticket_line(tags=["Facturación"]),
+        "numeric subject": ticket_line(subject=7),
+        "false status": ticket_line(status=False),
+        "float id": ticket_line(id=1.5),
+        "offset with seconds": ticket_line(created_at="2026-11-01T10:00:00+02:00:30"),
+        "date only": ticket_line(created_at="2026-11-01"),
+        "repeated key": ticket_line()[:-1] + ', "id": "T-2"}',
+    }
+    for name, line in python.items():
+        root = write_data(tmp_path / name.replace(" ", "-"), accounts, [ticket_line(id="T-0"), line])
+        dataset = load_dataset(root)
+        assert dataset._tickets is not None, name  # the Python reader read it
+        assert tables_of(dataset.events) == python_tables(root), name
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ['"x": NaN', '"x": Infinity', '"x": 1e400', '"x": [1,]'],
+)
+def test_ticket_json_only_duckdb_would_accept_is_still_an_error(root: Path, extra: str) -> None:
+    """DuckDB's JSON reader is more lenient than the JSON standard; the records' reader decides."""
+    path = root / "tickets.jsonl"
+    path.write_text(path.read_text().rstrip("\n")[:-1] + ", " + extra + "}\n")
+    error = error_of(root)
+    assert (error.path.name, error.line) == ("tickets.jsonl", 1) and "malformed JSON" in str(error)
+
+
+def test_accounts_csv_that_is_not_utf8_is_a_clean_error(root: Path) -> None:
+    path = root / "accounts.csv"
+    path.write_bytes(path.read_bytes() + b"caf\xe9,Caf\xe9,team\n")
+    error = error_of(root)
+    assert (error.path.name, error.line) == ("accounts.csv", 4) and "not UTF-8" in str(error)
+
+
+def test_event_timestamp_infinity_is_an_error(root: Path) -> None:
+    path = root / "events.jsonl"
+    doc = json.loads(path.read_text().splitlines()[0])
+    doc["timestamp"] = "infinity"
+    replace_line(path, 1, json.dumps(doc))
+    error = error_of(root)
+    assert (error.path.name, error.line, error.field) == ("events.jsonl", 1, "timestamp")
+
+
+def test_event_context_that_is_not_an_object_falls_back_to_properties(root: Path) -> None:
+    path = root / "events.jsonl"
+    doc = json.loads(path.read_text().splitlines()[0])
+    doc["context"] = "web"
+    doc["properties"]["account_id"] = "beta"
+    replace_line(path, 1, json.dumps(doc))
+    dataset = load_dataset(root)
+    assert dataset.events.execute("SELECT account_id FROM events WHERE line = 1").fetchone() == ("beta",)
+
+
+def test_stripped_characters_are_pythons_whitespace() -> None:
+    import sys
+
+    from outreach.data import STRIPPED
+
+    assert "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()) == STRIPPED
