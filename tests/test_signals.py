@@ -278,3 +278,80 @@ def test_every_kind_has_a_motion_and_statement(kind: str, datadir: DataDir, tmp_
     assert set(found) == set(SIGNAL_KINDS)
     friction = found[kind]  # type: ignore[index]
     assert friction.statement and "{" not in friction.statement and "None" not in friction.statement
+
+
+# DuckDB assigns topical tags and matches integration asks in ASCII text; Python (outreach.topics) does the
+# TF-IDF topics and non-ASCII text. Together they must give what outreach.topics gives for every ticket.
+
+
+def ticket_tables(data: DataDir, tmp_path: Path) -> tuple[object, dict[str, set[str]], list[tuple[str, ...]]]:
+    from datetime import timedelta
+
+    from outreach.signals import detect
+    from outreach.tables import engine_session
+
+    dataset = load_dataset(data.write(tmp_path / "data"))
+    rules = rules_for(dataset)
+    with engine_session(dataset.events) as con:
+        detect(con, dataset, rules, AS_OF)
+        topics: dict[str, set[str]] = {}
+        for ticket_id, topic in con.execute("SELECT ticket_id, topic FROM ticket_topic").fetchall():
+            topics.setdefault(ticket_id, set()).add(topic)
+        mentions = con.execute(
+            "SELECT account_id, integration, ticket_id FROM ticket_mention ORDER BY seq"
+        ).fetchall()
+    recent = [
+        t
+        for t in dataset.tickets
+        if AS_OF - timedelta(days=rules.triggers.ticket_topic_cluster.window_days)
+        <= t.created_at.date()
+        < AS_OF
+    ]
+    return recent, topics, mentions
+
+
+def test_ticket_topics_in_duckdb_equal_outreach_topics(datadir: DataDir, tmp_path: Path) -> None:
+    from outreach.topics import ticket_topics
+
+    datadir.account("acme").active("acme")
+    datadir.account("beta").active("beta")
+    datadir.ticket("acme", 3, "Viewer cannot edit dashboard", tags=["Permissions", "urgent"])
+    datadir.ticket("acme", 4, "Viewer permissions again")  # untagged: TF-IDF
+    datadir.ticket("acme", 5, "Permissions für Betrachter", tags=["question", ""])  # only generic tags
+    datadir.ticket("beta", 6, "CSV export is slow", tags=["exports"])
+    datadir.ticket("beta", 7, "Export timing out on large reports")
+    datadir.ticket("beta", 8, "Hello", description="", tags=[])  # no topic words: "general"
+    datadir.ticket("beta", 9, "Export again", id="T-1000")  # repeats the first ticket's id
+    recent, topics, _ = ticket_tables(datadir, tmp_path)
+    expected = ticket_topics(recent)
+    assert {ticket_id: {topic} for ticket_id, topic in expected.items()} == topics
+
+
+@pytest.mark.parametrize(
+    "names", [("Google Sheets", "zoho.crm", "c++sdk"), ("Google Sheets", "zoho.crm", "Sökbar")]
+)
+def test_integration_asks_in_duckdb_equal_outreach_topics(
+    datadir: DataDir, tmp_path: Path, names: tuple[str, ...]
+) -> None:
+    """A non-ASCII integration name sends every ask to Python (RE2's \\b is ASCII-only)."""
+    from outreach.signals import _catalog_integrations
+    from outreach.topics import integration_mentions
+
+    datadir.account("acme").active("acme")
+    for name in names:
+        datadir.event("acme", "Integration Requested", 4, integration=name)
+    datadir.ticket("acme", 3, "Können wir Salesforce anbinden? Integration gewünscht")  # non-ASCII: Python
+    datadir.ticket("acme", 4, "Sync to Google Sheets and zoho.crm please")
+    datadir.ticket("acme", 5, "zohoXcrm connector", description="the c++sdk plugin")  # '.' is not a wildcard
+    datadir.ticket("acme", 6, "HubSpot numbers look wrong", tags=["integrations"])  # the tag asks
+    datadir.ticket("acme", 7, "Salesforce report looks wrong")  # mentions, does not ask
+    datadir.ticket("acme", 8, "Sökbar API access?")
+    recent, _, mentions = ticket_tables(datadir, tmp_path)
+    catalog = load_dataset(tmp_path / "data").catalog
+    known = {name.lower() for name in names} | _catalog_integrations(catalog)
+    expected = [
+        (t.account_id, name, t.id)
+        for t in recent
+        for name in integration_mentions(t.subject, t.description, t.tags, known)
+    ]
+    assert mentions == expected and len(expected) >= 4
