@@ -754,7 +754,7 @@ def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) 
     try:
         for raw in data.split(b"\n"):
             if raw.strip():
-                _parse_json(raw)
+                orjson.loads(raw)
     except (orjson.JSONDecodeError, ValueError):
         return False
     fields = ("id", "account_id", "organization_id", "created_at", "subject", "description", "status",
@@ -830,9 +830,6 @@ def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) 
     con.execute("ALTER TABLE ticket_table DROP COLUMN unusual")
     con.execute(_TICKET_VIEW)
     return True
-
-
-_parse_json = orjson.loads
 
 
 # ---------------------------------------------------------------------------------------------- events

@@ -100,18 +100,10 @@ def detect(
     """
     catalog = dataset.catalog
     end = datetime(as_of.year, as_of.month, as_of.day)
-    _user_activity(con, rules, end)
     _register_accounts(con, account_ids, catalog, as_of)
+    _usage_facts(con, rules, end)
     known = _event_integrations(con, rules, end) | _catalog_integrations(catalog)
     _register_tickets(con, rules, as_of, known)
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE usage_facts AS
-        SELECT d.account_id, a.active_30, a.active_prior, u.last_ts::DATE AS champion_seen, a.last_event, a.features
-        FROM account_dim d JOIN account_activity a USING (account_id)
-        LEFT JOIN user_activity u ON u.account_id = d.account_id AND u.user_id = d.champion
-        """
-    )
     con.execute(_signal_sql(rules, catalog, end))
 
 
@@ -149,12 +141,10 @@ def _register_accounts(
     )
 
 
-def _user_activity(con: duckdb.DuckDBPyConnection, rules: Rules, end: datetime) -> None:
+def _usage_facts(con: duckdb.DuckDBPyConnection, rules: Rules, end: datetime) -> None:
     """``user_activity`` (per account and user: last event, active in the last 30 days / the 30 before) and
-    ``account_activity`` (per account: active users in both windows, last event, features used in 30 days).
-
-    Reads only the events; ``usage_facts`` joins it to the accounts (the champion's last activity).
-    """
+    ``usage_facts`` (per analysed account with events: active users in both windows, the champion's and the
+    account's last event, features used in the last 30 days): what health needs from the events."""
     names = rules.events
     con.execute(
         f"""
@@ -168,15 +158,20 @@ def _user_activity(con: duckdb.DuckDBPyConnection, rules: Rules, end: datetime) 
     )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE account_activity AS
-        WITH features AS (
+        CREATE OR REPLACE TEMP TABLE usage_facts AS
+        WITH activity AS (
+            SELECT account_id, count(*) FILTER (WHERE in_30) AS active_30,
+                   count(*) FILTER (WHERE in_prior) AS active_prior, max(last_ts)::DATE AS last_event
+            FROM user_activity GROUP BY account_id
+        ), features AS (
             SELECT account_id, count(DISTINCT props->>'feature') AS features FROM events
             WHERE event = $feature AND ts >= {_since(end, 30)} AND ts < $end GROUP BY account_id
         )
-        SELECT account_id, count(*) FILTER (WHERE in_30) AS active_30, count(*) FILTER (WHERE in_prior) AS active_prior,
-               max(last_ts)::DATE AS last_event, coalesce(any_value(f.features), 0) AS features
-        FROM user_activity LEFT JOIN features f USING (account_id)
-        GROUP BY account_id
+        SELECT d.account_id, a.active_30, a.active_prior, u.last_ts::DATE AS champion_seen, a.last_event,
+               coalesce(f.features, 0) AS features
+        FROM account_dim d JOIN activity a USING (account_id)
+        LEFT JOIN user_activity u ON u.account_id = d.account_id AND u.user_id = d.champion
+        LEFT JOIN features f ON f.account_id = d.account_id
         """,
         {"feature": names.feature_used, "end": end},
     )
