@@ -335,7 +335,8 @@ def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> li
         raise DataError(path, f"not UTF-8 text (byte {error.start})", line=line) from None
     with io.StringIO(text, newline="") as handle, paused_gc():
         reader = csv.reader(handle)
-        header = next(reader, None) or []
+        rows = _csv_rows(reader, path)
+        header = next(rows, None) or []
         for column in ACCOUNT_REQUIRED:
             if column not in header:
                 raise DataError(path, "required column is missing from the header", line=1, field=column)
@@ -355,7 +356,7 @@ def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> li
         dates: dict[str, date] = {}
         amounts: dict[str, float] = {}
         field_sets: dict[tuple[str, ...], set[str]] = {}
-        for row in reader:
+        for row in rows:
             if not row:  # a blank line (csv.DictReader skipped these too)
                 continue
             line = reader.line_num
@@ -473,6 +474,18 @@ def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> li
                 )
             )
     return accounts
+
+
+def _csv_rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; a line the csv module refuses (a field over its size limit) is a DataError."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(path, f"unreadable CSV ({error})", line=reader.line_num) from None
+        yield row
 
 
 def json_lines(path: Path, data: bytes | None = None) -> Iterator[tuple[int, Any]]:
@@ -669,7 +682,7 @@ def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes,
     addons = "list_filter(list_transform(string_split(replace(addons, ',', ';'), ';'), lambda a: trim(a, $stripped)), lambda a: a <> '')"
     unusual = " OR ".join(
         [
-            f"len(cells) > {len(header)} OR account_id = '' OR name = '' OR plan = ''",
+            f"long_line OR len(cells) > {len(header)} OR account_id = '' OR name = '' OR plan = ''",
             "NOT list_contains($plans, plan)",
             *(f"({c} <> '' AND NOT regexp_full_match({c}, '{_INT_FORM}'))" for c in _INT_COLUMNS),
             *(
@@ -691,6 +704,7 @@ def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes,
             CREATE OR REPLACE TABLE account_rows AS
             WITH cells AS (
                 SELECT row_number() OVER (ORDER BY n) - 1 AS ord, string_split(line, ',') AS cells,
+                       length(line) > {csv.field_size_limit()} AS long_line,
                        regexp_matches(line, '(^|,){_STRIPPED_CLASS}|{_STRIPPED_CLASS}(,|$)') AS padded
                 FROM (
                     SELECT unnest(lines) AS line, generate_subscripts(lines, 1) AS n
@@ -698,7 +712,8 @@ def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes,
                 )
                 WHERE line <> ''
             ), texts AS (
-                SELECT ord, cells, {", ".join(f"{text(name)} AS {name}" for name in _ACCOUNT_COLUMNS)} FROM cells
+                SELECT ord, cells, long_line, {", ".join(f"{text(name)} AS {name}" for name in _ACCOUNT_COLUMNS)}
+                FROM cells
             )
             SELECT ord, account_id, name, plan, nullif(domain, '') AS domain,
                    TRY_CAST(nullif(seats_purchased, '') AS BIGINT) AS seats_purchased,
@@ -782,7 +797,8 @@ def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) 
     in_range = "BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999999'"
     ascii_tags = (
         f"{kind('tags')} = 'ARRAY' AND coalesce(list_bool_and(list_transform(tags::JSON[], "
-        "lambda t: json_type(t) = 'VARCHAR' AND regexp_full_match(t->>'$', '[\\x00-\\x7F]*'))), true)"
+        "lambda t: coalesce(json_type(t) = 'VARCHAR' AND regexp_full_match(t->>'$', '[\\x00-\\x7F]*'), false))), "
+        "true)"
     )
     try:
         # One pass: read, type, and flag what this path must leave to load_tickets.

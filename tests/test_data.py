@@ -511,6 +511,7 @@ def test_ticket_forms_read_alike_either_way(tmp_path: Path) -> None:
     python = {
         "tags as text": ticket_line(tags="exports, billing"),
         "non-ASCII tag": ticket_line(tags=["Facturación"]),
+        "null tag": ticket_line(tags=["a", None]),  # Python keeps it as "none"
         "numeric subject": ticket_line(subject=7),
         "false status": ticket_line(status=False),
         "float id": ticket_line(id=1.5),
@@ -535,6 +536,15 @@ def test_ticket_json_only_duckdb_would_accept_is_still_an_error(root: Path, extr
     path.write_text(path.read_text().rstrip("\n")[:-1] + ", " + extra + "}\n")
     error = error_of(root)
     assert (error.path.name, error.line) == ("tickets.jsonl", 1) and "malformed JSON" in str(error)
+
+
+def test_accounts_csv_field_over_the_csv_limit_is_a_clean_error(root: Path) -> None:
+    path = root / "accounts.csv"
+    path.write_text(path.read_text() + "gamma,Gamma,team\n" + "delta," + "x" * 140_000 + ",team\n")
+    error = error_of(root)
+    assert (error.path.name, error.line) == ("accounts.csv", 5) and "field larger than field limit" in str(
+        error
+    )
 
 
 def test_accounts_csv_that_is_not_utf8_is_a_clean_error(root: Path) -> None:
