@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import math
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -219,15 +221,18 @@ def parse_datetime(value: str, path: Path, line: int, field_name: str) -> dateti
         ) from None
 
 
+_MAX_INT = 2**63 - 1  # the engine keeps whole numbers as 64-bit integers
+
+
 def _parse_int(
-    value: str, path: Path, line: int, field_name: str, *, low: int = 0, high: int | None = None
+    value: str, path: Path, line: int, field_name: str, *, low: int = 0, high: int = _MAX_INT
 ) -> int:
     try:
         number = int(value.strip())
     except ValueError:
         raise DataError(path, f"'{value}' is not a whole number", line=line, field=field_name) from None
-    if number < low or (high is not None and number > high):
-        bounds = f"{low}–{high}" if high is not None else f">= {low}"
+    if number < low or number > high:
+        bounds = f"{low}–{high}" if high != _MAX_INT else f">= {low}, at most {high}"
         raise DataError(path, f"{number} is out of range ({bounds})", line=line, field=field_name)
     return number
 
@@ -237,6 +242,8 @@ def _parse_float(value: str, path: Path, line: int, field_name: str) -> float:
         number = float(value.strip())
     except ValueError:
         raise DataError(path, f"'{value}' is not a number", line=line, field=field_name) from None
+    if not math.isfinite(number):
+        raise DataError(path, f"'{value}' is not a finite number", line=line, field=field_name)
     if number < 0:
         raise DataError(path, f"{number} must not be negative", line=line, field=field_name)
     return number
@@ -653,18 +660,23 @@ _TICKET_VIEW = "CREATE OR REPLACE VIEW ticket_rows AS SELECT rowid AS seq, * FRO
 
 
 def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, catalog: Catalog) -> bool:
-    """Fill ``account_rows`` straight from accounts.csv; False (nothing written) when the file holds anything
-    this path leaves to :func:`load_accounts`: quotes or carriage returns (the csv module's rules), a repeated
-    column, a value in an unusual form, or an error.
+    with duckdb_source(path) as source:
+        return _typed_accounts(con, source, data, catalog)
 
-    Without quotes and carriage returns, the csv module splits each line at every comma and nothing else,
-    so DuckDB splits the lines itself: cheaper than its CSV reader, and short rows pad with empty values as
-    in Python.
+
+def _typed_accounts(con: duckdb.DuckDBPyConnection, source: str, data: bytes, catalog: Catalog) -> bool:
+    """Fill ``account_rows`` straight from accounts.csv; False (nothing written) when the file holds anything
+    this path leaves to :func:`load_accounts`: quotes or a carriage return outside a CRLF line end (the csv
+    module's rules), a repeated column, a value in an unusual form, or an error.
+
+    Without quotes and lone carriage returns, the csv module splits each line at every comma and nothing
+    else, so DuckDB splits the lines itself: cheaper than its CSV reader, and short rows pad with empty values
+    as in Python.
     """
-    if b'"' in data or b"\r" in data or b"\x00" in data:
+    if b'"' in data or b"\x00" in data or data.count(b"\r") != data.count(b"\r\n"):
         return False
     try:
-        header = data.decode("utf-8-sig").partition("\n")[0].split(",")
+        header = data.decode("utf-8-sig").partition("\n")[0].removesuffix("\r").split(",")
     except UnicodeDecodeError:
         return False
     if len(set(header)) != len(header) or not set(ACCOUNT_REQUIRED) <= set(header):
@@ -707,7 +719,7 @@ def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes,
                        length(line) > {csv.field_size_limit()} AS long_line,
                        regexp_matches(line, '(^|,){_STRIPPED_CLASS}|{_STRIPPED_CLASS}(,|$)') AS padded
                 FROM (
-                    SELECT unnest(lines) AS line, generate_subscripts(lines, 1) AS n
+                    SELECT rtrim(unnest(lines), chr(13)) AS line, generate_subscripts(lines, 1) AS n
                     FROM (SELECT string_split(content, chr(10))[2:] AS lines FROM read_text($path))
                 )
                 WHERE line <> ''
@@ -733,7 +745,7 @@ def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes,
             FROM texts ORDER BY ord
             """,
             {
-                "path": str(path),
+                "path": source,
                 "stripped": STRIPPED,
                 "plans": sorted(catalog.plan_ids()),
                 "addons": sorted(addon.id for addon in catalog.addons),
@@ -754,6 +766,20 @@ def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes,
     return True
 
 
+@contextmanager
+def duckdb_source(path: Path) -> Iterator[str]:
+    """``path`` as DuckDB's readers should get it: they expand ``*?[]{}`` as a glob, so a path holding one of
+    those is read through a symlink in a fresh temporary directory instead."""
+    text = str(path)
+    if not any(char in text for char in "*?[]{}"):
+        yield text
+        return
+    with tempfile.TemporaryDirectory(prefix="outreach-") as folder:
+        link = Path(folder) / f"data{path.suffix}"
+        link.symlink_to(path.resolve())
+        yield str(link)
+
+
 def _is_zone(zone: str) -> bool:
     try:
         ZoneInfo(zone)
@@ -763,6 +789,11 @@ def _is_zone(zone: str) -> bool:
 
 
 def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> bool:
+    with duckdb_source(path) as source:
+        return _typed_tickets(con, source, data)
+
+
+def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, data: bytes) -> bool:
     """Fill ``ticket_rows`` straight from tickets.jsonl; False (nothing written) when the file holds anything
     this path leaves to :func:`load_tickets`: a line orjson would not parse (DuckDB's reader is more lenient:
     NaN, trailing commas, huge numbers), a field of another JSON type or form, a non-ASCII tag, or an error."""
@@ -832,7 +863,7 @@ def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) 
                             OR NOT list_contains($priorities, lower(priority)), true) AS unusual
             FROM typed
             """,
-            {"path": str(path), "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
+            {"path": source, "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
         )
         row = con.execute(
             "SELECT count(*) FILTER (WHERE unusual OR account_id NOT IN (SELECT account_id FROM account_rows)) = 0 "
@@ -929,18 +960,18 @@ def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
     return None
 
 
-def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
     """Fast path: DuckDB's parallel JSON reader. Only when it or the field check finds a problem does a
     Python pass read the file line by line to name the exact line and field."""
     for context, group in _CONTEXT_FORMS:
-        source = _JSONL_SOURCE.format(
-            path=str(path).replace("'", "''"),
+        query = _JSONL_SOURCE.format(
+            path=source.replace("'", "''"),
             ts=utc_timestamp_sql('"timestamp"'),
             context=context,
             group=group,
         )
         try:
-            con.execute(_EVENT_SQL.format(source=source))
+            con.execute(_EVENT_SQL.format(source=query))
             break
         except duckdb.Error:
             if group == _CONTEXT_FORMS[-1][1]:
@@ -954,13 +985,13 @@ def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
         raise _jsonl_problem(path) or DataError(path, "malformed event", line=int(bad[0]))
 
 
-def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
     """events.parquet / events.csv: flat columns event, userId, timestamp, groupId|account_id, messageId?,
     and either a ``properties`` JSON column or any other columns, which become properties."""
     reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, header=true, all_varchar=true)"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT * FROM {reader}",
-        [str(path)],
+        [source],
     )
     columns = [str(row[0]) for row in con.execute("DESCRIBE raw_flat").fetchall()]
     lower = {name.lower(): name for name in columns}
@@ -1008,12 +1039,12 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             else "required value is missing"
         )
         raise DataError(path, f"{problem} ({row_label} {number})", line=int(number), field=field_name)
-    source = (
+    query = (
         f"SELECT {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
         f"{user or 'NULL'}::VARCHAR AS user_id, {utc_timestamp_sql(stamp)} AS ts, "
         f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat"
     )
-    con.execute(_EVENT_SQL.format(source=source))
+    con.execute(_EVENT_SQL.format(source=query))
     con.execute(_EVENT_VIEW.format(label=path.name, first_line=first_line))
     con.execute("DROP TABLE raw_flat")
 
@@ -1042,9 +1073,11 @@ def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
         )
         con.execute(_EVENT_VIEW.format(label="events", first_line=1))
     elif path.suffix == ".jsonl":
-        _load_jsonl_events(con, path)
+        with duckdb_source(path) as source:
+            _load_jsonl_events(con, path, source)
     else:
-        _load_tabular_events(con, path)
+        with duckdb_source(path) as source:
+            _load_tabular_events(con, path, source)
 
 
 def _check_event_accounts(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:

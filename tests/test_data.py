@@ -69,6 +69,8 @@ def test_unknown_plan_names_row_and_field(root: Path) -> None:
         ("cs_veto", "maybe", "true/false"),
         ("timezone", "Mars/Olympus", "IANA"),
         ("mrr", "-5", "negative"),
+        ("mrr", "nan", "not a finite number"),
+        ("employees_now", "9223372036854775808", "out of range (>= 0, at most 9223372036854775807)"),
     ],
 )
 def test_bad_account_values(root: Path, column: str, value: str, problem: str) -> None:
@@ -446,11 +448,12 @@ ACCOUNT_FORMS = {
     "padded values": "beta,  Beta Co\u3000, team , 2026-01-15,12 ,450,7,FALSE, advanced-analytics ; hubspot-sync,UTC",
     "short row": "gamma,Gamma,team",
     "empty optional values": "delta,Delta,team,,,,,,,",
+    "crlf line end": "epsilon,Epsilon,team,2026-01-15,12,450,7,t,,UTC\r",
 }
 ACCOUNT_HEADER = "account_id,name,plan,contract_start,seats_purchased,mrr,nps,cs_veto,addons,timezone"
 PYTHON_ACCOUNT_FORMS = {
     "quoted": 'acme,"Acme, Inc",team,2026-01-15,12,450,7,true,,UTC',
-    "crlf": "acme,Acme,team,2026-01-15,12,450,7,true,,UTC\r",
+    "lone carriage return": "acme,Acme,team,2026-01-15,12,450,7,true,,UTC\rbeta,Beta,team",
     "plus sign": "acme,Acme,team,2026-01-15,+12,450,7,true,,UTC",
     "exponent": "acme,Acme,team,2026-01-15,12,4.5e2,7,true,,UTC",
     "week date": "acme,Acme,team,2026-W03-4,12,450,7,true,,UTC",
@@ -579,3 +582,19 @@ def test_stripped_characters_are_pythons_whitespace() -> None:
     from outreach.data import STRIPPED
 
     assert "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()) == STRIPPED
+
+
+def test_a_data_directory_whose_path_looks_like_a_glob_is_read_as_is(root: Path, tmp_path: Path) -> None:
+    """DuckDB's readers expand *?[]; data[1]/ must not read data1/ beside it."""
+    import shutil
+
+    globbed = tmp_path / "data[1]"
+    shutil.copytree(root, globbed)
+    decoy = tmp_path / "data1"
+    shutil.copytree(root, decoy)
+    (decoy / "accounts.csv").write_text("account_id,name,plan\nother,Other,team\n")
+    dataset = load_dataset(globbed)
+    assert dataset._accounts is None  # DuckDB read accounts.csv itself
+    assert [a.account_id for a in dataset.accounts] == ["acme", "beta"]
+    assert dataset.events.execute("SELECT count(DISTINCT account_id) FROM account_rows").fetchone() == (2,)
+    assert dataset.event_count == load_dataset(root).event_count > 0
