@@ -68,9 +68,7 @@ def user_errors() -> Iterator[None]:
         if _raise_unexpected():
             raise
         err_console.print(f"[bold red]Unexpected error:[/] {type(error).__name__}: {error}", highlight=False)
-        err_console.print(
-            "[dim]Hint:[/] set OUTREACH_RAISE_ERRORS=1 for the traceback and report it as a bug"
-        )
+        err_console.print("[dim]Hint:[/] set OUTREACH_RAISE_ERRORS=1 for the traceback and report it as a bug")
         raise typer.Exit(70) from None
 
 
@@ -85,17 +83,12 @@ def parse_as_of(value: str | None) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise OutreachError(
-            f"--as-of '{value}' is not a date", hint="use YYYY-MM-DD, e.g. --as-of 2026-11-20"
-        ) from None
+        raise OutreachError(f"--as-of '{value}' is not a date", hint="use YYYY-MM-DD, e.g. --as-of 2026-11-20") from None
 
 
-DataOption = Annotated[
-    Path, typer.Option("--data", help="Data directory (accounts.csv, events, tickets, catalog).")
-]
+DataOption = Annotated[Path, typer.Option("--data", help="Data directory (accounts.csv, events, tickets, catalog).")]
 AsOfOption = Annotated[
-    str | None,
-    typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: today). Same inputs, same output."),
+    str | None, typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: today). Same inputs, same output.")
 ]
 RulesOption = Annotated[Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")]
 
@@ -117,11 +110,7 @@ def explain_table(decisions: list[Decision], title: str = "Expansion readiness")
     band_style = {"green": "green", "yellow": "yellow", "red": "red"}
     for decision in decisions:
         frictions = "\n".join(f"[{f.motion}] {f.statement}" for f in decision.frictions) or "—"
-        gate = (
-            "passes"
-            if decision.gate.allowed
-            else "\n".join(f"{r.rule}: {r.message}" for r in decision.gate.reasons)
-        )
+        gate = "passes" if decision.gate.allowed else "\n".join(f"{r.rule}: {r.message}" for r in decision.gate.reasons)
         offer = "—"
         if decision.offer is not None:
             o = decision.offer
@@ -162,6 +151,7 @@ def explain_command(
 ) -> None:
     """Show, per account, the signals that fired, the friction, the health gate and the offer."""
 
+
     def wanted_cohort() -> Cohort | None:
         if cohort is not None and cohort not in ("ready", "nurture", "not_fit"):
             raise OutreachError(f"--cohort '{cohort}' is not a cohort", hint="use ready, nurture or not_fit")
@@ -186,9 +176,7 @@ def explain_command(
 
 @app.command("demo")
 def demo_command(
-    as_of: Annotated[
-        str, typer.Option("--as-of", help="Analysis date for the demo data.")
-    ] = DEMO_AS_OF.isoformat(),
+    as_of: Annotated[str, typer.Option("--as-of", help="Analysis date for the demo data.")] = DEMO_AS_OF.isoformat(),
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve the review web app when done (Ctrl-C stops it).")
     ] = True,
@@ -209,31 +197,24 @@ def demo_command(
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
     _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
-    console.print(
-        f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
-        highlight=False,
-    )
+    console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
+                  highlight=False)
     for record in [r for r in records if r.draft is not None][:2]:
         console.print(draft_panel(record))
     console.print(f"[dim]All drafts: {out}[/]", highlight=False)
     _report_run_error(summary)
     analysis_date = parse_as_of(as_of)
     setup = run(lambda: prepare_demo(settings, DEMO_DATA, analysis_date))
-    console.print(
-        f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False
-    )
-    console.print(
-        f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
-        highlight=False,
-    )
+    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
+    console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
+                  highlight=False)
     report = run(lambda: run_demo_sequence(settings, DEMO_DATA, analysis_date))
     console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
     for line in report.lines():
         console.print(line, highlight=False, markup=False)
     history = run(lambda: load_demo_history(settings, DEMO_DATA))
-    console.print(
-        f"\n[bold]Outcome history[/]: {history.line()} — see /dashboard or `outreach report`", highlight=False
-    )
+    console.print(f"\n[bold]Outcome history[/]: {history.line()} — see /dashboard or `outreach report`",
+                  highlight=False)
     if serve:
         console.print(f"Review app: http://127.0.0.1:{port}/  (Ctrl-C to stop)", highlight=False)
         web = WebSettings().model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port})
@@ -244,13 +225,10 @@ def demo_command(
 
 ProviderOption = Annotated[
     str | None,
-    typer.Option(
-        "--provider", help="offline or openai (default: openai when OPENAI_API_KEY is set, else offline)."
-    ),
+    typer.Option("--provider", help="offline or openai (default: openai when OPENAI_API_KEY is set, else offline)."),
 ]
 PromptsOption = Annotated[
-    Path | None,
-    typer.Option("--prompts", help="Prompt template directory (default: OUTREACH_PROMPTS_DIR or prompts/)."),
+    Path | None, typer.Option("--prompts", help="Prompt template directory (default: OUTREACH_PROMPTS_DIR or prompts/).")
 ]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="drafting.yaml overriding validation, limits and prices.")
@@ -261,22 +239,13 @@ def draft_panel(record: DraftRecord) -> Panel:
     """One draft as a reviewer sees it: subject, body, status and any issues."""
     draft = record.draft
     style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
-    lines = (
-        [f"[bold]Subject:[/] {escape(draft.subject)}", "", escape(draft.body)]
-        if draft
-        else [escape(record.error or "")]
-    )
+    lines = [f"[bold]Subject:[/] {escape(draft.subject)}", "", escape(draft.body)] if draft else [escape(record.error or "")]
     for issue in record.issues:
         lines.append(f"[yellow]! {issue.rule}: {escape(issue.message)}[/]")
     if record.fallback:
-        lines.append(
-            "[yellow]! offline fallback: "
-            + escape("; ".join(a.error or "; ".join(i.message for i in a.issues) for a in record.attempts))
-            + "[/]"
-        )
-    title = (
-        f"{escape(record.account_name)} ({record.account_id}) · {record.motion} · [{style}]{record.status}[/]"
-    )
+        lines.append("[yellow]! offline fallback: " + escape("; ".join(
+            a.error or "; ".join(i.message for i in a.issues) for a in record.attempts)) + "[/]")
+    title = f"{escape(record.account_name)} ({record.account_id}) · {record.motion} · [{style}]{record.status}[/]"
     subtitle = f"{record.template} v{record.template_version} · {record.provider}/{record.model}"
     return Panel("\n".join(lines), title=title, subtitle=subtitle, expand=False, width=100)
 
@@ -297,30 +266,19 @@ def _draft_run(
 
     def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
         workspace = open_workspace(
-            data,
-            parse_as_of(as_of),
-            rules_path=rules or settings.rules_path,
-            config_path=config,
+            data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
             prompts_dir=prompts or settings.prompts_dir,
         )
         chosen = get_provider(provider, settings, workspace.context.config)
         ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
         count = min(len(ready), limit) if limit is not None else len(ready)
         with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            disable=not progress_bar,
-            transient=True,
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err_console, disable=not progress_bar, transient=True,
         ) as bar:
             task = bar.add_task(f"Drafting with {chosen.name}", total=count)
             records, summary = run_drafts(
-                workspace.decisions,
-                workspace.context,
-                chosen,
-                limit=limit,
+                workspace.decisions, workspace.context, chosen, limit=limit,
                 progress=lambda _record: bar.advance(task),
             )
         write_jsonl(records, out)
@@ -332,11 +290,8 @@ def _draft_run(
 def _report_run_error(summary: RunSummary) -> None:
     if summary.error:
         err_console.print(f"[bold red]Error:[/] {summary.error}", highlight=False, soft_wrap=True)
-        err_console.print(
-            "[dim]Hint:[/] drafts not attempted are recorded as failed; fix the provider and re-run "
-            "(finished drafts come from the cache)",
-            highlight=False,
-        )
+        err_console.print("[dim]Hint:[/] drafts not attempted are recorded as failed; fix the provider and re-run "
+                          "(finished drafts come from the cache)", highlight=False)
         raise typer.Exit(1)
 
 
@@ -346,12 +301,9 @@ def draft_command(
     as_of: AsOfOption = None,
     rules: RulesOption = None,
     provider: ProviderOption = None,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=0, help="Draft at most N ready accounts.")
-    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Draft at most N ready accounts.")] = None,
     out: Annotated[
-        Path | None,
-        typer.Option("--out", help="JSONL file for the drafts (default: OUTREACH_HOME/drafts.jsonl)."),
+        Path | None, typer.Option("--out", help="JSONL file for the drafts (default: OUTREACH_HOME/drafts.jsonl).")
     ] = None,
     config: ConfigOption = None,
     prompts: PromptsOption = None,
@@ -371,23 +323,16 @@ def draft_command(
         table.add_column(column, overflow="fold")
     for record in records:
         style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
-        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or (
-            "fallback" if record.fallback else ""
-        )
+        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or ("fallback" if record.fallback else "")
         table.add_row(
-            f"{escape(record.account_name)}\n[dim]{record.account_id}[/]",
-            f"[{style}]{record.status}[/]",
-            record.provider,
-            escape(record.draft.subject if record.draft else record.error or ""),
-            escape(issues),
+            f"{escape(record.account_name)}\n[dim]{record.account_id}[/]", f"[{style}]{record.status}[/]",
+            record.provider, escape(record.draft.subject if record.draft else record.error or ""), escape(issues),
         )
     console.print(table)
     console.print(summary.line(), highlight=False)
     console.print(f"Wrote {len(records)} drafts to {target}", highlight=False)
     if queue:
-        results = run(
-            lambda: enqueue_drafts(settings, workspace, [r for r in records if r.draft is not None])
-        )
+        results = run(lambda: enqueue_drafts(settings, workspace, [r for r in records if r.draft is not None]))
         created = sum(r.outcome == "created" for r in results)
         merged = sum(r.outcome == "merged" for r in results)
         console.print(
@@ -405,9 +350,7 @@ app.add_typer(prompts_app, name="prompts")
 @prompts_app.command("list")
 def prompts_list_command(
     prompts: PromptsOption = None,
-    variables: Annotated[
-        bool, typer.Option("--variables", help="List the variables templates can use.")
-    ] = False,
+    variables: Annotated[bool, typer.Option("--variables", help="List the variables templates can use.")] = False,
 ) -> None:
     """List the prompt templates (name, version, motion, hash) or the variables they can use."""
     if variables:
@@ -425,9 +368,7 @@ def prompts_list_command(
         table.add_column(column, overflow="fold")
     for template in templates.values():
         meta = template.meta
-        table.add_row(
-            meta.name, meta.version, meta.motion, meta.kind, template.sha256[:12], escape(meta.description)
-        )
+        table.add_row(meta.name, meta.version, meta.motion, meta.kind, template.sha256[:12], escape(meta.description))
     console.print(table)
 
 
@@ -440,19 +381,14 @@ def prompts_preview_command(
     rules: RulesOption = None,
     prompts: PromptsOption = None,
     config: ConfigOption = None,
-    with_draft: Annotated[
-        bool, typer.Option("--draft", help="Also show the offline draft for the account.")
-    ] = False,
+    with_draft: Annotated[bool, typer.Option("--draft", help="Also show the offline draft for the account.")] = False,
 ) -> None:
     """Show the rendered prompt (system, then user) for one account; with --draft, the offline draft too."""
     settings = get_settings()
 
     def action() -> tuple[RenderedPrompt, DraftRecord | None]:
         workspace = open_workspace(
-            data,
-            parse_as_of(as_of),
-            rules_path=rules or settings.rules_path,
-            config_path=config,
+            data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
             prompts_dir=prompts or settings.prompts_dir,
         )
         template = get_template(workspace.context.templates, name)
@@ -466,13 +402,8 @@ def prompts_preview_command(
         return prompt, record
 
     prompt, record = run(action)
-    console.print(
-        Panel(
-            escape(prompt.system),
-            title=f"system · {prompt.template} v{prompt.version} ({prompt.sha256[:12]})",
-            expand=False,
-        )
-    )
+    console.print(Panel(escape(prompt.system), title=f"system · {prompt.template} v{prompt.version} "
+                        f"({prompt.sha256[:12]})", expand=False))
     console.print(Panel(escape(prompt.user), title="user", expand=False))
     if with_draft:
         if record is None:

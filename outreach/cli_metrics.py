@@ -40,111 +40,55 @@ def _money(value: float) -> str:
 
 
 def print_report(report: Report) -> None:
-    console.print(
-        f"[bold]Expansion report {report.period}[/] ({report.start} – {report.end}, as of {report.as_of}, "
-        f"attribution window {report.window_days} days)",
-        highlight=False,
-    )
+    console.print(f"[bold]Expansion report {report.period}[/] ({report.start} – {report.end}, as of {report.as_of}, "
+                  f"attribution window {report.window_days} days)", highlight=False)
     for dimension in DIMENSIONS:
         table = Table(title=f"Funnel by {dimension.replace('_', ' ')}")
-        for column in (
-            "",
-            "Triggered",
-            "Gated out",
-            "Drafted",
-            "Approved",
-            "Sent",
-            "Replied",
-            "Converted",
-            "Conv. rate",
-            "Expansion MRR",
-            "Median days",
-        ):
+        for column in ("", "Triggered", "Gated out", "Drafted", "Approved", "Sent", "Replied", "Converted",
+                       "Conv. rate", "Expansion MRR", "Median days"):
             table.add_column(column, justify="left" if not column else "right")
         for row in [*report.funnel[dimension], report.totals]:
-            table.add_row(
-                row.key,
-                str(row.triggered),
-                str(row.gated_out),
-                str(row.drafted),
-                str(row.approved),
-                str(row.sent),
-                str(row.replied),
-                str(row.converted),
-                _pct(row.conversion_rate),
-                _money(row.expansion_mrr),
-                "—" if row.median_days_to_convert is None else f"{row.median_days_to_convert:g}",
-            )
+            table.add_row(row.key, str(row.triggered), str(row.gated_out), str(row.drafted), str(row.approved),
+                          str(row.sent), str(row.replied), str(row.converted), _pct(row.conversion_rate),
+                          _money(row.expansion_mrr),
+                          "—" if row.median_days_to_convert is None else f"{row.median_days_to_convert:g}")
         console.print(table)
     if report.totals.gated_by_reason:
         reasons = ", ".join(f"{k} {v}" for k, v in report.totals.gated_by_reason.items())
         console.print(f"Gated out by reason: {reasons}", highlight=False)
-    console.print(
-        f"Expansion MRR: attributed {_money(report.attributed_mrr)}, organic {_money(report.organic.mrr)} "
-        f"({report.organic.expansions} organic expansions)",
-        highlight=False,
-    )
+    console.print(f"Expansion MRR: attributed {_money(report.attributed_mrr)}, organic {_money(report.organic.mrr)} "
+                  f"({report.organic.expansions} organic expansions)", highlight=False)
     if report.retention is not None:
         r = report.retention
-        console.print(
-            f"NRR {_pct(r.nrr)}  GRR {_pct(r.grr)}  (start MRR {_money(r.start_mrr)} over {r.accounts} "
-            f"accounts, +{_money(r.expansion)} expansion, −{_money(r.contraction)} contraction, "
-            f"−{_money(r.churn)} churn)",
-            highlight=False,
-        )
+        console.print(f"NRR {_pct(r.nrr)}  GRR {_pct(r.grr)}  (start MRR {_money(r.start_mrr)} over {r.accounts} "
+                      f"accounts, +{_money(r.expansion)} expansion, −{_money(r.contraction)} contraction, "
+                      f"−{_money(r.churn)} churn)", highlight=False)
     else:
         console.print("NRR/GRR: give --data to read starting MRR from accounts.csv", highlight=False)
     for revert in report.post_expansion:
-        console.print(
-            f"Post-expansion churn/downgrade within 90 days ({revert.key}): {revert.reverted} of "
-            f"{revert.expansions - revert.pending} ({_pct(revert.rate)}); {revert.pending} still inside "
-            "90 days",
-            highlight=False,
-        )
+        console.print(f"Post-expansion churn/downgrade within 90 days ({revert.key}): {revert.reverted} of "
+                      f"{revert.expansions - revert.pending} ({_pct(revert.rate)}); {revert.pending} still inside "
+                      "90 days", highlight=False)
     if report.lift is not None:
         lift = report.lift
-        console.print(
-            f"Lift vs control: contacted {_pct(lift.treated_rate)} of {lift.treated_accounts} expanded, "
-            f"control {_pct(lift.control_rate)} of {lift.control_accounts}; lift "
-            f"{'—' if lift.lift_pp is None else f'{lift.lift_pp:+.1f} pp'}",
-            highlight=False,
-        )
+        console.print(f"Lift vs control: contacted {_pct(lift.treated_rate)} of {lift.treated_accounts} expanded, "
+                      f"control {_pct(lift.control_rate)} of {lift.control_accounts}; lift "
+                      f"{'—' if lift.lift_pp is None else f'{lift.lift_pp:+.1f} pp'}", highlight=False)
 
 
 def report_command(
-    period: Annotated[
-        str | None,
-        typer.Option("--period", help="2026-Q3, 2026-09 or 2026 (default: the quarter of --as-of)."),
-    ] = None,
-    start: Annotated[
-        str | None, typer.Option("--from", help="First day YYYY-MM-DD (instead of --period).")
-    ] = None,
-    end: Annotated[
-        str | None, typer.Option("--to", help="Last day YYYY-MM-DD (instead of --period).")
-    ] = None,
-    data: Annotated[
-        Path | None,
-        typer.Option(
-            "--data",
-            help="Data directory: triggered/gated accounts and starting MRR (accounts.csv) come from it.",
-        ),
-    ] = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="What is known on this date (default today).")
-    ] = None,
-    window: Annotated[
-        int | None,
-        typer.Option(
-            "--window",
-            min=0,
-            help="Attribution window in days (default OUTREACH_ATTRIBUTION_WINDOW_DAYS or 60).",
-        ),
-    ] = None,
+    period: Annotated[str | None, typer.Option("--period", help="2026-Q3, 2026-09 or 2026 (default: the quarter "
+                                               "of --as-of).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First day YYYY-MM-DD (instead of --period).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day YYYY-MM-DD (instead of --period).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory: triggered/gated accounts and "
+                                              "starting MRR (accounts.csv) come from it.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="What is known on this date (default today).")] = None,
+    window: Annotated[int | None, typer.Option("--window", min=0, help="Attribution window in days (default "
+                                               "OUTREACH_ATTRIBUTION_WINDOW_DAYS or 60).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the report as CSV.")] = False,
-    rules: Annotated[
-        Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")
-    ] = None,
+    rules: Annotated[Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")] = None,
 ) -> None:
     """Expansion metrics: funnel by motion, trigger, prompt version and owner; NRR/GRR; post-expansion churn."""
     from outreach import cli, db
@@ -159,15 +103,9 @@ def report_command(
         engine = db.make_engine(db.database_url(settings))
         try:
             db.require_current(engine)
-            return build_report(
-                db.session_factory(engine),
-                period=chosen,
-                as_of=analysis,
-                data_dir=data,
-                window_days=window,
-                rules_path=rules or settings.rules_path,
-                prompts_dir=settings.prompts_dir,
-            )
+            return build_report(db.session_factory(engine), period=chosen, as_of=analysis, data_dir=data,
+                                window_days=window, rules_path=rules or settings.rules_path,
+                                prompts_dir=settings.prompts_dir)
         finally:
             engine.dispose()
 

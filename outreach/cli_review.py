@@ -105,9 +105,7 @@ def db_upgrade() -> None:
 def users_add(
     email: Annotated[str, typer.Argument(help="Login email.")],
     role: Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)} (admin = manager).")],
-    generate: Annotated[
-        bool, typer.Option("--generate", help="Generate a password and print it once.")
-    ] = False,
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
 ) -> None:
     """Create a login. Prompts for the password (or reads it from stdin when piped) unless --generate."""
     if generate:
@@ -167,16 +165,11 @@ def tokens_create(
 
 def _print_detail(detail: DraftDetail) -> None:
     s = detail.summary
-    console.print(
-        f"[bold]Draft {s.id}[/] · {s.account_name} ({s.account_id}) · {s.status} · v{s.version} · "
-        f"owner {s.owner_email or 'unassigned'}",
-        highlight=False,
-    )
+    console.print(f"[bold]Draft {s.id}[/] · {s.account_name} ({s.account_id}) · {s.status} · v{s.version} · "
+                  f"owner {s.owner_email or 'unassigned'}", highlight=False)
     if detail.offer:
-        console.print(
-            f"Offer: {detail.offer.get('name')} ${detail.offer.get('price_monthly', 0):,.0f}/mo",
-            highlight=False,
-        )
+        console.print(f"Offer: {detail.offer.get('name')} ${detail.offer.get('price_monthly', 0):,.0f}/mo",
+                      highlight=False)
     console.print(f"\n[bold]Subject:[/] {detail.current.subject}\n", highlight=False)
     console.print(detail.current.body, highlight=False, markup=False)
     console.print("\n[bold]Friction and evidence[/]")
@@ -186,22 +179,16 @@ def _print_detail(detail: DraftDetail) -> None:
             when = item.occurred_at.strftime("%Y-%m-%d") if item.occurred_at else "—"
             console.print(f"    {when}  {item.ref}  {item.summary}", highlight=False, markup=False)
     reasons = detail.gate.get("reasons") or []
-    console.print(
-        "Gate: " + ("passes" if detail.gate.get("allowed") else "; ".join(r["message"] for r in reasons)),
-        highlight=False,
-    )
+    console.print("Gate: " + ("passes" if detail.gate.get("allowed") else "; ".join(r["message"] for r in reasons)),
+                  highlight=False)
 
 
 @queue_app.command("list")
 def queue_list(
-    status: Annotated[
-        str, typer.Option("--status", help=f"all or one of: {', '.join(STATUSES)}.")
-    ] = "pending_review",
+    status: Annotated[str, typer.Option("--status", help=f"all or one of: {', '.join(STATUSES)}.")] = "pending_review",
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's drafts.")] = None,
     motion: Annotated[str | None, typer.Option("--motion", help="upsell, cross_sell or bundle.")] = None,
-    trigger: Annotated[
-        str | None, typer.Option("--trigger", help="Signal kind, e.g. repeated_limit_hits.")
-    ] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Signal kind, e.g. repeated_limit_hits.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (rows and counts).")] = False,
 ) -> None:
@@ -209,17 +196,10 @@ def queue_list(
 
     def action() -> Any:
         if status != "all" and status not in STATUSES:
-            raise OutreachError(
-                f"--status '{status}' is not a status", hint=f"use all or {', '.join(STATUSES)}"
-            )
+            raise OutreachError(f"--status '{status}' is not a status", hint=f"use all or {', '.join(STATUSES)}")
         queue = _queue(get_settings())
-        flt = QueueFilter(
-            status=None if status == "all" else status,
-            owner=owner,
-            motion=motion,
-            trigger=trigger,
-            limit=limit,
-        )
+        flt = QueueFilter(status=None if status == "all" else status, owner=owner, motion=motion,
+                          trigger=trigger, limit=limit)
         viewer = Principal(id=0, email="cli@localhost", role="marketing")  # reading needs no user
         return queue.page(viewer, flt)
 
@@ -231,25 +211,11 @@ def queue_list(
     for column in ("ID", "Ver", "Account", "Subject", "Trigger", "Offer", "Owner", "Status"):
         table.add_column(column, overflow="fold")
     for row in page.rows:
-        offer = (
-            f"{row.offer_name} ${row.offer_price:,.0f}"
-            if row.offer_name and row.offer_price is not None
-            else "—"
-        )
-        table.add_row(
-            str(row.id),
-            str(row.version),
-            row.account_name,
-            row.subject,
-            row.trigger,
-            offer,
-            row.owner_email or "unassigned",
-            row.status,
-        )
+        offer = f"{row.offer_name} ${row.offer_price:,.0f}" if row.offer_name and row.offer_price is not None else "—"
+        table.add_row(str(row.id), str(row.version), row.account_name, row.subject, row.trigger, offer,
+                      row.owner_email or "unassigned", row.status)
     console.print(table)
-    counts = ", ".join(
-        f"{count} {name.replace('_', ' ')}" for name, count in page.counts.by_status.items() if count
-    )
+    counts = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in page.counts.by_status.items() if count)
     console.print(f"{page.matching} matching; {counts or 'queue is empty'}", highlight=False)
 
 
@@ -317,16 +283,10 @@ def queue_reject(
 
 
 def serve_command(
-    host: Annotated[
-        str, typer.Option("--host", help="Interface to bind (keep 127.0.0.1 unless behind a proxy).")
-    ] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (keep 127.0.0.1 unless behind a proxy).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data directory for gate re-checks and regeneration.")
-    ] = None,
-    as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Analysis date for gate re-checks (YYYY-MM-DD).")
-    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory for gate re-checks and regeneration.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Analysis date for gate re-checks (YYYY-MM-DD).")] = None,
 ) -> None:
     """Run the review web app."""
     from outreach.web.app import WebSettings, create_app, serve
@@ -365,9 +325,7 @@ class DemoSetup(BaseModel):
 DEMO_EMAIL = "demo@outreach.example"
 
 
-def enqueue_drafts(
-    settings: Settings, workspace: Workspace, records: Sequence[DraftRecord]
-) -> list[EnqueueResult]:
+def enqueue_drafts(settings: Settings, workspace: Workspace, records: Sequence[DraftRecord]) -> list[EnqueueResult]:
     """Put a drafting run into the review queue (migrating the database first), merging per account+motion."""
     from outreach.redraft import inputs_by_account
 
@@ -381,17 +339,13 @@ def enqueue_drafts(
         engine.dispose()
 
 
-def prepare_demo(
-    settings: Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None
-) -> DemoSetup:
+def prepare_demo(settings: Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None) -> DemoSetup:
     """Migrate the database, draft the demo data, fill the queue and (re)create the demo admin login with a
     fresh random password."""
     from outreach.drafts import open_workspace, run_drafts
     from outreach.providers import get_provider
 
-    workspace = open_workspace(
-        data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir
-    )
+    workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir)
     provider = get_provider(provider_name or "offline", settings, workspace.context.config)
     records, _ = run_drafts(workspace.decisions, workspace.context, provider)
     results = enqueue_drafts(settings, workspace, records)

@@ -23,13 +23,10 @@ from outreach.errors import OutreachError
 from outreach.settings import Settings, get_settings
 
 console = Console(soft_wrap=True)
-sequences_app = typer.Typer(
-    help="Sequences: check files, enroll approved drafts, stop and release.", no_args_is_help=True
-)
+sequences_app = typer.Typer(help="Sequences: check files, enroll approved drafts, stop and release.",
+                            no_args_is_help=True)
 replies_app = typer.Typer(help="Replies and bounces from an IMAP mailbox.", no_args_is_help=True)
-events_app = typer.Typer(
-    help="Reply, bounce, meeting and conversion events from elsewhere.", no_args_is_help=True
-)
+events_app = typer.Typer(help="Reply, bounce, meeting and conversion events from elsewhere.", no_args_is_help=True)
 
 
 def _fail(error: OutreachError) -> None:
@@ -58,9 +55,7 @@ def check_command(
         _fail(error)
         return
     for seq in good:
-        console.print(
-            f"[green]ok[/green]  {seq.path}: {seq.id} ({len(seq.steps)} steps, {', '.join(seq.motions)})"
-        )
+        console.print(f"[green]ok[/green]  {seq.path}: {seq.id} ({len(seq.steps)} steps, {', '.join(seq.motions)})")
     for bad in errors:
         console.print(f"[red]Error:[/red] {bad.message}")
     if errors:
@@ -81,9 +76,7 @@ def list_command() -> None:
 
     settings = _settings()
     try:
-        sequences = load_sequences(
-            sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir)
-        )
+        sequences = load_sequences(sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir))
     except OutreachError as error:
         _fail(error)
         return
@@ -99,9 +92,7 @@ def list_command() -> None:
                 steps.append("task")
             else:
                 steps.append(f"branch {step.condition}")
-        table.add_row(
-            seq.id, ", ".join(seq.motions), seq.window.describe(), " → ".join(steps), str(seq.auto_send)
-        )
+        table.add_row(seq.id, ", ".join(seq.motions), seq.window.describe(), " → ".join(steps), str(seq.auto_send))
     console.print(table)
 
 
@@ -110,9 +101,7 @@ def enroll_command(
     draft_ids: Annotated[list[int], typer.Argument(help="Approved draft ids.")],
     as_user: Annotated[str, typer.Option("--as", help="Who enrolls them (recorded in the audit log).")],
     data: Annotated[Path, typer.Option("--data", help="Data directory the gate is re-checked against.")],
-    sequence: Annotated[
-        str | None, typer.Option("--sequence", help="Sequence id (default: by motion).")
-    ] = None,
+    sequence: Annotated[str | None, typer.Option("--sequence", help="Sequence id (default: by motion).")] = None,
 ) -> None:
     """Enroll approved drafts in a sequence; the worker sends each step when it is due."""
     from outreach.scheduler import build_scheduler
@@ -142,12 +131,9 @@ def status_command(
             table = Table("id", "account", "sequence", "step", "status", "next due (UTC)", "reason")
             for row in session.scalars(query):
                 due = f"{row.next_due_at:%Y-%m-%d %H:%M}" if row.next_due_at else ""
-                reason = row.hold_reason or (
-                    f"{row.exit_reason}: {row.exit_detail}" if row.exit_reason else ""
-                )
-                table.add_row(
-                    str(row.id), row.account_id, row.sequence_id, str(row.step_index), row.status, due, reason
-                )
+                reason = row.hold_reason or (f"{row.exit_reason}: {row.exit_detail}" if row.exit_reason else "")
+                table.add_row(str(row.id), row.account_id, row.sequence_id, str(row.step_index), row.status,
+                              due, reason)
         console.print(table)
     finally:
         engine.dispose()
@@ -173,9 +159,7 @@ def stop_command(
 def release_command(
     enrollment_id: int,
     as_user: Annotated[str, typer.Option("--as")],
-    sent: Annotated[
-        bool | None, typer.Option("--sent/--not-sent", help="For an unknown-outcome send.")
-    ] = None,
+    sent: Annotated[bool | None, typer.Option("--sent/--not-sent", help="For an unknown-outcome send.")] = None,
 ) -> None:
     """Resume a held enrollment after checking it."""
     from outreach.scheduler import build_scheduler
@@ -188,10 +172,8 @@ def release_command(
 
 
 def tick_command(
-    recover_all: Annotated[
-        bool,
-        typer.Option("--recover-all", help="This is the only worker: treat every in-flight send as crashed."),
-    ] = False,
+    recover_all: Annotated[bool, typer.Option("--recover-all", help="This is the only worker: treat every "
+                                              "in-flight send as crashed.")] = False,
 ) -> None:
     """Run one scheduler pass (for cron) and print what it did."""
     from outreach.scheduler import build_scheduler
@@ -202,10 +184,8 @@ def tick_command(
         _fail(error)
         return
     for outcome in report.outcomes:
-        console.print(
-            f"{outcome.kind:<15} enrollment {outcome.enrollment_id} ({outcome.account_id}) "
-            f"step {outcome.step}: {outcome.reason}"
-        )
+        console.print(f"{outcome.kind:<15} enrollment {outcome.enrollment_id} ({outcome.account_id}) "
+                      f"step {outcome.step}: {outcome.reason}")
     console.print(report.line())
 
 
@@ -234,9 +214,7 @@ def worker_command(
 
 @events_app.command("ingest")
 def ingest_command(
-    path: Annotated[
-        Path, typer.Argument(help="JSONL: one event per line (docs/sequences.md, docs/metrics.md).")
-    ],
+    path: Annotated[Path, typer.Argument(help="JSONL: one event per line (docs/sequences.md, docs/metrics.md).")],
 ) -> None:
     """Record reply, bounce, unsubscribe, click, meeting and conversion events, and expansion outcomes
     (upgrade, seat_add, addon_purchase, contraction, downgrade, churn), from a file ('-' = stdin)."""

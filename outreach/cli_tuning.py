@@ -35,8 +35,7 @@ err_console = Console(stderr=True)
 DEFAULT_EVAL_SET = Path(__file__).resolve().parent.parent / "fixtures" / "eval"
 
 PromptsDir = Annotated[
-    Path | None,
-    typer.Option("--prompts", help="Prompt directory (default: OUTREACH_PROMPTS_DIR or prompts/)."),
+    Path | None, typer.Option("--prompts", help="Prompt directory (default: OUTREACH_PROMPTS_DIR or prompts/).")
 ]
 
 
@@ -61,9 +60,7 @@ def _factory(settings: Settings) -> Any:
 # ------------------------------------------------------------------------------------------------ registry
 
 
-def versions_command(
-    name: Annotated[str, typer.Argument(help="Template name.")], prompts: PromptsDir = None
-) -> None:
+def versions_command(name: Annotated[str, typer.Argument(help="Template name.")], prompts: PromptsDir = None) -> None:
     """List the saved versions of a template with their labels, hashes and change notes."""
 
     def action() -> tuple[Registry, list[Any], str | None]:
@@ -80,29 +77,18 @@ def versions_command(
     for column in ("Version", "Labels", "SHA-256", "Saved", "By", "Change note"):
         table.add_column(column, overflow="fold")
     for info in infos:
-        table.add_row(
-            info.version,
-            ", ".join(info.labels),
-            info.sha256[:12],
-            info.created_at.date().isoformat() if info.created_at else "",
-            info.author or "",
-            escape(info.note),
-        )
+        table.add_row(info.version, ", ".join(info.labels), info.sha256[:12],
+                      info.created_at.date().isoformat() if info.created_at else "", info.author or "",
+                      escape(info.note))
     console.print(table)
     for key, split in registry.splits().items():
         if key.startswith(f"{name}:"):
             weights = ", ".join(f"v{v}: {w}" for v, w in split.weights.items())
-            console.print(
-                f"Split on label {key.split(':', 1)[1]}: experiment {split.experiment} ({weights}; "
-                f"control {split.control_pct:g}%)",
-                highlight=False,
-            )
+            console.print(f"Split on label {key.split(':', 1)[1]}: experiment {split.experiment} ({weights}; "
+                          f"control {split.control_pct:g}%)", highlight=False)
     if working is not None and working not in {i.sha256 for i in infos}:
-        console.print(
-            f"[yellow]The working copy of {name} has unsaved changes[/] "
-            f"(`outreach prompts save {name} --note …`).",
-            highlight=False,
-        )
+        console.print(f"[yellow]The working copy of {name} has unsaved changes[/] "
+                      f"(`outreach prompts save {name} --note …`).", highlight=False)
 
 
 def diff_command(
@@ -120,8 +106,7 @@ def save_command(
     name: Annotated[str, typer.Argument(help="Template name.")],
     note: Annotated[str, typer.Option("--note", help="What changed and why (required).")],
     source: Annotated[
-        Path | None,
-        typer.Option("--from", help="File to save (default: the working copy prompts/NAME.md.j2)."),
+        Path | None, typer.Option("--from", help="File to save (default: the working copy prompts/NAME.md.j2).")
     ] = None,
     author: Annotated[str | None, typer.Option("--author", help="Who made the change.")] = None,
     prompts: PromptsDir = None,
@@ -135,11 +120,8 @@ def save_command(
         return saved.version
 
     version = _cli().run(action)
-    console.print(
-        f"Saved {name} version {version}. Promote it with "
-        f"`outreach prompts promote {name} {version} --label staging`.",
-        highlight=False,
-    )
+    console.print(f"Saved {name} version {version}. Promote it with "
+                  f"`outreach prompts promote {name} {version} --label staging`.", highlight=False)
 
 
 def promote_command(
@@ -159,9 +141,7 @@ def _weights(text: str) -> dict[str, int]:
     for part in text.split(","):
         version, _, weight = part.strip().partition("=")
         if not version or not weight.strip().isdigit():
-            raise OutreachError(
-                f"--weights '{text}' is not VERSION=WEIGHT,…", hint="e.g. --weights 1=50,2=50"
-            )
+            raise OutreachError(f"--weights '{text}' is not VERSION=WEIGHT,…", hint="e.g. --weights 1=50,2=50")
         weights[version.strip()] = int(weight)
     return weights
 
@@ -170,12 +150,8 @@ def split_command(
     name: Annotated[str, typer.Argument(help="Template name.")],
     experiment: Annotated[str, typer.Option("--experiment", help="Experiment id (salts the assignment).")],
     weights: Annotated[str, typer.Option("--weights", help="VERSION=WEIGHT,… e.g. 1=50,2=50.")],
-    control: Annotated[
-        float, typer.Option("--control", min=0, max=50, help="Percent of accounts held out.")
-    ] = 0,
-    min_sample: Annotated[
-        int, typer.Option("--min-sample", min=1, help="Decided drafts per arm before rates.")
-    ] = 30,
+    control: Annotated[float, typer.Option("--control", min=0, max=50, help="Percent of accounts held out.")] = 0,
+    min_sample: Annotated[int, typer.Option("--min-sample", min=1, help="Decided drafts per arm before rates.")] = 30,
     label: Annotated[str, typer.Option("--label", help="Label that splits.")] = DEFAULT_LABEL,
     author: Annotated[str | None, typer.Option("--author")] = None,
     prompts: PromptsDir = None,
@@ -183,24 +159,18 @@ def split_command(
     """Split a label's traffic between versions (an A/B test) with an optional held-out control share."""
 
     def action() -> None:
-        split = Split(
-            experiment=experiment, weights=_weights(weights), control_pct=control, min_sample=min_sample
-        )
+        split = Split(experiment=experiment, weights=_weights(weights), control_pct=control, min_sample=min_sample)
         _registry(prompts).set_split(name, label, split, author=author)
 
     _cli().run(action)
-    console.print(
-        f"{name}: {label} now splits {weights} (experiment {experiment}, control {control:g}%)",
-        highlight=False,
-    )
+    console.print(f"{name}: {label} now splits {weights} (experiment {experiment}, control {control:g}%)",
+                  highlight=False)
 
 
 def results_command(
     name: Annotated[str, typer.Argument(help="Template name.")],
     label: Annotated[str, typer.Option("--label", help="Label whose split to report.")] = DEFAULT_LABEL,
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data directory, to count the control group.")
-    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory, to count the control group.")] = None,
     prompts: PromptsDir = None,
 ) -> None:
     """Per-version results from the review queue: approval, edits, rejections, sends, replies (A/B view)."""
@@ -209,48 +179,27 @@ def results_command(
 
     def action() -> Any:
         accounts = load_dataset(data).accounts if data else []
-        return experiment_report(
-            _factory(get_settings()), _registry(prompts), name, label=label, accounts=accounts
-        )
+        return experiment_report(_factory(get_settings()), _registry(prompts), name, label=label, accounts=accounts)
 
     report = _cli().run(action)
-    title = f"{name}: results per version" + (
-        f" (experiment {report.split.experiment})" if report.split else ""
-    )
+    title = f"{name}: results per version" + (f" (experiment {report.split.experiment})" if report.split else "")
     table = Table(title=title)
-    for column in (
-        "Version",
-        "Drafts",
-        "Approval",
-        "Mean edit dist.",
-        "Edited",
-        "Rejections",
-        "Sent",
-        "Replied",
-        "Converted",
-    ):
+    for column in ("Version", "Drafts", "Approval", "Mean edit dist.", "Edited", "Rejections", "Sent", "Replied",
+                   "Converted"):
         table.add_column(column, overflow="fold")
     for arm in report.arms:
         reasons = ", ".join(f"{k} {v}" for k, v in arm.rejection_reasons.items()) or "—"
         table.add_row(
-            arm.version + (f" (w {arm.arm_weight})" if arm.arm_weight else ""),
-            str(arm.drafts),
-            arm.approval.text(),
+            arm.version + (f" (w {arm.arm_weight})" if arm.arm_weight else ""), str(arm.drafts), arm.approval.text(),
             f"{arm.mean_edit_distance:.1f}" if arm.mean_edit_distance is not None else "—",
-            arm.edited_share.text(),
-            reasons,
-            arm.send.text(),
-            arm.reply.text() if arm.reply else "no data yet",
-            arm.conversion.text() if arm.conversion else "no data yet",
+            arm.edited_share.text(), reasons, arm.send.text(),
+            arm.reply.text() if arm.reply else "no data yet", arm.conversion.text() if arm.conversion else "no data yet",
         )
     console.print(table)
     if report.split is not None:
-        control = (
-            f"{report.control_accounts} accounts" if report.control_accounts is not None else "pass --data"
-        )
-        console.print(
-            f"Control (held out, never contacted): {report.split.control_pct:g}% — {control}", highlight=False
-        )
+        control = f"{report.control_accounts} accounts" if report.control_accounts is not None else "pass --data"
+        console.print(f"Control (held out, never contacted): {report.split.control_pct:g}% — {control}",
+                      highlight=False)
 
 
 def feedback_command(
@@ -283,25 +232,16 @@ def feedback_command(
         console.print(
             f"{item.drafts} drafts · {item.approved} approved · {item.rejected} rejected · {item.edited} edited · "
             f"mean edit distance {item.mean_edit_distance if item.mean_edit_distance is not None else '—'} · "
-            f"median length change {f'{change:+g} words' if change is not None else '—'}",
-            highlight=False,
-        )
-        for title, rows in (
-            ("Rejection reasons", item.rejection_reasons),
-            ("Most deleted", item.deleted),
-            ("Most added", item.added),
-        ):
+            f"median length change {f'{change:+g} words' if change is not None else '—'}", highlight=False)
+        for title, rows in (("Rejection reasons", item.rejection_reasons), ("Most deleted", item.deleted),
+                            ("Most added", item.added)):
             text = "; ".join(f"{escape(r.phrase)} ({r.count})" for r in rows) or "—"
             console.print(f"[bold]{title}:[/] {text}", highlight=False)
         if item.rejection_notes:
-            console.print(
-                "[bold]Recent notes:[/] " + " | ".join(escape(n) for n in item.rejection_notes),
-                highlight=False,
-            )
-        console.print(
-            f"[bold]Auto-approval:[/] {'yes' if verdict.eligible else 'no'} — {escape(verdict.reason)}",
-            highlight=False,
-        )
+            console.print("[bold]Recent notes:[/] " + " | ".join(escape(n) for n in item.rejection_notes),
+                          highlight=False)
+        console.print(f"[bold]Auto-approval:[/] {'yes' if verdict.eligible else 'no'} — {escape(verdict.reason)}",
+                      highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------ eval
@@ -325,42 +265,20 @@ def print_eval_summary(report: EvalReport) -> None:
         err_console.print(
             f"[bold red]Regression:[/] {regression.variant} passes {regression.check} on {regression.rate:.0%} of "
             f"cases vs {regression.baseline_rate:.0%} for {regression.baseline}"
-            + (f" (newly failing: {', '.join(regression.cases[:8])})" if regression.cases else ""),
-            highlight=False,
-        )
+            + (f" (newly failing: {', '.join(regression.cases[:8])})" if regression.cases else ""), highlight=False)
 
 
 def eval_command(
-    prompt: Annotated[
-        list[str],
-        typer.Option(
-            "--prompt",
-            help="NAME@VERSION, NAME@LABEL, NAME@working or a file; "
-            "repeat to compare (the first is the baseline).",
-        ),
-    ],
+    prompt: Annotated[list[str], typer.Option("--prompt", help="NAME@VERSION, NAME@LABEL, NAME@working or a file; "
+                                              "repeat to compare (the first is the baseline).")],
     eval_set: Annotated[Path, typer.Option("--set", help="Evaluation set directory.")] = DEFAULT_EVAL_SET,
-    provider: Annotated[
-        str | None, typer.Option("--provider", help="offline or openai (default as for draft).")
-    ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="HTML report (default OUTREACH_HOME/eval/report.html).")
-    ] = None,
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the full results as JSON.")
-    ] = None,
-    tolerance: Annotated[
-        float,
-        typer.Option(
-            "--tolerance", min=0, max=1, help="Allowed drop in a required pass rate (0.05 = 5 points)."
-        ),
-    ] = 0.0,
-    cache: Annotated[
-        bool, typer.Option("--cache/--no-cache", help="Reuse drafts per (version, case, provider).")
-    ] = True,
-    judge: Annotated[
-        bool, typer.Option("--judge", help="Add an LLM-as-judge rubric score (needs OPENAI_API_KEY).")
-    ] = False,
+    provider: Annotated[str | None, typer.Option("--provider", help="offline or openai (default as for draft).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="HTML report (default OUTREACH_HOME/eval/report.html).")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the full results as JSON.")] = None,
+    tolerance: Annotated[float, typer.Option("--tolerance", min=0, max=1,
+                                             help="Allowed drop in a required pass rate (0.05 = 5 points).")] = 0.0,
+    cache: Annotated[bool, typer.Option("--cache/--no-cache", help="Reuse drafts per (version, case, provider).")] = True,
+    judge: Annotated[bool, typer.Option("--judge", help="Add an LLM-as-judge rubric score (needs OPENAI_API_KEY).")] = False,
     prompts: PromptsDir = None,
 ) -> None:
     """Draft every case of an evaluation set with each prompt version, score them, write an HTML report.
@@ -382,15 +300,8 @@ def eval_command(
             from outreach.providers.openai import OpenAIProvider
 
             grader = LLMJudge(OpenAIProvider(settings, loaded.config))  # raises a clear error without a key
-        report = run_eval(
-            loaded,
-            variants,
-            chosen,
-            cache=store,
-            judge=grader,
-            tolerance=tolerance,
-            concurrency=loaded.config.openai.concurrency,
-        )
+        report = run_eval(loaded, variants, chosen, cache=store, judge=grader, tolerance=tolerance,
+                          concurrency=loaded.config.openai.concurrency)
         target = out or settings.resolved_home() / "eval" / "report.html"
         write_html_report(report, target)
         if json_out is not None:

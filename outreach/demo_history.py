@@ -51,9 +51,8 @@ def read_outcomes(path: Path) -> list[OutcomeEvent]:
             raise DataError(path, f"not JSON: {error.msg}", line=number) from None
         except ValidationError as error:
             first = error.errors()[0]
-            raise DataError(
-                path, first["msg"], line=number, field=".".join(str(p) for p in first["loc"]) or None
-            ) from None
+            raise DataError(path, first["msg"], line=number,
+                            field=".".join(str(p) for p in first["loc"]) or None) from None
     return events
 
 
@@ -72,16 +71,9 @@ def _add_send(session: Session, event: OutcomeEvent, touch: dict[str, Any], acco
     if account is None:
         raise DataError(Path("outcomes.jsonl"), f"account '{event.account_id}' is not in accounts.csv")
     if session.get(AccountRow, account.account_id) is None:
-        session.add(
-            AccountRow(
-                account_id=account.account_id,
-                name=account.name,
-                plan=account.plan,
-                owner_email=account.owner_email,
-                snapshot=account.model_dump(mode="json"),
-                updated_at=datetime.now(UTC),
-            )
-        )
+        session.add(AccountRow(account_id=account.account_id, name=account.name, plan=account.plan,
+                               owner_email=account.owner_email, snapshot=account.model_dump(mode="json"),
+                               updated_at=datetime.now(UTC)))
         session.flush()
     sent_on = date.fromisoformat(str(touch["sent_on"]))
     created, sent = _at(sent_on - timedelta(days=2), 9), _at(sent_on, 15)
@@ -90,120 +82,40 @@ def _add_send(session: Session, event: OutcomeEvent, touch: dict[str, Any], acco
     subject = f"{account.name}: {str(touch['trigger']).replace('_', ' ')}"
     body = f"(Seeded demo history: the {touch['motion']} email sent to {account.name} on {sent_on}.)"
     owner = str(touch.get("owner") or account.owner_email or "demo@outreach.example")
-    draft = DraftRow(
-        account_id=account.account_id,
-        motion=str(touch["motion"]),
-        trigger=str(touch["trigger"]),
-        status="sent",
-        owner_email=owner,
-        as_of=sent_on - timedelta(days=2),
-        offer_id=str(touch["offer_id"]),
-        offer=offer,
-        health={},
-        gate={},
-        decision={"demo_history": True},
-        subject=subject,
-        sent_at=sent,
-        created_at=created,
-        updated_at=sent,
-    )
+    draft = DraftRow(account_id=account.account_id, motion=str(touch["motion"]), trigger=str(touch["trigger"]),
+                     status="sent", owner_email=owner, as_of=sent_on - timedelta(days=2),
+                     offer_id=str(touch["offer_id"]), offer=offer, health={}, gate={}, decision={"demo_history": True},
+                     subject=subject, sent_at=sent, created_at=created, updated_at=sent)
     session.add(draft)
     session.flush()
-    session.add(
-        DraftVersionRow(
-            draft_id=draft.id,
-            number=1,
-            source="model",
-            author=None,
-            subject=subject,
-            body=body,
-            friction_ids=[],
-            offer_id=draft.offer_id,
-            template_name=name,
-            template_version=version or None,
-            provider="offline",
-            model="offline",
-            issues=[],
-            created_at=created,
-        )
-    )
-    session.add(
-        ReviewActionRow(
-            draft_id=draft.id,
-            actor=owner,
-            action="approve",
-            from_status="pending_review",
-            to_status="approved",
-            draft_version=1,
-            created_at=created + timedelta(hours=3),
-        )
-    )
+    session.add(DraftVersionRow(draft_id=draft.id, number=1, source="model", author=None, subject=subject, body=body,
+                                friction_ids=[], offer_id=draft.offer_id, template_name=name,
+                                template_version=version or None, provider="offline", model="offline", issues=[],
+                                created_at=created))
+    session.add(ReviewActionRow(draft_id=draft.id, actor=owner, action="approve", from_status="pending_review",
+                                to_status="approved", draft_version=1, created_at=created + timedelta(hours=3)))
     recipient = account.champion_email or f"champion@{account.account_id}.example"
-    enrollment = EnrollmentRow(
-        sequence_id="demo",
-        draft_id=draft.id,
-        account_id=account.account_id,
-        motion=draft.motion,
-        recipient=recipient,
-        sender=owner,
-        timezone="UTC",
-        offer_id=draft.offer_id,
-        subject=subject,
-        body=body,
-        status="completed",
-        step_index=1,
-        thread_references=[],
-        enrolled_by=owner,
-        enrolled_at=sent - timedelta(hours=1),
-        updated_at=sent,
-        exit_reason="completed",
-        exited_at=sent,
-    )
+    enrollment = EnrollmentRow(sequence_id="demo", draft_id=draft.id, account_id=account.account_id,
+                               motion=draft.motion, recipient=recipient, sender=owner, timezone="UTC",
+                               offer_id=draft.offer_id, subject=subject, body=body, status="completed", step_index=1,
+                               thread_references=[], enrolled_by=owner, enrolled_at=sent - timedelta(hours=1),
+                               updated_at=sent, exit_reason="completed", exited_at=sent)
     session.add(enrollment)
     session.flush()
     message_id = f"<{key.replace(':', '-')}@outreach.example>"
-    session.add(
-        OutboxRow(
-            idempotency_key=key,
-            enrollment_id=enrollment.id,
-            step_index=0,
-            kind="email",
-            state="sent",
-            account_id=account.account_id,
-            sender=owner,
-            recipient=recipient,
-            subject=subject,
-            body=body,
-            message_id=message_id,
-            draft_id=draft.id,
-            transport="outbox",
-            due_at=sent,
-            created_at=sent,
-            sent_at=sent,
-        )
-    )
+    session.add(OutboxRow(idempotency_key=key, enrollment_id=enrollment.id, step_index=0, kind="email", state="sent",
+                          account_id=account.account_id, sender=owner, recipient=recipient, subject=subject, body=body,
+                          message_id=message_id, draft_id=draft.id, transport="outbox", due_at=sent, created_at=sent,
+                          sent_at=sent))
     if touch.get("replied"):
-        session.add(
-            MailEventRow(
-                external_id=f"{key}:reply",
-                kind="reply",
-                account_id=account.account_id,
-                email=recipient,
-                enrollment_id=enrollment.id,
-                message_id=message_id,
-                offer_id=None,
-                detail={},
-                source="demo",
-                occurred_at=sent + timedelta(days=2),
-                recorded_at=sent + timedelta(days=2),
-            )
-        )
+        session.add(MailEventRow(external_id=f"{key}:reply", kind="reply", account_id=account.account_id,
+                                 email=recipient, enrollment_id=enrollment.id, message_id=message_id, offer_id=None,
+                                 detail={}, source="demo", occurred_at=sent + timedelta(days=2),
+                                 recorded_at=sent + timedelta(days=2)))
     return True
 
 
-def load_demo_history(
-    settings: Settings, data_dir: Path, *, file_name: str = "outcomes.jsonl"
-) -> DemoHistory:
+def load_demo_history(settings: Settings, data_dir: Path, *, file_name: str = "outcomes.jsonl") -> DemoHistory:
     """Load ``<data_dir>/outcomes.jsonl`` and the past sends it names into the (migrated) database."""
     from outreach.catalog import load_catalog
     from outreach.data import load_accounts

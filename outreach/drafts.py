@@ -194,9 +194,7 @@ class DraftingContext:
         )
 
     def validate(self, draft: Draft, facts: DraftFacts) -> list[Issue]:
-        return validate_draft(
-            draft, facts, self.catalog, self.config.validation, other_accounts=self.accounts
-        )
+        return validate_draft(draft, facts, self.catalog, self.config.validation, other_accounts=self.accounts)
 
 
 def _created_at(as_of: date) -> datetime:
@@ -262,48 +260,26 @@ async def write_draft(
             result = await provider.generate(prompt, facts, repair=repair)
         except ProviderFailure as failure:
             attempts.append(
-                Attempt(
-                    provider=provider.name, model=provider.model, error=failure.message, usage=failure.usage
-                )
+                Attempt(provider=provider.name, model=provider.model, error=failure.message, usage=failure.usage)
             )
             break
         issues = context.validate(result.draft, facts)
         attempts.append(
             Attempt(
-                provider=provider.name,
-                model=result.model,
-                draft=result.draft,
-                issues=issues,
-                cached=result.cached,
-                usage=result.usage,
+                provider=provider.name, model=result.model, draft=result.draft, issues=issues,
+                cached=result.cached, usage=result.usage,
             )
         )
         if not issues:
             return _record(
-                decision,
-                facts,
-                prompt,
-                kind,
-                provider.name,
-                result.model,
-                "ok",
-                draft=result.draft,
-                attempts=attempts if len(attempts) > 1 else [],
-                cached=result.cached,
-                usage=total(a.usage for a in attempts),
+                decision, facts, prompt, kind, provider.name, result.model, "ok",
+                draft=result.draft, attempts=attempts if len(attempts) > 1 else [],
+                cached=result.cached, usage=total(a.usage for a in attempts),
             )
         if provider.name == "offline":
             return _record(
-                decision,
-                facts,
-                prompt,
-                kind,
-                provider.name,
-                result.model,
-                "flagged",
-                draft=result.draft,
-                issues=issues,
-                usage=result.usage,
+                decision, facts, prompt, kind, provider.name, result.model, "flagged",
+                draft=result.draft, issues=issues, usage=result.usage,
             )
         repair = RepairRequest(previous=result.draft, issues=issues)
 
@@ -311,17 +287,8 @@ async def write_draft(
     fallback = await offline.generate(prompt, facts)
     issues = context.validate(fallback.draft, facts)
     return _record(
-        decision,
-        facts,
-        prompt,
-        kind,
-        offline.name,
-        fallback.model,
-        "flagged",
-        draft=fallback.draft,
-        issues=issues,
-        attempts=attempts,
-        fallback=True,
+        decision, facts, prompt, kind, offline.name, fallback.model, "flagged",
+        draft=fallback.draft, issues=issues, attempts=attempts, fallback=True,
         usage=total(a.usage for a in attempts),
     )
 
@@ -355,13 +322,7 @@ async def draft_all(
         async with gate:
             if stop:
                 record = _record(
-                    decision,
-                    None,
-                    None,
-                    kind,
-                    provider.name,
-                    provider.model,
-                    "failed",
+                    decision, None, None, kind, provider.name, provider.model, "failed",
                     error=f"not attempted: {stop[0].message}",
                 )
             else:
@@ -370,14 +331,7 @@ async def draft_all(
                 except ProviderError as error:
                     stop.append(error)
                     record = _record(
-                        decision,
-                        None,
-                        None,
-                        kind,
-                        provider.name,
-                        provider.model,
-                        "failed",
-                        error=error.message,
+                        decision, None, None, kind, provider.name, provider.model, "failed", error=error.message
                     )
         if progress is not None:
             progress(record)
@@ -402,9 +356,7 @@ def run_drafts(
     When this thread already runs an event loop (a sync handler under an async server, Playwright's sync
     API), ``asyncio.run`` would refuse, so the batch runs on its own loop in a worker thread instead.
     """
-    work = draft_all(
-        decisions, context, provider, concurrency=concurrency, limit=limit, kind=kind, progress=progress
-    )
+    work = draft_all(decisions, context, provider, concurrency=concurrency, limit=limit, kind=kind, progress=progress)
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -449,9 +401,8 @@ def open_workspace(
 
     dataset = load_dataset(data_dir)
     router = TrafficRouter.for_directory(prompts_dir, label)
-    decisions = decide(
-        dataset, rules_for(dataset, rules_path), as_of, held_out=router.held_out if router else None
-    )
+    decisions = decide(dataset, rules_for(dataset, rules_path), as_of,
+                       held_out=router.held_out if router else None)
     config = load_drafting_config(dataset.root / "drafting.yaml", config_path)
     templates = load_templates(prompts_dir, label=label)
     context = DraftingContext.from_dataset(dataset, templates, config)
@@ -464,9 +415,7 @@ def write_jsonl(records: Sequence[DraftRecord], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(
-                json.dumps(record.model_dump(mode="json"), ensure_ascii=False, sort_keys=False) + "\n"
-            )
+            handle.write(json.dumps(record.model_dump(mode="json"), ensure_ascii=False, sort_keys=False) + "\n")
     return path
 
 

@@ -30,9 +30,7 @@ from outreach.outcomes import OutcomeEvent, is_outcome, record_outcome
 from outreach.sequence_tables import EnrollmentRow, MailEventRow, OutboxRow
 from outreach.suppression import normalize, suppress
 
-EventKind = Literal[
-    "reply", "auto_reply", "bounce", "soft_bounce", "unsubscribe", "click", "meeting", "conversion"
-]
+EventKind = Literal["reply", "auto_reply", "bounce", "soft_bounce", "unsubscribe", "click", "meeting", "conversion"]
 # Kinds that end an enrollment, with the exit reason recorded.
 EXIT_REASONS: dict[str, str] = {
     "reply": "replied",
@@ -50,9 +48,7 @@ class MailEvent(BaseModel):
 
     kind: EventKind
     occurred_at: datetime
-    external_id: str | None = Field(
-        default=None, description="The source's id (incoming Message-ID, CRM id)."
-    )
+    external_id: str | None = Field(default=None, description="The source's id (incoming Message-ID, CRM id).")
     message_id: str | None = Field(default=None, description="Our Message-ID this event refers to.")
     email: str | None = None
     account_id: str | None = None
@@ -93,42 +89,24 @@ def record(session: Session, event: MailEvent, now: datetime, *, source: str) ->
     key = event.key()
     existing = session.scalar(select(MailEventRow).where(MailEventRow.external_id == key))
     if existing is not None:
-        return RecordResult(
-            created=False,
-            kind=existing.kind,
-            enrollment_id=existing.enrollment_id,
-            account_id=existing.account_id,
-        )
+        return RecordResult(created=False, kind=existing.kind, enrollment_id=existing.enrollment_id,
+                            account_id=existing.account_id)
     enrollment = _find_enrollment(session, event)
     email = normalize(event.email) if event.email else (enrollment.recipient if enrollment else None)
     account_id = event.account_id or (enrollment.account_id if enrollment else None)
-    session.add(
-        MailEventRow(
-            external_id=key,
-            kind=event.kind,
-            account_id=account_id,
-            email=email,
-            enrollment_id=enrollment.id if enrollment else None,
-            message_id=event.message_id,
-            offer_id=event.offer_id,
-            detail=event.detail,
-            source=source,
-            occurred_at=event.occurred_at,
-            recorded_at=now,
-        )
-    )
+    session.add(MailEventRow(
+        external_id=key, kind=event.kind, account_id=account_id, email=email,
+        enrollment_id=enrollment.id if enrollment else None, message_id=event.message_id,
+        offer_id=event.offer_id, detail=event.detail, source=source, occurred_at=event.occurred_at,
+        recorded_at=now,
+    ))
     suppressed = False
     if event.kind in ("bounce", "unsubscribe") and email:
         reason = "hard_bounce" if event.kind == "bounce" else "unsubscribe"
         suppressed = suppress(session, email, reason, now, source=f"{source}:{key}")
     session.flush()
-    return RecordResult(
-        created=True,
-        kind=event.kind,
-        enrollment_id=enrollment.id if enrollment else None,
-        account_id=account_id,
-        suppressed=suppressed,
-    )
+    return RecordResult(created=True, kind=event.kind, enrollment_id=enrollment.id if enrollment else None,
+                        account_id=account_id, suppressed=suppressed)
 
 
 def exit_event(session: Session, enrollment: EnrollmentRow) -> MailEventRow | None:
@@ -150,37 +128,24 @@ def exit_event(session: Session, enrollment: EnrollmentRow) -> MailEventRow | No
         .order_by(MailEventRow.occurred_at, MailEventRow.id)
     )
     for row in session.scalars(query):
-        if (
-            row.kind == "conversion"
-            and row.offer_id
-            and enrollment.offer_id
-            and row.offer_id != enrollment.offer_id
-        ):
+        if row.kind == "conversion" and row.offer_id and enrollment.offer_id and row.offer_id != enrollment.offer_id:
             continue
         return row
     return None
 
 
 def clicked(session: Session, enrollment: EnrollmentRow) -> bool:
-    return (
-        session.scalar(
-            select(MailEventRow.id)
-            .where(MailEventRow.kind == "click", MailEventRow.enrollment_id == enrollment.id)
-            .limit(1)
-        )
-        is not None
-    )
+    return session.scalar(
+        select(MailEventRow.id).where(MailEventRow.kind == "click", MailEventRow.enrollment_id == enrollment.id)
+        .limit(1)
+    ) is not None
 
 
 def replied(session: Session, enrollment: EnrollmentRow) -> bool:
-    return (
-        session.scalar(
-            select(MailEventRow.id)
-            .where(MailEventRow.kind == "reply", MailEventRow.enrollment_id == enrollment.id)
-            .limit(1)
-        )
-        is not None
-    )
+    return session.scalar(
+        select(MailEventRow.id).where(MailEventRow.kind == "reply", MailEventRow.enrollment_id == enrollment.id)
+        .limit(1)
+    ) is not None
 
 
 class IngestReport(BaseModel):
@@ -192,10 +157,8 @@ class IngestReport(BaseModel):
     outcomes: int = 0
 
     def line(self) -> str:
-        text = (
-            f"{self.read} events read: {self.created} recorded, {self.duplicates} already known, "
-            f"{self.unmatched} not matched to an enrollment, {self.suppressed} addresses suppressed"
-        )
+        text = (f"{self.read} events read: {self.created} recorded, {self.duplicates} already known, "
+                f"{self.unmatched} not matched to an enrollment, {self.suppressed} addresses suppressed")
         return text + (f", {self.outcomes} of them expansion outcomes" if self.outcomes else "")
 
 
@@ -215,13 +178,8 @@ def parse_events(path: Path) -> list[MailEvent | OutcomeEvent]:
     return events
 
 
-def ingest(
-    factory: sessionmaker[Session],
-    events: Sequence[MailEvent | OutcomeEvent],
-    clock: Callable[[], datetime],
-    *,
-    source: str,
-) -> IngestReport:
+def ingest(factory: sessionmaker[Session], events: Sequence[MailEvent | OutcomeEvent], clock: Callable[[], datetime], *,
+           source: str) -> IngestReport:
     report = IngestReport()
     with db.transaction(factory) as session:
         for event in events:

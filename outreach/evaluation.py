@@ -47,16 +47,8 @@ EVAL_FILE = "eval.yaml"
 REGRESSION_EXIT_CODE = 3
 
 CheckName = Literal[
-    "grounded_numbers",
-    "catalog_facts",
-    "policy",
-    "banned_phrases",
-    "length",
-    "mentions_friction",
-    "names_offer",
-    "cta_present",
-    "reading_grade",
-    "judge",
+    "grounded_numbers", "catalog_facts", "policy", "banned_phrases", "length", "mentions_friction",
+    "names_offer", "cta_present", "reading_grade", "judge",
 ]
 CHECKS: dict[CheckName, str] = {
     "grounded_numbers": "Every number appears in the facts",
@@ -71,27 +63,16 @@ CHECKS: dict[CheckName, str] = {
     "judge": "LLM judge rubric score at or above the pass mark",
 }
 REQUIRED: tuple[CheckName, ...] = (
-    "grounded_numbers",
-    "catalog_facts",
-    "policy",
-    "banned_phrases",
-    "length",
-    "mentions_friction",
-    "names_offer",
-    "cta_present",
+    "grounded_numbers", "catalog_facts", "policy", "banned_phrases", "length", "mentions_friction",
+    "names_offer", "cta_present",
 )
 _ISSUE_CHECK: dict[str, CheckName] = {
     "number": "grounded_numbers",
-    "catalog_name": "catalog_facts",
-    "price": "catalog_facts",
-    "offer_id": "catalog_facts",
+    "catalog_name": "catalog_facts", "price": "catalog_facts", "offer_id": "catalog_facts",
     "friction_id": "catalog_facts",
-    "url": "policy",
-    "discount": "policy",
-    "other_account": "policy",
+    "url": "policy", "discount": "policy", "other_account": "policy",
     "banned_phrase": "banned_phrases",
-    "length": "length",
-    "empty": "length",
+    "length": "length", "empty": "length",
 }
 
 
@@ -112,9 +93,7 @@ class Expected(_Strict):
 class ReferenceEmail(_Strict):
     subject: str
     body: str
-    source: str = Field(
-        default="", description="Who wrote it (an SDR-approved email, the offline drafter, …)."
-    )
+    source: str = Field(default="", description="Who wrote it (an SDR-approved email, the offline drafter, …).")
 
 
 class EvalCase(_Strict):
@@ -144,9 +123,7 @@ class EvalManifest(_Strict):
     name: str
     description: str = ""
     catalog: str = "catalog.yaml"
-    drafting_config: str | None = Field(
-        default=None, description="drafting.yaml overriding the default policy."
-    )
+    drafting_config: str | None = Field(default=None, description="drafting.yaml overriding the default policy.")
     cases: str = "cases"
     max_reading_grade: float = Field(default=10, gt=0)
     other_accounts: list[OtherAccount] = Field(default_factory=list)
@@ -163,10 +140,8 @@ class EvalSet(BaseModel):
 
     @property
     def other_accounts(self) -> list[Account]:
-        return [
-            Account(account_id=a.account_id, name=a.name, plan=self.catalog.plans[0].id, domain=a.domain)
-            for a in self.manifest.other_accounts
-        ]
+        return [Account(account_id=a.account_id, name=a.name, plan=self.catalog.plans[0].id, domain=a.domain)
+                for a in self.manifest.other_accounts]
 
     def case(self, case_id: str) -> EvalCase:
         for case in self.cases:
@@ -179,10 +154,8 @@ def load_eval_set(root: Path) -> EvalSet:
     """Read an evaluation set directory; a bad case names its file and field."""
     manifest_path = root / EVAL_FILE
     if not manifest_path.exists():
-        raise ConfigError(
-            f"{root} is not an evaluation set (no {EVAL_FILE})",
-            hint="see docs/prompt-tuning.md; the shipped set is fixtures/eval",
-        )
+        raise ConfigError(f"{root} is not an evaluation set (no {EVAL_FILE})",
+                          hint="see docs/prompt-tuning.md; the shipped set is fixtures/eval")
     manifest = load_yaml_model(EvalManifest, manifest_path)
     catalog = load_catalog(root / manifest.catalog)
     config = load_drafting_config(root / manifest.drafting_config if manifest.drafting_config else None)
@@ -243,9 +216,7 @@ def reading_grade(text: str) -> float:
 def _mentions_friction(draft: Draft, facts: DraftFacts) -> CheckResult:
     primary = facts.primary
     text = f"{draft.subject}\n{draft.body}"
-    figures = {
-        float(v) for v in primary.figures.values() if isinstance(v, int | float) and not isinstance(v, bool)
-    }
+    figures = {float(v) for v in primary.figures.values() if isinstance(v, int | float) and not isinstance(v, bool)}
     quoted = {value for value, _ in numbers_in(text)} & figures
     if quoted:
         return CheckResult(passed=True, detail=f"quotes {', '.join(f'{v:g}' for v in sorted(quoted))}")
@@ -281,20 +252,16 @@ def score_draft(
     right_id = draft.offer_id == case.expected.offer_id
     results["names_offer"] = CheckResult(
         passed=named and right_id,
-        detail=""
-        if named and right_id
-        else (f"does not name '{case.expected.offer_name}'" if not named else f"offer_id '{draft.offer_id}'"),
+        detail="" if named and right_id else
+        (f"does not name '{case.expected.offer_name}'" if not named else f"offer_id '{draft.offer_id}'"),
     )
     cta = draft.call_to_action.strip()
     in_body = bool(cta) and " ".join(cta.split()) in " ".join(draft.body.split())
     results["cta_present"] = CheckResult(
-        passed=in_body,
-        detail="" if in_body else ("no call to action" if not cta else "call to action not in body"),
+        passed=in_body, detail="" if in_body else ("no call to action" if not cta else "call to action not in body")
     )
     grade = reading_grade(draft.body)
-    results["reading_grade"] = CheckResult(
-        passed=grade <= max_grade, detail=f"grade {grade:g} (limit {max_grade:g})"
-    )
+    results["reading_grade"] = CheckResult(passed=grade <= max_grade, detail=f"grade {grade:g} (limit {max_grade:g})")
     return results, issues
 
 
@@ -344,9 +311,7 @@ class LLMJudge:
 
     def messages(self, case: EvalCase, draft: Draft) -> list[dict[str, str]]:
         facts = case.facts
-        frictions = "\n".join(
-            f"- {f.statement}" + (" (primary)" if f.primary else "") for f in facts.frictions
-        )
+        frictions = "\n".join(f"- {f.statement}" + (" (primary)" if f.primary else "") for f in facts.frictions)
         offer = facts.offer
         user = (
             f"<facts>\nAccount: {facts.account.name}\nFrictions:\n{frictions}\n"
@@ -381,9 +346,7 @@ class CaseResult(BaseModel):
     checks: dict[CheckName, CheckResult] = Field(default_factory=dict)
     issues: list[Issue] = Field(default_factory=list)
     verdict: Verdict | None = None
-    reference_similarity: float | None = Field(
-        default=None, description="0–100 token-set similarity to the reference."
-    )
+    reference_similarity: float | None = Field(default=None, description="0–100 token-set similarity to the reference.")
     cached: bool = False
     usage: TokenUsage = Field(default_factory=TokenUsage)
 
@@ -465,10 +428,8 @@ class EvalCache:
         path = self.directory / key[:2] / f"{key}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_suffix(".tmp")
-        temp.write_text(
-            json.dumps({"draft": draft.model_dump(mode="json"), "usage": usage.model_dump(mode="json")}),
-            encoding="utf-8",
-        )
+        temp.write_text(json.dumps({"draft": draft.model_dump(mode="json"), "usage": usage.model_dump(mode="json")}),
+                        encoding="utf-8")
         temp.replace(path)
 
 
@@ -516,52 +477,28 @@ async def _evaluate(
             verdict = None
             if draft is not None and judge is not None:
                 verdict = await judge.judge(case, draft)
-        result = CaseResult(
-            variant=variant_label(template),
-            case_id=case.id,
-            draft=draft,
-            error=error,
-            cached=cached,
-            usage=usage,
-            verdict=verdict,
-        )
+        result = CaseResult(variant=variant_label(template), case_id=case.id, draft=draft, error=error,
+                            cached=cached, usage=usage, verdict=verdict)
         if draft is None:
-            result.checks = {
-                name: CheckResult(passed=False, detail=error or "no draft")
-                for name in CHECKS
-                if name != "judge" or judge is not None
-            }
+            result.checks = {name: CheckResult(passed=False, detail=error or "no draft")
+                             for name in CHECKS if name != "judge" or judge is not None}
             return result
-        result.checks, result.issues = score_draft(
-            draft,
-            case,
-            eval_set.catalog,
-            policy,
-            other_accounts=others,
-            max_grade=eval_set.manifest.max_reading_grade,
-        )
+        result.checks, result.issues = score_draft(draft, case, eval_set.catalog, policy, other_accounts=others,
+                                                   max_grade=eval_set.manifest.max_reading_grade)
         if verdict is not None and judge is not None:
-            result.checks["judge"] = CheckResult(
-                passed=verdict.score >= judge.pass_mark, detail=f"{verdict.score}/5: {verdict.reasons}"
-            )
+            result.checks["judge"] = CheckResult(passed=verdict.score >= judge.pass_mark,
+                                                 detail=f"{verdict.score}/5: {verdict.reasons}")
         if case.reference is not None:
-            result.reference_similarity = round(
-                float(
-                    fuzz.token_set_ratio(
-                        f"{case.reference.subject} {case.reference.body}", f"{draft.subject} {draft.body}"
-                    )
-                ),
-                1,
-            )
+            result.reference_similarity = round(float(fuzz.token_set_ratio(
+                f"{case.reference.subject} {case.reference.body}", f"{draft.subject} {draft.body}")), 1)
         return result
 
     work = [one(t, c) for t in variants for c in eval_set.cases if applies(t, c)]
     return list(await asyncio.gather(*work))
 
 
-def _summaries(
-    variants: Sequence[PromptTemplate], results: Sequence[CaseResult], judge: Judge | None
-) -> list[VariantSummary]:
+def _summaries(variants: Sequence[PromptTemplate], results: Sequence[CaseResult],
+               judge: Judge | None) -> list[VariantSummary]:
     summaries = []
     names = [n for n in CHECKS if n != "judge" or judge is not None]
     for template in variants:
@@ -573,29 +510,18 @@ def _summaries(
         every = sum(1 for r in mine if all(r.passed(c) for c in REQUIRED)) / len(mine) if mine else 0.0
         words = [len(r.draft.body.split()) for r in mine if r.draft]
         grades = [reading_grade(r.draft.body) for r in mine if r.draft]
-        summaries.append(
-            VariantSummary(
-                variant=label,
-                template=template.name,
-                version=template.version,
-                sha256=template.sha256,
-                cases=len(mine),
-                pass_rates=rates,
-                all_required=every,
-                mean_words=round(sum(words) / len(words), 1) if words else None,
-                mean_grade=round(sum(grades) / len(grades), 1) if grades else None,
-                cached=sum(1 for r in mine if r.cached),
-                usage=total(r.usage for r in mine),
-            )
-        )
+        summaries.append(VariantSummary(
+            variant=label, template=template.name, version=template.version, sha256=template.sha256,
+            cases=len(mine), pass_rates=rates, all_required=every,
+            mean_words=round(sum(words) / len(words), 1) if words else None,
+            mean_grade=round(sum(grades) / len(grades), 1) if grades else None,
+            cached=sum(1 for r in mine if r.cached), usage=total(r.usage for r in mine),
+        ))
     return summaries
 
 
 def find_regressions(
-    variants: Sequence[str],
-    results: Sequence[CaseResult],
-    *,
-    tolerance: float = 0.0,
+    variants: Sequence[str], results: Sequence[CaseResult], *, tolerance: float = 0.0,
     checks: Sequence[CheckName] = REQUIRED,
 ) -> list[Regression]:
     """Each later variant against the first, on the cases both ran: a required check passing on a smaller
@@ -614,16 +540,10 @@ def find_regressions(
             var_pass = [c for c in shared if by_key[(variant, c)].passed(check)]
             base_rate, var_rate = len(base_pass) / len(shared), len(var_pass) / len(shared)
             if var_rate < base_rate - tolerance:
-                found.append(
-                    Regression(
-                        variant=variant,
-                        baseline=baseline,
-                        check=check,
-                        baseline_rate=base_rate,
-                        rate=var_rate,
-                        cases=[c for c in base_pass if c not in set(var_pass)],
-                    )
-                )
+                found.append(Regression(
+                    variant=variant, baseline=baseline, check=check, baseline_rate=base_rate, rate=var_rate,
+                    cases=[c for c in base_pass if c not in set(var_pass)],
+                ))
     return found
 
 
@@ -640,14 +560,10 @@ def run_eval(
 ) -> EvalReport:
     """Draft every applicable case with each variant, score the drafts, and compare variants to the first."""
     if not variants:
-        raise OutreachError(
-            "name at least one prompt to evaluate", hint="--prompt upsell@1 --prompt upsell@2"
-        )
+        raise OutreachError("name at least one prompt to evaluate", hint="--prompt upsell@1 --prompt upsell@2")
     labels = [variant_label(t) for t in variants]
     hashes = [t.sha256 for t in variants]
-    duplicates = sorted(
-        {label for label, digest in zip(labels, hashes, strict=True) if hashes.count(digest) > 1}
-    )
+    duplicates = sorted({label for label, digest in zip(labels, hashes, strict=True) if hashes.count(digest) > 1})
     if duplicates:
         raise OutreachError(
             f"{duplicates[0]} is given twice (the same template content)",
@@ -666,16 +582,10 @@ def run_eval(
         with ThreadPoolExecutor(max_workers=1) as pool:
             results = pool.submit(asyncio.run, work).result()
     return EvalReport(
-        set_name=eval_set.manifest.name,
-        set_root=str(eval_set.root),
-        provider=provider.name,
-        model=provider.model,
-        judge=judge.name if judge else None,
-        generated_at=now or datetime.now(UTC).replace(microsecond=0),
+        set_name=eval_set.manifest.name, set_root=str(eval_set.root), provider=provider.name, model=provider.model,
+        judge=judge.name if judge else None, generated_at=now or datetime.now(UTC).replace(microsecond=0),
         checks={n: d for n, d in CHECKS.items() if n != "judge" or judge is not None},
-        required=list(REQUIRED),
-        variants=_summaries(variants, results, judge),
-        results=results,
+        required=list(REQUIRED), variants=_summaries(variants, results, judge), results=results,
         cases=[c for c in eval_set.cases if any(applies(t, c) for t in variants)],
         regressions=find_regressions(labels, results, tolerance=tolerance),
     )
@@ -683,13 +593,8 @@ def run_eval(
 
 def write_html_report(report: EvalReport, path: Path) -> Path:
     """A static, self-contained HTML page: per-check pass rates, then each case with the variants side by side."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(REPORT_TEMPLATES)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(REPORT_TEMPLATES)), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     html = env.get_template(REPORT_TEMPLATE).render(report=report, pct=lambda v: f"{v:.0%}")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")

@@ -69,11 +69,8 @@ class TrafficRouter:
     def __init__(self, registry: Registry, label: str = DEFAULT_LABEL) -> None:
         self.registry = registry
         self.label = label
-        self._splits = {
-            name: split
-            for name in registry.data.templates
-            if (split := registry.split(name, label)) is not None
-        }
+        self._splits = {name: split for name in registry.data.templates
+                        if (split := registry.split(name, label)) is not None}
         self._loaded: dict[tuple[str, str], PromptTemplate] = {}
 
     @classmethod
@@ -143,11 +140,8 @@ def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float] 
 def rate(successes: int, trials: int, min_sample: int) -> Rate:
     interval = wilson(successes, trials)
     return Rate(
-        successes=successes,
-        trials=trials,
-        value=successes / trials if trials else None,
-        low=interval[0] if interval else None,
-        high=interval[1] if interval else None,
+        successes=successes, trials=trials, value=successes / trials if trials else None,
+        low=interval[0] if interval else None, high=interval[1] if interval else None,
         enough=trials >= min_sample,
     )
 
@@ -157,9 +151,7 @@ class VersionStats(BaseModel):
 
     template: str
     version: str
-    hashes: list[str] = Field(
-        description="Template file hashes seen for this version (more than one is a red flag)."
-    )
+    hashes: list[str] = Field(description="Template file hashes seen for this version (more than one is a red flag).")
     arm_weight: int | None = None
     drafts: int
     pending: int
@@ -212,13 +204,8 @@ def version_stats(
     model-written version)."""
     with factory() as session:
         first = (
-            select(
-                DraftVersionRow.draft_id,
-                DraftVersionRow.template_version,
-                DraftVersionRow.template_hash,
-                DraftRow.status,
-                DraftRow.reject_reason,
-            )
+            select(DraftVersionRow.draft_id, DraftVersionRow.template_version, DraftVersionRow.template_hash,
+                   DraftRow.status, DraftRow.reject_reason)
             .join(DraftRow, DraftRow.id == DraftVersionRow.draft_id)
             .where(DraftVersionRow.template_name == name, DraftVersionRow.number == 1)
         )
@@ -239,11 +226,7 @@ def version_stats(
     grouped: dict[str, list[tuple[int, str | None, str, str | None]]] = defaultdict(list)
     for draft_id, version, digest, status, reason in drafts:
         grouped[str(version)].append((int(draft_id), digest, str(status), reason))
-    wanted = (
-        list(versions)
-        if versions is not None
-        else sorted(grouped, key=lambda v: (not v.isdigit(), v.zfill(8)))
-    )
+    wanted = list(versions) if versions is not None else sorted(grouped, key=lambda v: (not v.isdigit(), v.zfill(8)))
     stats = []
     for version in wanted:
         rows = grouped.get(version, [])
@@ -254,31 +237,21 @@ def version_stats(
         sent_ids = {d for d, _, status, _ in rows if status == "sent"}
         distances = [last_edit.get(d, 0) for d in approved_ids]
         edited = sum(1 for d in approved_ids if d in last_edit)
-        stats.append(
-            VersionStats(
-                template=name,
-                version=version,
-                hashes=sorted({digest for _, digest, _, _ in rows if digest}),
-                arm_weight=split.weights.get(version) if split else None,
-                drafts=len(rows),
-                pending=statuses["pending_review"],
-                approved=approved,
-                rejected=rejected,
-                expired=statuses["expired"],
-                sent=len(sent_ids),
-                approval=rate(approved, approved + rejected, min_sample),
-                edited_share=rate(edited, approved, min_sample),
-                mean_edit_distance=sum(distances) / len(distances) if distances else None,
-                rejection_reasons=dict(
-                    Counter(
-                        reason or "unspecified" for _, _, s, reason in rows if s == "rejected"
-                    ).most_common()
-                ),
-                send=rate(len(sent_ids), len(rows), min_sample),
-                reply=rate(len(sent_ids & replies), len(sent_ids), min_sample),
-                conversion=rate(len(sent_ids & conversions), len(sent_ids), min_sample),
-            )
-        )
+        stats.append(VersionStats(
+            template=name, version=version,
+            hashes=sorted({digest for _, digest, _, _ in rows if digest}),
+            arm_weight=split.weights.get(version) if split else None,
+            drafts=len(rows), pending=statuses["pending_review"], approved=approved, rejected=rejected,
+            expired=statuses["expired"], sent=len(sent_ids),
+            approval=rate(approved, approved + rejected, min_sample),
+            edited_share=rate(edited, approved, min_sample),
+            mean_edit_distance=sum(distances) / len(distances) if distances else None,
+            rejection_reasons=dict(Counter(reason or "unspecified" for _, _, s, reason in rows if s == "rejected")
+                                   .most_common()),
+            send=rate(len(sent_ids), len(rows), min_sample),
+            reply=rate(len(sent_ids & replies), len(sent_ids), min_sample),
+            conversion=rate(len(sent_ids & conversions), len(sent_ids), min_sample),
+        ))
     return stats, "queue+replies"
 
 
@@ -293,21 +266,10 @@ def experiment_report(
     """The A/B view of one template: its split on ``label`` (if any), each arm's results, the control size."""
     split = registry.split(name, label) if name in registry.data.templates else None
     versions = sorted(split.weights, key=int) if split else None
-    arms, source = version_stats(
-        factory,
-        name,
-        versions=versions,
-        min_sample=split.min_sample if split else DEFAULT_MIN_SAMPLE,
-        split=split,
-    )
+    arms, source = version_stats(factory, name, versions=versions,
+                                 min_sample=split.min_sample if split else DEFAULT_MIN_SAMPLE, split=split)
     control = None
     if split is not None and accounts:
         control = sum(1 for account in accounts if assign(split, account.account_id) == CONTROL)
-    return ExperimentReport(
-        template=name,
-        label=label if split else None,
-        split=split,
-        control_accounts=control,
-        arms=arms,
-        outcome_source=source,
-    )
+    return ExperimentReport(template=name, label=label if split else None, split=split, control_accounts=control,
+                            arms=arms, outcome_source=source)

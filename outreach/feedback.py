@@ -45,13 +45,9 @@ class VersionFeedback(BaseModel):
     edited: int = Field(description="Drafts with at least one SDR edit.")
     rejection_reasons: list[PhraseCount]
     rejection_notes: list[str] = Field(description="Most recent free-text rejection notes (up to 5).")
-    deleted: list[PhraseCount] = Field(
-        description="Phrases reps deleted from the model's text, most often first."
-    )
+    deleted: list[PhraseCount] = Field(description="Phrases reps deleted from the model's text, most often first.")
     added: list[PhraseCount] = Field(description="Phrases reps added, most often first.")
-    median_length_change_words: float | None = Field(
-        description="Edited body words minus the model's, median."
-    )
+    median_length_change_words: float | None = Field(description="Edited body words minus the model's, median.")
     mean_edit_distance: float | None
 
 
@@ -85,9 +81,8 @@ def phrase_changes(before: str, after: str) -> tuple[list[str], list[str]]:
     a, b = _words(before), _words(after)
     deleted: list[str] = []
     added: list[str] = []
-    matcher = difflib.SequenceMatcher(
-        a=[_EDGE.sub("", w.lower()) for w in a], b=[_EDGE.sub("", w.lower()) for w in b], autojunk=False
-    )
+    matcher = difflib.SequenceMatcher(a=[_EDGE.sub("", w.lower()) for w in a],
+                                      b=[_EDGE.sub("", w.lower()) for w in b], autojunk=False)
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op in ("delete", "replace") and (phrase := _phrase(a[i1:i2])):
             deleted.append(phrase)
@@ -97,24 +92,15 @@ def phrase_changes(before: str, after: str) -> tuple[list[str], list[str]]:
 
 
 def _top(counter: Counter[str], limit: int) -> list[PhraseCount]:
-    return [
-        PhraseCount(phrase=p, count=c)
-        for p, c in sorted(counter.items(), key=lambda i: (-i[1], i[0]))[:limit]
-    ]
+    return [PhraseCount(phrase=p, count=c) for p, c in sorted(counter.items(), key=lambda i: (-i[1], i[0]))[:limit]]
 
 
 def template_feedback(factory: sessionmaker[Session], name: str, *, top: int = 10) -> list[VersionFeedback]:
     """Per version of ``name`` (attributed by each draft's first version), what reviewers changed."""
     with factory() as session:
         drafts = session.execute(
-            select(
-                DraftRow.id,
-                DraftRow.status,
-                DraftRow.reject_reason,
-                DraftRow.reject_text,
-                DraftRow.updated_at,
-                DraftVersionRow.template_version,
-            )
+            select(DraftRow.id, DraftRow.status, DraftRow.reject_reason, DraftRow.reject_text, DraftRow.updated_at,
+                   DraftVersionRow.template_version)
             .join(DraftVersionRow, DraftVersionRow.draft_id == DraftRow.id)
             .where(DraftVersionRow.template_name == name, DraftVersionRow.number == 1)
             .order_by(DraftRow.id)
@@ -123,8 +109,7 @@ def template_feedback(factory: sessionmaker[Session], name: str, *, top: int = 1
         versions: dict[int, list[DraftVersionRow]] = defaultdict(list)
         if ids:
             for row in session.scalars(
-                select(DraftVersionRow)
-                .where(DraftVersionRow.draft_id.in_(ids))
+                select(DraftVersionRow).where(DraftVersionRow.draft_id.in_(ids))
                 .order_by(DraftVersionRow.draft_id, DraftVersionRow.number)
             ):
                 versions[row.draft_id].append(row)
@@ -135,9 +120,7 @@ def template_feedback(factory: sessionmaker[Session], name: str, *, top: int = 1
     result = []
     for version in sorted(by_version, key=lambda v: (not v.isdigit(), v.zfill(8))):
         rows = by_version[version]
-        reasons: Counter[str] = Counter(
-            reason or "unspecified" for _, status, reason, _ in rows if status == "rejected"
-        )
+        reasons: Counter[str] = Counter(reason or "unspecified" for _, status, reason, _ in rows if status == "rejected")
         notes = [note for _, status, _, note in reversed(rows) if status == "rejected" and note][:5]
         deleted: Counter[str] = Counter()
         added: Counter[str] = Counter()
@@ -150,66 +133,35 @@ def template_feedback(factory: sessionmaker[Session], name: str, *, top: int = 1
             if final_edit is None:
                 continue
             edited += 1
-            model = next(
-                (v for v in reversed(texts) if v.source != "edit" and v.number < final_edit.number), texts[0]
-            )
-            gone, new = phrase_changes(
-                f"{model.subject}\n{model.body}", f"{final_edit.subject}\n{final_edit.body}"
-            )
+            model = next((v for v in reversed(texts) if v.source != "edit" and v.number < final_edit.number), texts[0])
+            gone, new = phrase_changes(f"{model.subject}\n{model.body}", f"{final_edit.subject}\n{final_edit.body}")
             deleted.update(set(gone))  # a phrase counts once per draft: "how many drafts lost it"
             added.update(set(new))
             length_changes.append(len(_words(final_edit.body)) - len(_words(model.body)))
             distances.append(int(final_edit.edit_distance or 0))
         approved = sum(1 for _, status, _, _ in rows if status in APPROVED_STATUSES)
         rejected = sum(1 for _, status, _, _ in rows if status == "rejected")
-        result.append(
-            VersionFeedback(
-                template=name,
-                version=version,
-                drafts=len(rows),
-                decided=approved + rejected,
-                approved=approved,
-                rejected=rejected,
-                edited=edited,
-                rejection_reasons=_top(reasons, top),
-                rejection_notes=notes,
-                deleted=_top(deleted, top),
-                added=_top(added, top),
-                median_length_change_words=float(median(length_changes)) if length_changes else None,
-                mean_edit_distance=round(sum(distances) / len(distances), 1) if distances else None,
-            )
-        )
+        result.append(VersionFeedback(
+            template=name, version=version, drafts=len(rows), decided=approved + rejected, approved=approved,
+            rejected=rejected, edited=edited, rejection_reasons=_top(reasons, top), rejection_notes=notes,
+            deleted=_top(deleted, top), added=_top(added, top),
+            median_length_change_words=float(median(length_changes)) if length_changes else None,
+            mean_edit_distance=round(sum(distances) / len(distances), 1) if distances else None,
+        ))
     return result
 
 
 def auto_approval(
-    factory: sessionmaker[Session],
-    name: str,
-    version: str,
-    policy: AutoApprovePolicy,
-    *,
-    kind: str = "followup",
+    factory: sessionmaker[Session], name: str, version: str, policy: AutoApprovePolicy, *, kind: str = "followup"
 ) -> AutoApproval:
     """Whether drafts of ``name`` v``version`` may skip review, judged on its ``policy.window`` most recent
     decided drafts: at least ``min_approvals`` approvals, mean edit distance of approved drafts below the
     threshold, and a rejection rate no higher than ``max_rejection_rate``. Follow-ups only; off by default."""
 
-    def verdict(
-        eligible: bool,
-        reason: str,
-        approvals: int = 0,
-        rejection_rate: float | None = None,
-        mean_distance: float | None = None,
-    ) -> AutoApproval:
-        return AutoApproval(
-            template=name,
-            version=version,
-            eligible=eligible,
-            reason=reason,
-            approvals=approvals,
-            rejection_rate=rejection_rate,
-            mean_edit_distance=mean_distance,
-        )
+    def verdict(eligible: bool, reason: str, approvals: int = 0, rejection_rate: float | None = None,
+                mean_distance: float | None = None) -> AutoApproval:
+        return AutoApproval(template=name, version=version, eligible=eligible, reason=reason, approvals=approvals,
+                            rejection_rate=rejection_rate, mean_edit_distance=mean_distance)
 
     if not policy.enabled:
         return verdict(False, "auto-approval is off (auto_approve.enabled in prompts/registry.yaml)")
@@ -219,12 +171,9 @@ def auto_approval(
         rows = session.execute(
             select(DraftRow.id, DraftRow.status)
             .join(DraftVersionRow, DraftVersionRow.draft_id == DraftRow.id)
-            .where(
-                DraftVersionRow.template_name == name,
-                DraftVersionRow.template_version == version,
-                DraftVersionRow.number == 1,
-                DraftRow.status.in_((*APPROVED_STATUSES, "rejected")),
-            )
+            .where(DraftVersionRow.template_name == name, DraftVersionRow.template_version == version,
+                   DraftVersionRow.number == 1,
+                   DraftRow.status.in_((*APPROVED_STATUSES, "rejected")))
             .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc())
             .limit(policy.window)
         ).all()
@@ -241,36 +190,15 @@ def auto_approval(
     rejection_rate = (len(rows) - approvals) / len(rows) if rows else None
     mean_distance = sum(distances.get(i, 0) for i in approved_ids) / approvals if approvals else None
     if approvals < policy.min_approvals:
-        return verdict(
-            False,
-            f"{approvals} approvals of {policy.min_approvals} needed",
-            approvals,
-            rejection_rate,
-            mean_distance,
-        )
+        return verdict(False, f"{approvals} approvals of {policy.min_approvals} needed", approvals, rejection_rate,
+                       mean_distance)
     assert rejection_rate is not None and mean_distance is not None
     if rejection_rate > policy.max_rejection_rate:
-        return verdict(
-            False,
-            f"rejection rate {rejection_rate:.0%} is above {policy.max_rejection_rate:.0%} "
-            "(auto-approval lost)",
-            approvals,
-            rejection_rate,
-            mean_distance,
-        )
+        return verdict(False, f"rejection rate {rejection_rate:.0%} is above {policy.max_rejection_rate:.0%} "
+                       "(auto-approval lost)", approvals, rejection_rate, mean_distance)
     if mean_distance >= policy.max_mean_edit_distance:
-        return verdict(
-            False,
-            f"mean edit distance {mean_distance:.1f} is not below {policy.max_mean_edit_distance:g}",
-            approvals,
-            rejection_rate,
-            mean_distance,
-        )
-    return verdict(
-        True,
-        f"{approvals} approvals, mean edit distance {mean_distance:.1f}, rejection rate "
-        f"{rejection_rate:.0%} over the last {len(rows)} decided drafts",
-        approvals,
-        rejection_rate,
-        mean_distance,
-    )
+        return verdict(False, f"mean edit distance {mean_distance:.1f} is not below "
+                       f"{policy.max_mean_edit_distance:g}", approvals, rejection_rate, mean_distance)
+    return verdict(True, f"{approvals} approvals, mean edit distance {mean_distance:.1f}, rejection rate "
+                   f"{rejection_rate:.0%} over the last {len(rows)} decided drafts", approvals, rejection_rate,
+                   mean_distance)

@@ -54,9 +54,7 @@ def estimate_cost(
     if price is None:
         return 0.0
     uncached = max(prompt_tokens - cached_tokens, 0)
-    cost = (
-        uncached * price.input + cached_tokens * price.cached_input + completion_tokens * price.output
-    ) / 1e6
+    cost = (uncached * price.input + cached_tokens * price.cached_input + completion_tokens * price.output) / 1e6
     return round(cost, 9)
 
 

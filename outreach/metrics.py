@@ -60,9 +60,8 @@ class Period:
         return self.start <= day <= self.end
 
 
-def parse_period(
-    value: str | None = None, *, start: date | None = None, end: date | None = None, as_of: date
-) -> Period:
+def parse_period(value: str | None = None, *, start: date | None = None, end: date | None = None,
+                 as_of: date) -> Period:
     """``2026-Q3``, ``2026-09``, ``2026``, or ``--from``/``--to`` (either may be omitted). Default: the
     quarter that contains ``as_of``."""
     if value is not None and (start is not None or end is not None):
@@ -89,10 +88,8 @@ def parse_period(
     if match := re.fullmatch(r"(\d{4})", text):
         year = int(match[1])
         return Period(date(year, 1, 1), date(year, 12, 31), text)
-    raise ConfigError(
-        f"period '{value}' is not a year, month or quarter",
-        hint="use 2026, 2026-09 or 2026-Q3, or --from/--to",
-    )
+    raise ConfigError(f"period '{value}' is not a year, month or quarter",
+                      hint="use 2026, 2026-09 or 2026-Q3, or --from/--to")
 
 
 # ------------------------------------------------------------------------------------------ the figures
@@ -187,75 +184,26 @@ class Report(BaseModel):
 
     def csv_rows(self) -> list[list[str]]:
         """One row per (dimension, value): the funnel; then the retention figures as (metric, value) rows."""
-        header = [
-            "section",
-            "dimension",
-            "key",
-            "triggered",
-            "gated_out",
-            "drafted",
-            "approved",
-            "sent",
-            "replied",
-            "converted",
-            "conversion_rate",
-            "expansion_mrr",
-            "median_days_to_convert",
-        ]
+        header = ["section", "dimension", "key", "triggered", "gated_out", "drafted", "approved", "sent",
+                  "replied", "converted", "conversion_rate", "expansion_mrr", "median_days_to_convert"]
         rows = [header]
         for dimension, funnel in [*self.funnel.items(), ("all", [self.totals])]:
             for row in funnel:
-                rows.append(
-                    [
-                        "funnel",
-                        dimension,
-                        row.key,
-                        str(row.triggered),
-                        str(row.gated_out),
-                        str(row.drafted),
-                        str(row.approved),
-                        str(row.sent),
-                        str(row.replied),
-                        str(row.converted),
-                        _fmt(row.conversion_rate),
-                        _fmt(row.expansion_mrr),
-                        _fmt(row.median_days_to_convert),
-                    ]
-                )
+                rows.append(["funnel", dimension, row.key, str(row.triggered), str(row.gated_out), str(row.drafted),
+                             str(row.approved), str(row.sent), str(row.replied), str(row.converted),
+                             _fmt(row.conversion_rate), _fmt(row.expansion_mrr), _fmt(row.median_days_to_convert)])
         for reason, count in sorted(self.totals.gated_by_reason.items()):
             rows.append(["gated_out", "gate_reason", reason, "", str(count)])
-        rows.append(
-            [
-                "organic",
-                "all",
-                "organic",
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-                str(self.organic.expansions),
-                "",
-                _fmt(self.organic.mrr),
-            ]
-        )
+        rows.append(["organic", "all", "organic", "", "", "", "", "", "", str(self.organic.expansions), "",
+                     _fmt(self.organic.mrr)])
         if self.retention is not None:
             for name in ("start_mrr", "expansion", "contraction", "churn", "nrr", "grr"):
                 rows.append(["retention", name, _fmt(getattr(self.retention, name))])
         for point in self.nrr_series:
             rows.append(["nrr_series", point.month, _fmt(point.nrr), _fmt(point.grr)])
         for revert in self.post_expansion:
-            rows.append(
-                [
-                    "post_expansion",
-                    revert.key,
-                    str(revert.expansions),
-                    str(revert.reverted),
-                    str(revert.pending),
-                    _fmt(revert.rate),
-                ]
-            )
+            rows.append(["post_expansion", revert.key, str(revert.expansions), str(revert.reverted),
+                         str(revert.pending), _fmt(revert.rate)])
         if self.lift is not None:
             rows.append(["lift", "control_rate", _fmt(self.lift.control_rate)])
             rows.append(["lift", "treated_rate", _fmt(self.lift.treated_rate)])
@@ -300,12 +248,8 @@ class Inputs:
 
 
 def _keys(touch: Touch) -> dict[str, str]:
-    return {
-        "motion": touch.motion,
-        "trigger": touch.trigger,
-        "prompt_version": touch.prompt_version,
-        "owner": touch.owner,
-    }
+    return {"motion": touch.motion, "trigger": touch.trigger, "prompt_version": touch.prompt_version,
+            "owner": touch.owner}
 
 
 def compute(inputs: Inputs, period: Period, as_of: date, *, window_days: int = DEFAULT_WINDOW_DAYS) -> Report:
@@ -338,12 +282,7 @@ def compute(inputs: Inputs, period: Period, as_of: date, *, window_days: int = D
         apply(row)
 
     for item in inputs.triggered or []:
-        keys = {
-            "motion": item.motion,
-            "trigger": item.trigger,
-            "prompt_version": NOT_DRAFTED,
-            "owner": item.owner,
-        }
+        keys = {"motion": item.motion, "trigger": item.trigger, "prompt_version": NOT_DRAFTED, "owner": item.owner}
         for target in [*(rows[d].setdefault(k, FunnelRow(key=k)) for d, k in keys.items()), totals]:
             target.triggered += 1
             if item.gate_reasons:
@@ -376,9 +315,8 @@ def compute(inputs: Inputs, period: Period, as_of: date, *, window_days: int = D
             row.median_days_to_convert = statistics.median(lags) if lags else None
     totals.median_days_to_convert = statistics.median(total_days) if total_days else None
     funnel = {d: sorted(by_key.values(), key=lambda r: r.key) for d, by_key in rows.items()}
-    attributed_mrr = sum(
-        o.mrr_delta or 0.0 for won in attributed.values() for o in won if period.contains(o.occurred_on)
-    )
+    attributed_mrr = sum(o.mrr_delta or 0.0 for won in attributed.values() for o in won
+                         if period.contains(o.occurred_on))
 
     retention = None
     series: list[NrrPoint] = []
@@ -386,45 +324,21 @@ def compute(inputs: Inputs, period: Period, as_of: date, *, window_days: int = D
         retention = nrr(inputs.baseline_mrr, outcomes, period)
         for first in _months(min(period.end, as_of), 6):
             last = date(first.year, first.month, calendar.monthrange(first.year, first.month)[1])
-            month = nrr(
-                inputs.baseline_mrr, outcomes, Period(first, min(last, as_of), first.strftime("%Y-%m"))
-            )
+            month = nrr(inputs.baseline_mrr, outcomes, Period(first, min(last, as_of), first.strftime("%Y-%m")))
             series.append(NrrPoint(month=first.strftime("%Y-%m"), nrr=month.nrr, grr=month.grr))
 
     reverts = post_expansion_reverts(outcomes, touch_of, period, as_of)
     return Report(
-        period=period.label,
-        start=period.start,
-        end=period.end,
-        as_of=as_of,
-        window_days=window_days,
-        funnel=funnel,
-        totals=totals,
-        organic=organic,
-        attributed_mrr=attributed_mrr,
-        retention=retention,
-        nrr_series=series,
-        post_expansion=reverts,
-        lift=lift(inputs, visible, outcomes, period),
+        period=period.label, start=period.start, end=period.end, as_of=as_of, window_days=window_days,
+        funnel=funnel, totals=totals, organic=organic, attributed_mrr=attributed_mrr, retention=retention,
+        nrr_series=series, post_expansion=reverts, lift=lift(inputs, visible, outcomes, period),
     )
 
 
 def _unsent(touch: Touch) -> Touch:
-    return Touch(
-        touch.draft_id,
-        touch.account_id,
-        touch.offer_id,
-        touch.offer_kind,
-        touch.motion,
-        touch.trigger,
-        touch.owner,
-        touch.prompt_version,
-        touch.created_on,
-        touch.approved,
-        None,
-        False,
-        touch.enrollment_id,
-    )
+    return Touch(touch.draft_id, touch.account_id, touch.offer_id, touch.offer_kind, touch.motion, touch.trigger,
+                 touch.owner, touch.prompt_version, touch.created_on, touch.approved, None, False,
+                 touch.enrollment_id)
 
 
 def _months(end: date, count: int) -> list[date]:
@@ -474,19 +388,14 @@ def nrr(baseline: dict[str, float], outcomes: Iterable[Outcome], period: Period)
         start_mrr = snapshot()
     start = sum(start_mrr.values())
     return Retention(
-        start_mrr=start,
-        expansion=expansion,
-        contraction=contraction,
-        churn=churn,
-        accounts=len(start_mrr),
+        start_mrr=start, expansion=expansion, contraction=contraction, churn=churn, accounts=len(start_mrr),
         nrr=(start + expansion - contraction - churn) / start if start else None,
         grr=min(1.0, (start - contraction - churn) / start) if start else None,
     )
 
 
-def post_expansion_reverts(
-    outcomes: list[Outcome], touch_of: dict[int, Touch | None], period: Period, as_of: date
-) -> list[Reverts]:
+def post_expansion_reverts(outcomes: list[Outcome], touch_of: dict[int, Touch | None], period: Period,
+                           as_of: date) -> list[Reverts]:
     """Expansions in the period followed, within 90 days, by a contraction, downgrade or churn of the same
     account. Split by motion (the attributed touch's, or the mechanism's for organic ones) and by source.
     ``pending`` counts expansions whose 90 days have not passed by ``as_of`` and that have not reverted yet;
@@ -498,10 +407,8 @@ def post_expansion_reverts(
         touch = touch_of.get(outcome.id)
         motion = touch.motion if touch is not None else MOTION_FOR_TYPE.get(outcome.type, "upsell")
         reverted = any(
-            later.account_id == outcome.account_id
-            and later.kind in ("contraction", "churn")
-            and 0 <= (later.occurred_on - outcome.occurred_on).days <= REVERT_DAYS
-            and later.id != outcome.id
+            later.account_id == outcome.account_id and later.kind in ("contraction", "churn")
+            and 0 <= (later.occurred_on - outcome.occurred_on).days <= REVERT_DAYS and later.id != outcome.id
             and (later.occurred_on, later.id) > (outcome.occurred_on, outcome.id)
             for later in outcomes
         )
@@ -526,11 +433,8 @@ def lift(inputs: Inputs, touches: list[Touch], outcomes: list[Outcome], period: 
     control_rate = _rate(len(inputs.control_accounts & expanded), len(inputs.control_accounts))
     treated_rate = _rate(len(treated & expanded), len(treated))
     return Lift(
-        control_accounts=len(inputs.control_accounts),
-        control_expanded=len(inputs.control_accounts & expanded),
-        treated_accounts=len(treated),
-        treated_expanded=len(treated & expanded),
-        control_rate=control_rate,
+        control_accounts=len(inputs.control_accounts), control_expanded=len(inputs.control_accounts & expanded),
+        treated_accounts=len(treated), treated_expanded=len(treated & expanded), control_rate=control_rate,
         treated_rate=treated_rate,
         lift_pp=None if control_rate is None or treated_rate is None else 100 * (treated_rate - control_rate),
     )
@@ -548,15 +452,11 @@ def load_touches(session: Session) -> list[Touch]:
     versions: dict[int, str] = {}
     for version_draft, name, version in session.execute(
         select(DraftVersionRow.draft_id, DraftVersionRow.template_name, DraftVersionRow.template_version)
-        .where(DraftVersionRow.template_name.is_not(None))
-        .order_by(DraftVersionRow.draft_id, DraftVersionRow.number)
+        .where(DraftVersionRow.template_name.is_not(None)).order_by(DraftVersionRow.draft_id, DraftVersionRow.number)
     ):
         versions.setdefault(version_draft, f"{name}@{version or '?'}")
-    approved = set(
-        session.scalars(
-            select(ReviewActionRow.draft_id).where(ReviewActionRow.action.in_(("approve", "bulk_approve")))
-        )
-    )
+    approved = set(session.scalars(select(ReviewActionRow.draft_id).where(ReviewActionRow.action.in_(
+        ("approve", "bulk_approve")))))
     enrollment_rows = list(session.scalars(select(EnrollmentRow)))
     enrollments = {row.draft_id: row.id for row in enrollment_rows if row.draft_id is not None}
     first_draft = {row.id: row.draft_id for row in enrollment_rows}
@@ -564,23 +464,15 @@ def load_touches(session: Session) -> list[Touch]:
     followups = {row.pending_draft_id for row in enrollment_rows if row.pending_draft_id is not None}
     first_send: dict[int, date] = {}
     for sent_enrollment, sent_draft, sent_at in session.execute(
-        select(OutboxRow.enrollment_id, OutboxRow.draft_id, OutboxRow.sent_at).where(
-            OutboxRow.kind == "email", OutboxRow.state == "sent", OutboxRow.sent_at.is_not(None)
-        )
+        select(OutboxRow.enrollment_id, OutboxRow.draft_id, OutboxRow.sent_at)
+        .where(OutboxRow.kind == "email", OutboxRow.state == "sent", OutboxRow.sent_at.is_not(None))
     ):
         if sent_draft is not None and sent_draft != first_draft.get(sent_enrollment):
             followups.add(sent_draft)
         if sent_at is not None:
-            first_send[-sent_enrollment] = min(
-                first_send.get(-sent_enrollment, sent_at.date()), sent_at.date()
-            )
-    replied = set(
-        session.scalars(
-            select(MailEventRow.enrollment_id).where(
-                MailEventRow.kind == "reply", MailEventRow.enrollment_id.is_not(None)
-            )
-        )
-    )
+            first_send[-sent_enrollment] = min(first_send.get(-sent_enrollment, sent_at.date()), sent_at.date())
+    replied = set(session.scalars(select(MailEventRow.enrollment_id).where(
+        MailEventRow.kind == "reply", MailEventRow.enrollment_id.is_not(None))))
     touches = []
     for draft in session.scalars(select(DraftRow).order_by(DraftRow.id)):
         if draft.id in followups:
@@ -590,31 +482,19 @@ def load_touches(session: Session) -> list[Touch]:
         if sent is None and draft.sent_at is not None:
             sent = draft.sent_at.date()
         offer = draft.offer or {}
-        touches.append(
-            Touch(
-                draft_id=draft.id,
-                account_id=draft.account_id,
-                offer_id=draft.offer_id,
-                offer_kind=offer.get("kind"),
-                motion=str(offer.get("motion") or draft.motion),
-                trigger=draft.trigger,
-                owner=draft.owner_email or "(no owner)",
-                prompt_version=versions.get(draft.id, "(unknown)"),
-                created_on=draft.as_of,
-                approved=draft.id in approved
-                or draft.status in ("approved", "scheduled", "sent")
-                or sent is not None,
-                sent_on=sent,
-                replied=enrollment_id in replied if enrollment_id else False,
-                enrollment_id=enrollment_id,
-            )
-        )
+        touches.append(Touch(
+            draft_id=draft.id, account_id=draft.account_id, offer_id=draft.offer_id,
+            offer_kind=offer.get("kind"), motion=str(offer.get("motion") or draft.motion), trigger=draft.trigger,
+            owner=draft.owner_email or "(no owner)", prompt_version=versions.get(draft.id, "(unknown)"),
+            created_on=draft.as_of,
+            approved=draft.id in approved or draft.status in ("approved", "scheduled", "sent") or sent is not None,
+            sent_on=sent, replied=enrollment_id in replied if enrollment_id else False, enrollment_id=enrollment_id,
+        ))
     return touches
 
 
-def engine_view(
-    data_dir: Path, as_of: date, *, rules_path: Path | None = None, prompts_dir: Path | None = None
-) -> tuple[list[Triggered], dict[str, float], set[str] | None]:
+def engine_view(data_dir: Path, as_of: date, *, rules_path: Path | None = None,
+                prompts_dir: Path | None = None) -> tuple[list[Triggered], dict[str, float], set[str] | None]:
     """Triggered accounts (from ``decide``), baseline MRR (accounts.csv) and the control group, if any."""
     from outreach.data import load_dataset
     from outreach.decisions import decide, rules_for
@@ -622,49 +502,28 @@ def engine_view(
 
     dataset = load_dataset(data_dir)
     router = TrafficRouter.for_directory(prompts_dir)
-    decisions = decide(
-        dataset,
-        rules_for(dataset, rules_path),
-        as_of,
-        held_out=router.held_out if router is not None else None,
-    )
+    decisions = decide(dataset, rules_for(dataset, rules_path), as_of,
+                       held_out=router.held_out if router is not None else None)
     triggered = []
     for decision in decisions:
         if not decision.frictions:
             continue
         primary = decision.primary_friction()
-        motion = (
-            decision.offer.motion if decision.offer is not None else (primary.motion if primary else "upsell")
-        )
+        motion = decision.offer.motion if decision.offer is not None else (primary.motion if primary else "upsell")
         reasons = () if decision.gate.allowed else tuple(sorted({r.rule for r in decision.gate.reasons}))
-        triggered.append(
-            Triggered(
-                decision.account_id,
-                motion,
-                primary.kind if primary else "unknown",
-                decision.account.owner_email or "(no owner)",
-                reasons,
-            )
-        )
+        triggered.append(Triggered(decision.account_id, motion, primary.kind if primary else "unknown",
+                                   decision.account.owner_email or "(no owner)", reasons))
     baseline = {a.account_id: float(a.mrr or 0.0) for a in dataset.accounts}
     control = {a.account_id for a in dataset.accounts if router.held_out(a)} if router is not None else None
     return triggered, baseline, control
 
 
-def gather(
-    session: Session,
-    *,
-    data_dir: Path | None,
-    as_of: date,
-    period: Period,
-    rules_path: Path | None = None,
-    prompts_dir: Path | None = None,
-) -> Inputs:
+def gather(session: Session, *, data_dir: Path | None, as_of: date, period: Period,
+           rules_path: Path | None = None, prompts_dir: Path | None = None) -> Inputs:
     inputs = Inputs(touches=load_touches(session), outcomes=load_outcomes(session))
     if data_dir is not None:
-        triggered, baseline, control = engine_view(
-            data_dir, min(period.end, as_of), rules_path=rules_path, prompts_dir=prompts_dir
-        )
+        triggered, baseline, control = engine_view(data_dir, min(period.end, as_of), rules_path=rules_path,
+                                                   prompts_dir=prompts_dir)
         inputs.triggered, inputs.baseline_mrr, inputs.control_accounts = triggered, baseline, control
     return inputs
 
@@ -674,33 +533,16 @@ class MetricsSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
 
-    attribution_window_days: int = Field(
-        default=DEFAULT_WINDOW_DAYS,
-        ge=0,
-        le=3650,
-        description="Days after a send in which a matching expansion is ours.",
-    )
+    attribution_window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=0, le=3650,
+                                         description="Days after a send in which a matching expansion is ours.")
 
 
-def build_report(
-    factory: sessionmaker[Session],
-    *,
-    period: Period,
-    as_of: date,
-    data_dir: Path | None,
-    window_days: int | None = None,
-    rules_path: Path | None = None,
-    prompts_dir: Path | None = None,
-) -> Report:
+def build_report(factory: sessionmaker[Session], *, period: Period, as_of: date, data_dir: Path | None,
+                 window_days: int | None = None, rules_path: Path | None = None,
+                 prompts_dir: Path | None = None) -> Report:
     """Gather the inputs from the database (and data directory) and compute the report."""
     window = window_days if window_days is not None else MetricsSettings().attribution_window_days
     with factory() as session:
-        inputs = gather(
-            session,
-            data_dir=data_dir,
-            as_of=as_of,
-            period=period,
-            rules_path=rules_path,
-            prompts_dir=prompts_dir,
-        )
+        inputs = gather(session, data_dir=data_dir, as_of=as_of, period=period, rules_path=rules_path,
+                        prompts_dir=prompts_dir)
     return compute(inputs, period, as_of, window_days=window)

@@ -34,32 +34,17 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from outreach import db
 from outreach.storage import Base
 
-OutcomeType = Literal[
-    "expansion", "upgrade", "seat_add", "addon_purchase", "contraction", "downgrade", "churn"
-]
+OutcomeType = Literal["expansion", "upgrade", "seat_add", "addon_purchase", "contraction", "downgrade", "churn"]
 OutcomeKind = Literal["expansion", "contraction", "churn"]
-OUTCOME_TYPES: tuple[str, ...] = (
-    "expansion",
-    "upgrade",
-    "seat_add",
-    "addon_purchase",
-    "contraction",
-    "downgrade",
-    "churn",
-)
+OUTCOME_TYPES: tuple[str, ...] = ("expansion", "upgrade", "seat_add", "addon_purchase", "contraction", "downgrade",
+                                  "churn")
 KIND_OF: dict[str, OutcomeKind] = {
-    "upgrade": "expansion",
-    "seat_add": "expansion",
-    "addon_purchase": "expansion",
-    "contraction": "contraction",
-    "downgrade": "contraction",
-    "churn": "churn",
+    "upgrade": "expansion", "seat_add": "expansion", "addon_purchase": "expansion",
+    "contraction": "contraction", "downgrade": "contraction", "churn": "churn",
 }
 # Which offer kinds (outreach.offers.Offer.kind) an expansion mechanism can be the purchase of.
 OFFER_KINDS_FOR: dict[str, tuple[str, ...]] = {
-    "upgrade": ("plan",),
-    "seat_add": ("seat_pack",),
-    "addon_purchase": ("addon", "bundle"),
+    "upgrade": ("plan",), "seat_add": ("seat_pack",), "addon_purchase": ("addon", "bundle"),
 }
 # The motion an organic expansion counts under (no offer of ours to read it from).
 MOTION_FOR_TYPE: dict[str, str] = {"upgrade": "upsell", "seat_add": "upsell", "addon_purchase": "cross_sell"}
@@ -97,9 +82,7 @@ class OutcomeEvent(BaseModel):
     kind: OutcomeType
     account_id: str = Field(min_length=1, max_length=200)
     occurred_at: date = Field(description="The date the change took effect (a timestamp's date is used).")
-    offer_id: str | None = Field(
-        default=None, max_length=200, description="The catalog id bought or dropped."
-    )
+    offer_id: str | None = Field(default=None, max_length=200, description="The catalog id bought or dropped.")
     mrr_delta: float | None = Field(default=None, description="MRR change; sign is taken from the kind.")
     external_id: str | None = Field(default=None, max_length=400)
     detail: dict[str, Any] = Field(default_factory=dict)
@@ -160,20 +143,11 @@ def record_outcome(session: Session, event: OutcomeEvent, now: datetime, *, sour
     if session.scalar(select(OutcomeRow.id).where(OutcomeRow.external_id == key)) is not None:
         return False
     mechanism = event.mechanism
-    session.add(
-        OutcomeRow(
-            external_id=key,
-            kind=KIND_OF[mechanism],
-            type=mechanism,
-            account_id=event.account_id,
-            offer_id=event.offer_id,
-            mrr_delta=event.signed_delta,
-            occurred_on=event.occurred_at,
-            detail=event.detail,
-            source=source,
-            recorded_at=now,
-        )
-    )
+    session.add(OutcomeRow(
+        external_id=key, kind=KIND_OF[mechanism], type=mechanism, account_id=event.account_id,
+        offer_id=event.offer_id, mrr_delta=event.signed_delta, occurred_on=event.occurred_at,
+        detail=event.detail, source=source, recorded_at=now,
+    ))
     session.flush()
     return True
 
@@ -184,13 +158,8 @@ class OutcomeIngestReport(BaseModel):
     duplicates: int = 0
 
 
-def ingest_outcomes(
-    factory: sessionmaker[Session],
-    events: Iterable[OutcomeEvent],
-    clock: Callable[[], datetime],
-    *,
-    source: str,
-) -> OutcomeIngestReport:
+def ingest_outcomes(factory: sessionmaker[Session], events: Iterable[OutcomeEvent],
+                    clock: Callable[[], datetime], *, source: str) -> OutcomeIngestReport:
     report = OutcomeIngestReport()
     with db.transaction(factory) as session:
         for event in events:
@@ -241,9 +210,7 @@ class Touch:
     enrollment_id: int | None = None
 
 
-def attribute(
-    outcome: Outcome, touches: Iterable[Touch], window_days: int = DEFAULT_WINDOW_DAYS
-) -> Touch | None:
+def attribute(outcome: Outcome, touches: Iterable[Touch], window_days: int = DEFAULT_WINDOW_DAYS) -> Touch | None:
     """The touch an expansion is attributed to (see the module docstring), or None when it is organic."""
     if outcome.kind != "expansion":
         return None

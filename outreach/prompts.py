@@ -149,9 +149,7 @@ class DraftFacts(_Frozen):
     greeting_name: str = Field(description="First name to greet, or 'there' when the name is unusable.")
     champion_name: str | None = Field(default=None, description="Untrusted: customer-provided name.")
     tickets: list[TicketExcerpt] = Field(default_factory=list, description="Untrusted: recent tickets.")
-    previous_subject: str | None = Field(
-        default=None, description="Subject of the email a follow-up follows."
-    )
+    previous_subject: str | None = Field(default=None, description="Subject of the email a follow-up follows.")
 
     @property
     def primary(self) -> FrictionFacts:
@@ -177,9 +175,7 @@ class DraftFacts(_Frozen):
         if self.champion_name:
             lines.append(f"champion_name: {self.champion_name}")
         for ticket in self.tickets:
-            lines.append(
-                f"- ticket {ticket.id} ({ticket.created.isoformat()}, {ticket.status}): {ticket.subject}"
-            )
+            lines.append(f"- ticket {ticket.id} ({ticket.created.isoformat()}, {ticket.status}): {ticket.subject}")
             if ticket.excerpt:
                 lines.append(f"  excerpt: {ticket.excerpt}")
         if len(lines) == 1:
@@ -288,11 +284,7 @@ def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> Fr
 
 def _plan_facts(plan: Plan) -> PlanFacts:
     return PlanFacts(
-        id=plan.id,
-        name=plan.name,
-        price_monthly=plan.price_monthly,
-        limits=plan.limits,
-        features=plan.features,
+        id=plan.id, name=plan.name, price_monthly=plan.price_monthly, limits=plan.limits, features=plan.features
     )
 
 
@@ -311,11 +303,7 @@ def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None) -> str:
         metric = str(primary.figures.get("limit") or primary.figures.get("metric"))
     if metric:
         limit = plan.limit(metric)
-        parts.append(
-            f"has no cap on {_label(metric)}"
-            if limit is None
-            else f"raises the {_label(metric)} cap to {limit}"
-        )
+        parts.append(f"has no cap on {_label(metric)}" if limit is None else f"raises the {_label(metric)} cap to {limit}")
     gained = [feature for feature in plan.features if feature not in current.features]
     if primary is not None and primary.kind == "locked_feature":
         feature = str(primary.figures["feature"])
@@ -342,24 +330,13 @@ def _item(catalog: Catalog, item_id: str, current: Plan, primary: Friction | Non
     if item_id in catalog.plan_ids():
         plan = catalog.plan(item_id)
         return OfferItemFacts(
-            id=plan.id,
-            kind="plan",
-            name=plan.name,
-            price_monthly=plan.price_monthly,
+            id=plan.id, kind="plan", name=plan.name, price_monthly=plan.price_monthly,
             outcome=_plan_outcome(plan, current, primary),
         )
     addon = catalog.addon(item_id)
-    outcome = (
-        _strip_period(addon.outcome)
-        if addon.outcome
-        else f"adds {_join([_label(f) for f in addon.features])}"
-    )
+    outcome = _strip_period(addon.outcome) if addon.outcome else f"adds {_join([_label(f) for f in addon.features])}"
     return OfferItemFacts(
-        id=addon.id,
-        kind="addon",
-        name=addon.name,
-        price_monthly=addon.price_monthly,
-        outcome=outcome or addon.name,
+        id=addon.id, kind="addon", name=addon.name, price_monthly=addon.price_monthly, outcome=outcome or addon.name
     )
 
 
@@ -398,15 +375,12 @@ def build_facts(
         seats_added = pack.seats * offer.quantity
         outcome = f"The {offer.name} adds {seats_added} seats, so new people get access without anyone losing theirs"
         if offer.quantity > 1:
-            outcome = (
-                f"{offer.quantity} × {offer.name} add {seats_added} seats, so new people get access "
-                "without anyone losing theirs"
-            )
+            outcome = f"{offer.quantity} × {offer.name} add {seats_added} seats, so new people get access " \
+                      "without anyone losing theirs"
     elif offer.kind == "addon":
         item = _item(catalog, offer.id, current, primary)
         outcome = (
-            f"{item.name} {item.outcome}"
-            if item.outcome[:1].islower()
+            f"{item.name} {item.outcome}" if item.outcome[:1].islower()
             else f"With {item.name}, {_lower_first(item.outcome)}"
         )
     else:
@@ -440,11 +414,8 @@ def build_facts(
         spent += cost
         excerpts.append(
             TicketExcerpt(
-                id=untrusted(ticket.id, 40),
-                created=ticket.created_at.date(),
-                status=ticket.status,
-                subject=subject,
-                excerpt=excerpt,
+                id=untrusted(ticket.id, 40), created=ticket.created_at.date(), status=ticket.status,
+                subject=subject, excerpt=excerpt,
             )
         )
 
@@ -495,59 +466,35 @@ def build_facts(
 
 def example_facts() -> DraftFacts:
     """A small, complete set of facts: used to check templates at load time and in the docs."""
-    plan = PlanFacts(
-        id="team", name="Team", price_monthly=99, limits={"reports": 10, "seats": 10}, features=["dashboards"]
-    )
+    plan = PlanFacts(id="team", name="Team", price_monthly=99, limits={"reports": 10, "seats": 10}, features=["dashboards"])
     business = PlanFacts(
-        id="business",
-        name="Business",
-        price_monthly=299,
-        limits={"reports": None, "seats": 25},
+        id="business", name="Business", price_monthly=299, limits={"reports": None, "seats": 25},
         features=["dashboards", "scheduled_exports"],
     )
     return DraftFacts(
         as_of=date(2026, 11, 20),
         company=CompanyFacts(
-            name="Example Co",
-            product_name="Example",
-            sender_name="Sam Seller",
-            sender_email="sam@example.com",
-            upgrade_url="https://example.com/upgrade",
-            unsubscribe_url="https://example.com/unsubscribe",
+            name="Example Co", product_name="Example", sender_name="Sam Seller", sender_email="sam@example.com",
+            upgrade_url="https://example.com/upgrade", unsubscribe_url="https://example.com/unsubscribe",
             domains=["example.com"],
         ),
-        account=AccountFacts(
-            id="a1", name="Acme", plan=plan, seats_purchased=10, health_band="green", health_score=80
-        ),
+        account=AccountFacts(id="a1", name="Acme", plan=plan, seats_purchased=10, health_band="green", health_score=80),
         offer=OfferFacts(
-            id="business",
-            kind="plan",
-            motion="upsell",
-            name="Business",
-            price_monthly=299,
-            price_after_discount=299,
-            outcome="The Business plan has no cap on reports and includes scheduled exports",
-            plan=business,
+            id="business", kind="plan", motion="upsell", name="Business", price_monthly=299, price_after_discount=299,
+            outcome="The Business plan has no cap on reports and includes scheduled exports", plan=business,
         ),
         frictions=[
             FrictionFacts(
-                id="repeated_limit_hits:reports",
-                kind="repeated_limit_hits",
-                motion="upsell",
-                subject="reports",
+                id="repeated_limit_hits:reports", kind="repeated_limit_hits", motion="upsell", subject="reports",
                 statement="hit the reports limit 3 times in the last 30 days (cap 10)",
                 sentence="Your team hit the reports limit 3 times in the last 30 days (cap 10).",
                 headline="Hitting the reports limit (3 times in 30 days)",
-                figures={"limit": "reports", "hits": 3, "cap": 10},
-                window_days=30,
-                primary=True,
+                figures={"limit": "reports", "hits": 3, "cap": 10}, window_days=30, primary=True,
             )
         ],
         greeting_name="Dana",
         champion_name="Dana Lee",
-        tickets=[
-            TicketExcerpt(id="t1", created=date(2026, 11, 2), status="open", subject="Report limit again")
-        ],
+        tickets=[TicketExcerpt(id="t1", created=date(2026, 11, 2), status="open", subject="Report limit again")],
     )
 
 
@@ -588,18 +535,14 @@ def fact_variables() -> list[FactVariable]:
             annotation = info.annotation
             found.append(
                 FactVariable(
-                    name=dotted,
-                    type=_type_name(annotation),
-                    description=info.description or "",
+                    name=dotted, type=_type_name(annotation), description=info.description or "",
                     untrusted=dotted in _UNTRUSTED_FIELDS,
                 )
             )
             inner = annotation
             args = getattr(annotation, "__args__", ())
             if args:
-                inner = next(
-                    (a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), annotation
-                )
+                inner = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), annotation)
             if depth < 1 and isinstance(inner, type) and issubclass(inner, BaseModel):
                 walk(inner, dotted + ".", depth + 1)
 
@@ -703,16 +646,7 @@ class RenderedPrompt(_Frozen):
 
     def cache_key(self, model: str, extra: str = "") -> str:
         payload = json.dumps(
-            [
-                self.template,
-                self.version,
-                self.sha256,
-                self.system,
-                self.user,
-                model,
-                self.params.model_dump(),
-                extra,
-            ],
+            [self.template, self.version, self.sha256, self.system, self.user, model, self.params.model_dump(), extra],
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -756,30 +690,20 @@ def load_template(path: Path) -> PromptTemplate:
         ast = env.parse(body)
         compiled = env.from_string(body)
     except jinja2.TemplateSyntaxError as error:
-        raise DataError(
-            path, f"template syntax: {error.message}", line=(error.lineno or 0) + offset
-        ) from None
+        raise DataError(path, f"template syntax: {error.message}", line=(error.lineno or 0) + offset) from None
     for block in ("system", "user"):
         if block not in compiled.blocks:
             raise DataError(path, f"missing {{% block {block} %}} (a template has a system and a user block)")
     unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - _ALLOWED_NAMES)
     if unknown:
         name = unknown[0]
-        line = next(
-            (i + offset + 1 for i, text_line in enumerate(body.splitlines()) if name in text_line), None
-        )
+        line = next((i + offset + 1 for i, text_line in enumerate(body.splitlines()) if name in text_line), None)
         raise DataError(
-            path,
-            f"unknown variable '{name}'",
-            line=line,
+            path, f"unknown variable '{name}'", line=line,
             hint="`outreach prompts list --variables` shows the variables a template can use",
         )
     template = PromptTemplate(
-        meta=meta,
-        path=path,
-        sha256=hashlib.sha256(raw).hexdigest(),
-        source=text,
-        body_line=offset + 1,
+        meta=meta, path=path, sha256=hashlib.sha256(raw).hexdigest(), source=text, body_line=offset + 1,
         compiled=compiled,
     )
     sample = template_context(example_facts())
@@ -788,16 +712,13 @@ def load_template(path: Path) -> PromptTemplate:
         _render_block(compiled, "system", static)
     except jinja2.UndefinedError as error:
         raise DataError(
-            path,
-            f"the system block may only use company facts (static prefix for caching): {error.message}",
+            path, f"the system block may only use company facts (static prefix for caching): {error.message}",
             line=_template_line(error, compiled, offset),
         ) from None
     try:
         _render_block(compiled, "user", sample)
     except (jinja2.UndefinedError, jinja2.TemplateError) as error:
-        raise DataError(
-            path, f"template does not render: {error}", line=_template_line(error, compiled, offset)
-        ) from None
+        raise DataError(path, f"template does not render: {error}", line=_template_line(error, compiled, offset)) from None
     return template
 
 
@@ -825,11 +746,8 @@ def load_templates(directory: Path | None = None, *, label: str | None = None) -
             continue
         template = load_template(path)
         if template.name in templates:
-            raise DataError(
-                path,
-                f"template name '{template.name}' is also used by {templates[template.name].path.name}",
-                field="name",
-            )
+            raise DataError(path, f"template name '{template.name}' is also used by {templates[template.name].path.name}",
+                            field="name")
         templates[template.name] = template
     if not templates:
         raise ConfigError(f"no prompt templates (*.j2) in {directory}")
@@ -871,16 +789,10 @@ def render(template: PromptTemplate, facts: DraftFacts) -> RenderedPrompt:
         user = _render_block(template.compiled, "user", context)
     except jinja2.TemplateError as error:
         raise DataError(
-            template.path,
-            f"template does not render: {error}",
-            line=_template_line(error, template.compiled, template.body_line - 1),
+            template.path, f"template does not render: {error}", line=_template_line(error, template.compiled, template.body_line - 1)
         ) from None
     return RenderedPrompt(
-        template=template.name,
-        version=template.version,
-        sha256=template.sha256,
-        system=system,
-        user=user,
+        template=template.name, version=template.version, sha256=template.sha256, system=system, user=user,
         params=template.meta.model,
     )
 

@@ -195,9 +195,7 @@ class QueuePage(BaseModel):
     counts: QueueCounts
     matching: int
     filter: QueueFilter
-    expired_now: list[int] = Field(
-        default_factory=list, description="Drafts this read found gated and expired."
-    )
+    expired_now: list[int] = Field(default_factory=list, description="Drafts this read found gated and expired.")
 
 
 class TextSegment(BaseModel):
@@ -368,18 +366,14 @@ def segment_numbers(text: str, index: Mapping[float, tuple[str, str]]) -> list[T
     return segments
 
 
-def _figure_index(
-    frictions: list[FrictionView], offer: Mapping[str, Any] | None
-) -> dict[float, tuple[str, str]]:
+def _figure_index(frictions: list[FrictionView], offer: Mapping[str, Any] | None) -> dict[float, tuple[str, str]]:
     # Friction figures first: when a number is both a figure and a catalog value, the figure is the source.
     index: dict[float, tuple[str, str]] = {}
     for friction in frictions:
         for name, value in friction.figures.items():
             number = value if isinstance(value, int | float) else _number_value(str(value))
             if number is not None and not isinstance(number, bool):
-                index.setdefault(
-                    float(number), (friction.anchor, f"{friction.friction_id}: {name} = {value}")
-                )
+                index.setdefault(float(number), (friction.anchor, f"{friction.friction_id}: {name} = {value}"))
     if offer:
         price = float(offer.get("price_monthly") or 0)
         discount = float(offer.get("discount_pct") or 0)
@@ -487,21 +481,14 @@ def collect_evidence(dataset: Dataset, decision: Decision) -> dict[str, list[Evi
                         source="ticket",
                         occurred_at=t.created_at,
                         summary=f"Ticket {t.id}: {t.subject} ({t.status}, {t.priority})",
-                        detail={
-                            "subject": t.subject,
-                            "status": t.status,
-                            "priority": t.priority,
-                            "tags": list(t.tags),
-                            "description": t.description[:500],
-                        },
+                        detail={"subject": t.subject, "status": t.status, "priority": t.priority,
+                                "tags": list(t.tags), "description": t.description[:500]},
                     )
                 )
             elif ref in events:
                 items.append(events[ref])
             else:
-                items.append(
-                    EvidenceItem(ref=ref, source="unknown", summary="not found in the data directory")
-                )
+                items.append(EvidenceItem(ref=ref, source="unknown", summary="not found in the data directory"))
         result[friction.id] = items
     return result
 
@@ -519,27 +506,17 @@ def offer_details(catalog: Catalog, offer: Offer) -> dict[str, Any]:
         elif item_id in {a.id for a in catalog.addons}:
             addon = catalog.addon(item_id)
             details["features"] += addon.features
-            details["items"].append(
-                {
-                    "id": addon.id,
-                    "name": addon.name,
-                    "price_monthly": addon.price_monthly,
-                    "outcome": addon.outcome,
-                }
-            )
+            details["items"].append({"id": addon.id, "name": addon.name, "price_monthly": addon.price_monthly,
+                                     "outcome": addon.outcome})
         else:
             for pack in catalog.seat_packs:
                 if pack.id == item_id:
                     details["limits"]["seats"] = pack.seats * offer.quantity
-                    details["items"].append(
-                        {"id": pack.id, "name": pack.name, "price_monthly": pack.price_monthly}
-                    )
+                    details["items"].append({"id": pack.id, "name": pack.name, "price_monthly": pack.price_monthly})
     return details
 
 
-def _friction_rows(
-    frictions: Iterable[Friction], evidence: Mapping[str, list[EvidenceItem]]
-) -> list[FrictionRow]:
+def _friction_rows(frictions: Iterable[Friction], evidence: Mapping[str, list[EvidenceItem]]) -> list[FrictionRow]:
     rows = []
     for position, friction in enumerate(frictions):
         items = evidence.get(friction.id) or [
@@ -574,15 +551,8 @@ def _friction_rows(
 # ------------------------------------------------------------------------------------------------ enqueue
 
 
-def _version_row(
-    number: int,
-    source: VersionSource,
-    draft: DraftInput,
-    now: datetime,
-    *,
-    author: str | None = None,
-    instructions: str | None = None,
-) -> DraftVersionRow:
+def _version_row(number: int, source: VersionSource, draft: DraftInput, now: datetime, *,
+                 author: str | None = None, instructions: str | None = None) -> DraftVersionRow:
     return DraftVersionRow(
         number=number,
         source=source,
@@ -614,14 +584,8 @@ def _upsert_account(session: Session, decision: Decision, now: datetime) -> None
     snapshot = account.model_dump(mode="json")
     if row is None:
         session.add(
-            AccountRow(
-                account_id=account.account_id,
-                name=account.name,
-                plan=account.plan,
-                owner_email=account.owner_email,
-                snapshot=snapshot,
-                updated_at=now,
-            )
+            AccountRow(account_id=account.account_id, name=account.name, plan=account.plan,
+                       owner_email=account.owner_email, snapshot=snapshot, updated_at=now)
         )
     else:
         row.name, row.plan, row.owner_email = account.name, account.plan, account.owner_email
@@ -656,9 +620,7 @@ def enqueue(
     session.flush()
     existing = session.scalar(
         select(DraftRow)
-        .where(
-            DraftRow.account_id == account_id, DraftRow.motion == motion, DraftRow.status.in_(OPEN_STATUSES)
-        )
+        .where(DraftRow.account_id == account_id, DraftRow.motion == motion, DraftRow.status.in_(OPEN_STATUSES))
         .options(selectinload(DraftRow.versions), selectinload(DraftRow.frictions))
     )
     facts: dict[str, Any] = {
@@ -677,12 +639,8 @@ def enqueue(
         "decision": decision.model_dump(mode="json"),
     }
     if existing is not None and existing.status != "pending_review":
-        return EnqueueResult(
-            account_id=account_id,
-            outcome="skipped",
-            draft_id=existing.id,
-            reason=f"draft {existing.id} is already {existing.status}",
-        )
+        return EnqueueResult(account_id=account_id, outcome="skipped", draft_id=existing.id,
+                             reason=f"draft {existing.id} is already {existing.status}")
     if existing is not None:
         before = _draft_state(existing)
         known = {f.friction_id for f in existing.frictions}
@@ -697,25 +655,11 @@ def enqueue(
         session.flush()
         for position, old in enumerate(ordered):
             keep = FrictionRow(
-                position=position,
-                friction_id=old.friction_id,
-                kind=old.kind,
-                motion=old.motion,
-                statement=old.statement,
-                figures=dict(old.figures),
-                window_days=old.window_days,
+                position=position, friction_id=old.friction_id, kind=old.kind, motion=old.motion,
+                statement=old.statement, figures=dict(old.figures), window_days=old.window_days,
                 strength=old.strength,
-                evidence=[
-                    EvidenceRow(
-                        position=e.position,
-                        ref=e.ref,
-                        source=e.source,
-                        occurred_at=e.occurred_at,
-                        summary=e.summary,
-                        detail=dict(e.detail),
-                    )
-                    for e in old.evidence
-                ],
+                evidence=[EvidenceRow(position=e.position, ref=e.ref, source=e.source, occurred_at=e.occurred_at,
+                                      summary=e.summary, detail=dict(e.detail)) for e in old.evidence],
             )
             existing.frictions.append(keep)
         for key, value in facts.items():
@@ -732,30 +676,12 @@ def enqueue(
         else:
             note += " (kept the rep's edited text; regenerate to use them)"
         existing.updated_at = now
-        session.add(
-            ReviewActionRow(
-                draft_id=existing.id,
-                actor=SYSTEM,
-                action="merge",
-                from_status="pending_review",
-                to_status="pending_review",
-                note=note,
-                draft_version=existing.current_version,
-                created_at=now,
-            )
-        )
+        session.add(ReviewActionRow(draft_id=existing.id, actor=SYSTEM, action="merge", from_status="pending_review",
+                                    to_status="pending_review", note=note, draft_version=existing.current_version,
+                                    created_at=now))
         session.flush()
-        session.add(
-            AuditRow(
-                at=now,
-                actor=SYSTEM,
-                action="draft.merge",
-                entity="draft",
-                entity_id=str(existing.id),
-                before=before,
-                after={**_draft_state(existing), "new_frictions": new_ids},
-            )
-        )
+        session.add(AuditRow(at=now, actor=SYSTEM, action="draft.merge", entity="draft", entity_id=str(existing.id),
+                             before=before, after={**_draft_state(existing), "new_frictions": new_ids}))
         return EnqueueResult(account_id=account_id, outcome="merged", draft_id=existing.id, reason=note)
     row = DraftRow(
         account_id=account_id,
@@ -772,28 +698,10 @@ def enqueue(
     row.frictions.extend(_friction_rows(decision.frictions, evidence or {}))
     session.add(row)
     session.flush()
-    session.add(
-        ReviewActionRow(
-            draft_id=row.id,
-            actor=SYSTEM,
-            action="create",
-            from_status=None,
-            to_status="pending_review",
-            draft_version=1,
-            created_at=now,
-        )
-    )
-    session.add(
-        AuditRow(
-            at=now,
-            actor=SYSTEM,
-            action="draft.create",
-            entity="draft",
-            entity_id=str(row.id),
-            before=None,
-            after=_draft_state(row),
-        )
-    )
+    session.add(ReviewActionRow(draft_id=row.id, actor=SYSTEM, action="create", from_status=None,
+                                to_status="pending_review", draft_version=1, created_at=now))
+    session.add(AuditRow(at=now, actor=SYSTEM, action="draft.create", entity="draft", entity_id=str(row.id),
+                         before=None, after=_draft_state(row)))
     return EnqueueResult(account_id=account_id, outcome="created", draft_id=row.id)
 
 
@@ -859,13 +767,8 @@ class ReviewQueue:
 
     # ---------------------------------------------------------------------------------------- writing
 
-    def fill(
-        self,
-        decisions: Sequence[Decision],
-        drafts: Mapping[str, DraftInput],
-        *,
-        dataset: Dataset | None = None,
-    ) -> list[EnqueueResult]:
+    def fill(self, decisions: Sequence[Decision], drafts: Mapping[str, DraftInput], *,
+             dataset: Dataset | None = None) -> list[EnqueueResult]:
         with self._unit() as session:
             return fill_from_decisions(session, decisions, drafts, dataset=dataset, now=self.clock())
 
@@ -895,9 +798,8 @@ class ReviewQueue:
             return self._counts(session, flt)
 
     def _counts(self, session: Session, flt: QueueFilter) -> QueueCounts:
-        query = self._filtered(
-            select(DraftRow.status, func.count()).group_by(DraftRow.status), flt, with_status=False
-        )
+        query = self._filtered(select(DraftRow.status, func.count()).group_by(DraftRow.status), flt,
+                               with_status=False)
         found = {str(status): int(count) for status, count in session.execute(query)}
         by_status = {status: found.get(status, 0) for status in STATUSES}
         return QueueCounts(by_status=by_status, total=sum(by_status.values()))
@@ -909,17 +811,13 @@ class ReviewQueue:
         expired: list[int] = []
         if self.gate_check is not None:
             with self._unit() as session:
-                rows = (
-                    session.execute(
-                        self._filtered(select(DraftRow), flt, with_status=True)
-                        .where(DraftRow.status.in_(("pending_review", "approved")))
-                        .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc())
-                        .limit(flt.limit)
-                        .offset(flt.offset)
-                    )
-                    .scalars()
-                    .all()
-                )
+                rows = session.execute(
+                    self._filtered(select(DraftRow), flt, with_status=True)
+                    .where(DraftRow.status.in_(("pending_review", "approved")))
+                    .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc())
+                    .limit(flt.limit)
+                    .offset(flt.offset)
+                ).scalars().all()
                 expired = self._expire_gated(session, list(rows))
         with self.factory() as session:
             query = (
@@ -942,20 +840,14 @@ class ReviewQueue:
                 return None, None
             base = self._filtered(select(DraftRow.id), flt, with_status=True)
             newer = session.scalar(
-                base.where(
-                    (DraftRow.updated_at > row.updated_at)
-                    | ((DraftRow.updated_at == row.updated_at) & (DraftRow.id > row.id))
-                )
-                .order_by(DraftRow.updated_at.asc(), DraftRow.id.asc())
-                .limit(1)
+                base.where((DraftRow.updated_at > row.updated_at)
+                           | ((DraftRow.updated_at == row.updated_at) & (DraftRow.id > row.id)))
+                .order_by(DraftRow.updated_at.asc(), DraftRow.id.asc()).limit(1)
             )
             older = session.scalar(
-                base.where(
-                    (DraftRow.updated_at < row.updated_at)
-                    | ((DraftRow.updated_at == row.updated_at) & (DraftRow.id < row.id))
-                )
-                .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc())
-                .limit(1)
+                base.where((DraftRow.updated_at < row.updated_at)
+                           | ((DraftRow.updated_at == row.updated_at) & (DraftRow.id < row.id)))
+                .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc()).limit(1)
             )
             return newer, older
 
@@ -999,13 +891,8 @@ class ReviewQueue:
                 window_days=f.window_days,
                 strength=f.strength,
                 evidence=[
-                    EvidenceView(
-                        ref=e.ref,
-                        source=e.source,
-                        occurred_at=e.occurred_at,
-                        summary=e.summary,
-                        detail=dict(e.detail),
-                    )
+                    EvidenceView(ref=e.ref, source=e.source, occurred_at=e.occurred_at, summary=e.summary,
+                                 detail=dict(e.detail))
                     for e in f.evidence
                 ],
             )
@@ -1021,16 +908,9 @@ class ReviewQueue:
             current=current,
             versions=versions,
             actions=[
-                ActionView(
-                    actor=a.actor,
-                    action=a.action,
-                    from_status=a.from_status,
-                    to_status=a.to_status,
-                    reason_code=a.reason_code,
-                    note=a.note,
-                    draft_version=a.draft_version,
-                    created_at=a.created_at,
-                )
+                ActionView(actor=a.actor, action=a.action, from_status=a.from_status, to_status=a.to_status,
+                           reason_code=a.reason_code, note=a.note, draft_version=a.draft_version,
+                           created_at=a.created_at)
                 for a in actions
             ],
             frictions=frictions,
@@ -1064,23 +944,11 @@ class ReviewQueue:
             expired.append(row.id)
         return expired
 
-    def _transition(
-        self,
-        session: Session,
-        row: DraftRow,
-        to: str,
-        actor: str,
-        now: datetime,
-        *,
-        action: str,
-        reason_code: str | None = None,
-        note: str | None = None,
-    ) -> None:
+    def _transition(self, session: Session, row: DraftRow, to: str, actor: str, now: datetime, *,
+                    action: str, reason_code: str | None = None, note: str | None = None) -> None:
         transition_draft(session, row, to, actor, now, action=action, reason_code=reason_code, note=note)
 
-    def _for_action(
-        self, session: Session, actor: Principal, draft_id: int, version: int, verb: str
-    ) -> DraftRow:
+    def _for_action(self, session: Session, actor: Principal, draft_id: int, version: int, verb: str) -> DraftRow:
         """Load a draft for an action and check, in order: it exists, the actor may act on it, and the
         version they saw is still current."""
         row = self._load(session, draft_id)
@@ -1099,27 +967,21 @@ class ReviewQueue:
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "approve")
             if row.status != "pending_review":
-                raise ConflictError(
-                    f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts can be approved"
-                )
+                raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
+                                    "can be approved")
             if self._expire_gated(session, [row]):
                 gated = row.expired_reason
             else:
                 self._transition(session, row, "approved", actor.email, self.clock(), action="approve")
                 session.flush()
                 return self._detail(session, row)
-        raise ConflictError(
-            f"draft {draft_id} expired: the account no longer passes the gate ({gated})",
-            hint="nothing was approved; the draft stays in the queue as expired",
-        )
+        raise ConflictError(f"draft {draft_id} expired: the account no longer passes the gate ({gated})",
+                            hint="nothing was approved; the draft stays in the queue as expired")
 
-    def reject(
-        self, actor: Principal, draft_id: int, version: int, reason: str, note: str = ""
-    ) -> DraftDetail:
+    def reject(self, actor: Principal, draft_id: int, version: int, reason: str, note: str = "") -> DraftDetail:
         if reason not in REJECT_REASONS:
-            raise OutreachError(
-                f"'{reason}' is not a reject reason", hint=f"use one of: {', '.join(REJECT_REASONS)}"
-            )
+            raise OutreachError(f"'{reason}' is not a reject reason",
+                                hint=f"use one of: {', '.join(REJECT_REASONS)}")
         text = note.strip()
         if reason == "other" and not text:
             raise OutreachError("say why in a few words when the reason is 'other'")
@@ -1128,71 +990,39 @@ class ReviewQueue:
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "reject")
             if row.status != "pending_review":
-                raise ConflictError(
-                    f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts can be rejected"
-                )
+                raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
+                                    "can be rejected")
             row.reject_reason = reason
             row.reject_text = text or None
-            self._transition(
-                session,
-                row,
-                "rejected",
-                actor.email,
-                self.clock(),
-                action="reject",
-                reason_code=reason,
-                note=text or None,
-            )
+            self._transition(session, row, "rejected", actor.email, self.clock(), action="reject",
+                             reason_code=reason, note=text or None)
             session.flush()
             return self._detail(session, row)
 
-    def edit(
-        self,
-        actor: Principal,
-        draft_id: int,
-        version: int,
-        *,
-        subject: str,
-        body: str,
-        call_to_action: str = "",
-    ) -> DraftDetail:
+    def edit(self, actor: Principal, draft_id: int, version: int, *, subject: str, body: str,
+             call_to_action: str = "") -> DraftDetail:
         """Save a rep's text as a new version, with its diff and edit distance against the model's text."""
         subject, body, call_to_action = subject.strip(), body.strip(), call_to_action.strip()
         check_text(subject, body, call_to_action)
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "edit")
             if row.status != "pending_review":
-                raise ConflictError(
-                    f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts can be edited"
-                )
+                raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
+                                    "can be edited")
             current = row.versions[-1]
             if (current.subject, current.body, current.call_to_action) == (subject, body, call_to_action):
                 raise OutreachError("nothing changed", hint="edit the text before saving")
             model = next((v for v in reversed(row.versions) if v.source != "edit"), row.versions[0])
-            diff, distance = edit_stats(
-                (model.subject, model.body, model.call_to_action), (subject, body, call_to_action)
-            )
+            diff, distance = edit_stats((model.subject, model.body, model.call_to_action),
+                                        (subject, body, call_to_action))
             now = self.clock()
             number = current.number + 1
             version_row = DraftVersionRow(
-                number=number,
-                source="edit",
-                author=actor.email,
-                subject=subject,
-                body=body,
-                call_to_action=call_to_action,
-                friction_ids=list(current.friction_ids),
-                offer_id=current.offer_id,
-                template_name=current.template_name,
-                template_version=current.template_version,
-                template_hash=current.template_hash,
-                provider=current.provider,
-                model=current.model,
-                quality=current.quality,
-                issues=[],
-                fallback=current.fallback,
-                diff=diff,
-                edit_distance=distance,
+                number=number, source="edit", author=actor.email, subject=subject, body=body,
+                call_to_action=call_to_action, friction_ids=list(current.friction_ids), offer_id=current.offer_id,
+                template_name=current.template_name, template_version=current.template_version,
+                template_hash=current.template_hash, provider=current.provider, model=current.model,
+                quality=current.quality, issues=[], fallback=current.fallback, diff=diff, edit_distance=distance,
                 created_at=now,
             )
             before = _draft_state(row)
@@ -1200,30 +1030,13 @@ class ReviewQueue:
             row.current_version = number
             row.subject = subject
             row.updated_at = now
-            session.add(
-                ReviewActionRow(
-                    draft_id=row.id,
-                    actor=actor.email,
-                    action="edit",
-                    from_status=row.status,
-                    to_status=row.status,
-                    note=f"edit distance {distance}",
-                    draft_version=number,
-                    created_at=now,
-                )
-            )
+            session.add(ReviewActionRow(draft_id=row.id, actor=actor.email, action="edit",
+                                        from_status=row.status, to_status=row.status,
+                                        note=f"edit distance {distance}", draft_version=number, created_at=now))
             session.flush()
-            session.add(
-                AuditRow(
-                    at=now,
-                    actor=actor.email,
-                    action="draft.edit",
-                    entity="draft",
-                    entity_id=str(row.id),
-                    before={**before, "body": current.body},
-                    after={**_draft_state(row), "body": body},
-                )
-            )
+            session.add(AuditRow(at=now, actor=actor.email, action="draft.edit", entity="draft",
+                                 entity_id=str(row.id), before={**before, "body": current.body},
+                                 after={**_draft_state(row), "body": body}))
             session.flush()
             return self._detail(session, row)
 
@@ -1231,72 +1044,42 @@ class ReviewQueue:
         """Re-draft through the drafting library with the rep's instructions; the result is a new version."""
         text = instructions.strip()
         if len(text) > MAX_INSTRUCTIONS_CHARS:
-            raise OutreachError(
-                f"instructions are {len(text)} characters; the limit is {MAX_INSTRUCTIONS_CHARS}"
-            )
+            raise OutreachError(f"instructions are {len(text)} characters; the limit is {MAX_INSTRUCTIONS_CHARS}")
         if self.regenerator is None:
-            raise OutreachError(
-                "regeneration is not available here",
-                hint="configure a drafting provider (OUTREACH_PROVIDER) and restart",
-            )
+            raise OutreachError("regeneration is not available here",
+                                hint="configure a drafting provider (OUTREACH_PROVIDER) and restart")
         with self.factory() as session:
             row = self._for_action(session, actor, draft_id, version, "regenerate")
             if row.status != "pending_review":
-                raise ConflictError(
-                    f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
-                    "can be regenerated"
-                )
+                raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
+                                    "can be regenerated")
             current = row.versions[-1]
             request = RegenerationRequest(
-                draft_id=draft_id,
-                decision=Decision.model_validate(row.decision),
-                subject=current.subject,
-                body=current.body,
-                call_to_action=current.call_to_action,
-                instructions=text,
+                draft_id=draft_id, decision=Decision.model_validate(row.decision), subject=current.subject,
+                body=current.body, call_to_action=current.call_to_action, instructions=text,
             )
         # The model call happens outside any transaction: it can take seconds and must not hold locks.
         new = self.regenerator(request)
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "regenerate")
             if row.status != "pending_review":
-                raise ConflictError(
-                    f"draft {draft_id} is {row.status.replace('_', ' ')}; it was not regenerated"
-                )
+                raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; it was not regenerated")
             now = self.clock()
             before = _draft_state(row)
             number = row.versions[-1].number + 1
-            row.versions.append(
-                _version_row(number, "regeneration", new, now, author=actor.email, instructions=text or None)
-            )
+            row.versions.append(_version_row(number, "regeneration", new, now, author=actor.email,
+                                             instructions=text or None))
             row.current_version = number
             row.subject = new.subject[:MAX_SUBJECT_CHARS]
             row.quality = new.quality
             row.updated_at = now
-            session.add(
-                ReviewActionRow(
-                    draft_id=row.id,
-                    actor=actor.email,
-                    action="regenerate",
-                    from_status=row.status,
-                    to_status=row.status,
-                    note=text or None,
-                    draft_version=number,
-                    created_at=now,
-                )
-            )
+            session.add(ReviewActionRow(draft_id=row.id, actor=actor.email, action="regenerate",
+                                        from_status=row.status, to_status=row.status, note=text or None,
+                                        draft_version=number, created_at=now))
             session.flush()
-            session.add(
-                AuditRow(
-                    at=now,
-                    actor=actor.email,
-                    action="draft.regenerate",
-                    entity="draft",
-                    entity_id=str(row.id),
-                    before=before,
-                    after={**_draft_state(row), "instructions": text},
-                )
-            )
+            session.add(AuditRow(at=now, actor=actor.email, action="draft.regenerate", entity="draft",
+                                 entity_id=str(row.id), before=before,
+                                 after={**_draft_state(row), "instructions": text}))
             session.flush()
             return self._detail(session, row)
 
@@ -1318,22 +1101,17 @@ class ReviewQueue:
         """Hand an approved draft to the sender for ``when`` (the sequence scheduler calls this)."""
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "schedule")
-            self._transition(
-                session, row, "scheduled", actor.email, self.clock(), action="schedule", note=when.isoformat()
-            )
+            self._transition(session, row, "scheduled", actor.email, self.clock(), action="schedule",
+                             note=when.isoformat())
             row.scheduled_for = when
             session.flush()
             return self._detail(session, row)
 
-    def mark_sent(
-        self, actor: Principal, draft_id: int, version: int, when: datetime | None = None
-    ) -> DraftDetail:
+    def mark_sent(self, actor: Principal, draft_id: int, version: int, when: datetime | None = None) -> DraftDetail:
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "send")
             sent = when or self.clock()
-            self._transition(
-                session, row, "sent", actor.email, self.clock(), action="send", note=sent.isoformat()
-            )
+            self._transition(session, row, "sent", actor.email, self.clock(), action="send", note=sent.isoformat())
             row.sent_at = sent
             session.flush()
             return self._detail(session, row)
@@ -1347,17 +1125,8 @@ class ReviewQueue:
             return self._expire_gated(session, list(session.scalars(query)))
 
 
-def transition_draft(
-    session: Session,
-    row: DraftRow,
-    to: str,
-    actor: str,
-    now: datetime,
-    *,
-    action: str,
-    reason_code: str | None = None,
-    note: str | None = None,
-) -> None:
+def transition_draft(session: Session, row: DraftRow, to: str, actor: str, now: datetime, *,
+                     action: str, reason_code: str | None = None, note: str | None = None) -> None:
     """Move a draft along :data:`TRANSITIONS` with a review action and an audit row, inside the caller's
     transaction: the sequence scheduler moves approved → scheduled → sent in the same transaction as its claim."""
     if to not in TRANSITIONS[row.status]:
@@ -1368,31 +1137,12 @@ def transition_draft(
     from_status = row.status
     row.status = to
     row.updated_at = now
-    session.add(
-        ReviewActionRow(
-            draft_id=row.id,
-            actor=actor,
-            action=action,
-            from_status=from_status,
-            to_status=to,
-            reason_code=reason_code,
-            note=note,
-            draft_version=row.current_version,
-            created_at=now,
-        )
-    )
+    session.add(ReviewActionRow(draft_id=row.id, actor=actor, action=action, from_status=from_status,
+                                to_status=to, reason_code=reason_code, note=note,
+                                draft_version=row.current_version, created_at=now))
     session.flush()
-    session.add(
-        AuditRow(
-            at=now,
-            actor=actor,
-            action=f"draft.{action}",
-            entity="draft",
-            entity_id=str(row.id),
-            before=before,
-            after={**_draft_state(row), "note": note, "reason": reason_code},
-        )
-    )
+    session.add(AuditRow(at=now, actor=actor, action=f"draft.{action}", entity="draft", entity_id=str(row.id),
+                         before=before, after={**_draft_state(row), "note": note, "reason": reason_code}))
 
 
 def authorize(actor: Principal, owner_email: str | None, verb: str, draft_id: int) -> None:
@@ -1400,13 +1150,11 @@ def authorize(actor: Principal, owner_email: str | None, verb: str, draft_id: in
     if actor.is_manager:
         return
     if not actor.can_review:
-        raise PermissionDeniedError(
-            f"the {actor.role} role can read the queue but not {verb} drafts", hint="ask an SDR or an admin"
-        )
+        raise PermissionDeniedError(f"the {actor.role} role can read the queue but not {verb} drafts",
+                                    hint="ask an SDR or an admin")
     if owner_email and owner_email.lower() != actor.email:
-        raise PermissionDeniedError(
-            f"draft {draft_id} is assigned to {owner_email}; only they or a manager can {verb} it"
-        )
+        raise PermissionDeniedError(f"draft {draft_id} is assigned to {owner_email}; only they or a manager can "
+                                    f"{verb} it")
 
 
 def check_text(subject: str, body: str, call_to_action: str) -> None:
@@ -1415,16 +1163,11 @@ def check_text(subject: str, body: str, call_to_action: str) -> None:
         raise OutreachError("the subject is empty")
     if not body:
         raise OutreachError("the body is empty")
-    for name, value, limit in (
-        ("subject", subject, MAX_SUBJECT_CHARS),
-        ("body", body, MAX_BODY_CHARS),
-        ("call to action", call_to_action, MAX_CTA_CHARS),
-    ):
+    for name, value, limit in (("subject", subject, MAX_SUBJECT_CHARS), ("body", body, MAX_BODY_CHARS),
+                               ("call to action", call_to_action, MAX_CTA_CHARS)):
         if len(value) > limit:
-            raise OutreachError(
-                f"the {name} is {len(value):,} characters; the limit is {limit:,}",
-                hint="shorten it; nothing was saved",
-            )
+            raise OutreachError(f"the {name} is {len(value):,} characters; the limit is {limit:,}",
+                                hint="shorten it; nothing was saved")
 
 
 class DatasetGateCheck:
@@ -1434,14 +1177,8 @@ class DatasetGateCheck:
     shows, so loading per request would be far too slow. ``reload()`` picks up a new export.
     """
 
-    def __init__(
-        self,
-        data_dir: str | Path,
-        as_of: date,
-        *,
-        rules_path: Path | None = None,
-        dataset: Dataset | None = None,
-    ) -> None:
+    def __init__(self, data_dir: str | Path, as_of: date, *, rules_path: Path | None = None,
+                 dataset: Dataset | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.as_of = as_of
         self.rules_path = rules_path

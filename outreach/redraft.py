@@ -78,9 +78,7 @@ class Redrafter:
     def __call__(self, request: RegenerationRequest) -> DraftInput:
         decision = request.decision
         if decision.offer is None:
-            raise OutreachError(
-                f"draft {request.draft_id} has no offer to write about; it cannot be regenerated"
-            )
+            raise OutreachError(f"draft {request.draft_id} has no offer to write about; it cannot be regenerated")
         facts = self.context.facts(decision)
         template = select_template(self.context.templates, decision.offer.motion)
         prompt = render(template, facts)
@@ -98,10 +96,8 @@ class Redrafter:
             raise OutreachError(f"regeneration failed: {failure.message}", hint=failure.hint) from None
         issues = [f"[{i.rule}] {i.message}" for i in self.context.validate(result.draft, facts)]
         if request.instructions and self.provider.name == "offline":
-            issues.append(
-                "the offline drafter cannot follow instructions; this is the template's text again "
-                "(configure OPENAI_API_KEY for instructed rewrites)"
-            )
+            issues.append("the offline drafter cannot follow instructions; this is the template's text again "
+                          "(configure OPENAI_API_KEY for instructed rewrites)")
         draft = result.draft
         return DraftInput(
             subject=draft.subject,
@@ -120,3 +116,4 @@ class Redrafter:
             completion_tokens=result.usage.completion_tokens,
             cost_usd=result.usage.cost_usd,
         )
+

@@ -41,7 +41,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 MAX_SOURCE_CHARS = 100_000
 MAX_NOTE_CHARS = 500
 
-_VERSION_LINE = re.compile(r"^version:[^\n]*$", re.MULTILINE)
+_VERSION_LINE = re.compile(r'^version:[^\n]*$', re.MULTILINE)
 
 
 class _Strict(BaseModel):
@@ -161,9 +161,7 @@ def with_version(source: str, version: str) -> str:
 class Registry:
     """The registry of one prompts directory. Reads are cheap; writes take a file lock and are atomic."""
 
-    def __init__(
-        self, directory: Path, data: RegistryFile, *, clock: Callable[[], datetime] = _utcnow
-    ) -> None:
+    def __init__(self, directory: Path, data: RegistryFile, *, clock: Callable[[], datetime] = _utcnow) -> None:
         self.directory = directory
         self.data = data
         self.clock = clock
@@ -223,26 +221,19 @@ class Registry:
             raise NotFoundError(f"template '{name}' has no version {version}", hint=f"versions: {known}")
         path = self.history_path(name, version)
         if not path.exists():
-            raise DataError(
-                path,
-                f"version {version} of '{name}' is recorded in {REGISTRY_FILE} but its file is missing",
-                hint="restore it from git; saved versions are never deleted",
-            )
+            raise DataError(path, f"version {version} of '{name}' is recorded in {REGISTRY_FILE} but its file "
+                            "is missing", hint="restore it from git; saved versions are never deleted")
         digest = file_sha256(path)
         if digest != entry.sha256:
             raise DataError(
-                path,
-                f"version {version} of '{name}' was changed after it was saved (sha256 {digest[:12]}, "
+                path, f"version {version} of '{name}' was changed after it was saved (sha256 {digest[:12]}, "
                 f"recorded {entry.sha256[:12]}); saved versions are immutable",
                 hint="restore the file from git and save your change as a new version",
             )
         template = load_template(path)
         if template.name != name or template.version != version:
-            raise DataError(
-                path,
-                f"front-matter says {template.name} v{template.version}, expected {name} v{version}",
-                field="version",
-            )
+            raise DataError(path, f"front-matter says {template.name} v{template.version}, expected {name} v{version}",
+                            field="version")
         return template
 
     def label_target(self, name: str, label: str) -> str | Split | None:
@@ -255,10 +246,8 @@ class Registry:
         if target is None and label != DEFAULT_LABEL:
             target = self.label_target(name, DEFAULT_LABEL)
         if target is None:
-            raise NotFoundError(
-                f"template '{name}' has no label '{label}'",
-                hint=f"promote a version: `outreach prompts promote {name} VERSION --label {label}`",
-            )
+            raise NotFoundError(f"template '{name}' has no label '{label}'",
+                                hint=f"promote a version: `outreach prompts promote {name} VERSION --label {label}`")
         return target.default_version() if isinstance(target, Split) else target
 
     def split(self, name: str, label: str = DEFAULT_LABEL) -> Split | None:
@@ -269,12 +258,8 @@ class Registry:
 
     def splits(self) -> dict[str, Split]:
         """Every active split by ``name:label``."""
-        return {
-            f"{name}:{label}": target
-            for name, entry in sorted(self.data.templates.items())
-            for label, target in sorted(entry.labels.items())
-            if isinstance(target, Split)
-        }
+        return {f"{name}:{label}": target for name, entry in sorted(self.data.templates.items())
+                for label, target in sorted(entry.labels.items()) if isinstance(target, Split)}
 
     def get(self, ref: str) -> PromptTemplate:
         """A template by reference: ``NAME@3`` (a version), ``NAME@staging`` (a label), ``NAME@working`` (the
@@ -286,9 +271,7 @@ class Registry:
             return load_template(path)
         name, _, which = ref.partition("@")
         if not re.match(NAME_PATTERN, name):
-            raise OutreachError(
-                f"'{ref}' is not a template reference", hint="use NAME, NAME@VERSION or NAME@LABEL"
-            )
+            raise OutreachError(f"'{ref}' is not a template reference", hint="use NAME, NAME@VERSION or NAME@LABEL")
         if which == WORKING or (not which and name not in self.data.templates):
             return self.working(name)
         if which.isdigit():
@@ -300,34 +283,18 @@ class Registry:
         infos = []
         for version in sorted(entry.versions, key=lambda v: int(v.version)):
             labels = sorted(
-                label
-                for label, target in entry.labels.items()
-                if target == version.version
-                or (isinstance(target, Split) and version.version in target.weights)
+                label for label, target in entry.labels.items()
+                if target == version.version or (isinstance(target, Split) and version.version in target.weights)
             )
-            infos.append(
-                VersionInfo(
-                    name=name,
-                    version=version.version,
-                    sha256=version.sha256,
-                    note=version.note,
-                    author=version.author,
-                    created_at=version.created_at,
-                    labels=labels,
-                )
-            )
+            infos.append(VersionInfo(name=name, version=version.version, sha256=version.sha256, note=version.note,
+                                     author=version.author, created_at=version.created_at, labels=labels))
         return infos
 
-    def labelled(
-        self, templates: dict[str, PromptTemplate], label: str = DEFAULT_LABEL
-    ) -> dict[str, PromptTemplate]:
+    def labelled(self, templates: dict[str, PromptTemplate], label: str = DEFAULT_LABEL) -> dict[str, PromptTemplate]:
         """``templates`` (the working copies) with each registered one replaced by the version ``label`` names."""
         resolved = dict(templates)
         for name in sorted(self.data.templates):
-            if (
-                self.label_target(name, label) is not None
-                or self.label_target(name, DEFAULT_LABEL) is not None
-            ):
+            if self.label_target(name, label) is not None or self.label_target(name, DEFAULT_LABEL) is not None:
                 resolved[name] = self.template(name, self.resolve(name, label))
         return resolved
 
@@ -335,14 +302,10 @@ class Registry:
         """Unified diff between two references of one template (versions, labels or ``working``)."""
         a = self.get(first if "@" in first else f"{name}@{first}")
         b = self.get(second if "@" in second else f"{name}@{second}")
-        return "".join(
-            difflib.unified_diff(
-                a.source.splitlines(keepends=True),
-                b.source.splitlines(keepends=True),
-                f"{a.name}@{a.version}",
-                f"{b.name}@{b.version}",
-            )
-        )
+        return "".join(difflib.unified_diff(
+            a.source.splitlines(keepends=True), b.source.splitlines(keepends=True),
+            f"{a.name}@{a.version}", f"{b.name}@{b.version}",
+        ))
 
     # ---------------------------------------------------------------------------------------- writing
 
@@ -368,23 +331,18 @@ class Registry:
         )
         _atomic_write(self.path, text)
 
-    def save(
-        self, name: str, source: str, *, note: str, author: str | None = None, update_working: bool = True
-    ) -> VersionEntry:
+    def save(self, name: str, source: str, *, note: str, author: str | None = None,
+             update_working: bool = True) -> VersionEntry:
         """Save ``source`` as the next version of ``name``: checked like any template, written once to
         ``history/``, recorded with its hash and note. The working copy is updated to match unless
         ``update_working`` is false. Raises when nothing changed since the latest version."""
         note = note.strip()
         if not note:
-            raise OutreachError(
-                "say what changed in a change note", hint="e.g. --note 'shorter, warmer opening'"
-            )
+            raise OutreachError("say what changed in a change note", hint="e.g. --note 'shorter, warmer opening'")
         if len(note) > MAX_NOTE_CHARS:
             raise OutreachError(f"the change note is {len(note)} characters; the limit is {MAX_NOTE_CHARS}")
         if len(source) > MAX_SOURCE_CHARS:
-            raise OutreachError(
-                f"the template is {len(source):,} characters; the limit is {MAX_SOURCE_CHARS:,}"
-            )
+            raise OutreachError(f"the template is {len(source):,} characters; the limit is {MAX_SOURCE_CHARS:,}")
         if not re.match(NAME_PATTERN, name):
             raise OutreachError(f"'{name}' is not a template name")
         source = source.replace("\r\n", "\n")
@@ -396,39 +354,28 @@ class Registry:
             if latest is not None:
                 previous = self.history_path(name, latest.version).read_text(encoding="utf-8")
                 if with_version(previous, number) == text:
-                    raise ConflictError(
-                        f"nothing changed since version {latest.version} of '{name}'",
-                        hint="edit the template before saving a new version",
-                    )
+                    raise ConflictError(f"nothing changed since version {latest.version} of '{name}'",
+                                        hint="edit the template before saving a new version")
             checked = _check_source(text, name, self.directory)
             target = self.history_path(name, number)
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                raise ConflictError(
-                    f"{target} already exists; saved versions are never overwritten",
-                    hint=f"record it in {REGISTRY_FILE} or remove the stray file",
-                ) from None
+                raise ConflictError(f"{target} already exists; saved versions are never overwritten",
+                                    hint=f"record it in {REGISTRY_FILE} or remove the stray file") from None
             with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
                 handle.write(text)
-            saved = VersionEntry(
-                version=number, sha256=file_sha256(target), note=note, author=author, created_at=self.clock()
-            )
+            saved = VersionEntry(version=number, sha256=file_sha256(target), note=note, author=author,
+                                 created_at=self.clock())
             assert saved.sha256 == checked
             labels = dict(entry.labels)
             if not entry.versions:
                 labels.setdefault(DEFAULT_LABEL, number)  # the first version of a template is what ships
-            self.data = self.data.model_copy(
-                update={
-                    "templates": {
-                        **self.data.templates,
-                        name: entry.model_copy(
-                            update={"versions": [*entry.versions, saved], "labels": labels}
-                        ),
-                    }
-                }
-            )
+            self.data = self.data.model_copy(update={"templates": {
+                **self.data.templates,
+                name: entry.model_copy(update={"versions": [*entry.versions, saved], "labels": labels}),
+            }})
             self._write()
             if update_working:
                 try:
@@ -445,15 +392,9 @@ class Registry:
         with self._locked():
             entry = self.entry(name)
             move = Promotion(label=label, target=version, author=author, at=self.clock())
-            self._replace(
-                name,
-                entry.model_copy(
-                    update={
-                        "labels": {**entry.labels, label: version},
-                        "promotions": [*entry.promotions, move],
-                    }
-                ),
-            )
+            self._replace(name, entry.model_copy(update={
+                "labels": {**entry.labels, label: version}, "promotions": [*entry.promotions, move],
+            }))
             return move
 
     def set_split(self, name: str, label: str, split: Split, *, author: str | None = None) -> Promotion:
@@ -465,26 +406,14 @@ class Registry:
             entry = self.entry(name)
             others = {key: s.experiment for key, s in self.splits().items() if key != f"{name}:{label}"}
             if split.experiment in others.values():
-                raise ConflictError(
-                    f"experiment '{split.experiment}' is already running on another label",
-                    hint="give each experiment its own id",
-                )
+                raise ConflictError(f"experiment '{split.experiment}' is already running on another label",
+                                    hint="give each experiment its own id")
             target = " / ".join(f"v{v}:{w}" for v, w in split.weights.items())
-            move = Promotion(
-                label=label,
-                target=f"split {split.experiment} ({target}, control {split.control_pct:g}%)",
-                author=author,
-                at=self.clock(),
-            )
-            self._replace(
-                name,
-                entry.model_copy(
-                    update={
-                        "labels": {**entry.labels, label: split},
-                        "promotions": [*entry.promotions, move],
-                    }
-                ),
-            )
+            move = Promotion(label=label, target=f"split {split.experiment} ({target}, control "
+                             f"{split.control_pct:g}%)", author=author, at=self.clock())
+            self._replace(name, entry.model_copy(update={
+                "labels": {**entry.labels, label: split}, "promotions": [*entry.promotions, move],
+            }))
             return move
 
     def _replace(self, name: str, entry: TemplateEntry) -> None:
@@ -499,10 +428,8 @@ def _declared_version(source: str) -> str | None:
 
 def _check_label(label: str) -> None:
     if not re.match(NAME_PATTERN, label) or label == WORKING or label.isdigit():
-        raise OutreachError(
-            f"'{label}' cannot be a label",
-            hint="use lower-case letters, digits, '-' or '_' (not a number, not 'working')",
-        )
+        raise OutreachError(f"'{label}' cannot be a label",
+                            hint="use lower-case letters, digits, '-' or '_' (not a number, not 'working')")
 
 
 def _check_source(text: str, name: str, directory: Path) -> str:
@@ -512,12 +439,8 @@ def _check_source(text: str, name: str, directory: Path) -> str:
         path.write_text(text, encoding="utf-8")
         template = load_template(path)
         if template.name != name:
-            raise DataError(
-                f"{name}.md.j2",
-                f"front-matter name is '{template.name}'; a version of '{name}' must keep the name '{name}'",
-                field="name",
-                line=2,
-            )
+            raise DataError(f"{name}.md.j2", f"front-matter name is '{template.name}'; a version of '{name}' "
+                            f"must keep the name '{name}'", field="name", line=2)
         return template.sha256
 
 
@@ -530,8 +453,6 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(temp, path)
 
 
-def labelled_templates(
-    directory: Path | None = None, label: str = DEFAULT_LABEL
-) -> dict[str, PromptTemplate]:
+def labelled_templates(directory: Path | None = None, label: str = DEFAULT_LABEL) -> dict[str, PromptTemplate]:
     """What the pipeline drafts with: every template at ``label`` (see :func:`outreach.prompts.load_templates`)."""
     return load_templates(directory, label=label)

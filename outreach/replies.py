@@ -38,14 +38,10 @@ from outreach.settings import Settings
 
 OUT_OF_OFFICE = re.compile(
     r"^\s*(auto(matic)?[\s-]*reply|autoreply|out of (the )?office|abwesenheit|absence|away from|vacation|"
-    r"automatische antwort|réponse automatique)",
-    re.IGNORECASE,
-)
+    r"automatische antwort|réponse automatique)", re.IGNORECASE)
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 # The mailto: in List-Unsubscribe sends "unsubscribe <token>"; the footer invites replying "unsubscribe".
-UNSUBSCRIBE_SUBJECT = re.compile(
-    r"^\s*(re:\s*)*unsubscribe\b\s*(?P<token>[A-Za-z0-9_-]{16,})?", re.IGNORECASE
-)
+UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*(re:\s*)*unsubscribe\b\s*(?P<token>[A-Za-z0-9_-]{16,})?", re.IGNORECASE)
 UNSUBSCRIBE_WORDS = {"unsubscribe", "unsubscribe me", "stop", "remove me", "opt out", "please unsubscribe me"}
 
 
@@ -59,10 +55,8 @@ class PollReport(BaseModel):
     duplicates: int = 0
 
     def line(self) -> str:
-        return (
-            f"{self.read} messages read: {self.replies} replies, {self.auto_replies} auto-replies ignored, "
-            f"{self.bounces} bounces, {self.unsubscribes} unsubscribes, {self.unmatched} not about our emails, {self.duplicates} already seen"
-        )
+        return (f"{self.read} messages read: {self.replies} replies, {self.auto_replies} auto-replies ignored, "
+                f"{self.bounces} bounces, {self.unsubscribes} unsubscribes, {self.unmatched} not about our emails, {self.duplicates} already seen")
 
 
 def is_auto_reply(message: Message) -> bool:
@@ -150,14 +144,8 @@ def classify(raw: bytes, now: datetime) -> MailEvent | None:
     dsn = _dsn(message)
     if dsn is not None:
         kind, recipient, original, status = dsn
-        return MailEvent(
-            kind=kind,
-            occurred_at=when,
-            external_id=own_id,
-            message_id=original,
-            email=recipient,
-            detail={"status": status, "subject": str(message.get("Subject") or "")},
-        )
+        return MailEvent(kind=kind, occurred_at=when, external_id=own_id, message_id=original,
+                         email=recipient, detail={"status": status, "subject": str(message.get("Subject") or "")})
     refs = _ids(message.get("In-Reply-To")) + _ids(message.get("References"))
     sender = getaddresses([str(message.get("From") or "")])
     email = sender[0][1] if sender and sender[0][1] else None
@@ -167,25 +155,13 @@ def classify(raw: bytes, now: datetime) -> MailEvent | None:
         detail: dict[str, object] = {"references": refs, "subject": str(message.get("Subject") or "")}
         if token:
             detail["token"] = token
-        return MailEvent(
-            kind="unsubscribe",
-            occurred_at=when,
-            external_id=own_id,
-            message_id=refs[0] if refs else None,
-            email=email,
-            detail=detail,
-        )
+        return MailEvent(kind="unsubscribe", occurred_at=when, external_id=own_id,
+                         message_id=refs[0] if refs else None, email=email, detail=detail)
     if not refs:
         return None
     kind = "auto_reply" if auto else "reply"
-    return MailEvent(
-        kind=kind,
-        occurred_at=when,
-        external_id=own_id,
-        message_id=refs[0],
-        email=email,
-        detail={"references": refs, "subject": str(message.get("Subject") or "")},
-    )
+    return MailEvent(kind=kind, occurred_at=when, external_id=own_id, message_id=refs[0], email=email,
+                     detail={"references": refs, "subject": str(message.get("Subject") or "")})
 
 
 def connect(settings: Settings) -> imaplib.IMAP4:
@@ -202,19 +178,16 @@ def connect(settings: Settings) -> imaplib.IMAP4:
             if settings.imap_security == "starttls":
                 client.starttls(ssl_context=context)
     except (OSError, imaplib.IMAP4.error) as error:
-        raise ConfigError(
-            f"{where} cannot be reached: {error}", hint="check OUTREACH_IMAP_HOST, _PORT and _SECURITY"
-        ) from None
+        raise ConfigError(f"{where} cannot be reached: {error}",
+                          hint="check OUTREACH_IMAP_HOST, _PORT and _SECURITY") from None
     password = settings.imap_password.get_secret_value() if settings.imap_password else ""
     try:
         client.login(settings.imap_user, password)
     except imaplib.IMAP4.error as error:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             client.logout()
-        raise ConfigError(
-            f"{where} refused the login for {settings.imap_user}: {error}",
-            hint="check OUTREACH_IMAP_USER and OUTREACH_IMAP_PASSWORD",
-        ) from None
+        raise ConfigError(f"{where} refused the login for {settings.imap_user}: {error}",
+                          hint="check OUTREACH_IMAP_USER and OUTREACH_IMAP_PASSWORD") from None
     return client
 
 

@@ -123,9 +123,7 @@ class HealthWeights(_Strict):
     @property
     def total(self) -> float:
         """The weights' sum (1 when all are zero, so a score stays defined)."""
-        return (
-            self.activation + self.usage_trend + self.champion + self.support + self.nps + self.adoption
-        ) or 1.0
+        return (self.activation + self.usage_trend + self.champion + self.support + self.nps + self.adoption) or 1.0
 
 
 class HealthRules(_Strict):

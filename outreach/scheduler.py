@@ -63,22 +63,10 @@ REVIEW_RECHECK = timedelta(minutes=30)
 THROTTLE_RETRY = timedelta(minutes=5)
 MAX_STEPS_PER_CLAIM = 50  # a branch loop in a sequence file must not spin a worker forever
 ExitReason = Literal[
-    "replied",
-    "meeting_booked",
-    "converted",
-    "unsubscribed",
-    "hard_bounce",
-    "health_gate",
-    "manual_stop",
-    "friction_resolved",
-    "branch",
-    "followup_rejected",
-    "review_rejected",
-    "suppressed",
+    "replied", "meeting_booked", "converted", "unsubscribed", "hard_bounce", "health_gate", "manual_stop",
+    "friction_resolved", "branch", "followup_rejected", "review_rejected", "suppressed",
 ]
-OutcomeKind = Literal[
-    "sent", "task", "held", "exited", "deferred", "waiting_review", "completed", "recovered"
-]
+OutcomeKind = Literal["sent", "task", "held", "exited", "deferred", "waiting_review", "completed", "recovered"]
 
 
 def utcnow() -> datetime:
@@ -120,23 +108,13 @@ class TickReport(BaseModel):
         return sum(1 for o in self.outcomes if o.kind == kind)
 
     def line(self) -> str:
-        kinds: tuple[OutcomeKind, ...] = (
-            "sent",
-            "task",
-            "held",
-            "exited",
-            "deferred",
-            "waiting_review",
-            "completed",
-            "recovered",
-        )
+        kinds: tuple[OutcomeKind, ...] = ("sent", "task", "held", "exited", "deferred", "waiting_review",
+                                          "completed", "recovered")
         return ", ".join(f"{self.count(k)} {k.replace('_', ' ')}" for k in kinds)
 
 
 class FollowupWriter(Protocol):
-    def __call__(
-        self, decision: Decision, dataset: Dataset, template: str, previous_subject: str
-    ) -> DraftInput:
+    def __call__(self, decision: Decision, dataset: Dataset, template: str, previous_subject: str) -> DraftInput:
         """Write a follow-up email for ``decision`` with the named followup template."""
 
 
@@ -147,9 +125,7 @@ class DraftingFollowups:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def __call__(
-        self, decision: Decision, dataset: Dataset, template: str, previous_subject: str
-    ) -> DraftInput:
+    def __call__(self, decision: Decision, dataset: Dataset, template: str, previous_subject: str) -> DraftInput:
         from outreach.drafting_config import load_drafting_config
         from outreach.drafts import DraftingContext, run_drafts
         from outreach.prompts import load_templates
@@ -164,9 +140,7 @@ class DraftingFollowups:
         provider = get_provider(self.settings.provider, self.settings, config)
         records, _ = run_drafts([decision], context, provider, kind="followup")
         if not records:
-            raise OutreachError(
-                f"account '{decision.account_id}' could not be drafted (cohort {decision.cohort})"
-            )
+            raise OutreachError(f"account '{decision.account_id}' could not be drafted (cohort {decision.cohort})")
         return draft_input(records[0])
 
 
@@ -219,9 +193,7 @@ class Scheduler:
 
     # ------------------------------------------------------------------------------------------ enrollment
 
-    def enroll(
-        self, draft_id: int, *, actor: str, data_dir: Path, sequence_id: str | None = None
-    ) -> EnrollmentRow:
+    def enroll(self, draft_id: int, *, actor: str, data_dir: Path, sequence_id: str | None = None) -> EnrollmentRow:
         """Enroll an approved draft: it becomes ``scheduled`` and its first email is due now (the window
         decides when it actually goes). The approved text is copied so what goes out is what was approved."""
         from outreach.sequences import for_motion
@@ -232,79 +204,42 @@ class Scheduler:
             if draft is None:
                 raise NotFoundError(f"draft {draft_id} does not exist")
             if draft.status != "approved":
-                raise ConflictError(
-                    f"draft {draft_id} is {draft.status.replace('_', ' ')}; only approved drafts "
-                    "can be enrolled"
-                )
+                raise ConflictError(f"draft {draft_id} is {draft.status.replace('_', ' ')}; only approved drafts "
+                                    "can be enrolled")
             seq = self.sequences.get(sequence_id) if sequence_id else for_motion(self.sequences, draft.motion)
             if seq is None:
-                raise NotFoundError(
-                    f"no sequence '{sequence_id}'", hint=f"known: {', '.join(sorted(self.sequences))}"
-                )
+                raise NotFoundError(f"no sequence '{sequence_id}'", hint=f"known: {', '.join(sorted(self.sequences))}")
             account = session.get(AccountRow, draft.account_id)
             snapshot = account.snapshot if account is not None else {}
             recipient = snapshot.get("champion_email")
             if not recipient:
-                raise ConflictError(
-                    f"account '{draft.account_id}' has no champion_email to write to",
-                    hint="add champion_email to accounts.csv",
-                )
+                raise ConflictError(f"account '{draft.account_id}' has no champion_email to write to",
+                                    hint="add champion_email to accounts.csv")
             sender = draft.owner_email or self.settings.mail_sender
             if not sender:
                 raise ConfigError(f"draft {draft_id} has no owner and OUTREACH_MAIL_SENDER is not set")
-            version = session.scalar(
-                select(DraftVersionRow).where(
-                    DraftVersionRow.draft_id == draft.id, DraftVersionRow.number == draft.current_version
-                )
-            )
+            version = session.scalar(select(DraftVersionRow).where(
+                DraftVersionRow.draft_id == draft.id, DraftVersionRow.number == draft.current_version))
             assert version is not None
             tz = snapshot.get("timezone") or self.settings.default_timezone
             zone(tz)
             row = EnrollmentRow(
-                sequence_id=seq.id,
-                draft_id=draft.id,
-                account_id=draft.account_id,
-                motion=draft.motion,
-                data_dir=str(Path(data_dir).resolve()),
-                recipient=normalize(recipient),
-                recipient_name=snapshot.get("champion_name"),
-                sender=normalize(sender),
-                timezone=tz,
-                friction_id=(draft.offer or {}).get("friction"),
-                offer_id=draft.offer_id,
-                subject=version.subject,
-                body=version.body,
-                status="active",
-                step_index=0,
-                next_due_at=now,
-                thread_references=[],
-                enrolled_by=actor,
-                enrolled_at=now,
+                sequence_id=seq.id, draft_id=draft.id, account_id=draft.account_id, motion=draft.motion,
+                data_dir=str(Path(data_dir).resolve()), recipient=normalize(recipient),
+                recipient_name=snapshot.get("champion_name"), sender=normalize(sender), timezone=tz,
+                friction_id=(draft.offer or {}).get("friction"), offer_id=draft.offer_id,
+                subject=version.subject, body=version.body, status="active",
+                step_index=0, next_due_at=now, thread_references=[], enrolled_by=actor, enrolled_at=now,
                 updated_at=now,
             )
             session.add(row)
-            transition_draft(
-                session,
-                draft,
-                "scheduled",
-                actor,
-                now,
-                action="schedule",
-                note=f"enrolled in sequence {seq.id}",
-            )
+            transition_draft(session, draft, "scheduled", actor, now, action="schedule",
+                             note=f"enrolled in sequence {seq.id}")
             draft.scheduled_for = now
             session.flush()
-            session.add(
-                AuditRow(
-                    at=now,
-                    actor=actor,
-                    action="enrollment.create",
-                    entity="enrollment",
-                    entity_id=str(row.id),
-                    before=None,
-                    after={"draft_id": draft.id, "sequence": seq.id, "recipient": row.recipient},
-                )
-            )
+            session.add(AuditRow(at=now, actor=actor, action="enrollment.create", entity="enrollment",
+                                 entity_id=str(row.id), before=None,
+                                 after={"draft_id": draft.id, "sequence": seq.id, "recipient": row.recipient}))
             return row
 
     def stop(self, enrollment_id: int, *, actor: str, note: str = "") -> None:
@@ -323,18 +258,12 @@ class Scheduler:
             row = self._lock(session, enrollment_id)
             if row.status != "held":
                 raise ConflictError(f"enrollment {enrollment_id} is {row.status}, not held")
-            doubtful = session.scalar(
-                select(OutboxRow).where(
-                    OutboxRow.idempotency_key == idempotency_key(row.id, row.step_index),
-                    OutboxRow.state == "held",
-                )
-            )
+            doubtful = session.scalar(select(OutboxRow).where(
+                OutboxRow.idempotency_key == idempotency_key(row.id, row.step_index), OutboxRow.state == "held"))
             if doubtful is not None:
                 if was_sent is None:
-                    raise ConflictError(
-                        f"enrollment {enrollment_id}'s last send has an unknown outcome",
-                        hint="check the mailbox, then release with --sent or --not-sent",
-                    )
+                    raise ConflictError(f"enrollment {enrollment_id}'s last send has an unknown outcome",
+                                        hint="check the mailbox, then release with --sent or --not-sent")
                 if was_sent:
                     doubtful.state = "sent"
                     doubtful.sent_at = doubtful.created_at
@@ -345,17 +274,8 @@ class Scheduler:
             row.hold_reason = None
             row.next_due_at = now
             row.updated_at = now
-            session.add(
-                AuditRow(
-                    at=now,
-                    actor=actor,
-                    action="enrollment.release",
-                    entity="enrollment",
-                    entity_id=str(row.id),
-                    before=None,
-                    after={"was_sent": was_sent},
-                )
-            )
+            session.add(AuditRow(at=now, actor=actor, action="enrollment.release", entity="enrollment",
+                                 entity_id=str(row.id), before=None, after={"was_sent": was_sent}))
 
     # ------------------------------------------------------------------------------------------ the pass
 
@@ -378,23 +298,15 @@ class Scheduler:
         while True:
             report.outcomes.extend(self.tick().outcomes)
             with self.factory() as session:
-                due = session.scalar(
-                    select(func.min(EnrollmentRow.next_due_at)).where(
-                        EnrollmentRow.status.in_(("active", "waiting_review"))
-                    )
-                )
+                due = session.scalar(select(func.min(EnrollmentRow.next_due_at)).where(
+                    EnrollmentRow.status.in_(("active", "waiting_review"))))
             if due is None or due > end:
                 clock.set(end)
                 return report
             clock.set(due)
 
-    def worker(
-        self,
-        *,
-        interval: float | None = None,
-        passes: int | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
-    ) -> Iterator[TickReport]:
+    def worker(self, *, interval: float | None = None, passes: int | None = None,
+               should_stop: Callable[[], bool] = lambda: False) -> Iterator[TickReport]:
         """Loop passes (``outreach worker``), pausing ``interval`` seconds when there was nothing to do."""
         done = 0
         pause = interval if interval is not None else self.settings.worker_interval_seconds
@@ -414,9 +326,8 @@ class Scheduler:
         lease = timedelta(seconds=0 if all_in_flight else self.settings.worker_lease_seconds)
         outcomes = []
         with db.transaction(self.factory) as session:
-            query = select(EnrollmentRow).where(
-                EnrollmentRow.status == "sending", EnrollmentRow.claimed_at <= now - lease
-            )
+            query = select(EnrollmentRow).where(EnrollmentRow.status == "sending",
+                                                EnrollmentRow.claimed_at <= now - lease)
             if self.postgres:
                 query = query.with_for_update(skip_locked=True)
             for row in session.scalars(query).all():
@@ -429,15 +340,11 @@ class Scheduler:
                 if delivered is True:
                     outbox.state, outbox.sent_at, outbox.transport = "sent", now, self.transport.name
                     self._advance_after_send(session, row, outbox, now)
-                    outcomes.append(
-                        self._outcome(row, "recovered", "found delivered after a crash; marked sent")
-                    )
+                    outcomes.append(self._outcome(row, "recovered", "found delivered after a crash; marked sent"))
                 elif delivered is False:
                     session.delete(outbox)
                     row.status, row.next_due_at, row.updated_at = "active", now, now
-                    outcomes.append(
-                        self._outcome(row, "recovered", "not handed over before a crash; due again")
-                    )
+                    outcomes.append(self._outcome(row, "recovered", "not handed over before a crash; due again"))
                 else:
                     outbox.state = "held"
                     outbox.detail = "outcome unknown: handed to SMTP, the worker stopped before recording it"
@@ -454,9 +361,7 @@ class Scheduler:
         with db.transaction(self.factory) as session:
             query = (
                 select(EnrollmentRow)
-                .where(
-                    EnrollmentRow.status.in_(("active", "waiting_review")), EnrollmentRow.next_due_at <= now
-                )
+                .where(EnrollmentRow.status.in_(("active", "waiting_review")), EnrollmentRow.next_due_at <= now)
                 .order_by(EnrollmentRow.next_due_at, EnrollmentRow.id)
                 .limit(self.settings.worker_batch_size)
             )
@@ -480,15 +385,8 @@ class Scheduler:
         return row
 
     def _outcome(self, row: EnrollmentRow, kind: OutcomeKind, reason: str = "") -> StepOutcome:
-        return StepOutcome(
-            enrollment_id=row.id,
-            account_id=row.account_id,
-            sequence_id=row.sequence_id,
-            step=row.step_index,
-            kind=kind,
-            reason=reason,
-            at=self.clock(),
-        )
+        return StepOutcome(enrollment_id=row.id, account_id=row.account_id, sequence_id=row.sequence_id,
+                           step=row.step_index, kind=kind, reason=reason, at=self.clock())
 
     def _run(self, session: Session, row: EnrollmentRow, now: datetime) -> _Prepared | StepOutcome:
         """Run an enrollment's steps from its current one until it must wait, send, or stops."""
@@ -514,8 +412,7 @@ class Scheduler:
                 target = step.then if taken else step.otherwise
                 if target == "exit":
                     reason: ExitReason = {"friction_resolved": "friction_resolved", "replied": "replied"}.get(
-                        step.condition, "branch"
-                    )  # type: ignore[assignment]
+                        step.condition, "branch")  # type: ignore[assignment]
                     return self._exit(session, row, reason, f"branch '{step.condition}' → exit", now)
                 row.step_index = seq.step_index(target) if target else row.step_index + 1
                 continue
@@ -523,22 +420,11 @@ class Scheduler:
                 result = self._gate_exit(session, row, now)
                 if result is not None:
                     return result
-                session.add(
-                    OutboxRow(
-                        idempotency_key=idempotency_key(row.id, row.step_index),
-                        enrollment_id=row.id,
-                        step_index=row.step_index,
-                        kind="task",
-                        state="open",
-                        account_id=row.account_id,
-                        sender=row.sender,
-                        recipient=row.recipient,
-                        subject=step.title,
-                        body=step.title,
-                        due_at=row.next_due_at or now,
-                        created_at=now,
-                    )
-                )
+                session.add(OutboxRow(
+                    idempotency_key=idempotency_key(row.id, row.step_index), enrollment_id=row.id,
+                    step_index=row.step_index, kind="task", state="open", account_id=row.account_id,
+                    sender=row.sender, recipient=row.recipient, subject=step.title, body=step.title,
+                    due_at=row.next_due_at or now, created_at=now))
                 outcome = self._outcome(row, "task", step.title)
                 row.step_index += 1
                 row.updated_at = now
@@ -559,11 +445,9 @@ class Scheduler:
         suppressed = is_suppressed(session, row.recipient)
         if suppressed is not None:
             reason: ExitReason = {"unsubscribe": "unsubscribed", "hard_bounce": "hard_bounce"}.get(
-                suppressed.reason, "suppressed"
-            )  # type: ignore[assignment]
-            return self._exit(
-                session, row, reason, f"{row.recipient} is on the suppression list ({suppressed.reason})", now
-            )
+                suppressed.reason, "suppressed")  # type: ignore[assignment]
+            return self._exit(session, row, reason, f"{row.recipient} is on the suppression list "
+                              f"({suppressed.reason})", now)
         return None
 
     def _gate_exit(self, session: Session, row: EnrollmentRow, now: datetime) -> StepOutcome | None:
@@ -574,18 +458,11 @@ class Scheduler:
             reasons = "; ".join(f"{r.rule}: {r.message}" for r in decision.gate.reasons)
             return self._exit(session, row, "health_gate", reasons, now)
         if row.friction_id and row.friction_id not in {f.id for f in decision.frictions}:
-            return self._exit(
-                session,
-                row,
-                "friction_resolved",
-                f"'{row.friction_id}' no longer shows in the data (upgraded or resolved)",
-                now,
-            )
+            return self._exit(session, row, "friction_resolved",
+                              f"'{row.friction_id}' no longer shows in the data (upgraded or resolved)", now)
         return None
 
-    def _condition(
-        self, session: Session, row: EnrollmentRow, condition: str, decision: Decision | None
-    ) -> bool:
+    def _condition(self, session: Session, row: EnrollmentRow, condition: str, decision: Decision | None) -> bool:
         negate = condition.startswith("not ")
         name = condition.removeprefix("not ").strip()
         if name == "replied":
@@ -593,23 +470,17 @@ class Scheduler:
         elif name == "opened_link":
             value = clicked(session, row)
         elif name == "friction_resolved":
-            value = decision is None or (
-                row.friction_id is not None and row.friction_id not in {f.id for f in decision.frictions}
-            )
+            value = decision is None or (row.friction_id is not None
+                                         and row.friction_id not in {f.id for f in decision.frictions})
         else:
             value = row.motion == name.partition(":")[2].strip()
         return value != negate
 
     def last_contacted(self, session: Session, row: EnrollmentRow) -> date | None:
         """The account's latest expansion email from any *other* enrollment (any motion): the cooldown."""
-        latest = session.scalar(
-            select(func.max(func.coalesce(OutboxRow.sent_at, OutboxRow.created_at))).where(
-                OutboxRow.account_id == row.account_id,
-                OutboxRow.kind == "email",
-                OutboxRow.state.in_(("sending", "sent", "held")),
-                OutboxRow.enrollment_id != row.id,
-            )
-        )
+        latest = session.scalar(select(func.max(func.coalesce(OutboxRow.sent_at, OutboxRow.created_at))).where(
+            OutboxRow.account_id == row.account_id, OutboxRow.kind == "email",
+            OutboxRow.state.in_(("sending", "sent", "held")), OutboxRow.enrollment_id != row.id))
         return latest.astimezone(UTC).date() if latest is not None else None
 
     def _dataset(self, data_dir: str) -> Dataset:
@@ -629,28 +500,21 @@ class Scheduler:
             if row.account_id not in {a.account_id for a in dataset.accounts}:
                 self._pass.decisions[key] = None
             else:
-                found = decide(
-                    dataset,
-                    rules_for(dataset, self.settings.rules_path),
-                    as_of,
-                    last_contacted={row.account_id: contacted} if contacted else None,
-                    account_ids={row.account_id},
-                )
+                found = decide(dataset, rules_for(dataset, self.settings.rules_path), as_of,
+                               last_contacted={row.account_id: contacted} if contacted else None,
+                               account_ids={row.account_id})
                 self._pass.decisions[key] = found[0]
         return self._pass.decisions[key]
 
     # ------------------------------------------------------------------------------------------ email steps
 
-    def _email(
-        self, session: Session, row: EnrollmentRow, seq: Sequence, step: EmailStep, now: datetime
-    ) -> _Prepared | StepOutcome:
+    def _email(self, session: Session, row: EnrollmentRow, seq: Sequence, step: EmailStep,
+               now: datetime) -> _Prepared | StepOutcome:
         first = row.step_index == seq.first_email_index()
         gated = self._gate_exit(session, row, now)
         if gated is not None:
             return gated
-        ready = (
-            self._first_touch(session, row, now) if first else self._followup(session, row, seq, step, now)
-        )
+        ready = self._first_touch(session, row, now) if first else self._followup(session, row, seq, step, now)
         if isinstance(ready, StepOutcome):
             return ready
         subject, body, draft_id = ready
@@ -669,9 +533,8 @@ class Scheduler:
             return capped
         return self._prepare(session, row, subject, body, draft_id, first, now)
 
-    def _first_touch(
-        self, session: Session, row: EnrollmentRow, now: datetime
-    ) -> tuple[str, str, int | None] | StepOutcome:
+    def _first_touch(self, session: Session, row: EnrollmentRow,
+                     now: datetime) -> tuple[str, str, int | None] | StepOutcome:
         """The approved first email. Normally the text copied at enrollment; after a stale step sent the draft
         back to review, it waits for the new review and then sends the version approved then."""
         draft = session.get(DraftRow, row.draft_id) if row.draft_id is not None else None
@@ -681,46 +544,27 @@ class Scheduler:
             row.status, row.next_due_at, row.updated_at = "waiting_review", now + REVIEW_RECHECK, now
             return self._outcome(row, "waiting_review", f"draft {draft.id} waits for review")
         if draft.status != "approved":
-            return self._exit(
-                session, row, "review_rejected", f"draft {draft.id} was {draft.status} in review", now
-            )
-        version = session.scalar(
-            select(DraftVersionRow).where(
-                DraftVersionRow.draft_id == draft.id, DraftVersionRow.number == draft.current_version
-            )
-        )
+            return self._exit(session, row, "review_rejected", f"draft {draft.id} was {draft.status} in review", now)
+        version = session.scalar(select(DraftVersionRow).where(
+            DraftVersionRow.draft_id == draft.id, DraftVersionRow.number == draft.current_version))
         assert version is not None
         row.subject, row.body, row.status = version.subject, version.body, "active"
         return version.subject, version.body, draft.id
 
-    def _back_to_review(
-        self, session: Session, row: EnrollmentRow, draft_id: int | None, overdue: timedelta, now: datetime
-    ) -> StepOutcome:
+    def _back_to_review(self, session: Session, row: EnrollmentRow, draft_id: int | None, overdue: timedelta,
+                        now: datetime) -> StepOutcome:
         """A step found more than ``send_stale_hours`` late (an outage): its draft goes back to the review
         queue (``scheduled → pending_review``) and the enrollment is held until someone releases it."""
-        reason = (
-            f"overdue by {overdue.total_seconds() / 3600:.0f} h (after an outage?); back to review "
-            "instead of sending it late"
-        )
+        reason = (f"overdue by {overdue.total_seconds() / 3600:.0f} h (after an outage?); back to review "
+                  "instead of sending it late")
         draft = session.get(DraftRow, draft_id) if draft_id is not None else None
         if draft is not None and draft.status == "approved":  # an approved follow-up not yet scheduled
-            transition_draft(
-                session,
-                draft,
-                "scheduled",
-                SYSTEM,
-                now,
-                action="schedule",
-                note=f"sequence {row.sequence_id} step {row.step_index}",
-            )
+            transition_draft(session, draft, "scheduled", SYSTEM, now, action="schedule",
+                             note=f"sequence {row.sequence_id} step {row.step_index}")
         if draft is not None and draft.status == "scheduled":
-            transition_draft(
-                session, draft, "pending_review", SYSTEM, now, action="return_to_review", note=reason
-            )
+            transition_draft(session, draft, "pending_review", SYSTEM, now, action="return_to_review", note=reason)
             draft.scheduled_for = None
-            reason += (
-                f"; draft {draft.id} is pending review again (release the enrollment after re-approving)"
-            )
+            reason += f"; draft {draft.id} is pending review again (release the enrollment after re-approving)"
         return self._hold(session, row, reason, now)
 
     def _earned_approval(self, session: Session, draft_id: int) -> str | None:
@@ -730,9 +574,8 @@ class Scheduler:
         from outreach.feedback import auto_approval
         from outreach.registry import Registry
 
-        first = session.scalar(
-            select(DraftVersionRow).where(DraftVersionRow.draft_id == draft_id, DraftVersionRow.number == 1)
-        )
+        first = session.scalar(select(DraftVersionRow).where(
+            DraftVersionRow.draft_id == draft_id, DraftVersionRow.number == 1))
         if first is None or not first.template_name or first.template_version is None:
             return None
         registry = Registry.open(self.settings.prompts_dir)
@@ -744,9 +587,8 @@ class Scheduler:
             return None
         return f"auto-approved: {first.template_name} v{first.template_version} earned it ({verdict.reason})"
 
-    def _followup(
-        self, session: Session, row: EnrollmentRow, seq: Sequence, step: EmailStep, now: datetime
-    ) -> tuple[str, str, int | None] | StepOutcome:
+    def _followup(self, session: Session, row: EnrollmentRow, seq: Sequence, step: EmailStep,
+                  now: datetime) -> tuple[str, str, int | None] | StepOutcome:
         """The follow-up's text once it is approved: draft it on first reach (pending review unless the
         sequence auto-sends), then wait for the review."""
         if row.pending_draft_id is None:
@@ -754,83 +596,47 @@ class Scheduler:
             assert decision is not None and step.prompt is not None  # checked by _gate_exit / the loader
             dataset = self._dataset(row.data_dir or "")
             draft = self.followups(decision, dataset, step.prompt, row.thread_subject or row.subject)
-            result = enqueue(
-                session,
-                decision,
-                draft,
-                evidence=collect_evidence(dataset, decision),
-                catalog=dataset.catalog,
-                now=now,
-            )
+            result = enqueue(session, decision, draft, evidence=collect_evidence(dataset, decision),
+                             catalog=dataset.catalog, now=now)
             if result.draft_id is None:
                 return self._hold(session, row, f"follow-up could not be queued: {result.reason}", now)
             row.pending_draft_id = result.draft_id
             pending = session.get(DraftRow, result.draft_id)
             assert pending is not None
             if pending.status == "pending_review" and pending.quality == "ok":
-                note = (
-                    f"auto_send in sequence {seq.id}"
-                    if seq.auto_sends(step)
-                    else self._earned_approval(session, pending.id)
-                )
+                note = f"auto_send in sequence {seq.id}" if seq.auto_sends(step) else self._earned_approval(
+                    session, pending.id)
                 if note is not None:
                     transition_draft(session, pending, "approved", SYSTEM, now, action="approve", note=note)
         pending = session.get(DraftRow, row.pending_draft_id)
         if pending is None or pending.status in ("rejected", "expired"):
             state = pending.status if pending is not None else "deleted"
-            return self._exit(
-                session, row, "followup_rejected", f"follow-up draft {row.pending_draft_id} was {state}", now
-            )
+            return self._exit(session, row, "followup_rejected", f"follow-up draft {row.pending_draft_id} was "
+                              f"{state}", now)
         if pending.status == "pending_review":
             row.status, row.next_due_at, row.updated_at = "waiting_review", now + REVIEW_RECHECK, now
             return self._outcome(row, "waiting_review", f"follow-up draft {pending.id} waits for review")
         row.status = "active"
-        version = session.scalar(
-            select(DraftVersionRow).where(
-                DraftVersionRow.draft_id == pending.id, DraftVersionRow.number == pending.current_version
-            )
-        )
+        version = session.scalar(select(DraftVersionRow).where(
+            DraftVersionRow.draft_id == pending.id, DraftVersionRow.number == pending.current_version))
         assert version is not None
         return version.subject, version.body, pending.id
 
-    def _capped(
-        self, session: Session, row: EnrollmentRow, window: Window, now: datetime
-    ) -> StepOutcome | None:
+    def _capped(self, session: Session, row: EnrollmentRow, window: Window,
+                now: datetime) -> StepOutcome | None:
         day_start = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
-        sent_today = (
-            session.scalar(
-                select(func.count())
-                .select_from(OutboxRow)
-                .where(
-                    OutboxRow.kind == "email",
-                    OutboxRow.sender == row.sender,
-                    OutboxRow.created_at >= day_start,
-                    OutboxRow.state.in_(("sending", "sent", "held")),
-                )
-            )
-            or 0
-        )
+        sent_today = session.scalar(select(func.count()).select_from(OutboxRow).where(
+            OutboxRow.kind == "email", OutboxRow.sender == row.sender, OutboxRow.created_at >= day_start,
+            OutboxRow.state.in_(("sending", "sent", "held")))) or 0
         zone_info = zone(row.timezone)
         if sent_today >= self.settings.send_daily_cap_per_sender:
             row.next_due_at = window.next_open(day_start + timedelta(days=1), zone_info)
             row.updated_at = now
-            return self._outcome(
-                row,
-                "deferred",
-                f"{row.sender} reached the daily cap ({self.settings.send_daily_cap_per_sender})",
-            )
-        last_hour = (
-            session.scalar(
-                select(func.count())
-                .select_from(OutboxRow)
-                .where(
-                    OutboxRow.kind == "email",
-                    OutboxRow.created_at > now - timedelta(hours=1),
-                    OutboxRow.state.in_(("sending", "sent", "held")),
-                )
-            )
-            or 0
-        )
+            return self._outcome(row, "deferred", f"{row.sender} reached the daily cap "
+                                 f"({self.settings.send_daily_cap_per_sender})")
+        last_hour = session.scalar(select(func.count()).select_from(OutboxRow).where(
+            OutboxRow.kind == "email", OutboxRow.created_at > now - timedelta(hours=1),
+            OutboxRow.state.in_(("sending", "sent", "held")))) or 0
         if last_hour >= self.settings.send_hourly_cap:
             row.next_due_at = window.next_open(now + THROTTLE_RETRY, zone_info)
             row.updated_at = now
@@ -840,62 +646,30 @@ class Scheduler:
     def company(self, row: EnrollmentRow) -> Company:
         return self._dataset(row.data_dir or "").catalog.company
 
-    def _prepare(
-        self,
-        session: Session,
-        row: EnrollmentRow,
-        subject: str,
-        body: str,
-        draft_id: int | None,
-        first: bool,
-        now: datetime,
-    ) -> _Prepared | StepOutcome:
+    def _prepare(self, session: Session, row: EnrollmentRow, subject: str, body: str, draft_id: int | None,
+                 first: bool, now: datetime) -> _Prepared | StepOutcome:
         key = idempotency_key(row.id, row.step_index)
         company = self.company(row)
         list_id = f"{row.sequence_id}.{company.domains[0] if company.domains else 'outreach'}"
         token = token_for(session, row.recipient, list_id, now)
-        base = (
-            (self.settings.public_url.rstrip("/") + "/unsubscribe")
-            if self.settings.public_url
+        base = (self.settings.public_url.rstrip("/") + "/unsubscribe") if self.settings.public_url \
             else company.unsubscribe_url.rstrip("/")
-        )
         mailto = self.settings.unsubscribe_mailto or f"unsubscribe@{row.sender.rpartition('@')[2]}"
         message_id = new_message_id(row.sender)
         if not first:
             subject = thread_subject(row.thread_subject or row.subject)
         email = OutgoingEmail(
-            idempotency_key=key,
-            message_id=message_id,
-            sender=row.sender,
+            idempotency_key=key, message_id=message_id, sender=row.sender,
             sender_name=company.sender_name if row.sender == normalize(company.sender_email) else None,
-            recipient=row.recipient,
-            recipient_name=row.recipient_name,
-            subject=subject,
-            body=body,
-            date=now,
-            in_reply_to=row.last_message_id,
-            references=tuple(row.thread_references or ()),
-            unsubscribe_https=f"{base}/{token}",
-            unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe%20{token}",
-            postal_address=company.postal_address,
-            company=company.name,
-            list_id=list_id,
+            recipient=row.recipient, recipient_name=row.recipient_name, subject=subject, body=body, date=now,
+            in_reply_to=row.last_message_id, references=tuple(row.thread_references or ()),
+            unsubscribe_https=f"{base}/{token}", unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe%20{token}",
+            postal_address=company.postal_address, company=company.name, list_id=list_id,
         )
         outbox = OutboxRow(
-            idempotency_key=key,
-            enrollment_id=row.id,
-            step_index=row.step_index,
-            kind="email",
-            state="sending",
-            account_id=row.account_id,
-            sender=row.sender,
-            recipient=row.recipient,
-            subject=subject,
-            body=body,
-            message_id=message_id,
-            draft_id=draft_id,
-            due_at=row.next_due_at or now,
-            created_at=now,
+            idempotency_key=key, enrollment_id=row.id, step_index=row.step_index, kind="email", state="sending",
+            account_id=row.account_id, sender=row.sender, recipient=row.recipient, subject=subject, body=body,
+            message_id=message_id, draft_id=draft_id, due_at=row.next_due_at or now, created_at=now,
         )
         try:
             with session.begin_nested():
@@ -907,15 +681,8 @@ class Scheduler:
         if draft_id is not None:
             draft = session.get(DraftRow, draft_id)
             if draft is not None and draft.status == "approved":
-                transition_draft(
-                    session,
-                    draft,
-                    "scheduled",
-                    SYSTEM,
-                    now,
-                    action="schedule",
-                    note=f"sequence {row.sequence_id} step {row.step_index}",
-                )
+                transition_draft(session, draft, "scheduled", SYSTEM, now, action="schedule",
+                                 note=f"sequence {row.sequence_id} step {row.step_index}")
                 draft.scheduled_for = now
         row.status, row.claimed_at, row.claimed_by, row.updated_at = "sending", now, self.worker_id, now
         return _Prepared(enrollment_id=row.id, outbox_id=outbox.id, key=key, email=email, draft_id=draft_id)
@@ -942,9 +709,7 @@ class Scheduler:
             outbox.state, outbox.detail = ("failed" if certain_failure else "held"), error
             return self._hold(session, row, error, now)
 
-    def _advance_after_send(
-        self, session: Session, row: EnrollmentRow, outbox: OutboxRow, now: datetime
-    ) -> None:
+    def _advance_after_send(self, session: Session, row: EnrollmentRow, outbox: OutboxRow, now: datetime) -> None:
         if outbox.draft_id is not None:
             draft = session.get(DraftRow, outbox.draft_id)
             if draft is not None and draft.status == "scheduled":
@@ -955,60 +720,29 @@ class Scheduler:
         row.thread_references = list(references_after(row.thread_references or [], outbox.message_id))
         row.last_message_id = outbox.message_id
         row.pending_draft_id = None
-        row.status, row.step_index, row.next_due_at, row.updated_at = (
-            "active",
-            outbox.step_index + 1,
-            now,
-            now,
-        )
+        row.status, row.step_index, row.next_due_at, row.updated_at = "active", outbox.step_index + 1, now, now
 
     # ------------------------------------------------------------------------------------------ endings
 
     def _hold(self, session: Session, row: EnrollmentRow, reason: str, now: datetime) -> StepOutcome:
         row.status, row.hold_reason, row.next_due_at, row.updated_at = "held", reason, None, now
-        session.add(
-            AuditRow(
-                at=now,
-                actor=SYSTEM,
-                action="enrollment.hold",
-                entity="enrollment",
-                entity_id=str(row.id),
-                before=None,
-                after={"step": row.step_index, "reason": reason},
-            )
-        )
+        session.add(AuditRow(at=now, actor=SYSTEM, action="enrollment.hold", entity="enrollment",
+                             entity_id=str(row.id), before=None, after={"step": row.step_index, "reason": reason}))
         return self._outcome(row, "held", reason)
 
-    def _exit(
-        self,
-        session: Session,
-        row: EnrollmentRow,
-        reason: ExitReason,
-        detail: str,
-        now: datetime,
-        *,
-        actor: str = SYSTEM,
-    ) -> StepOutcome:
+    def _exit(self, session: Session, row: EnrollmentRow, reason: ExitReason, detail: str, now: datetime, *,
+              actor: str = SYSTEM) -> StepOutcome:
         row.status, row.exit_reason, row.exit_detail = "exited", reason, detail
         row.exited_at, row.next_due_at, row.updated_at = now, None, now
         for draft_id in (row.draft_id, row.pending_draft_id):
             draft = session.get(DraftRow, draft_id) if draft_id is not None else None
             if draft is not None and draft.status in ("pending_review", "approved", "scheduled"):
-                transition_draft(
-                    session, draft, "expired", actor, now, action="expire", note=f"sequence exited: {reason}"
-                )
+                transition_draft(session, draft, "expired", actor, now, action="expire",
+                                 note=f"sequence exited: {reason}")
                 draft.expired_reason = f"sequence exited: {reason}: {detail}"
-        session.add(
-            AuditRow(
-                at=now,
-                actor=actor,
-                action="enrollment.exit",
-                entity="enrollment",
-                entity_id=str(row.id),
-                before=None,
-                after={"step": row.step_index, "reason": reason, "detail": detail},
-            )
-        )
+        session.add(AuditRow(at=now, actor=actor, action="enrollment.exit", entity="enrollment",
+                             entity_id=str(row.id), before=None,
+                             after={"step": row.step_index, "reason": reason, "detail": detail}))
         return self._outcome(row, "exited", f"{reason}: {detail}")
 
 
@@ -1028,12 +762,9 @@ def build_scheduler(
         engine = db.make_engine(db.database_url(settings))
         db.require_current(engine)
         factory = db.session_factory(engine)
-    sequences = load_sequences(
-        sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir)
-    )
-    return Scheduler(
-        factory, settings, sequences, transport or transport_for(settings), clock=clock, followups=followups
-    )
+    sequences = load_sequences(sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir))
+    return Scheduler(factory, settings, sequences, transport or transport_for(settings), clock=clock,
+                     followups=followups)
 
 
 # ---------------------------------------------------------------------------------------------- the demo
@@ -1058,12 +789,8 @@ class DemoSequenceReport(BaseModel):
             f"{len(self.exited)} exited",
             f"Messages (.eml) in {self.outbox_dir}",
         ]
-        for title, items in (
-            ("Sent", self.sent),
-            ("Tasks", self.tasks),
-            ("Held for review", self.held),
-            ("Exited", self.exited),
-        ):
+        for title, items in (("Sent", self.sent), ("Tasks", self.tasks), ("Held for review", self.held),
+                             ("Exited", self.exited)):
             if items:
                 out.append(f"{title}:")
                 out.extend(f"  {o.at:%a %Y-%m-%d %H:%M} UTC  {o.account_id}: {o.reason}" for o in items)
@@ -1096,30 +823,21 @@ def run_demo_sequence(
             if user is None:
                 raise NotFoundError(f"user {approver} does not exist", hint="run the demo setup first")
             actor = get_user(session, user.id)
-            pending = list(
-                session.execute(
-                    select(DraftRow.id, DraftRow.version)
-                    .where(DraftRow.status == "pending_review", DraftRow.quality == "ok")
-                    .order_by(DraftRow.id)
-                )
-            )
-        queue = ReviewQueue(
-            factory, gate_check=DatasetGateCheck(data_dir, as_of, rules_path=settings.rules_path), clock=clock
-        )
+            pending = list(session.execute(select(DraftRow.id, DraftRow.version).where(
+                DraftRow.status == "pending_review", DraftRow.quality == "ok").order_by(DraftRow.id)))
+        queue = ReviewQueue(factory, gate_check=DatasetGateCheck(data_dir, as_of, rules_path=settings.rules_path),
+                            clock=clock)
         approved = queue.bulk_approve(actor, [(draft_id, version) for draft_id, version in pending]).approved
         demo_settings = settings.model_copy(update={"mail_transport": "outbox"})
-        scheduler = build_scheduler(
-            demo_settings, clock=clock, factory=factory, transport=OutboxTransport(outbox_dir(demo_settings))
-        )
+        scheduler = build_scheduler(demo_settings, clock=clock, factory=factory,
+                                    transport=OutboxTransport(outbox_dir(demo_settings)))
         for draft_id in approved:
             scheduler.enroll(draft_id, actor=approver, data_dir=data_dir, sequence_id=sequence_id)
         report = scheduler.run_until(start + timedelta(days=days), clock)
     finally:
         engine.dispose()
     return DemoSequenceReport(
-        start=start,
-        end=clock(),
-        enrolled=len(approved),
+        start=start, end=clock(), enrolled=len(approved),
         sent=[o for o in report.outcomes if o.kind == "sent"],
         tasks=[o for o in report.outcomes if o.kind == "task"],
         held=[o for o in report.outcomes if o.kind == "held"],

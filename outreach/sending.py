@@ -64,7 +64,7 @@ def footer_text(email: OutgoingEmail) -> str:
         f"\n\n--\n{email.company} · {email.postal_address}\n"
         f"You are receiving this because your team uses {email.company}. "
         f"To stop these emails, unsubscribe here: {email.unsubscribe_https} "
-        '(or reply with "unsubscribe").'
+        "(or reply with \"unsubscribe\")."
     )
 
 
@@ -159,9 +159,8 @@ class SmtpTransport:
         try:
             client: smtplib.SMTP
             if s.smtp_security == "ssl":
-                client = smtplib.SMTP_SSL(
-                    s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=self.context
-                )
+                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds,
+                                          context=self.context)
             else:
                 client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
             with client:
@@ -173,15 +172,9 @@ class SmtpTransport:
                     password = s.smtp_password.get_secret_value() if s.smtp_password else ""
                     client.login(s.smtp_user, password)
                 refused = client.send_message(message)
-        except (
-            smtplib.SMTPRecipientsRefused,
-            smtplib.SMTPSenderRefused,
-            smtplib.SMTPDataError,
-            smtplib.SMTPAuthenticationError,
-            smtplib.SMTPNotSupportedError,
-            ConnectionRefusedError,
-            smtplib.SMTPConnectError,
-        ) as error:
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError,
+                smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError, ConnectionRefusedError,
+                smtplib.SMTPConnectError) as error:
             raise SendError(f"SMTP {s.smtp_host}:{s.smtp_port} refused the message: {error}") from None
         if refused:
             raise SendError(f"SMTP refused recipients: {', '.join(refused)}")

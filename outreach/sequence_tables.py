@@ -78,9 +78,7 @@ class OutboxRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(100))
-    enrollment_id: Mapped[int] = mapped_column(
-        ForeignKey("sequence_enrollments.id", ondelete="CASCADE"), index=True
-    )
+    enrollment_id: Mapped[int] = mapped_column(ForeignKey("sequence_enrollments.id", ondelete="CASCADE"), index=True)
     step_index: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10))  # email | task
     # sending -> sent | held (outcome unknown after a crash); tasks are created open

@@ -41,9 +41,7 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"unknown timezone '{name}'", hint="use an IANA name such as Europe/Berlin"
-        ) from None
+        raise ConfigError(f"unknown timezone '{name}'", hint="use an IANA name such as Europe/Berlin") from None
 
 
 class _Strict(BaseModel):
@@ -172,9 +170,7 @@ class EmailStep(_Strict):
     prompt: str | None = Field(
         default=None, description="Follow-up prompt template; the first email uses the approved draft."
     )
-    auto_send: bool | None = Field(
-        default=None, description="Send follow-ups without review (default: sequence)."
-    )
+    auto_send: bool | None = Field(default=None, description="Send follow-ups without review (default: sequence).")
 
 
 class WaitStep(_Strict):
@@ -201,13 +197,9 @@ class TaskStep(_Strict):
 class BranchStep(_Strict):
     kind: Literal["branch"]
     id: str | None = None
-    condition: str = Field(
-        alias="if", description="replied, opened_link, friction_resolved or motion:<motion>."
-    )
+    condition: str = Field(alias="if", description="replied, opened_link, friction_resolved or motion:<motion>.")
     then: str = Field(description="Step id to jump to, or 'exit'.")
-    otherwise: str | None = Field(
-        default=None, alias="else", description="Step id or 'exit'; default next step."
-    )
+    otherwise: str | None = Field(default=None, alias="else", description="Step id or 'exit'; default next step.")
 
     @field_validator("condition")
     @classmethod
@@ -262,11 +254,8 @@ def _check(seq: Sequence, node: yaml.Node | None, path: Path, templates: dict[st
     for index, step in enumerate(seq.steps):
         if step.id is not None:
             if step.id in seen or step.id == EXIT:
-                raise fail(
-                    f"step id '{step.id}' is used twice (or is the reserved 'exit')",
-                    ("steps", index, "id"),
-                    f"steps.{index}.id",
-                )
+                raise fail(f"step id '{step.id}' is used twice (or is the reserved 'exit')",
+                           ("steps", index, "id"), f"steps.{index}.id")
             seen.add(step.id)
     emails = [i for i, s in enumerate(seq.steps) if isinstance(s, EmailStep)]
     if not emails:
@@ -276,40 +265,25 @@ def _check(seq: Sequence, node: yaml.Node | None, path: Path, templates: dict[st
             for name, target in (("if", step.then), ("else", step.otherwise)):
                 if target is not None and target != EXIT and target not in seen:
                     key = "then" if name == "if" else "else"
-                    raise fail(
-                        f"branch target '{target}' is not a step id in this sequence",
-                        ("steps", index, key),
-                        f"steps.{index}.{key}",
-                    )
+                    raise fail(f"branch target '{target}' is not a step id in this sequence",
+                               ("steps", index, key), f"steps.{index}.{key}")
         if isinstance(step, EmailStep) and index != emails[0]:
             if not step.prompt:
-                raise fail(
-                    "missing prompt: a follow-up email step needs `prompt: <template name>` "
-                    "(only the first email uses the approved draft)",
-                    ("steps", index),
-                    f"steps.{index}.prompt",
-                )
+                raise fail("missing prompt: a follow-up email step needs `prompt: <template name>` "
+                           "(only the first email uses the approved draft)",
+                           ("steps", index), f"steps.{index}.prompt")
             if templates is not None:
                 kind = templates.get(step.prompt)
                 if kind is None:
-                    raise fail(
-                        f"prompt '{step.prompt}' is not a template in the prompts directory "
-                        f"(known: {', '.join(sorted(templates))})",
-                        ("steps", index, "prompt"),
-                        f"steps.{index}.prompt",
-                    )
+                    raise fail(f"prompt '{step.prompt}' is not a template in the prompts directory "
+                               f"(known: {', '.join(sorted(templates))})",
+                               ("steps", index, "prompt"), f"steps.{index}.prompt")
                 if kind != "followup":
-                    raise fail(
-                        f"prompt '{step.prompt}' is a {kind} template; follow-ups need a followup one",
-                        ("steps", index, "prompt"),
-                        f"steps.{index}.prompt",
-                    )
+                    raise fail(f"prompt '{step.prompt}' is a {kind} template; follow-ups need a followup one",
+                               ("steps", index, "prompt"), f"steps.{index}.prompt")
         if isinstance(step, EmailStep) and index == emails[0] and step.prompt not in (None, "approved"):
-            raise fail(
-                "the first email sends the approved draft; leave out `prompt` (or write `approved`)",
-                ("steps", index, "prompt"),
-                f"steps.{index}.prompt",
-            )
+            raise fail("the first email sends the approved draft; leave out `prompt` (or write `approved`)",
+                       ("steps", index, "prompt"), f"steps.{index}.prompt")
 
 
 def load_sequence(path: Path, *, templates: dict[str, str] | None = None) -> Sequence:
@@ -322,13 +296,9 @@ def load_sequence(path: Path, *, templates: dict[str, str] | None = None) -> Seq
         for index, step in enumerate(data.get("steps") or []):
             if isinstance(step, dict) and step.get("kind") not in STEP_KINDS:
                 kind = step.get("kind")
-                problem = "missing `kind`" if kind is None else f"unknown step kind '{kind}'"
-                raise DataError(
-                    path,
-                    f"{problem}; use one of: {', '.join(STEP_KINDS)}",
-                    line=_line_of(node, ("steps", index, "kind")),
-                    field=f"steps.{index}.kind",
-                )
+                problem = ("missing `kind`" if kind is None else f"unknown step kind '{kind}'")
+                raise DataError(path, f"{problem}; use one of: {', '.join(STEP_KINDS)}",
+                                line=_line_of(node, ("steps", index, "kind")), field=f"steps.{index}.kind")
     try:
         seq = Sequence.model_validate(data if data is not None else {})
     except ValidationError as error:
@@ -339,9 +309,8 @@ def load_sequence(path: Path, *, templates: dict[str, str] | None = None) -> Seq
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown field (check the spelling; see docs/sequences.md)"
-        raise DataError(
-            path, message, line=_line_of(node, location), field=".".join(str(p) for p in location) or None
-        ) from None
+        raise DataError(path, message, line=_line_of(node, location),
+                        field=".".join(str(p) for p in location) or None) from None
     _check(seq, node, path, templates)
     return seq.model_copy(update={"path": str(path)})
 
@@ -367,10 +336,8 @@ def template_kinds(prompts_dir: Path | None) -> dict[str, str]:
 def load_sequences(directory: Path, *, templates: dict[str, str] | None = None) -> dict[str, Sequence]:
     """Every ``*.yaml``/``*.yml`` file in ``directory``, keyed by id; stops at the first bad file."""
     if not directory.is_dir():
-        raise ConfigError(
-            f"sequence directory {directory} does not exist",
-            hint="set OUTREACH_SEQUENCES_DIR or create sequences/*.yaml",
-        )
+        raise ConfigError(f"sequence directory {directory} does not exist",
+                          hint="set OUTREACH_SEQUENCES_DIR or create sequences/*.yaml")
     found: dict[str, Sequence] = {}
     for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
         seq = load_sequence(path, templates=templates)
@@ -400,7 +367,5 @@ def for_motion(sequences: dict[str, Sequence], motion: str) -> Sequence:
     for seq in ordered:
         if motion in seq.motions:
             return seq
-    raise NotFoundError(
-        f"no sequence serves the '{motion}' motion",
-        hint="add the motion to a sequence's `motions:` or pass --sequence",
-    )
+    raise NotFoundError(f"no sequence serves the '{motion}' motion",
+                        hint="add the motion to a sequence's `motions:` or pass --sequence")

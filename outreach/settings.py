@@ -36,18 +36,14 @@ class Settings(BaseSettings):
 
     # Sequences and sending (docs/sequences.md).
     sequences_dir: Path | None = Field(
-        default=None,
-        description="Directory of sequence YAML files; default ./sequences, then the bundled ones.",
+        default=None, description="Directory of sequence YAML files; default ./sequences, then the bundled ones."
     )
     mail_transport: Literal["outbox", "smtp"] = Field(
         default="outbox", description="outbox writes .eml files to outbox_dir; smtp hands mail to smtp_host."
     )
-    outbox_dir: Path | None = Field(
-        default=None, description="Where the outbox transport writes; default OUTREACH_HOME/outbox."
-    )
+    outbox_dir: Path | None = Field(default=None, description="Where the outbox transport writes; default OUTREACH_HOME/outbox.")
     mail_sender: str | None = Field(
-        default=None,
-        description="From address when a draft has no owner; default the catalog's sender_email.",
+        default=None, description="From address when a draft has no owner; default the catalog's sender_email."
     )
     public_url: str | None = Field(
         default=None,
@@ -62,8 +58,7 @@ class Settings(BaseSettings):
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_security: Literal["starttls", "ssl", "none"] = Field(
-        default="starttls",
-        description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay).",
+        default="starttls", description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay)."
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     imap_host: str = "127.0.0.1"

@@ -27,31 +27,15 @@ def is_suppressed(session: Session, email: str) -> SuppressionRow | None:
     return session.get(SuppressionRow, normalize(email))
 
 
-def suppress(
-    session: Session,
-    email: str,
-    reason: str,
-    now: datetime,
-    *,
-    source: str | None = None,
-    actor: str = "system",
-) -> bool:
+def suppress(session: Session, email: str, reason: str, now: datetime, *, source: str | None = None,
+             actor: str = "system") -> bool:
     """Add an address to the list (idempotent). Returns True when it was not there before."""
     address = normalize(email)
     if session.get(SuppressionRow, address) is not None:
         return False
     session.add(SuppressionRow(email=address, reason=reason, source=source, created_at=now))
-    session.add(
-        AuditRow(
-            at=now,
-            actor=actor,
-            action="suppression.add",
-            entity="suppression",
-            entity_id=address,
-            before=None,
-            after={"reason": reason, "source": source},
-        )
-    )
+    session.add(AuditRow(at=now, actor=actor, action="suppression.add", entity="suppression", entity_id=address,
+                         before=None, after={"reason": reason, "source": source}))
     session.flush()
     return True
 
@@ -60,9 +44,7 @@ def token_for(session: Session, email: str, list_id: str, now: datetime) -> str:
     """The recipient's token for a list, created on first use (one per recipient and list)."""
     address = normalize(email)
     row = session.scalar(
-        select(UnsubscribeTokenRow).where(
-            UnsubscribeTokenRow.email == address, UnsubscribeTokenRow.list_id == list_id
-        )
+        select(UnsubscribeTokenRow).where(UnsubscribeTokenRow.email == address, UnsubscribeTokenRow.list_id == list_id)
     )
     if row is not None:
         return row.token
@@ -75,9 +57,7 @@ def token_for(session: Session, email: str, list_id: str, now: datetime) -> str:
 def lookup(session: Session, token: str) -> UnsubscribeTokenRow:
     row = session.get(UnsubscribeTokenRow, token) if token else None
     if row is None:
-        raise NotFoundError(
-            "this unsubscribe link is not valid", hint="reply to the email with 'unsubscribe'"
-        )
+        raise NotFoundError("this unsubscribe link is not valid", hint="reply to the email with 'unsubscribe'")
     return row
 
 

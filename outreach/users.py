@@ -103,21 +103,12 @@ def add_user(session: Session, email: str, role: str, password: str, *, actor: s
     if session.scalar(select(UserRow).where(UserRow.email == address)) is not None:
         raise ConflictError(f"a user {address} already exists", hint="pick another email")
     now = _now()
-    row = UserRow(
-        email=address, role=checked, password_hash=_hasher.hash(password), active=True, created_at=now
-    )
+    row = UserRow(email=address, role=checked, password_hash=_hasher.hash(password), active=True, created_at=now)
     session.add(row)
     session.flush()
     session.add(
-        AuditRow(
-            at=now,
-            actor=actor,
-            action="user.add",
-            entity="user",
-            entity_id=address,
-            before=None,
-            after={"email": address, "role": checked},
-        )
+        AuditRow(at=now, actor=actor, action="user.add", entity="user", entity_id=address, before=None,
+                 after={"email": address, "role": checked})
     )
     return _principal(row)
 
@@ -160,28 +151,18 @@ def create_token(session: Session, email: str, name: str, *, actor: str = "cli")
     address = normalize_email(email)
     user = session.scalar(select(UserRow).where(UserRow.email == address))
     if user is None or not user.active:
-        raise NotFoundError(
-            f"no user {address}", hint="create it with `outreach users add EMAIL --role ROLE`"
-        )
+        raise NotFoundError(f"no user {address}", hint="create it with `outreach users add EMAIL --role ROLE`")
     label = name.strip() or "api"
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     now = _now()
-    row = ApiTokenRow(
-        user_id=user.id, name=label[:200], prefix=prefix, token_hash=_token_hash(secret), created_at=now
-    )
+    row = ApiTokenRow(user_id=user.id, name=label[:200], prefix=prefix, token_hash=_token_hash(secret),
+                      created_at=now)
     session.add(row)
     session.flush()
     session.add(
-        AuditRow(
-            at=now,
-            actor=actor,
-            action="token.create",
-            entity="api_token",
-            entity_id=prefix,
-            before=None,
-            after={"email": address, "name": row.name},
-        )
+        AuditRow(at=now, actor=actor, action="token.create", entity="api_token", entity_id=prefix, before=None,
+                 after={"email": address, "name": row.name})
     )
     info = TokenInfo(id=row.id, name=row.name, prefix=prefix, email=address, created_at=now)
     return info, f"{TOKEN_PREFIX}_{prefix}_{secret}"
@@ -209,15 +190,8 @@ def revoke_token(session: Session, prefix: str, *, actor: str = "cli") -> None:
     if row.revoked_at is None:
         row.revoked_at = _now()
         session.add(
-            AuditRow(
-                at=row.revoked_at,
-                actor=actor,
-                action="token.revoke",
-                entity="api_token",
-                entity_id=prefix,
-                before={"revoked": False},
-                after={"revoked": True},
-            )
+            AuditRow(at=row.revoked_at, actor=actor, action="token.revoke", entity="api_token", entity_id=prefix,
+                     before={"revoked": False}, after={"revoked": True})
         )
 
 
@@ -228,20 +202,9 @@ def set_password(session: Session, email: str, password: str, *, actor: str = "c
     if row is None:
         raise NotFoundError(f"no user {address}")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise OutreachError(
-            f"the password is too short ({len(password)} characters)",
-            hint=f"use at least {MIN_PASSWORD_LENGTH} characters",
-        )
+        raise OutreachError(f"the password is too short ({len(password)} characters)",
+                            hint=f"use at least {MIN_PASSWORD_LENGTH} characters")
     row.password_hash = _hasher.hash(password)
-    session.add(
-        AuditRow(
-            at=_now(),
-            actor=actor,
-            action="user.password",
-            entity="user",
-            entity_id=address,
-            before=None,
-            after=None,
-        )
-    )
+    session.add(AuditRow(at=_now(), actor=actor, action="user.password", entity="user", entity_id=address,
+                         before=None, after=None))
     return _principal(row)

@@ -68,31 +68,10 @@ _TLDS = "com|net|org|io|co|ai|app|dev|xyz|info|biz|ly|me|us|uk|de|fr|ru|cn|tk|cl
 _BARE_DOMAIN = re.compile(rf"(?i)(?<![\w@./-])((?:[a-z0-9-]+\.)+(?:{_TLDS}))(?:/[^\s]*)?\b")
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?")
 _WORDS = {
-    "two": 2,
-    "three": 3,
-    "four": 4,
-    "five": 5,
-    "six": 6,
-    "seven": 7,
-    "eight": 8,
-    "nine": 9,
-    "ten": 10,
-    "eleven": 11,
-    "twelve": 12,
-    "thirteen": 13,
-    "fourteen": 14,
-    "fifteen": 15,
-    "sixteen": 16,
-    "seventeen": 17,
-    "eighteen": 18,
-    "nineteen": 19,
-    "twenty": 20,
-    "thirty": 30,
-    "forty": 40,
-    "fifty": 50,
-    "hundred": 100,
-    "thousand": 1000,
-    "million": 1_000_000,
+    "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
+    "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50,
+    "hundred": 100, "thousand": 1000, "million": 1_000_000,
 }
 _NUMBER_WORD = re.compile(r"(?i)\b(" + "|".join(_WORDS) + r")\b")
 
@@ -185,19 +164,13 @@ _NAMED_ITEM = re.compile(
     r"\b((?:[A-Z][\w+-]*)(?: [A-Z][\w+-]*)*) (plan|tier|add-on|addon|package|edition|bundle)\b"
 )
 _PCT = re.compile(r"(\d+(?:\.\d+)?)\s?%")
-_MONEY = re.compile(
-    r"(?i)(?:[$€£]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?|(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
-    r"\s?(?:usd|eur|gbp|dollars|euros))"
-)
+_MONEY = re.compile(r"(?i)(?:[$€£]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?|(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?"
+                    r"\s?(?:usd|eur|gbp|dollars|euros))")
 
 
 def _allowed_prices(facts: DraftFacts) -> set[float]:
     offer = facts.offer
-    prices = {
-        offer.price_monthly,
-        offer.price_after_discount,
-        round(offer.price_monthly - offer.price_after_discount, 2),
-    }
+    prices = {offer.price_monthly, offer.price_after_discount, round(offer.price_monthly - offer.price_after_discount, 2)}
     if offer.quantity > 1:
         prices.add(round(offer.price_monthly / offer.quantity, 2))
     prices.update(item.price_monthly for item in offer.includes)
@@ -273,9 +246,7 @@ def validate_draft(
                 continue
         elif not _contains(text, name):
             continue
-        issue(
-            "catalog_name", f"names the {kind} '{name}', which is not the chosen offer '{offer.name}'", name
-        )
+        issue("catalog_name", f"names the {kind} '{name}', which is not the chosen offer '{offer.name}'", name)
     catalog_names = {name.lower() for _, name, _ in items}
     for match in _NAMED_ITEM.finditer(text):
         name = match.group(1)
@@ -311,11 +282,7 @@ def validate_draft(
     # Discounts: only a green account, only the offer's own discount, never above policy.
     mentions = [m.group(0) for m in _DISCOUNT.finditer(text)]
     if mentions:
-        cap = (
-            policy.max_discount_pct
-            if policy.max_discount_pct is not None
-            else catalog.policy.max_discount_pct
-        )
+        cap = policy.max_discount_pct if policy.max_discount_pct is not None else catalog.policy.max_discount_pct
         if facts.account.health_band != "green":
             issue("discount", f"mentions a discount to a {facts.account.health_band} account", mentions[0])
         elif not offer.discount_pct:
@@ -324,11 +291,8 @@ def validate_draft(
             for mention in mentions:
                 for pct in _PCT.findall(mention):
                     if float(pct) > cap or float(pct) != offer.discount_pct:
-                        issue(
-                            "discount",
-                            f"offers {pct}% (offer discount {offer.discount_pct:g}%, policy max {cap:g}%)",
-                            mention,
-                        )
+                        issue("discount", f"offers {pct}% (offer discount {offer.discount_pct:g}%, policy max "
+                              f"{cap:g}%)", mention)
 
     # Banned generic or unsafe phrases.
     lowered = " ".join(text.lower().split())
@@ -341,11 +305,7 @@ def validate_draft(
         if account.account_id == facts.account.id:
             continue
         name = account.name.strip()
-        if (
-            len(name) >= 3
-            and name.lower() != facts.account.name.lower()
-            and _contains(text, name, case=False)
-        ):
+        if len(name) >= 3 and name.lower() != facts.account.name.lower() and _contains(text, name, case=False):
             issue("other_account", f"mentions another account, '{name}'", name)
         if account.domain and _contains(text.lower(), account.domain.lower()):
             issue("other_account", f"mentions another account's domain, '{account.domain}'", account.domain)

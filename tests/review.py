@@ -148,9 +148,7 @@ class ReviewWorld:
         engine = db.make_engine(url)
         factory = db.session_factory(engine)
         queue = ReviewQueue(factory, gate_check=DatasetGateCheck(data_dir, AS_OF))
-        world = cls(
-            url=url, data_dir=data_dir, dataset=dataset, decisions=decisions, factory=factory, queue=queue
-        )
+        world = cls(url=url, data_dir=data_dir, dataset=dataset, decisions=decisions, factory=factory, queue=queue)
         with db.transaction(factory) as session:
             for email, role in ((MAYA, "sdr"), (SAM, "sdr"), (MARKETING, "marketing"), (ADMIN, "admin")):
                 world.users[role if role != "sdr" or email == MAYA else "sdr2"] = add_user(

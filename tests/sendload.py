@@ -49,9 +49,7 @@ def populate(url: str, root: Path, count: int) -> dict[str, str]:
 
     data_dir = root / "data"
     sequence_data().write(data_dir)
-    (data_dir / "rules.yaml").write_text(
-        yaml.safe_dump({"gate": {"contact_cooldown_days": 0}}), encoding="utf-8"
-    )
+    (data_dir / "rules.yaml").write_text(yaml.safe_dump({"gate": {"contact_cooldown_days": 0}}), encoding="utf-8")
     sequences = root / "sequences"
     sequences.mkdir(parents=True, exist_ok=True)
     (sequences / "load.yaml").write_text(SEQUENCE, encoding="utf-8")
@@ -59,50 +57,31 @@ def populate(url: str, root: Path, count: int) -> dict[str, str]:
     engine = db.make_engine(url)
     rows = [
         {
-            "sequence_id": "load",
-            "draft_id": None,
-            "account_id": ACCOUNTS[i % 3],
-            "motion": "upsell",
-            "data_dir": str(data_dir.resolve()),
-            "recipient": f"user{i}@{ACCOUNTS[i % 3]}.example",
-            "recipient_name": f"User {i}",
-            "sender": "maya@ledgerly.example",
-            "timezone": "Europe/Berlin",
-            "friction_id": None,
-            "offer_id": None,
-            "subject": f"More room for reports ({i})",
-            "body": f"Hi User {i},\n\nYour team keeps hitting the reports limit.\n\nMaya",
-            "status": "active",
-            "step_index": 0,
-            "next_due_at": NOW,
-            "thread_references": [],
-            "enrolled_by": "load",
-            "enrolled_at": NOW,
-            "updated_at": NOW,
+            "sequence_id": "load", "draft_id": None, "account_id": ACCOUNTS[i % 3], "motion": "upsell",
+            "data_dir": str(data_dir.resolve()), "recipient": f"user{i}@{ACCOUNTS[i % 3]}.example",
+            "recipient_name": f"User {i}", "sender": "maya@ledgerly.example", "timezone": "Europe/Berlin",
+            "friction_id": None, "offer_id": None, "subject": f"More room for reports ({i})",
+            "body": f"Hi User {i},\n\nYour team keeps hitting the reports limit.\n\nMaya", "status": "active",
+            "step_index": 0, "next_due_at": NOW, "thread_references": [], "enrolled_by": "load",
+            "enrolled_at": NOW, "updated_at": NOW,
         }
         for i in range(count)
     ]
     with engine.begin() as connection:
         for start in range(0, len(rows), 1000):
-            connection.execute(insert(EnrollmentRow), rows[start : start + 1000])
+            connection.execute(insert(EnrollmentRow), rows[start:start + 1000])
     engine.dispose()
     return worker_env(url, root)
 
 
 def worker_env(url: str, root: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTREACH_")}
-    env.update(
-        {
-            "OUTREACH_HOME": str(root),
-            "OUTREACH_DATABASE_URL": url,
-            "OUTREACH_SEQUENCES_DIR": str(root / "sequences"),
-            "OUTREACH_MAIL_TRANSPORT": "outbox",
-            "OUTREACH_OUTBOX_DIR": str(root / "outbox"),
-            "OUTREACH_SEND_DAILY_CAP_PER_SENDER": "1000000",
-            "OUTREACH_SEND_HOURLY_CAP": "1000000",
-            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-        }
-    )
+    env.update({
+        "OUTREACH_HOME": str(root), "OUTREACH_DATABASE_URL": url, "OUTREACH_SEQUENCES_DIR": str(root / "sequences"),
+        "OUTREACH_MAIL_TRANSPORT": "outbox", "OUTREACH_OUTBOX_DIR": str(root / "outbox"),
+        "OUTREACH_SEND_DAILY_CAP_PER_SENDER": "1000000", "OUTREACH_SEND_HOURLY_CAP": "1000000",
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+    })
     return env
 
 
@@ -139,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         def delivered(self, key: str) -> bool | None:
             return inner.delivered(key)
 
-    scheduler = build_scheduler(
-        settings, clock=FakeClock(datetime.fromisoformat(args.now)), transport=Transport()
-    )
+    scheduler = build_scheduler(settings, clock=FakeClock(datetime.fromisoformat(args.now)), transport=Transport())
     if args.go is not None:
         args.go.with_name(f"{args.go.name}.{os.getpid()}.ready").touch()
         while not args.go.exists():
@@ -149,20 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     report = scheduler.tick(recover_all=args.recover_all)
     elapsed = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "pid": os.getpid(),
-                "seconds": elapsed,
-                "sent": report.count("sent"),
-                "recovered": report.count("recovered"),
-                "held": report.count("held"),
-                "exited": report.count("exited"),
-                "outcomes": len(report.outcomes),
-            }
-        ),
-        flush=True,
-    )
+    print(json.dumps({"pid": os.getpid(), "seconds": elapsed, "sent": report.count("sent"),
+                      "recovered": report.count("recovered"), "held": report.count("held"),
+                      "exited": report.count("exited"), "outcomes": len(report.outcomes)}), flush=True)
     return 0
 
 

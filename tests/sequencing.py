@@ -45,22 +45,14 @@ class CannedFollowups:
     def __init__(self) -> None:
         self.calls: list[str] = []
 
-    def __call__(
-        self, decision: Decision, dataset: Dataset, template: str, previous_subject: str
-    ) -> DraftInput:
+    def __call__(self, decision: Decision, dataset: Dataset, template: str, previous_subject: str) -> DraftInput:
         self.calls.append(decision.account_id)
         friction = decision.primary_friction()
         assert friction is not None and decision.offer is not None
-        return DraftInput(
-            subject=f"Re: {previous_subject}",
-            body=f"Hi Dana,\n\nA short follow-up: your team {friction.statement}.\n\nMaya",
-            call_to_action="Reply to set it up.",
-            friction_ids=[friction.id],
-            offer_id=decision.offer.id,
-            template_name=template,
-            provider="canned",
-            model="canned",
-        )
+        return DraftInput(subject=f"Re: {previous_subject}", body=f"Hi Dana,\n\nA short follow-up: your team "
+                          f"{friction.statement}.\n\nMaya", call_to_action="Reply to set it up.",
+                          friction_ids=[friction.id], offer_id=decision.offer.id, template_name=template,
+                          provider="canned", model="canned")
 
 
 @dataclass
@@ -72,26 +64,14 @@ class Setup:
     settings: Settings
 
     def approve_and_enroll(self, account_id: str, sequence_id: str = "test-upsell") -> int:
-        self.world.queue.approve(
-            self.world.admin, self.world.draft_ids[account_id], self.world.version(account_id)
-        )
-        row = self.scheduler.enroll(
-            self.world.draft_ids[account_id],
-            actor="ada@ledgerly.example",
-            data_dir=self.world.data_dir,
-            sequence_id=sequence_id,
-        )
+        self.world.queue.approve(self.world.admin, self.world.draft_ids[account_id], self.world.version(account_id))
+        row = self.scheduler.enroll(self.world.draft_ids[account_id], actor="ada@ledgerly.example",
+                                    data_dir=self.world.data_dir, sequence_id=sequence_id)
         return row.id
 
 
-def make_setup(
-    world: ReviewWorld,
-    tmp_path: Path,
-    *,
-    sequence: str = SEQUENCE,
-    followups: object | None = None,
-    **settings: object,
-) -> Setup:
+def make_setup(world: ReviewWorld, tmp_path: Path, *, sequence: str = SEQUENCE, followups: object | None = None,
+               **settings: object) -> Setup:
     folder = tmp_path / "sequences"
     folder.mkdir(exist_ok=True)
     (folder / "test.yaml").write_text(sequence, encoding="utf-8")
@@ -99,25 +79,16 @@ def make_setup(
     clock = FakeClock(START)
     world.queue.clock = clock
     transport = OutboxTransport(tmp_path / "outbox")
-    scheduler = Scheduler(
-        world.factory,
-        config,
-        load_sequences(folder, templates=template_kinds(None)),
-        transport,
-        clock=clock,
-        followups=followups,
-    )  # type: ignore[arg-type]
+    scheduler = Scheduler(world.factory, config, load_sequences(folder, templates=template_kinds(None)), transport,
+                          clock=clock, followups=followups)  # type: ignore[arg-type]
     return Setup(world, scheduler, clock, transport, config)
 
 
 def sequence_data() -> DataDir:
     """Like the review world, but the friction is fresh enough to last through a month of sequence time."""
     data = DataDir()
-    for account, owner in (
-        ("acme", "maya@ledgerly.example"),
-        ("globex", "sam@ledgerly.example"),
-        ("initech", ""),
-    ):
+    for account, owner in (("acme", "maya@ledgerly.example"), ("globex", "sam@ledgerly.example"),
+                           ("initech", "")):
         data.account(account, name=account.title(), owner_email=owner).active(account)
         for days in (0.5, 1, 2, 3, 4):
             data.event(account, "Limit Reached", days, limit="reports", used=50, cap=50)

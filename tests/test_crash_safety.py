@@ -30,14 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.sendload", *args],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return subprocess.Popen([sys.executable, "-m", "tests.sendload", *args], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
@@ -51,11 +45,8 @@ def wait_for(condition: Any, process: subprocess.Popen[str], what: str, timeout:
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            pytest.fail(
-                f"worker exited ({process.returncode}) before {what}: {process.stderr.read()[-3000:]}"
-                if process.stderr
-                else f"worker exited before {what}"
-            )
+            pytest.fail(f"worker exited ({process.returncode}) before {what}: {process.stderr.read()[-3000:]}"
+                        if process.stderr else f"worker exited before {what}")
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"timed out waiting for {what}")
@@ -74,25 +65,11 @@ def outbox_state(url: str) -> tuple[dict[str, int], dict[str, int], int]:
     engine = db.make_engine(url)
     try:
         with db.session_factory(engine)() as session:
-            states = dict(
-                session.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state)).all()
-            )
-            statuses = dict(
-                session.execute(
-                    select(EnrollmentRow.status, func.count()).group_by(EnrollmentRow.status)
-                ).all()
-            )
-            per_key = session.scalar(
-                select(
-                    func.max(
-                        select(func.count())
-                        .select_from(OutboxRow)
-                        .group_by(OutboxRow.idempotency_key)
-                        .subquery()
-                        .c[0]
-                    )
-                )
-            )
+            states = dict(session.execute(select(OutboxRow.state, func.count()).group_by(OutboxRow.state)).all())
+            statuses = dict(session.execute(select(EnrollmentRow.status, func.count())
+                                            .group_by(EnrollmentRow.status)).all())
+            per_key = session.scalar(select(func.max(select(func.count()).select_from(OutboxRow)
+                                                     .group_by(OutboxRow.idempotency_key).subquery().c[0])))
     finally:
         engine.dispose()
     return states, statuses, int(per_key or 0)
@@ -124,9 +101,7 @@ def test_sigkill_mid_batch_then_recovery_sends_each_step_exactly_once(tmp_path: 
 
     # 2. Killed exactly between handing a message to the transport and recording it.
     marker = tmp_path / "crashed"
-    worker = start_worker(
-        env, "--recover-all", "--crash-after", "150", str(marker)
-    )  # mid-way through a claim of 100
+    worker = start_worker(env, "--recover-all", "--crash-after", "150", str(marker))  # mid-way through a claim of 100
     wait_for(marker.exists, worker, "the crash point")
     kill(worker)
     states, statuses, _ = outbox_state(url)

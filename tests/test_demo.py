@@ -52,14 +52,7 @@ def test_demo_is_reproducible(tmp_path: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.generate(tmp_path)
-    for name in (
-        "accounts.csv",
-        "events.jsonl",
-        "tickets.jsonl",
-        "catalog.yaml",
-        "expected.json",
-        "outcomes.jsonl",
-    ):
+    for name in ("accounts.csv", "events.jsonl", "tickets.jsonl", "catalog.yaml", "expected.json", "outcomes.jsonl"):
         assert (tmp_path / name).read_bytes() == (DEMO / name).read_bytes(), name
 
 

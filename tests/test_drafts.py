@@ -139,13 +139,7 @@ def test_concurrency_is_bounded_and_progress_reported(workspace: Workspace) -> N
 
     seen: list[str] = []
     _, summary = asyncio.run(
-        draft_all(
-            workspace.decisions,
-            workspace.context,
-            Slow(),
-            concurrency=2,
-            progress=lambda r: seen.append(r.account_id),
-        )
+        draft_all(workspace.decisions, workspace.context, Slow(), concurrency=2, progress=lambda r: seen.append(r.account_id))
     )
     assert peak == 2 and sorted(seen) == ["a1", "a2", "a3"] and summary.drafted == 3
     limited, _ = asyncio.run(draft_all(workspace.decisions, workspace.context, Slow(), limit=1))
@@ -183,9 +177,7 @@ def test_ledger_prices_and_totals() -> None:
     assert estimate_cost(1_000_000, 0, 0, price) == pytest.approx(0.15)
     assert estimate_cost(1_000_000, 0, 1_000_000, price) == pytest.approx(0.075)
     assert estimate_cost(10, 10, 0, price_for("unknown-model", prices)) == 0.0
-    summed = total(
-        [TokenUsage(requests=1, prompt_tokens=5, cost_usd=0.1), TokenUsage(requests=2, completion_tokens=3)]
-    )
+    summed = total([TokenUsage(requests=1, prompt_tokens=5, cost_usd=0.1), TokenUsage(requests=2, completion_tokens=3)])
     assert (summed.requests, summed.total_tokens, summed.cost_usd) == (3, 8, 0.1)
 
 

@@ -37,9 +37,7 @@ def test_draft_defaults_to_outreach_home_and_honours_limit(data: Path, isolated_
 
 
 def test_openai_without_a_key_is_one_line_and_a_hint(data: Path) -> None:
-    result = runner.invoke(
-        app, ["draft", "--data", str(data), "--as-of", "2026-11-20", "--provider", "openai"]
-    )
+    result = runner.invoke(app, ["draft", "--data", str(data), "--as-of", "2026-11-20", "--provider", "openai"])
     assert result.exit_code == 2
     assert "Error: the openai provider needs an API key" in result.output
     assert "Hint: set OPENAI_API_KEY" in result.output
@@ -62,19 +60,7 @@ def test_prompts_list(tmp_path: Path) -> None:
 
 def test_prompts_preview_with_draft(data: Path) -> None:
     result = runner.invoke(
-        app,
-        [
-            "prompts",
-            "preview",
-            "upsell",
-            "--account",
-            "a1",
-            "--data",
-            str(data),
-            "--as-of",
-            "2026-11-20",
-            "--draft",
-        ],
+        app, ["prompts", "preview", "upsell", "--account", "a1", "--data", str(data), "--as-of", "2026-11-20", "--draft"]
     )
     assert result.exit_code == 0, result.output
     assert "House style" in result.output and "<facts>" in result.output

@@ -39,9 +39,8 @@ class PromptFollower:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def generate(
-        self, prompt: RenderedPrompt, facts: DraftFacts, *, repair: RepairRequest | None = None
-    ) -> ProviderResult:
+    async def generate(self, prompt: RenderedPrompt, facts: DraftFacts, *,
+                       repair: RepairRequest | None = None) -> ProviderResult:
         self.calls += 1
         draft = draft_offline(facts)
         if HYPE in prompt.system:
@@ -75,65 +74,36 @@ def test_checks_catch_what_a_bad_draft_gets_wrong() -> None:
     eval_set = load_eval_set(EVAL_SET)
     case = eval_set.case("northwind-freight.first")
     good = draft_offline(case.facts)
-    bad = Draft(
-        subject="Quick question",
-        body="Hi there, unlock premium features for just $5 with Ultra plan. Act now!",
-        call_to_action="",
-        friction_ids=[],
-        offer_id="other",
-    )
-    checks, _ = score_draft(
-        good, case, eval_set.catalog, eval_set.config.validation, other_accounts=eval_set.other_accounts
-    )
+    bad = Draft(subject="Quick question", body="Hi there, unlock premium features for just $5 with Ultra plan. "
+                "Act now!", call_to_action="", friction_ids=[], offer_id="other")
+    checks, _ = score_draft(good, case, eval_set.catalog, eval_set.config.validation,
+                            other_accounts=eval_set.other_accounts)
     assert all(c.passed for c in checks.values())
-    checks, issues = score_draft(
-        bad, case, eval_set.catalog, eval_set.config.validation, other_accounts=eval_set.other_accounts
-    )
+    checks, issues = score_draft(bad, case, eval_set.catalog, eval_set.config.validation,
+                                 other_accounts=eval_set.other_accounts)
     failed = {name for name, c in checks.items() if not c.passed}
-    assert {
-        "grounded_numbers",
-        "catalog_facts",
-        "banned_phrases",
-        "mentions_friction",
-        "names_offer",
-        "cta_present",
-    } <= failed
+    assert {"grounded_numbers", "catalog_facts", "banned_phrases", "mentions_friction", "names_offer",
+            "cta_present"} <= failed
     assert issues
     assert reading_grade("The cat sat. The dog ran.") < reading_grade(
-        "Comprehensive organizational transformation necessitates extraordinary interdepartmental coordination."
-    )
+        "Comprehensive organizational transformation necessitates extraordinary interdepartmental coordination.")
 
 
-def test_cli_eval_exits_non_zero_on_a_regression_and_caches(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_eval_exits_non_zero_on_a_regression_and_caches(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     prompts = copy_prompts(tmp_path / "prompts")
     registry = Registry.open(prompts)
     source = (prompts / "upsell.md.j2").read_text()
-    registry.save(
-        "upsell",
-        source.replace("# Policy (never break these)", f"{HYPE}\n\n# Policy (never break these)"),
-        note="adds urgency",
-    )
+    registry.save("upsell", source.replace("# Policy (never break these)", f"{HYPE}\n\n# Policy (never break these)"),
+                  note="adds urgency")
     follower = PromptFollower()
     monkeypatch.setattr("outreach.providers.get_provider", lambda *_a, **_k: follower)
     app, group = typer.Typer(), typer.Typer()
     app.add_typer(group, name="prompts")
     register(app, group)
     out = tmp_path / "report.html"
-    args = [
-        "eval",
-        "--prompt",
-        "upsell@1",
-        "--prompt",
-        "upsell@2",
-        "--prompts",
-        str(prompts),
-        "--out",
-        str(out),
-        "--json",
-        str(tmp_path / "report.json"),
-    ]
+    args = ["eval", "--prompt", "upsell@1", "--prompt", "upsell@2", "--prompts", str(prompts), "--out", str(out),
+            "--json", str(tmp_path / "report.json")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == REGRESSION_EXIT_CODE, result.output
     assert "Regression: upsell@2 passes banned_phrases on 0% of cases vs 100% for upsell@1" in result.output
@@ -144,20 +114,8 @@ def test_cli_eval_exits_non_zero_on_a_regression_and_caches(
     assert calls == 2 * data["variants"][0]["cases"]
     again = CliRunner().invoke(app, args)  # every draft comes from the cache
     assert again.exit_code == REGRESSION_EXIT_CODE and follower.calls == calls
-    ok = CliRunner().invoke(
-        app,
-        [
-            "eval",
-            "--prompt",
-            "upsell@1",
-            "--prompt",
-            "cross_sell@1",
-            "--prompts",
-            str(prompts),
-            "--out",
-            str(out),
-        ],
-    )
+    ok = CliRunner().invoke(app, ["eval", "--prompt", "upsell@1", "--prompt", "cross_sell@1", "--prompts",
+                                  str(prompts), "--out", str(out)])
     assert ok.exit_code == 0, ok.output
 
 
@@ -201,25 +159,16 @@ def test_llm_judge_scores_every_draft() -> None:
     async def no_sleep(_seconds: float) -> None:
         return None
 
-    judge = LLMJudge(
-        OpenAIProvider(
-            Settings(OPENAI_API_KEY="sk-test-not-a-real-key"),
-            load_drafting_config(),
-            limiter=RateLimiter(60_000, 100_000_000, sleep=no_sleep),
-            sleep=no_sleep,
-        )
-    )
+    judge = LLMJudge(OpenAIProvider(
+        Settings(OPENAI_API_KEY="sk-test-not-a-real-key"), load_drafting_config(),
+        limiter=RateLimiter(60_000, 100_000_000, sleep=no_sleep), sleep=no_sleep,
+    ))
     eval_set = load_eval_set(EVAL_SET)
     registry = Registry.open(PROMPTS)
-    recorder = vcr.VCR(
-        cassette_library_dir=str(Path(__file__).parent / "cassettes" / "test_evaluation"),
-        record_mode="none",
-        match_on=["method", "scheme", "host", "port", "path"],
-        filter_headers=["authorization", "cookie", "set-cookie"],
-    )
-    with recorder.use_cassette(
-        "test_llm_judge_scores_every_draft.yaml", allow_playback_repeats=True
-    ) as played:
+    recorder = vcr.VCR(cassette_library_dir=str(Path(__file__).parent / "cassettes" / "test_evaluation"),
+                       record_mode="none", match_on=["method", "scheme", "host", "port", "path"],
+                       filter_headers=["authorization", "cookie", "set-cookie"])
+    with recorder.use_cassette("test_llm_judge_scores_every_draft.yaml", allow_playback_repeats=True) as played:
         report = run_eval(eval_set, [registry.get("bundle@1")], OfflineProvider(), judge=judge)
     judged = [r for r in report.results if r.draft is not None]
     assert judged and played.play_count == len(judged)

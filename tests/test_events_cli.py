@@ -28,9 +28,8 @@ def seq_world(sqlite_url: str, tmp_path: Path) -> Iterator[ReviewWorld]:
     world.close()
 
 
-def test_events_ingest_records_once_and_ends_sequences(
-    seq_world: ReviewWorld, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_events_ingest_records_once_and_ends_sequences(seq_world: ReviewWorld, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
     acme, globex = setup.approve_and_enroll("acme"), setup.approve_and_enroll("globex")
     setup.scheduler.run_until(START + timedelta(days=5), setup.clock)
@@ -39,13 +38,8 @@ def test_events_ingest_records_once_and_ends_sequences(
     at = (START + timedelta(days=5)).isoformat()
     events = [
         {"kind": "reply", "occurred_at": at, "external_id": "crm-1", "message_id": acme_message},
-        {
-            "kind": "bounce",
-            "occurred_at": at,
-            "external_id": "esp-7",
-            "email": "Dana@Globex.example",
-            "detail": {"status": "5.1.1"},
-        },
+        {"kind": "bounce", "occurred_at": at, "external_id": "esp-7", "email": "Dana@Globex.example",
+         "detail": {"status": "5.1.1"}},
         {"kind": "meeting", "occurred_at": at, "account_id": "initech"},  # no enrollment, but an account
         {"kind": "click", "occurred_at": at, "email": "nobody@elsewhere.example"},  # matches nothing
         {"kind": "reply", "occurred_at": at, "external_id": "crm-1", "message_id": acme_message},  # again
@@ -56,19 +50,15 @@ def test_events_ingest_records_once_and_ends_sequences(
 
     result = runner.invoke(app, ["events", "ingest", str(path)])
     assert result.exit_code == 0, result.output
-    assert (
-        "5 events read: 4 recorded, 1 already known, 1 not matched to an enrollment, 1 addresses suppressed"
-        in result.output
-    )
+    assert ("5 events read: 4 recorded, 1 already known, 1 not matched to an enrollment, 1 addresses suppressed"
+            in result.output)
     again = runner.invoke(app, ["events", "ingest", "-"], input=path.read_text(encoding="utf-8"))
     assert again.exit_code == 0, again.output
     assert "5 events read: 0 recorded, 5 already known" in again.output  # id-less events dedupe by content
 
     with seq_world.factory() as session:
-        assert (
-            session.scalar(select(func.count()).select_from(MailEventRow).where(MailEventRow.kind != "click"))
-            == 3
-        )
+        assert session.scalar(select(func.count()).select_from(MailEventRow).where(
+            MailEventRow.kind != "click")) == 3
         reply = session.scalar(select(MailEventRow).where(MailEventRow.kind == "reply"))
         assert reply is not None and reply.enrollment_id == acme and reply.source == "file"
         suppressed = is_suppressed(session, "dana@globex.example")
@@ -79,16 +69,12 @@ def test_events_ingest_records_once_and_ends_sequences(
     assert reasons == {acme: "replied", globex: "hard_bounce"}
 
 
-def test_events_ingest_names_the_bad_line_and_field(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_events_ingest_names_the_bad_line_and_field(sqlite_url: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OUTREACH_DATABASE_URL", sqlite_url)
     path = tmp_path / "events.jsonl"
-    path.write_text(
-        '{"kind": "reply", "occurred_at": "2026-11-24T10:00:00Z", "email": "a@b.example"}\n'
-        '{"kind": "opened", "occurred_at": "2026-11-24T10:00:00Z"}\n',
-        encoding="utf-8",
-    )
+    path.write_text('{"kind": "reply", "occurred_at": "2026-11-24T10:00:00Z", "email": "a@b.example"}\n'
+                    '{"kind": "opened", "occurred_at": "2026-11-24T10:00:00Z"}\n', encoding="utf-8")
     result = runner.invoke(app, ["events", "ingest", str(path)])
     assert result.exit_code == 2
     assert "events.jsonl:2" in result.output and "kind" in result.output

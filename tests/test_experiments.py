@@ -48,9 +48,7 @@ def test_control_group_is_held_out_and_never_drafted(tmp_path: Path) -> None:
     baseline = open_workspace(data, AS_OF, prompts_dir=prompts)
     ready = {d.account_id for d in baseline.decisions if d.cohort == "ready"}
     assert ready
-    registry.set_split(
-        "upsell", "production", Split(experiment="hype", weights={"1": 1, "2": 1}, control_pct=50)
-    )
+    registry.set_split("upsell", "production", Split(experiment="hype", weights={"1": 1, "2": 1}, control_pct=50))
     router = TrafficRouter.for_directory(prompts)
     assert router is not None
     held = {d.account_id for d in baseline.decisions if router.held_out(d.account)}
@@ -76,12 +74,9 @@ def test_control_group_is_held_out_and_never_drafted(tmp_path: Path) -> None:
 
 def test_results_per_version_from_the_queue(sqlite_url: str) -> None:
     history = (
-        [Seeded("1", "approved")] * 6
-        + [Seeded("1", "approved", edit=("today", "when you are ready"))] * 2
-        + [Seeded("1", "rejected", reason="tone")] * 3
-        + [Seeded("1", "sent")] * 2
-        + [Seeded("2", "approved")] * 3
-        + [Seeded("2", "pending")]
+        [Seeded("1", "approved")] * 6 + [Seeded("1", "approved", edit=("today", "when you are ready"))] * 2
+        + [Seeded("1", "rejected", reason="tone")] * 3 + [Seeded("1", "sent")] * 2
+        + [Seeded("2", "approved")] * 3 + [Seeded("2", "pending")]
     )
     factory = seed_history(sqlite_url, history)
     registry = Registry.open(Path(__file__).resolve().parent.parent / "prompts")
@@ -114,42 +109,20 @@ def test_replies_and_conversions_count_per_version(sqlite_url: str) -> None:
         drafts = session.query(DraftRow).order_by(DraftRow.id).all()
         for index, draft in enumerate(drafts):
             enrollment = EnrollmentRow(
-                sequence_id="upsell",
-                draft_id=draft.id,
-                account_id=draft.account_id,
-                motion="upsell",
-                recipient=f"c{index}@example.com",
-                sender="rep@vendor.example",
-                timezone="UTC",
-                subject="s",
-                body="b",
-                status="active",
-                step_index=1,
-                thread_references=[],
-                enrolled_by="rep@vendor.example",
-                enrolled_at=now,
-                updated_at=now,
+                sequence_id="upsell", draft_id=draft.id, account_id=draft.account_id, motion="upsell",
+                recipient=f"c{index}@example.com", sender="rep@vendor.example", timezone="UTC", subject="s",
+                body="b", status="active", step_index=1, thread_references=[], enrolled_by="rep@vendor.example",
+                enrolled_at=now, updated_at=now,
             )
             session.add(enrollment)
             session.flush()
             kinds = {0: ["reply", "conversion"], 1: ["auto_reply"]}.get(index, [])
             for kind in kinds:
-                session.add(
-                    MailEventRow(
-                        external_id=f"{kind}-{index}",
-                        kind=kind,
-                        account_id=draft.account_id,
-                        enrollment_id=enrollment.id,
-                        detail={},
-                        source="test",
-                        occurred_at=now,
-                        recorded_at=now,
-                    )
-                )
+                session.add(MailEventRow(
+                    external_id=f"{kind}-{index}", kind=kind, account_id=draft.account_id,
+                    enrollment_id=enrollment.id, detail={}, source="test", occurred_at=now, recorded_at=now,
+                ))
     registry = Registry.open(Path(__file__).resolve().parent.parent / "prompts")
     [arm] = experiment_report(factory, registry, "upsell").arms
-    assert arm.reply is not None and (arm.reply.successes, arm.reply.trials) == (
-        1,
-        3,
-    )  # auto-reply is no reply
+    assert arm.reply is not None and (arm.reply.successes, arm.reply.trials) == (1, 3)  # auto-reply is no reply
     assert arm.conversion is not None and (arm.conversion.successes, arm.conversion.trials) == (1, 3)

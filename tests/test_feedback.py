@@ -10,9 +10,8 @@ from tests.tuning_helpers import Seeded, seed_history
 
 
 def test_phrase_changes_ignore_case_and_punctuation() -> None:
-    deleted, added = phrase_changes(
-        "Hi Dana, Unlock premium features today. It is $299.", "Hi Dana, it is $299 when you are ready."
-    )
+    deleted, added = phrase_changes("Hi Dana, Unlock premium features today. It is $299.",
+                                    "Hi Dana, it is $299 when you are ready.")
     assert "unlock premium features today" in deleted
     assert "when you are ready" in added
 
@@ -20,17 +19,8 @@ def test_phrase_changes_ignore_case_and_punctuation() -> None:
 def test_feedback_aggregates_a_seeded_history(sqlite_url: str) -> None:
     history = (
         [Seeded("1", "approved", edit=("Unlock premium features today. ", ""))] * 4
-        + [
-            Seeded(
-                "1",
-                "approved",
-                edit=(
-                    "Would a short call this week help?",
-                    "Would a short call this week help? Happy to walk your team through it.",
-                ),
-            )
-        ]
-        * 2
+        + [Seeded("1", "approved", edit=("Would a short call this week help?",
+                                         "Would a short call this week help? Happy to walk your team through it."))] * 2
         + [Seeded("1", "rejected", reason="tone", note="too pushy")] * 3
         + [Seeded("1", "rejected", reason="wrong_offer")]
         + [Seeded("2", "approved")] * 5
@@ -48,9 +38,8 @@ def test_feedback_aggregates_a_seeded_history(sqlite_url: str) -> None:
 
 
 def test_auto_approval_is_earned_and_lost(sqlite_url: str) -> None:
-    policy = AutoApprovePolicy(
-        enabled=True, min_approvals=5, max_mean_edit_distance=10, max_rejection_rate=0.2, window=10
-    )
+    policy = AutoApprovePolicy(enabled=True, min_approvals=5, max_mean_edit_distance=10, max_rejection_rate=0.2,
+                               window=10)
     earned = [Seeded("1", "approved", template="followup")] * 6
     factory = seed_history(sqlite_url, earned)
     assert not auto_approval(factory, "followup", "1", AutoApprovePolicy(), kind="followup").eligible  # off
@@ -59,20 +48,14 @@ def test_auto_approval_is_earned_and_lost(sqlite_url: str) -> None:
     assert verdict.eligible and verdict.approvals == 6
 
 
-@pytest.mark.parametrize(
-    "extra, reason",
-    [
-        ([Seeded("1", "rejected", reason="tone", template="followup")] * 3, "rejection rate 33%"),
-        (
-            [Seeded("1", "approved", edit=("Unlock premium features today. ", ""), template="followup")] * 6,
-            "mean edit distance",
-        ),
-    ],
-)
+@pytest.mark.parametrize("extra, reason", [
+    ([Seeded("1", "rejected", reason="tone", template="followup")] * 3, "rejection rate 33%"),
+    ([Seeded("1", "approved", edit=("Unlock premium features today. ", ""), template="followup")] * 6,
+     "mean edit distance"),
+])
 def test_auto_approval_lost(sqlite_url: str, extra: list[Seeded], reason: str) -> None:
-    policy = AutoApprovePolicy(
-        enabled=True, min_approvals=5, max_mean_edit_distance=10, max_rejection_rate=0.2, window=20
-    )
+    policy = AutoApprovePolicy(enabled=True, min_approvals=5, max_mean_edit_distance=10, max_rejection_rate=0.2,
+                               window=20)
     factory = seed_history(sqlite_url, [Seeded("1", "approved", template="followup")] * 6 + extra)
     verdict = auto_approval(factory, "followup", "1", policy)
     assert not verdict.eligible and reason in verdict.reason

@@ -25,104 +25,38 @@ Q3 = Period(date(2026, 7, 1), date(2026, 9, 30), "2026-Q3")
 AS_OF = date(2026, 10, 15)
 
 
-def touch(
-    draft_id: int,
-    account: str,
-    offer: str,
-    kind: str,
-    motion: str,
-    trigger: str,
-    owner: str,
-    prompt: str,
-    created: date,
-    *,
-    approved: bool = True,
-    sent: date | None = None,
-    replied: bool = False,
-) -> Touch:
-    return Touch(
-        draft_id, account, offer, kind, motion, trigger, owner, prompt, created, approved, sent, replied
-    )
+def touch(draft_id: int, account: str, offer: str, kind: str, motion: str, trigger: str, owner: str, prompt: str,
+          created: date, *, approved: bool = True, sent: date | None = None, replied: bool = False) -> Touch:
+    return Touch(draft_id, account, offer, kind, motion, trigger, owner, prompt, created, approved, sent, replied)
 
 
-def outcome(
-    id_: int, account: str, type_: str, delta: float | None, day: date, offer: str | None = None
-) -> Outcome:
-    kind = {
-        "upgrade": "expansion",
-        "seat_add": "expansion",
-        "addon_purchase": "expansion",
-        "contraction": "contraction",
-        "downgrade": "contraction",
-        "churn": "churn",
-    }[type_]
+def outcome(id_: int, account: str, type_: str, delta: float | None, day: date, offer: str | None = None) -> Outcome:
+    kind = {"upgrade": "expansion", "seat_add": "expansion", "addon_purchase": "expansion",
+            "contraction": "contraction", "downgrade": "contraction", "churn": "churn"}[type_]
     return Outcome(id_, account, kind, type_, offer, delta, day)
 
 
 def fixture() -> Inputs:
     touches = [
-        touch(
-            1,
-            "a",
-            "business",
-            "plan",
-            "upsell",
-            "seat_pressure",
-            "maya",
-            "upsell@1",
-            date(2026, 7, 1),
-            sent=date(2026, 7, 3),
-            replied=True,
-        ),
-        touch(
-            2,
-            "b",
-            "salesforce-sync",
-            "addon",
-            "cross_sell",
-            "integration_request",
-            "sam",
-            "cross_sell@1",
-            date(2026, 7, 10),
-            sent=date(2026, 7, 12),
-        ),
-        touch(
-            3, "c", "seats-10", "seat_pack", "upsell", "seat_pressure", "maya", "upsell@2", date(2026, 8, 1)
-        ),
-        touch(
-            4,
-            "d",
-            "growth-bundle",
-            "bundle",
-            "bundle",
-            "frequent_exports",
-            "sam",
-            "bundle@1",
-            date(2026, 8, 5),
-            approved=False,
-        ),
-        touch(
-            5,
-            "e",
-            "hubspot-sync",
-            "addon",
-            "cross_sell",
-            "integration_request",
-            "maya",
-            "cross_sell@1",
-            date(2026, 6, 20),
-            sent=date(2026, 6, 22),
-        ),
+        touch(1, "a", "business", "plan", "upsell", "seat_pressure", "maya", "upsell@1", date(2026, 7, 1),
+              sent=date(2026, 7, 3), replied=True),
+        touch(2, "b", "salesforce-sync", "addon", "cross_sell", "integration_request", "sam", "cross_sell@1",
+              date(2026, 7, 10), sent=date(2026, 7, 12)),
+        touch(3, "c", "seats-10", "seat_pack", "upsell", "seat_pressure", "maya", "upsell@2", date(2026, 8, 1)),
+        touch(4, "d", "growth-bundle", "bundle", "bundle", "frequent_exports", "sam", "bundle@1", date(2026, 8, 5),
+              approved=False),
+        touch(5, "e", "hubspot-sync", "addon", "cross_sell", "integration_request", "maya", "cross_sell@1",
+              date(2026, 6, 20), sent=date(2026, 6, 22)),
     ]
     outcomes = [
         outcome(1, "d", "contraction", -100, date(2026, 6, 10)),
-        outcome(2, "a", "upgrade", 400, date(2026, 7, 23), "business"),  # touch 1, 20 days
-        outcome(3, "e", "addon_purchase", 79, date(2026, 7, 10), "hubspot-sync"),  # touch 5, 18 days
-        outcome(4, "f", "seat_add", 60, date(2026, 8, 15), "seats-5"),  # organic: no touch
-        outcome(5, "a", "downgrade", -400, date(2026, 9, 1), "business"),  # undoes outcome 2
+        outcome(2, "a", "upgrade", 400, date(2026, 7, 23), "business"),            # touch 1, 20 days
+        outcome(3, "e", "addon_purchase", 79, date(2026, 7, 10), "hubspot-sync"),   # touch 5, 18 days
+        outcome(4, "f", "seat_add", 60, date(2026, 8, 15), "seats-5"),              # organic: no touch
+        outcome(5, "a", "downgrade", -400, date(2026, 9, 1), "business"),           # undoes outcome 2
         outcome(6, "b", "addon_purchase", 99, date(2026, 9, 15), "salesforce-sync"),  # 65 days: organic
         outcome(7, "g", "churn", None, date(2026, 9, 20)),
-        outcome(8, "c", "seat_add", 110, date(2026, 10, 5), "seats-10"),  # after the period
+        outcome(8, "c", "seat_add", 110, date(2026, 10, 5), "seats-10"),            # after the period
     ]
     triggered = [
         Triggered("a", "upsell", "seat_pressure", "maya", ()),
@@ -130,44 +64,23 @@ def fixture() -> Inputs:
         Triggered("h", "upsell", "usage_near_limit", "sam", ("open_priority_ticket", "red_health")),
     ]
     baseline = {"a": 199, "b": 199, "c": 199, "d": 599, "e": 199, "f": 199, "g": 49, "h": 0}
-    return Inputs(
-        touches=touches,
-        outcomes=outcomes,
-        triggered=triggered,
-        baseline_mrr=baseline,
-        control_accounts={"f", "h"},
-    )
+    return Inputs(touches=touches, outcomes=outcomes, triggered=triggered, baseline_mrr=baseline,
+                  control_accounts={"f", "h"})
 
 
 def test_funnel_totals_and_splits_match_hand_counts() -> None:
     report = compute(fixture(), Q3, AS_OF, window_days=60)
     t = report.totals
     # Drafts 1-4 have their analysis date in Q3 (draft 5 is June's); 1-3 approved; 1-2 sent; 1 replied and converted.
-    assert (t.triggered, t.gated_out, t.drafted, t.approved, t.sent, t.replied, t.converted) == (
-        3,
-        2,
-        4,
-        3,
-        2,
-        1,
-        1,
-    )
+    assert (t.triggered, t.gated_out, t.drafted, t.approved, t.sent, t.replied, t.converted) == (3, 2, 4, 3, 2, 1, 1)
     assert t.expansion_mrr == 400 and t.median_days_to_convert == 20
     assert t.gated_by_reason == {"cs_veto": 1, "open_priority_ticket": 1, "red_health": 1}
     assert t.conversion_rate == 0.5
     motion = {row.key: row for row in report.funnel["motion"]}
     assert set(motion) == {"upsell", "cross_sell", "bundle"}
     upsell = motion["upsell"]
-    assert (
-        upsell.triggered,
-        upsell.gated_out,
-        upsell.drafted,
-        upsell.approved,
-        upsell.sent,
-        upsell.replied,
-        upsell.converted,
-        upsell.expansion_mrr,
-    ) == (2, 1, 2, 2, 1, 1, 1, 400)
+    assert (upsell.triggered, upsell.gated_out, upsell.drafted, upsell.approved, upsell.sent, upsell.replied,
+            upsell.converted, upsell.expansion_mrr) == (2, 1, 2, 2, 1, 1, 1, 400)
     cross = motion["cross_sell"]
     assert (cross.triggered, cross.gated_out, cross.drafted, cross.sent, cross.converted) == (1, 1, 1, 1, 0)
     assert cross.median_days_to_convert is None and cross.conversion_rate == 0
@@ -175,9 +88,7 @@ def test_funnel_totals_and_splits_match_hand_counts() -> None:
     trigger = {row.key: row for row in report.funnel["trigger"]}
     assert trigger["seat_pressure"].drafted == 2 and trigger["seat_pressure"].converted == 1
     assert trigger["usage_near_limit"].triggered == 1 and trigger["usage_near_limit"].gated_by_reason == {
-        "open_priority_ticket": 1,
-        "red_health": 1,
-    }
+        "open_priority_ticket": 1, "red_health": 1}
     prompt = {row.key: row for row in report.funnel["prompt_version"]}
     assert prompt["upsell@1"].converted == 1 and prompt["upsell@2"].sent == 0
     assert prompt["(not drafted)"].triggered == 3
@@ -222,10 +133,7 @@ def test_nrr_and_grr_follow_the_documented_formula() -> None:
 
 
 def test_nrr_leaves_new_customers_out_and_caps_grr() -> None:
-    outcomes = [
-        outcome(1, "new", "upgrade", 500, date(2026, 7, 5)),
-        outcome(2, "x", "seat_add", 50, date(2026, 7, 6)),
-    ]
+    outcomes = [outcome(1, "new", "upgrade", 500, date(2026, 7, 5)), outcome(2, "x", "seat_add", 50, date(2026, 7, 6))]
     result = nrr({"x": 100, "new": 0}, outcomes, Q3)
     assert (result.start_mrr, result.expansion, result.nrr, result.grr) == (100, 50, 1.5, 1.0)
     empty = nrr({}, [], Q3)
@@ -233,11 +141,8 @@ def test_nrr_leaves_new_customers_out_and_caps_grr() -> None:
 
 
 def test_churn_without_amount_loses_what_is_left() -> None:
-    outcomes = [
-        outcome(1, "x", "seat_add", 50, date(2026, 7, 1)),
-        outcome(2, "x", "churn", None, date(2026, 8, 1)),
-        outcome(3, "x", "contraction", -500, date(2026, 9, 1)),
-    ]  # nothing left to contract
+    outcomes = [outcome(1, "x", "seat_add", 50, date(2026, 7, 1)), outcome(2, "x", "churn", None, date(2026, 8, 1)),
+                outcome(3, "x", "contraction", -500, date(2026, 9, 1))]  # nothing left to contract
     result = nrr({"x": 100}, outcomes, Q3)
     assert (result.expansion, result.churn, result.contraction) == (50, 150, 0)
     assert result.nrr == 0 and result.grr == pytest.approx(-0.5)
@@ -246,12 +151,7 @@ def test_churn_without_amount_loses_what_is_left() -> None:
 def test_lift_against_the_control_group() -> None:
     lift = compute(fixture(), Q3, AS_OF).lift
     assert lift is not None
-    assert (lift.control_accounts, lift.control_expanded, lift.treated_accounts, lift.treated_expanded) == (
-        2,
-        1,
-        2,
-        2,
-    )
+    assert (lift.control_accounts, lift.control_expanded, lift.treated_accounts, lift.treated_expanded) == (2, 1, 2, 2)
     assert lift.lift_pp == pytest.approx(50.0)
     inputs = fixture()
     inputs.control_accounts = None
@@ -265,15 +165,12 @@ def test_what_happens_after_as_of_is_not_known_yet() -> None:
     assert report.totals.drafted == 2  # drafts 3 and 4 are from August
 
 
-@pytest.mark.parametrize(
-    ("text", "start", "end"),
-    [
-        ("2026-Q3", date(2026, 7, 1), date(2026, 9, 30)),
-        ("2026-q1", date(2026, 1, 1), date(2026, 3, 31)),
-        ("2026-02", date(2026, 2, 1), date(2026, 2, 28)),
-        ("2026", date(2026, 1, 1), date(2026, 12, 31)),
-    ],
-)
+@pytest.mark.parametrize(("text", "start", "end"), [
+    ("2026-Q3", date(2026, 7, 1), date(2026, 9, 30)),
+    ("2026-q1", date(2026, 1, 1), date(2026, 3, 31)),
+    ("2026-02", date(2026, 2, 1), date(2026, 2, 28)),
+    ("2026", date(2026, 1, 1), date(2026, 12, 31)),
+])
 def test_periods(text: str, start: date, end: date) -> None:
     period = parse_period(text, as_of=AS_OF)
     assert (period.start, period.end) == (start, end)
@@ -307,25 +204,15 @@ def test_report_over_the_seeded_demo_history(db_url: str) -> None:
     _demo_db(db_url)
     engine = db.make_engine(db_url)
     try:
-        report = build_report(
-            db.session_factory(engine),
-            period=parse_period("2026", as_of=date(2026, 11, 20)),
-            as_of=date(2026, 11, 20),
-            data_dir=DEMO,
-            window_days=60,
-        )
+        report = build_report(db.session_factory(engine), period=parse_period("2026", as_of=date(2026, 11, 20)),
+                              as_of=date(2026, 11, 20), data_dir=DEMO, window_days=60)
     finally:
         engine.dispose()
     # Attributed: atlas 99, aurora 575, willow 39, mesa 79, hollow-creek 150, quillstone 99, thistle 400,
     # tidewater 110. Organic: riverbend 400, kestrel 299, lumen 60, granite-works 249 (bought another offer than
     # the seat pack pitched) and stonebridge 129 (78 days after the send: outside the window).
     assert report.attributed_mrr == 1551 and (report.organic.expansions, report.organic.mrr) == (5, 1137)
-    assert (report.totals.drafted, report.totals.sent, report.totals.replied, report.totals.converted) == (
-        10,
-        10,
-        7,
-        8,
-    )
+    assert (report.totals.drafted, report.totals.sent, report.totals.replied, report.totals.converted) == (10, 10, 7, 8)
     assert report.totals.triggered == 30 and report.totals.gated_out == 12
     assert report.retention is not None and report.retention.start_mrr == 18857
     assert report.retention.churn == 49 + 599  # marigold-events, and riverbend-media after its upgrade
@@ -350,11 +237,7 @@ def test_report_command_json_and_csv(sqlite_url: str, monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows[0][:3] == ["section", "dimension", "key"]
-    assert [
-        "retention",
-        "churn",
-        "648",
-    ] in rows  # riverbend-media (599 after its upgrade) and marigold-events (49)
+    assert ["retention", "churn", "648"] in rows  # riverbend-media (599 after its upgrade) and marigold-events (49)
     text = runner.invoke(app, [*args])
     assert text.exit_code == 0 and "NRR" in text.stdout and "Funnel by motion" in text.stdout
     bad = runner.invoke(app, ["report", "--period", "2026-Q7"])
@@ -382,43 +265,16 @@ def test_follow_up_drafts_belong_to_their_touch(sqlite_url: str) -> None:
         at = datetime(2026, 11, 1, 15, tzinfo=UTC)
         followups = []
         for _ in range(2):
-            row = DraftRow(
-                account_id=first.account_id,
-                motion=first.motion,
-                trigger=first.trigger,
-                status="sent",
-                owner_email=first.owner_email,
-                as_of=at.date(),
-                offer_id=first.offer_id,
-                offer=first.offer,
-                health={},
-                gate={},
-                decision={},
-                created_at=at,
-                updated_at=at,
-            )
+            row = DraftRow(account_id=first.account_id, motion=first.motion, trigger=first.trigger, status="sent",
+                           owner_email=first.owner_email, as_of=at.date(), offer_id=first.offer_id, offer=first.offer,
+                           health={}, gate={}, decision={}, created_at=at, updated_at=at)
             session.add(row)
             session.flush()
             followups.append(row.id)
-        session.add(
-            OutboxRow(
-                idempotency_key="followup-test",
-                enrollment_id=enrollments[0].id,
-                step_index=2,
-                kind="email",
-                state="sent",
-                account_id=first.account_id,
-                sender="maya@ledgerly.example",
-                recipient="x@example.com",
-                subject="re",
-                body="b",
-                message_id="<f@x>",
-                draft_id=followups[0],
-                due_at=at,
-                created_at=at,
-                sent_at=at,
-            )
-        )
+        session.add(OutboxRow(idempotency_key="followup-test", enrollment_id=enrollments[0].id, step_index=2,
+                              kind="email", state="sent", account_id=first.account_id, sender="maya@ledgerly.example",
+                              recipient="x@example.com", subject="re", body="b", message_id="<f@x>",
+                              draft_id=followups[0], due_at=at, created_at=at, sent_at=at))
         enrollments[1].pending_draft_id = followups[1]
     with factory() as session:
         after = load_touches(session)

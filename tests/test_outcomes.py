@@ -22,20 +22,8 @@ NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 def touch(draft_id: int, offer: str, kind: str, sent: date | None, account: str = "acme") -> Touch:
     motion = "upsell" if kind in ("plan", "seat_pack") else "cross_sell"
-    return Touch(
-        draft_id,
-        account,
-        offer,
-        kind,
-        motion,
-        "seat_pressure",
-        "maya",
-        "upsell@1",
-        date(2026, 1, 1),
-        True,
-        sent,
-        False,
-    )
+    return Touch(draft_id, account, offer, kind, motion, "seat_pressure", "maya", "upsell@1", date(2026, 1, 1),
+                 True, sent, False)
 
 
 def expansion(type_: str, day: date, offer: str | None, account: str = "acme") -> Outcome:
@@ -54,11 +42,11 @@ def test_attribution_picks_the_touch_whose_offer_was_bought() -> None:
 
 def test_attribution_window_edges() -> None:
     sent = touch(1, "business", "plan", date(2026, 7, 1))
-    assert attribute(expansion("upgrade", date(2026, 8, 30), "business"), [sent]) == sent  # day 60
-    assert attribute(expansion("upgrade", date(2026, 8, 31), "business"), [sent]) is None  # day 61
+    assert attribute(expansion("upgrade", date(2026, 8, 30), "business"), [sent]) == sent      # day 60
+    assert attribute(expansion("upgrade", date(2026, 8, 31), "business"), [sent]) is None      # day 61
     assert attribute(expansion("upgrade", date(2026, 8, 31), "business"), [sent], window_days=90) == sent
-    assert attribute(expansion("upgrade", date(2026, 7, 1), "business"), [sent]) == sent  # same day
-    assert attribute(expansion("upgrade", date(2026, 6, 30), "business"), [sent]) is None  # before the send
+    assert attribute(expansion("upgrade", date(2026, 7, 1), "business"), [sent]) == sent       # same day
+    assert attribute(expansion("upgrade", date(2026, 6, 30), "business"), [sent]) is None      # before the send
 
 
 def test_attribution_needs_a_send_of_the_same_account() -> None:
@@ -68,10 +56,8 @@ def test_attribution_needs_a_send_of_the_same_account() -> None:
 
 
 def test_attribution_prefers_the_latest_matching_send() -> None:
-    first, second = (
-        touch(1, "seats-10", "seat_pack", date(2026, 7, 1)),
-        touch(2, "seats-10", "seat_pack", date(2026, 7, 20)),
-    )
+    first, second = touch(1, "seats-10", "seat_pack", date(2026, 7, 1)), touch(2, "seats-10", "seat_pack",
+                                                                               date(2026, 7, 20))
     assert attribute(expansion("seat_add", date(2026, 8, 1), "seats-10"), [second, first]) == second
 
 
@@ -91,39 +77,22 @@ def test_churn_and_contraction_are_never_attributed() -> None:
 
 
 def test_outcome_event_validation_and_signs() -> None:
-    up = OutcomeEvent.model_validate(
-        {
-            "kind": "upgrade",
-            "account_id": "a",
-            "occurred_at": "2026-07-01T10:00:00Z",
-            "offer_id": "business",
-            "mrr_delta": 400,
-        }
-    )
+    up = OutcomeEvent.model_validate({"kind": "upgrade", "account_id": "a", "occurred_at": "2026-07-01T10:00:00Z",
+                                      "offer_id": "business", "mrr_delta": 400})
     assert up.occurred_at == date(2026, 7, 1) and up.signed_delta == 400 and up.mechanism == "upgrade"
-    down = OutcomeEvent.model_validate(
-        {"kind": "downgrade", "account_id": "a", "date": "2026-07-02", "mrr_delta": 150}
-    )
+    down = OutcomeEvent.model_validate({"kind": "downgrade", "account_id": "a", "date": "2026-07-02",
+                                        "mrr_delta": 150})
     assert down.signed_delta == -150  # the kind gives the sign
     churn = OutcomeEvent.model_validate({"kind": "churn", "account_id": "a", "occurred_at": "2026-07-03"})
     assert churn.signed_delta is None
-    generic = OutcomeEvent.model_validate(
-        {
-            "kind": "expansion",
-            "account_id": "a",
-            "occurred_at": "2026-07-03",
-            "mrr_delta": 60,
-            "detail": {"type": "seat_add"},
-        }
-    )
+    generic = OutcomeEvent.model_validate({"kind": "expansion", "account_id": "a", "occurred_at": "2026-07-03",
+                                           "mrr_delta": 60, "detail": {"type": "seat_add"}})
     assert generic.mechanism == "seat_add"
-    for bad in (
-        {"kind": "upgrade", "account_id": "a", "occurred_at": "2026-07-01"},
-        {"kind": "seat_add", "account_id": "a", "occurred_at": "2026-07-01", "mrr_delta": -5},
-        {"kind": "expansion", "account_id": "a", "occurred_at": "2026-07-01", "mrr_delta": 5},
-        {"kind": "churn", "account_id": "", "occurred_at": "2026-07-01"},
-        {"kind": "contraction", "account_id": "a", "occurred_at": "soon", "mrr_delta": 5},
-    ):
+    for bad in ({"kind": "upgrade", "account_id": "a", "occurred_at": "2026-07-01"},
+                {"kind": "seat_add", "account_id": "a", "occurred_at": "2026-07-01", "mrr_delta": -5},
+                {"kind": "expansion", "account_id": "a", "occurred_at": "2026-07-01", "mrr_delta": 5},
+                {"kind": "churn", "account_id": "", "occurred_at": "2026-07-01"},
+                {"kind": "contraction", "account_id": "a", "occurred_at": "soon", "mrr_delta": 5}):
         with pytest.raises(ValidationError):
             OutcomeEvent.model_validate(bad)
 
@@ -134,21 +103,10 @@ def _write(path: Path, rows: list[dict[str, object]]) -> Path:
 
 
 ROWS: list[dict[str, object]] = [
-    {
-        "kind": "reply",
-        "occurred_at": "2026-07-01T10:00:00Z",
-        "email": "dana@acme.example",
-        "account_id": "acme",
-        "external_id": "mail-1",
-    },
-    {
-        "kind": "addon_purchase",
-        "account_id": "acme",
-        "offer_id": "salesforce-sync",
-        "mrr_delta": 99,
-        "occurred_at": "2026-07-02",
-        "external_id": "crm-1",
-    },
+    {"kind": "reply", "occurred_at": "2026-07-01T10:00:00Z", "email": "dana@acme.example", "account_id": "acme",
+     "external_id": "mail-1"},
+    {"kind": "addon_purchase", "account_id": "acme", "offer_id": "salesforce-sync", "mrr_delta": 99,
+     "occurred_at": "2026-07-02", "external_id": "crm-1"},
     {"kind": "churn", "account_id": "globex", "occurred_at": "2026-07-03"},
 ]
 
@@ -164,9 +122,7 @@ def test_file_ingest_routes_outcomes_and_keeps_mail_events(db_url: str, tmp_path
     assert (again.created, again.duplicates, again.outcomes) == (0, 3, 0)
     with factory() as session:
         rows = list(session.scalars(select(OutcomeRow).order_by(OutcomeRow.occurred_on)))
-        assert [
-            (r.kind, r.type, r.account_id, r.offer_id, r.mrr_delta, r.occurred_on, r.source) for r in rows
-        ] == [
+        assert [(r.kind, r.type, r.account_id, r.offer_id, r.mrr_delta, r.occurred_on, r.source) for r in rows] == [
             ("expansion", "addon_purchase", "acme", "salesforce-sync", 99.0, date(2026, 7, 2), "file"),
             ("churn", "churn", "globex", None, None, date(2026, 7, 3), "file"),
         ]
@@ -177,18 +133,15 @@ def test_file_ingest_routes_outcomes_and_keeps_mail_events(db_url: str, tmp_path
 
 
 def test_a_bad_outcome_line_names_file_line_and_field(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path / "bad.jsonl",
-        [ROWS[0], {"kind": "upgrade", "account_id": "acme", "occurred_at": "2026-07-01"}],
-    )
+    path = _write(tmp_path / "bad.jsonl", [ROWS[0], {"kind": "upgrade", "account_id": "acme",
+                                                     "occurred_at": "2026-07-01"}])
     with pytest.raises(DataError) as error:
         parse_events(path)
     assert "bad.jsonl:2" in str(error.value) and "mrr_delta" in str(error.value)
 
 
-def test_events_ingest_command_records_outcomes(
-    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_events_ingest_command_records_outcomes(sqlite_url: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from outreach.cli import app
 
     monkeypatch.setenv("OUTREACH_DATABASE_URL", sqlite_url)

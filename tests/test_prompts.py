@@ -69,9 +69,7 @@ def test_missing_attribute_fails_at_load(tmp_path: Path) -> None:
 def test_unknown_front_matter_field_is_reported_with_file_line_field(tmp_path: Path) -> None:
     text = "---\nname: test\nversion: '1'\nmotion: upsell\ndescription: d\ntemprature: 0.2\n---\n"
     with pytest.raises(DataError, match="unknown field") as raised:
-        load_template(
-            write(tmp_path, text + "{% block system %}{% endblock %}{% block user %}{% endblock %}")
-        )
+        load_template(write(tmp_path, text + "{% block system %}{% endblock %}{% block user %}{% endblock %}"))
     assert raised.value.line == 6 and raised.value.field == "temprature"
 
 

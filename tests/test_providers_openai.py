@@ -145,10 +145,7 @@ def test_invalid_draft_repaired(workspace: Workspace) -> None:
     rules = {issue.rule for issue in record.attempts[0].issues}
     assert {"number", "banned_phrase"} <= rules
     repair_request = seen[-1].decode()
-    assert (
-        "Your draft broke these rules" in repair_request
-        and "'12' does not appear in the facts" in repair_request
-    )
+    assert "Your draft broke these rules" in repair_request and "'12' does not appear in the facts" in repair_request
 
 
 def test_refusal_falls_back_offline(workspace: Workspace) -> None:

@@ -33,11 +33,7 @@ def test_enqueue_creates_one_pending_draft_per_ready_account(world: ReviewWorld)
     assert {r.account_name for r in page.rows} == {"Acme Corp", "Globex", "Initech"}
     row = next(r for r in page.rows if r.account_id == "acme")
     assert (row.motion, row.trigger, row.owner_email, row.status) == (
-        "upsell",
-        "repeated_limit_hits",
-        MAYA,
-        "pending_review",
-    )
+        "upsell", "repeated_limit_hits", MAYA, "pending_review")
     assert row.offer_name == "Business" and row.offer_price == 499
 
 
@@ -50,9 +46,7 @@ def test_filters_and_counts(world: ReviewWorld) -> None:
     page = world.queue.page(world.admin, QueueFilter(status=None))
     assert page.counts.by_status["approved"] == 1 and page.counts.by_status["pending_review"] == 2
     assert page.matching == 3
-    assert [r.account_id for r in world.queue.page(world.admin, QueueFilter(status="approved")).rows] == [
-        "acme"
-    ]
+    assert [r.account_id for r in world.queue.page(world.admin, QueueFilter(status="approved")).rows] == ["acme"]
     paged = world.queue.page(world.admin, QueueFilter(status=None, limit=2, offset=2))
     assert len(paged.rows) == 1
 
@@ -71,10 +65,7 @@ def test_detail_puts_evidence_beside_the_draft(world: ReviewWorld) -> None:
 def test_numbers_not_in_the_figures_are_marked_unverified() -> None:
     segments = segment_numbers("Saved 12 hours, 3 times, $1,200.", {3.0: ("friction-1", "hits")})
     assert [(s.text, s.kind) for s in segments if s.kind != "text"] == [
-        ("12", "unverified"),
-        ("3", "number"),
-        ("$1,200", "unverified"),
-    ]
+        ("12", "unverified"), ("3", "number"), ("$1,200", "unverified")]
     assert "".join(s.text for s in segments) == "Saved 12 hours, 3 times, $1,200."
 
 
@@ -82,9 +73,8 @@ def test_approve_then_schedule_then_send(world: ReviewWorld) -> None:
     draft_id = world.draft_ids["acme"]
     approved = world.queue.approve(world.maya, draft_id, world.version("acme"))
     assert approved.summary.status == "approved"
-    scheduled = world.queue.schedule(
-        world.admin, draft_id, approved.summary.version, datetime(2026, 11, 24, 9, tzinfo=UTC)
-    )
+    scheduled = world.queue.schedule(world.admin, draft_id, approved.summary.version,
+                                     datetime(2026, 11, 24, 9, tzinfo=UTC))
     assert scheduled.summary.status == "scheduled"
     sent = world.queue.mark_sent(world.admin, draft_id, scheduled.summary.version)
     assert sent.summary.status == "sent"
@@ -102,13 +92,8 @@ def test_cannot_skip_states(world: ReviewWorld) -> None:
 
 
 def test_reject_records_the_reason(world: ReviewWorld) -> None:
-    detail = world.queue.reject(
-        world.maya,
-        world.draft_ids["acme"],
-        world.version("acme"),
-        "wrong_offer",
-        "they need SSO, not reports",
-    )
+    detail = world.queue.reject(world.maya, world.draft_ids["acme"], world.version("acme"), "wrong_offer",
+                                "they need SSO, not reports")
     assert detail.summary.status == "rejected"
     assert (detail.reject_reason, detail.reject_text) == ("wrong_offer", "they need SSO, not reports")
     assert detail.actions[-1].reason_code == "wrong_offer"
@@ -129,14 +114,8 @@ def test_edit_keeps_diff_and_edit_distance(world: ReviewWorld) -> None:
     draft_id = world.draft_ids["acme"]
     before = world.queue.show(world.maya, draft_id)
     body = before.current.body.replace("Hi Dana,", "Hi Dana — quick one,")
-    detail = world.queue.edit(
-        world.maya,
-        draft_id,
-        before.summary.version,
-        subject=before.current.subject,
-        body=body,
-        call_to_action=before.current.call_to_action,
-    )
+    detail = world.queue.edit(world.maya, draft_id, before.summary.version, subject=before.current.subject,
+                              body=body, call_to_action=before.current.call_to_action)
     assert detail.current.number == 2 and detail.current.source == "edit" and detail.current.author == MAYA
     assert detail.current.edit_distance == len(" — quick one")
     assert detail.current.diff is not None
@@ -144,21 +123,11 @@ def test_edit_keeps_diff_and_edit_distance(world: ReviewWorld) -> None:
     assert [v.source for v in detail.versions] == ["model", "edit"]
     assert detail.summary.version > before.summary.version
     # a second edit is still measured against the model's text, not the previous edit
-    again = world.queue.edit(
-        world.maya,
-        draft_id,
-        detail.summary.version,
-        subject="New subject",
-        body=body,
-        call_to_action=before.current.call_to_action,
-    )
-    assert (
-        again.current.edit_distance
-        == edit_stats(
-            (before.current.subject, before.current.body, before.current.call_to_action),
-            ("New subject", body, before.current.call_to_action),
-        )[1]
-    )
+    again = world.queue.edit(world.maya, draft_id, detail.summary.version, subject="New subject", body=body,
+                             call_to_action=before.current.call_to_action)
+    assert again.current.edit_distance == edit_stats(
+        (before.current.subject, before.current.body, before.current.call_to_action),
+        ("New subject", body, before.current.call_to_action))[1]
 
 
 def test_bad_edits_change_nothing(world: ReviewWorld) -> None:
@@ -170,27 +139,16 @@ def test_bad_edits_change_nothing(world: ReviewWorld) -> None:
     with pytest.raises(OutreachError, match="subject is empty"):
         world.queue.edit(world.maya, draft_id, version, subject=" ", body="body")
     with pytest.raises(OutreachError, match="nothing changed"):
-        world.queue.edit(
-            world.maya,
-            draft_id,
-            version,
-            subject=before.current.subject,
-            body=before.current.body,
-            call_to_action=before.current.call_to_action,
-        )
+        world.queue.edit(world.maya, draft_id, version, subject=before.current.subject, body=before.current.body,
+                         call_to_action=before.current.call_to_action)
     after = world.queue.show(world.maya, draft_id)
     assert after.summary.version == version and len(after.versions) == 1
 
 
 def test_html_in_an_edit_is_stored_as_text(world: ReviewWorld) -> None:
     draft_id = world.draft_ids["acme"]
-    detail = world.queue.edit(
-        world.maya,
-        draft_id,
-        world.version("acme"),
-        subject="Hi <b>there</b>",
-        body="<script>alert(1)</script> hello",
-    )
+    detail = world.queue.edit(world.maya, draft_id, world.version("acme"), subject="Hi <b>there</b>",
+                              body="<script>alert(1)</script> hello")
     assert detail.current.body == "<script>alert(1)</script> hello"  # escaping is the renderer's job
 
 
@@ -232,11 +190,8 @@ def test_two_reviewers_one_wins(world: ReviewWorld) -> None:
     status = world.queue.show(world.admin, draft_id).summary.status
     assert status == {"approve": "approved", "reject": "rejected"}[winner]
     with world.factory() as session:
-        acted = session.scalar(
-            select(func.count())
-            .select_from(ReviewActionRow)
-            .where(ReviewActionRow.draft_id == draft_id, ReviewActionRow.action.in_(("approve", "reject")))
-        )
+        acted = session.scalar(select(func.count()).select_from(ReviewActionRow).where(
+            ReviewActionRow.draft_id == draft_id, ReviewActionRow.action.in_(("approve", "reject"))))
         assert acted == 1
 
 
@@ -262,14 +217,8 @@ def test_missing_draft(world: ReviewWorld) -> None:
 
 def test_bulk_approve_reports_each_draft(world: ReviewWorld) -> None:
     acme, globex, initech = (world.draft_ids[a] for a in ("acme", "globex", "initech"))
-    result = world.queue.bulk_approve(
-        world.maya,
-        [
-            (acme, world.version("acme")),
-            (globex, world.version("globex")),
-            (initech, world.version("initech") + 5),
-        ],
-    )
+    result = world.queue.bulk_approve(world.maya, [
+        (acme, world.version("acme")), (globex, world.version("globex")), (initech, world.version("initech") + 5)])
     assert result.approved == [acme]
     assert "assigned to" in result.failed[globex] and "changed since" in result.failed[initech]
 
@@ -309,18 +258,14 @@ def test_new_trigger_merges_into_the_pending_draft(world: ReviewWorld, tmp_path:
     dataset = load_dataset(world.data_dir)
     [decision] = decide(dataset, rules_for(dataset), AS_OF, account_ids={"acme"})
     assert len(decision.frictions) == 2
-    [result] = world.queue.fill(
-        [decision], {"acme": draft_text(decision, extra=" Also scheduled exports.")}, dataset=dataset
-    )
+    [result] = world.queue.fill([decision], {"acme": draft_text(decision, extra=" Also scheduled exports.")},
+                                dataset=dataset)
     assert (result.outcome, result.draft_id) == ("merged", world.draft_ids["acme"])
     detail = world.queue.show(world.maya, world.draft_ids["acme"])
     assert {f.kind for f in detail.frictions} == {"repeated_limit_hits", "locked_feature"}
     assert detail.current.source == "merge" and "scheduled exports" in detail.current.body
     with world.factory() as session:
-        assert (
-            session.scalar(select(func.count()).select_from(DraftRow).where(DraftRow.account_id == "acme"))
-            == 1
-        )
+        assert session.scalar(select(func.count()).select_from(DraftRow).where(DraftRow.account_id == "acme")) == 1
 
 
 def test_merge_keeps_a_reps_edit(world: ReviewWorld) -> None:
@@ -349,20 +294,15 @@ def test_regenerate_through_a_regenerator(world: ReviewWorld) -> None:
 
     def regenerate(request: RegenerationRequest) -> DraftInput:
         seen.append(request)
-        return DraftInput(
-            subject="Shorter",
-            body=f"{request.decision.account.name}: {request.instructions}",
-            provider="offline",
-            model="template",
-        )
+        return DraftInput(subject="Shorter", body=f"{request.decision.account.name}: {request.instructions}",
+                          provider="offline", model="template")
 
     queue = ReviewQueue(world.factory, regenerator=regenerate)
     draft_id = world.draft_ids["acme"]
     detail = queue.regenerate(world.maya, draft_id, world.version("acme"), "shorter, mention the Friday CSVs")
     assert seen[0].decision.account_id == "acme" and seen[0].body.startswith("Hi Dana")
     assert detail.current.source == "regeneration" and detail.current.instructions == (
-        "shorter, mention the Friday CSVs"
-    )
+        "shorter, mention the Friday CSVs")
     assert detail.summary.subject == "Shorter"
     without = ReviewQueue(world.factory)
     with pytest.raises(OutreachError, match="not available"):
@@ -374,11 +314,8 @@ def test_every_change_is_audited(world: ReviewWorld) -> None:
     detail = world.queue.edit(world.maya, draft_id, world.version("acme"), subject="S", body="B")
     world.queue.approve(world.maya, draft_id, detail.summary.version)
     with world.factory() as session:
-        rows = session.scalars(
-            select(AuditRow)
-            .where(AuditRow.entity == "draft", AuditRow.entity_id == str(draft_id))
-            .order_by(AuditRow.id)
-        ).all()
+        rows = session.scalars(select(AuditRow).where(AuditRow.entity == "draft", AuditRow.entity_id == str(draft_id))
+                               .order_by(AuditRow.id)).all()
     assert [r.action for r in rows] == ["draft.create", "draft.edit", "draft.approve"]
     assert rows[2].actor == MAYA
     assert rows[2].before is not None and rows[2].before["status"] == "pending_review"

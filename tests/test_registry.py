@@ -100,8 +100,7 @@ def test_drafts_record_the_production_version(prompts: Path, tmp_path: Path) -> 
     records, _ = run_drafts(workspace.decisions, workspace.context, OfflineProvider())
     upsells = [r for r in records if r.template == "upsell"]
     assert upsells and {(r.template_version, r.template_sha256) for r in upsells} == {
-        ("1", registry.template("upsell", "1").sha256)
-    }
+        ("1", registry.template("upsell", "1").sha256)}
 
 
 def test_cli_versions_diff_save_promote(prompts: Path, tmp_path: Path) -> None:
@@ -117,11 +116,9 @@ def test_cli_versions_diff_save_promote(prompts: Path, tmp_path: Path) -> None:
     diff = runner.invoke(app, ["prompts", "diff", "upsell", "1", "2", "--prompts", str(prompts)])
     assert diff.exit_code == 0
     assert "-- No hype and no generic lines" in diff.output and "+- Never any hype" in diff.output
-    promoted = runner.invoke(
-        app, ["prompts", "promote", "upsell", "2", "--label", "production", "--prompts", str(prompts)]
-    )
+    promoted = runner.invoke(app, ["prompts", "promote", "upsell", "2", "--label", "production",
+                                   "--prompts", str(prompts)])
     assert promoted.exit_code == 0 and load_templates(prompts)["upsell"].version == "2"
-    missing = runner.invoke(
-        app, ["prompts", "promote", "upsell", "7", "--label", "production", "--prompts", str(prompts)]
-    )
+    missing = runner.invoke(app, ["prompts", "promote", "upsell", "7", "--label", "production",
+                                  "--prompts", str(prompts)])
     assert missing.exit_code == 1 and "no version 7" in missing.output

@@ -66,15 +66,8 @@ class Imap:
             client.logout()
 
     def settings(self, home: Path, url: str) -> Settings:
-        return Settings(
-            home=home,
-            database_url=url,
-            imap_host="127.0.0.1",
-            imap_port=self.port,
-            imap_user=USER,
-            imap_password=SecretStr(PASSWORD),
-            imap_security="none",
-        )
+        return Settings(home=home, database_url=url, imap_host="127.0.0.1", imap_port=self.port, imap_user=USER,
+                        imap_password=SecretStr(PASSWORD), imap_security="none")
 
 
 def _free_port() -> int:
@@ -86,9 +79,7 @@ def _free_port() -> int:
 @pytest.fixture
 def dovecot() -> Iterator[Imap]:
     if not DOVECOT.exists():
-        message = (
-            f"{DOVECOT} is not installed (apt-get install dovecot-imapd): skipping the IMAP poller tests"
-        )
+        message = f"{DOVECOT} is not installed (apt-get install dovecot-imapd): skipping the IMAP poller tests"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message.replace("skipping", "CI must run"))
         pytest.skip(message)
@@ -101,20 +92,17 @@ def dovecot() -> Iterator[Imap]:
     os.chown(root / "mail", account.pw_uid, account.pw_gid)
     port = _free_port()
     (root / "passwd").write_text(
-        f"{USER}:{{PLAIN}}{PASSWORD}:{account.pw_uid}:{account.pw_gid}::{root / 'mail' / USER}::\n",
-        encoding="utf-8",
-    )
-    (root / "dovecot.conf").write_text(
-        f"""
-base_dir = {root / "run"}
-state_dir = {root / "state"}
-log_path = {root / "dovecot.log"}
+        f"{USER}:{{PLAIN}}{PASSWORD}:{account.pw_uid}:{account.pw_gid}::{root / 'mail' / USER}::\n", encoding="utf-8")
+    (root / "dovecot.conf").write_text(f"""
+base_dir = {root / 'run'}
+state_dir = {root / 'state'}
+log_path = {root / 'dovecot.log'}
 protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-mail_location = maildir:{root / "mail"}/%u
+mail_location = maildir:{root / 'mail'}/%u
 default_internal_user = {account.pw_name}
 default_internal_group = {_group(account.pw_gid)}
 default_login_user = {account.pw_name}
@@ -130,20 +118,15 @@ service imap-login {{
 }}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root / "passwd"}
+  args = scheme=PLAIN username_format=%u {root / 'passwd'}
 }}
 userdb {{
   driver = passwd-file
-  args = username_format=%u {root / "passwd"}
+  args = username_format=%u {root / 'passwd'}
 }}
-""",
-        encoding="utf-8",
-    )
-    process = subprocess.Popen(
-        [str(DOVECOT), "-F", "-c", str(root / "dovecot.conf")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+""", encoding="utf-8")
+    process = subprocess.Popen([str(DOVECOT), "-F", "-c", str(root / "dovecot.conf")],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     log = root / "dovecot.log"
     try:
         deadline = time.monotonic() + 15
@@ -176,14 +159,8 @@ def _group(gid: int) -> str:
 # ------------------------------------------------------------------------------------------------ messages
 
 
-def reply(
-    in_reply_to: str,
-    *,
-    sender: str = "dana@acme.example",
-    subject: str = "Re: More room for reports",
-    headers: dict[str, str] | None = None,
-    own_id: str = "<r1@acme.example>",
-) -> bytes:
+def reply(in_reply_to: str, *, sender: str = "dana@acme.example", subject: str = "Re: More room for reports",
+          headers: dict[str, str] | None = None, own_id: str = "<r1@acme.example>") -> bytes:
     message = EmailMessage()
     message["From"] = f"Dana <{sender}>"
     message["To"] = "maya@ledgerly.example"
@@ -198,14 +175,8 @@ def reply(
     return message.as_bytes()
 
 
-def dsn(
-    original: str,
-    recipient: str,
-    *,
-    action: str = "failed",
-    status: str = "5.1.1",
-    own_id: str = "<dsn1@mx.acme.example>",
-) -> bytes:
+def dsn(original: str, recipient: str, *, action: str = "failed", status: str = "5.1.1",
+        own_id: str = "<dsn1@mx.acme.example>") -> bytes:
     """An RFC 3464 delivery status notification as an MTA writes it."""
     return (
         "From: Mail Delivery System <MAILER-DAEMON@mx.example>\r\n"
@@ -248,11 +219,7 @@ def test_classify_a_human_reply() -> None:
     event = classify(reply(OURS), NOW)
     assert event is not None
     assert (event.kind, event.message_id, event.email, event.external_id) == (
-        "reply",
-        OURS,
-        "dana@acme.example",
-        "<r1@acme.example>",
-    )
+        "reply", OURS, "dana@acme.example", "<r1@acme.example>")
     assert event.occurred_at == NOW
 
 
@@ -282,14 +249,8 @@ def test_classify_an_rfc3464_hard_bounce_and_a_delay() -> None:
     hard = classify(dsn(OURS, "dana@acme.example"), NOW)
     assert hard is not None
     assert (hard.kind, hard.message_id, hard.email, hard.detail["status"]) == (
-        "bounce",
-        OURS,
-        "dana@acme.example",
-        "5.1.1",
-    )
-    delayed = classify(
-        dsn(OURS, "dana@acme.example", action="delayed", status="4.4.7", own_id="<d2@mx>"), NOW
-    )
+        "bounce", OURS, "dana@acme.example", "5.1.1")
+    delayed = classify(dsn(OURS, "dana@acme.example", action="delayed", status="4.4.7", own_id="<d2@mx>"), NOW)
     assert delayed is not None and delayed.kind == "soft_bounce"
 
 
@@ -301,17 +262,12 @@ def test_classify_opt_outs_by_mailto_and_by_reply() -> None:
     event = classify(mailto.as_bytes(), NOW)
     assert event is not None and (event.kind, event.email) == ("unsubscribe", "dana@acme.example")
     assert event.detail["token"] == "Zx8_kq-3YbT1mNw0pLr5" and event.message_id is None
-    by_reply = classify(
-        reply(OURS).replace(b"Sounds good, can we talk on Thursday?", b"Unsubscribe.\n\n> Hi Dana"), NOW
-    )
+    by_reply = classify(reply(OURS).replace(b"Sounds good, can we talk on Thursday?", b"Unsubscribe.\n\n> Hi Dana"),
+                        NOW)
     assert by_reply is not None and (by_reply.kind, by_reply.message_id) == ("unsubscribe", OURS)
     # Quoting our footer ("reply with unsubscribe") in an ordinary reply is not an opt-out.
-    quoting = classify(
-        reply(OURS).replace(
-            b"Sounds good, can we talk on Thursday?", b"Yes please.\n\n> reply with unsubscribe"
-        ),
-        NOW,
-    )
+    quoting = classify(reply(OURS).replace(b"Sounds good, can we talk on Thursday?",
+                                           b"Yes please.\n\n> reply with unsubscribe"), NOW)
     assert quoting is not None and quoting.kind == "reply"
 
 
@@ -342,46 +298,24 @@ def test_poll_end_to_end_against_dovecot(dovecot: Imap, seq_world: ReviewWorld, 
     acme_id, globex_id = ours[acme], ours[globex]
     assert acme_id is not None and globex_id is not None
 
-    dovecot.append(
-        reply(
-            acme_id,
-            headers={"Auto-Submitted": "auto-replied"},
-            subject="Out of office",
-            own_id="<ooo@acme.example>",
-        )
-    )
-    dovecot.append(
-        reply(
-            "<somebody-else@other.example>",
-            sender="lee@other.example",  # not about our mail
-            own_id="<r0@other.example>",
-        )
-    )
+    dovecot.append(reply(acme_id, headers={"Auto-Submitted": "auto-replied"}, subject="Out of office",
+                         own_id="<ooo@acme.example>"))
+    dovecot.append(reply("<somebody-else@other.example>", sender="lee@other.example",  # not about our mail
+                         own_id="<r0@other.example>"))
     # A colleague's reply that names our message only in References: matched by the Message-ID alone.
-    raw = reply(
-        "<their-earlier@acme.example>", sender="lee@acme.example", own_id="<r1@acme.example>"
-    ).replace(b"References: <their-earlier@acme.example>", f"References: {acme_id}".encode())
+    raw = reply("<their-earlier@acme.example>", sender="lee@acme.example", own_id="<r1@acme.example>").replace(
+        b"References: <their-earlier@acme.example>", f"References: {acme_id}".encode())
     dovecot.append(raw)
     dovecot.append(dsn(globex_id, "dana@globex.example"))
-    dovecot.append(
-        b"From: news@y.example\r\nSubject: Newsletter\r\nMessage-ID: <n@y.example>\r\n\r\nhello\r\n"
-    )
-    dovecot.append(
-        b"From: lee@other.example\r\nTo: unsubscribe@ledgerly.example\r\nSubject: unsubscribe "
-        b"Zx8_kq-3YbT1mNw0pLr5\r\nMessage-ID: <u1@other.example>\r\n\r\n\r\n"
-    )  # List-Unsubscribe mailto
+    dovecot.append(b"From: news@y.example\r\nSubject: Newsletter\r\nMessage-ID: <n@y.example>\r\n\r\nhello\r\n")
+    dovecot.append(b"From: lee@other.example\r\nTo: unsubscribe@ledgerly.example\r\nSubject: unsubscribe "
+                   b"Zx8_kq-3YbT1mNw0pLr5\r\nMessage-ID: <u1@other.example>\r\n\r\n\r\n")  # List-Unsubscribe mailto
     assert dovecot.unseen() == 6
 
     settings = dovecot.settings(tmp_path, seq_world.url)
     report = poll(settings, seq_world.factory, clock=setup.clock)
-    assert (
-        report.read,
-        report.replies,
-        report.auto_replies,
-        report.bounces,
-        report.unsubscribes,
-        report.unmatched,
-    ) == (6, 1, 1, 1, 1, 2)
+    assert (report.read, report.replies, report.auto_replies, report.bounces, report.unsubscribes,
+            report.unmatched) == (6, 1, 1, 1, 1, 2)
     assert dovecot.unseen() == 0  # marked \Seen once recorded
     again = poll(settings, seq_world.factory, clock=setup.clock)
     assert again.read == 0
@@ -403,10 +337,7 @@ def test_poll_end_to_end_against_dovecot(dovecot: Imap, seq_world: ReviewWorld, 
         rows = {row.id: row for row in session.scalars(select(EnrollmentRow))}
         assert (rows[acme].status, rows[acme].exit_reason) == ("exited", "replied")
         assert (rows[globex].status, rows[globex].exit_reason) == ("exited", "hard_bounce")
-        assert (
-            session.scalar(select(OutboxRow).where(OutboxRow.kind == "email", OutboxRow.step_index > 0))
-            is None
-        )
+        assert session.scalar(select(OutboxRow).where(OutboxRow.kind == "email", OutboxRow.step_index > 0)) is None
 
 
 def test_replies_poll_command(dovecot: Imap, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -415,32 +346,19 @@ def test_replies_poll_command(dovecot: Imap, sqlite_url: str, monkeypatch: pytes
     from outreach import db
     from outreach.cli import app
 
-    dovecot.append(
-        dsn("<gone@ledgerly.example>", "old@initech.example")
-    )  # a bounce for mail we no longer track
-    dovecot.append(
-        b"From: news@y.example\r\nSubject: Newsletter\r\nMessage-ID: <n@y.example>\r\n\r\nhello\r\n"
-    )
-    for name, value in {
-        "OUTREACH_DATABASE_URL": sqlite_url,
-        "OUTREACH_IMAP_HOST": "127.0.0.1",
-        "OUTREACH_IMAP_PORT": str(dovecot.port),
-        "OUTREACH_IMAP_USER": USER,
-        "OUTREACH_IMAP_PASSWORD": PASSWORD,
-        "OUTREACH_IMAP_SECURITY": "none",
-    }.items():
+    dovecot.append(dsn("<gone@ledgerly.example>", "old@initech.example"))  # a bounce for mail we no longer track
+    dovecot.append(b"From: news@y.example\r\nSubject: Newsletter\r\nMessage-ID: <n@y.example>\r\n\r\nhello\r\n")
+    for name, value in {"OUTREACH_DATABASE_URL": sqlite_url, "OUTREACH_IMAP_HOST": "127.0.0.1",
+                        "OUTREACH_IMAP_PORT": str(dovecot.port), "OUTREACH_IMAP_USER": USER,
+                        "OUTREACH_IMAP_PASSWORD": PASSWORD, "OUTREACH_IMAP_SECURITY": "none"}.items():
         monkeypatch.setenv(name, value)
     result = CliRunner().invoke(app, ["replies", "poll"])
     assert result.exit_code == 0, result.output
-    assert (
-        "2 messages read: 0 replies, 0 auto-replies ignored, 1 bounces, 0 unsubscribes, 1 not about our emails"
-        in result.output
-    )
+    assert ("2 messages read: 0 replies, 0 auto-replies ignored, 1 bounces, 0 unsubscribes, 1 not about our emails"
+            in result.output)
     engine = db.make_engine(sqlite_url)
     with db.session_factory(engine)() as session:
-        assert (
-            is_suppressed(session, "old@initech.example") is not None
-        )  # a hard bounce suppresses regardless
+        assert is_suppressed(session, "old@initech.example") is not None  # a hard bounce suppresses regardless
     engine.dispose()
     monkeypatch.setenv("OUTREACH_IMAP_PASSWORD", "wrong")
     refused = CliRunner().invoke(app, ["replies", "poll"])

@@ -40,9 +40,7 @@ def enrollment(setup: Setup, enrollment_id: int) -> EnrollmentRow:
 
 def sent(setup: Setup) -> list[OutboxRow]:
     with setup.world.factory() as session:
-        return list(
-            session.scalars(select(OutboxRow).where(OutboxRow.kind == "email").order_by(OutboxRow.id))
-        )
+        return list(session.scalars(select(OutboxRow).where(OutboxRow.kind == "email").order_by(OutboxRow.id)))
 
 
 def test_a_month_first_touch_reviewed_follow_up_then_task(seq_world: ReviewWorld, tmp_path: Path) -> None:
@@ -57,10 +55,7 @@ def test_a_month_first_touch_reviewed_follow_up_then_task(seq_world: ReviewWorld
     # 3 business days later (Friday) the follow-up is drafted into the review queue and waits.
     setup.scheduler.run_until(START + timedelta(days=8), setup.clock)
     row = enrollment(setup, enrollment_id)
-    assert row.status == "waiting_review" and row.pending_draft_id is not None, (
-        row.exit_reason,
-        row.exit_detail,
-    )
+    assert row.status == "waiting_review" and row.pending_draft_id is not None, (row.exit_reason, row.exit_detail)
     with setup.world.factory() as session:
         follow_up = session.get(DraftRow, row.pending_draft_id)
         assert follow_up is not None and follow_up.status == "pending_review"
@@ -84,11 +79,9 @@ def test_a_month_first_touch_reviewed_follow_up_then_task(seq_world: ReviewWorld
 
 
 def test_auto_send_and_every_send_inside_the_window(seq_world: ReviewWorld, tmp_path: Path) -> None:
-    sequence = (
-        "id: test-upsell\nmotions: [upsell]\nauto_send: true\nwindow: {days: [mon, fri], start: '14:00', "
-        "end: '15:00'}\nsteps:\n  - kind: email\n  - kind: wait\n    duration: 26 hours\n"
-        "  - kind: email\n    prompt: followup\n"
-    )
+    sequence = ("id: test-upsell\nmotions: [upsell]\nauto_send: true\nwindow: {days: [mon, fri], start: '14:00', "
+                "end: '15:00'}\nsteps:\n  - kind: email\n  - kind: wait\n    duration: 26 hours\n"
+                "  - kind: email\n    prompt: followup\n")
     setup = make_setup(seq_world, tmp_path, sequence=sequence, followups=CannedFollowups())
     for account in ("acme", "globex"):
         setup.approve_and_enroll(account)
@@ -102,37 +95,18 @@ def test_auto_send_and_every_send_inside_the_window(seq_world: ReviewWorld, tmp_
 
 
 def test_a_reply_a_second_before_the_follow_up_stops_it(seq_world: ReviewWorld, tmp_path: Path) -> None:
-    setup = make_setup(
-        seq_world,
-        tmp_path,
-        followups=CannedFollowups(),
-    )
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups(), )
     enrollment_id = setup.approve_and_enroll("acme")
     setup.scheduler.run_until(START + timedelta(days=5), setup.clock)
     first = sent(setup)[0]
     with db.transaction(setup.world.factory) as session:
-        record(
-            session,
-            MailEvent(
-                kind="auto_reply",
-                occurred_at=setup.clock(),
-                message_id=first.message_id,
-                external_id="<ooo@x>",
-            ),
-            setup.clock(),
-            source="test",
-        )
+        record(session, MailEvent(kind="auto_reply", occurred_at=setup.clock(), message_id=first.message_id,
+                                  external_id="<ooo@x>"), setup.clock(), source="test")
     setup.scheduler.run_until(START + timedelta(days=7), setup.clock)
     assert enrollment(setup, enrollment_id).status != "exited"  # auto-replies never end a sequence
     with db.transaction(setup.world.factory) as session:
-        record(
-            session,
-            MailEvent(
-                kind="reply", occurred_at=setup.clock(), message_id=first.message_id, external_id="<reply@x>"
-            ),
-            setup.clock(),
-            source="test",
-        )
+        record(session, MailEvent(kind="reply", occurred_at=setup.clock(), message_id=first.message_id,
+                                  external_id="<reply@x>"), setup.clock(), source="test")
     setup.scheduler.run_until(START + timedelta(days=30), setup.clock)
     row = enrollment(setup, enrollment_id)
     assert (row.status, row.exit_reason) == ("exited", "replied")
@@ -145,14 +119,10 @@ def test_exit_conditions_are_recorded_with_reasons(seq_world: ReviewWorld, tmp_p
     now = setup.clock()
     with db.transaction(setup.world.factory) as session:
         suppress(session, "dana@acme.example", "unsubscribe", now, source="test")
-        record(
-            session, MailEvent(kind="conversion", occurred_at=now, account_id="globex"), now, source="test"
-        )
+        record(session, MailEvent(kind="conversion", occurred_at=now, account_id="globex"), now, source="test")
     setup.scheduler.run_until(START + timedelta(days=30), setup.clock)
     assert (enrollment(setup, acme).exit_reason, enrollment(setup, globex).exit_reason) == (
-        "unsubscribed",
-        "converted",
-    )
+        "unsubscribed", "converted")
     assert sent(setup) == []
     with setup.world.factory() as session:  # the first-touch drafts did not stay "scheduled" forever
         assert session.get(DraftRow, setup.world.draft_ids["acme"]).status == "expired"  # type: ignore[union-attr]
@@ -163,12 +133,8 @@ def test_manual_stop_and_bounce(seq_world: ReviewWorld, tmp_path: Path) -> None:
     acme, globex = setup.approve_and_enroll("acme"), setup.approve_and_enroll("globex")
     setup.scheduler.stop(acme, actor="ada@ledgerly.example", note="customer asked on a call")
     with db.transaction(setup.world.factory) as session:
-        record(
-            session,
-            MailEvent(kind="bounce", occurred_at=setup.clock(), email="dana@globex.example"),
-            setup.clock(),
-            source="test",
-        )
+        record(session, MailEvent(kind="bounce", occurred_at=setup.clock(), email="dana@globex.example"),
+               setup.clock(), source="test")
     setup.scheduler.run_until(START + timedelta(days=10), setup.clock)
     assert enrollment(setup, acme).exit_reason == "manual_stop"
     assert enrollment(setup, globex).exit_reason == "hard_bounce"
@@ -182,12 +148,8 @@ def test_health_gate_failing_at_send_time_exits(seq_world: ReviewWorld, tmp_path
     lines = text.splitlines()
     header = lines[0].split(",")
     veto = header.index("cs_veto")
-    fixed = [lines[0]] + [
-        ",".join(
-            v if i != veto or not line.startswith("acme,") else "true" for i, v in enumerate(line.split(","))
-        )
-        for line in lines[1:]
-    ]
+    fixed = [lines[0]] + [",".join(v if i != veto or not line.startswith("acme,") else "true"
+                                   for i, v in enumerate(line.split(","))) for line in lines[1:]]
     accounts.write_text("\n".join(fixed) + "\n", encoding="utf-8")
     setup.scheduler.run_until(START + timedelta(days=5), setup.clock)
     row = enrollment(setup, acme)
@@ -203,19 +165,9 @@ def test_cooldown_across_motions_blocks_a_second_sequence(seq_world: ReviewWorld
     with db.transaction(setup.world.factory) as session:
         first = session.scalar(select(EnrollmentRow))
         assert first is not None
-        clone = EnrollmentRow(
-            **{
-                c.name: getattr(first, c.name)
-                for c in EnrollmentRow.__table__.columns
-                if c.name not in ("id", "draft_id")
-            }
-        )
-        clone.motion, clone.status, clone.step_index, clone.next_due_at = (
-            "cross_sell",
-            "active",
-            0,
-            setup.clock(),
-        )
+        clone = EnrollmentRow(**{c.name: getattr(first, c.name) for c in EnrollmentRow.__table__.columns
+                                 if c.name not in ("id", "draft_id")})
+        clone.motion, clone.status, clone.step_index, clone.next_due_at = "cross_sell", "active", 0, setup.clock()
         session.add(clone)
         session.flush()
         clone_id = clone.id
@@ -225,17 +177,10 @@ def test_cooldown_across_motions_blocks_a_second_sequence(seq_world: ReviewWorld
 
 
 def test_daily_cap_defers_and_stale_steps_go_back_to_review(seq_world: ReviewWorld, tmp_path: Path) -> None:
-    setup = make_setup(
-        seq_world,
-        tmp_path,
-        sequence=SEQUENCE.replace("motions:", "auto_send: true\nmotions:"),
-        followups=CannedFollowups(),
-        send_daily_cap_per_sender=1,
-    )
+    setup = make_setup(seq_world, tmp_path, sequence=SEQUENCE.replace("motions:", "auto_send: true\nmotions:"),
+                       followups=CannedFollowups(), send_daily_cap_per_sender=1)
     setup.world.queue.approve(setup.world.admin, setup.world.draft_ids["acme"], setup.world.version("acme"))
-    setup.world.queue.approve(
-        setup.world.admin, setup.world.draft_ids["globex"], setup.world.version("globex")
-    )
+    setup.world.queue.approve(setup.world.admin, setup.world.draft_ids["globex"], setup.world.version("globex"))
     # globex is owned by sam; give both drafts the same sender to hit maya's cap of 1 per day.
     with db.transaction(setup.world.factory) as session:
         session.get(DraftRow, setup.world.draft_ids["globex"]).owner_email = "maya@ledgerly.example"  # type: ignore[union-attr]
@@ -285,14 +230,10 @@ def test_a_crash_after_handing_over_is_held_for_smtp_and_repaired_for_the_outbox
     setup.scheduler.release(acme, actor="ada", was_sent=False)
     setup.scheduler.transport = setup.transport
     report = setup.scheduler.tick()
-    assert len(sent(setup)) == 1, (report, enrollment(setup, acme).hold_reason) and len(
-        setup.transport.files(idempotency_key(acme, 0))
-    ) == 1
+    assert len(sent(setup)) == 1, (report, enrollment(setup, acme).hold_reason) and len(setup.transport.files(idempotency_key(acme, 0))) == 1
 
 
-def test_a_stale_first_touch_goes_back_to_review_and_waits_for_it(
-    seq_world: ReviewWorld, tmp_path: Path
-) -> None:
+def test_a_stale_first_touch_goes_back_to_review_and_waits_for_it(seq_world: ReviewWorld, tmp_path: Path) -> None:
     setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
     acme = setup.approve_and_enroll("acme")
     draft_id = setup.world.draft_ids["acme"]
@@ -307,17 +248,10 @@ def test_a_stale_first_touch_goes_back_to_review_and_waits_for_it(
     with setup.world.factory() as session:
         draft = session.get(DraftRow, draft_id)
         assert draft is not None and draft.status == "pending_review" and draft.scheduled_for is None
-        last = session.scalar(
-            select(ReviewActionRow)
-            .where(ReviewActionRow.draft_id == draft_id)
-            .order_by(ReviewActionRow.id.desc())
-            .limit(1)
-        )
+        last = session.scalar(select(ReviewActionRow).where(ReviewActionRow.draft_id == draft_id)
+                              .order_by(ReviewActionRow.id.desc()).limit(1))
         assert last is not None and (last.action, last.from_status, last.actor) == (
-            "return_to_review",
-            "scheduled",
-            "scheduler",
-        )
+            "return_to_review", "scheduled", "scheduler")
     assert sent(setup) == []
 
     # Released before anyone re-reviewed it: it waits for the review instead of sending.
@@ -325,27 +259,20 @@ def test_a_stale_first_touch_goes_back_to_review_and_waits_for_it(
     assert setup.scheduler.tick().count("waiting_review") == 1
     # The rep rewrites the subject and approves; the next window sends the version approved now.
     version = setup.world.version("acme")
-    detail = setup.world.queue.edit(
-        setup.world.admin,
-        draft_id,
-        version,
-        subject="Acme: reports, revisited",
-        body="Hi Dana,\n\nStill hitting the reports cap?\n\nMaya",
-    )
+    detail = setup.world.queue.edit(setup.world.admin, draft_id, version, subject="Acme: reports, revisited",
+                                    body="Hi Dana,\n\nStill hitting the reports cap?\n\nMaya")
     setup.world.queue.approve(setup.world.admin, draft_id, detail.summary.version)
     setup.scheduler.run_until(datetime(2026, 11, 27, 0, 0, tzinfo=UTC), setup.clock)
     emails = sent(setup)
     assert [e.subject for e in emails] == ["Acme: reports, revisited"]
     assert emails[0].sent_at is not None and emails[0].sent_at.astimezone(BERLIN) == datetime(
-        2026, 11, 26, 9, 0, tzinfo=BERLIN
-    )
+        2026, 11, 26, 9, 0, tzinfo=BERLIN)
     with setup.world.factory() as session:
         assert session.get(DraftRow, draft_id).status == "sent"  # type: ignore[union-attr]
 
 
-def test_a_draft_rejected_after_going_back_to_review_ends_the_enrollment(
-    seq_world: ReviewWorld, tmp_path: Path
-) -> None:
+def test_a_draft_rejected_after_going_back_to_review_ends_the_enrollment(seq_world: ReviewWorld,
+                                                                         tmp_path: Path) -> None:
     setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
     acme = setup.approve_and_enroll("acme")
     setup.clock.set(START + timedelta(hours=30))  # no worker ran at all: 30 h late, Saturday
@@ -359,9 +286,7 @@ def test_a_draft_rejected_after_going_back_to_review_ends_the_enrollment(
     assert sent(setup) == []
 
 
-def test_a_follow_up_version_that_earned_auto_approval_skips_review(
-    seq_world: ReviewWorld, tmp_path: Path
-) -> None:
+def test_a_follow_up_version_that_earned_auto_approval_skips_review(seq_world: ReviewWorld, tmp_path: Path) -> None:
     """Registry `auto_approve` (off by default): after N clean approvals of followup v1, the next follow-up
     it writes is approved by the system and sent without waiting for a rep."""
     from tests.tuning_helpers import copy_prompts
@@ -383,27 +308,13 @@ def test_a_follow_up_version_that_earned_auto_approval_skips_review(
     third = setup.approve_and_enroll("initech")
     setup.scheduler.run_until(START + timedelta(days=30), setup.clock)
     row = enrollment(setup, third)
-    assert row.status in ("completed", "exited"), (
-        row.status,
-        row.exit_reason,
-        row.exit_detail,
-        row.hold_reason,
-    )
+    assert row.status in ("completed", "exited"), (row.status, row.exit_reason, row.exit_detail, row.hold_reason)
     with setup.world.factory() as session:
-        follow_ups = [
-            d
-            for d in session.scalars(select(DraftRow).where(DraftRow.account_id == "initech"))
-            if d.versions[0].template_name == "followup"
-        ]
+        follow_ups = [d for d in session.scalars(select(DraftRow).where(DraftRow.account_id == "initech"))
+                      if d.versions[0].template_name == "followup"]
         assert len(follow_ups) == 1
         follow_up = follow_ups[0]
         assert follow_up.status == "sent", follow_up.status
-        notes = [
-            a.note or ""
-            for a in session.scalars(
-                select(ReviewActionRow).where(
-                    ReviewActionRow.draft_id == follow_up.id, ReviewActionRow.action == "approve"
-                )
-            )
-        ]
+        notes = [a.note or "" for a in session.scalars(
+            select(ReviewActionRow).where(ReviewActionRow.draft_id == follow_up.id, ReviewActionRow.action == "approve"))]
     assert any(note.startswith("auto-approved: followup v1 earned it") for note in notes), notes

@@ -16,44 +16,29 @@ from outreach.sending import OutboxTransport, OutgoingEmail, SmtpTransport, buil
 from outreach.settings import Settings
 
 EMAIL = OutgoingEmail(
-    idempotency_key="enr1-step3",
-    message_id="<m2@ledgerly.example>",
-    sender="maya@ledgerly.example",
-    sender_name="Maya Chen",
-    recipient="dana@acme.example",
-    recipient_name="Dana",
-    subject="Re: Reports limit",
-    body="Hi Dana,\n\nA short follow-up.\n\nMaya",
-    date=datetime(2026, 11, 24, 8, tzinfo=UTC),
-    in_reply_to="<m1@ledgerly.example>",
-    references=("<m1@ledgerly.example>",),
+    idempotency_key="enr1-step3", message_id="<m2@ledgerly.example>", sender="maya@ledgerly.example",
+    sender_name="Maya Chen", recipient="dana@acme.example", recipient_name="Dana", subject="Re: Reports limit",
+    body="Hi Dana,\n\nA short follow-up.\n\nMaya", date=datetime(2026, 11, 24, 8, tzinfo=UTC),
+    in_reply_to="<m1@ledgerly.example>", references=("<m1@ledgerly.example>",),
     unsubscribe_https="https://app.ledgerly.example/unsubscribe/tok123",
     unsubscribe_mailto="mailto:unsubscribe@ledgerly.example?subject=unsubscribe%20tok123",
-    postal_address="Ledgerly Inc., 1 Main St, Springfield, USA",
-    company="Ledgerly",
-    list_id="upsell.ledgerly.example",
+    postal_address="Ledgerly Inc., 1 Main St, Springfield, USA", company="Ledgerly", list_id="upsell.ledgerly.example",
 )
 
 
 def test_message_headers_and_parts() -> None:
     message = build_message(EMAIL)
     assert message["Message-ID"] == "<m2@ledgerly.example>"
-    assert (
-        message["In-Reply-To"] == "<m1@ledgerly.example>" and message["References"] == "<m1@ledgerly.example>"
-    )
-    assert message["List-Unsubscribe"] == (
-        "<mailto:unsubscribe@ledgerly.example?subject=unsubscribe%20tok123>, "
-        "<https://app.ledgerly.example/unsubscribe/tok123>"
-    )
+    assert message["In-Reply-To"] == "<m1@ledgerly.example>" and message["References"] == "<m1@ledgerly.example>"
+    assert message["List-Unsubscribe"] == ("<mailto:unsubscribe@ledgerly.example?subject=unsubscribe%20tok123>, "
+                                           "<https://app.ledgerly.example/unsubscribe/tok123>")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
     assert text is not None and html is not None
     assert "1 Main St, Springfield" in text.get_content() and "unsubscribe here" in text.get_content()
-    assert (
-        "1 Main St, Springfield" in html.get_content()
-        and 'href="https://app.ledgerly.example/unsubscribe/tok123"' in html.get_content()
-    )
+    assert "1 Main St, Springfield" in html.get_content() and 'href="https://app.ledgerly.example/unsubscribe/tok123"' \
+        in html.get_content()
     assert thread_subject("Re: RE: Reports limit") == "Re: Reports limit"
 
 

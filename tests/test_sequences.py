@@ -52,18 +52,11 @@ def test_bundled_sequences_load_and_cover_every_motion() -> None:
         ("  - kind: wait\n    duration: 3\n", 7, "steps.1.duration", "has no unit"),
         ("  - kind: email\n    prompt: nope\n", 7, "steps.1.prompt", "'nope' is not a template"),
         ("  - kind: email\n    prompt: upsell\n", 7, "steps.1.prompt", "is a first_touch template"),
-        (
-            "  - kind: branch\n    if: replied\n    then: nowhere\n",
-            8,
-            "steps.1.then",
-            "'nowhere' is not a step id",
-        ),
+        ("  - kind: branch\n    if: replied\n    then: nowhere\n", 8, "steps.1.then", "'nowhere' is not a step id"),
         ("  - kind: branch\n    if: smiled\n    then: exit\n", 7, "steps.1.if", "unknown branch condition"),
     ],
 )
-def test_a_bad_step_names_file_line_and_field(
-    tmp_path: Path, body: str, line: int, field: str, problem: str
-) -> None:
+def test_a_bad_step_names_file_line_and_field(tmp_path: Path, body: str, line: int, field: str, problem: str) -> None:
     path = write(tmp_path, "id: s\nmotions: [upsell]\nsteps:\n  - id: first\n    kind: email\n" + body)
     with pytest.raises(DataError) as caught:
         load_sequence(path, templates=KINDS)
@@ -74,10 +67,8 @@ def test_a_bad_step_names_file_line_and_field(
 
 
 def test_bad_window_is_rejected(tmp_path: Path) -> None:
-    path = write(
-        tmp_path,
-        "id: s\nmotions: [upsell]\nwindow: {start: '12:00', end: '09:00'}\nsteps:\n  - kind: email\n",
-    )
+    path = write(tmp_path, "id: s\nmotions: [upsell]\nwindow: {start: '12:00', end: '09:00'}\n"
+                 "steps:\n  - kind: email\n")
     with pytest.raises(DataError, match="window end 09:00 must be after start 12:00"):
         load_sequence(path, templates=KINDS)
 
@@ -122,9 +113,7 @@ ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31)), st.integers(min_value=0, max_value=60)
-)
+@given(st.dates(min_value=date(2020, 1, 1), max_value=date(2035, 12, 31)), st.integers(min_value=0, max_value=60))
 def test_business_days_agree_with_the_reference(start: date, days: int) -> None:
     assert add_business_days(start, days) == reference_business_days(start, days)
 
@@ -142,13 +131,8 @@ def test_next_window_opening_is_never_outside_the_window(
 ) -> None:
     tz = ZoneInfo(zone_name)
     end_minute = min(start_minute + length, 23 * 60 + 59)
-    window = Window.model_validate(
-        {
-            "days": sorted(days),
-            "start": time(start_minute // 60, start_minute % 60),
-            "end": time(end_minute // 60, end_minute % 60),
-        }
-    )
+    window = Window.model_validate({"days": sorted(days), "start": time(start_minute // 60, start_minute % 60),
+                                    "end": time(end_minute // 60, end_minute % 60)})
     when = naive.replace(tzinfo=UTC)
     opening = window.next_open(when, tz)
     assert opening >= when
@@ -159,9 +143,7 @@ def test_next_window_opening_is_never_outside_the_window(
 
 @settings(max_examples=200, deadline=None)
 @given(
-    st.sampled_from(
-        ["America/New_York", "Europe/Berlin", "Australia/Sydney", "America/Santiago", "Asia/Tokyo"]
-    ),
+    st.sampled_from(["America/New_York", "Europe/Berlin", "Australia/Sydney", "America/Santiago", "Asia/Tokyo"]),
     st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2027, 12, 31)),
     st.integers(min_value=1, max_value=10),
 )

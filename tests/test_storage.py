@@ -17,26 +17,12 @@ from outreach.errors import ConfigError
 from outreach.storage import AuditRow, Base, DraftRow
 from tests.review import ReviewWorld, postgres_url_or_skip, reset_postgres
 
-TABLES = {
-    "accounts",
-    "drafts",
-    "draft_versions",
-    "frictions",
-    "evidence",
-    "review_actions",
-    "audit_log",
-    "users",
-    "api_tokens",
-    "alembic_version",
-    # 0004: sequences and sending
-    "sequence_enrollments",
-    "outbox",
-    "suppressions",
-    "unsubscribe_tokens",
-    "mail_events",
-    # 0005: expansion outcomes
-    "outcomes",
-}
+TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "review_actions", "audit_log",
+          "users", "api_tokens", "alembic_version",
+          # 0004: sequences and sending
+          "sequence_enrollments", "outbox", "suppressions", "unsubscribe_tokens", "mail_events",
+          # 0005: expansion outcomes
+          "outcomes"}
 
 
 def test_upgrade_empty_database_creates_the_schema(db_url: str) -> None:
@@ -65,20 +51,16 @@ def _old_database(url: str) -> None:
     engine = db.make_engine(url)
     with engine.begin() as connection:
         connection.execute(
-            text(
-                "INSERT INTO accounts (account_id, name, plan, owner_email, snapshot, updated_at) "
-                "VALUES ('acme', 'Acme Corp', 'team', 'maya@ledgerly.example', :snap, '2026-11-20 09:00:00')"
-            ),
+            text("INSERT INTO accounts (account_id, name, plan, owner_email, snapshot, updated_at) "
+                 "VALUES ('acme', 'Acme Corp', 'team', 'maya@ledgerly.example', :snap, '2026-11-20 09:00:00')"),
             {"snap": json.dumps({"account_id": "acme"})},
         )
         connection.execute(
-            text(
-                "INSERT INTO drafts (id, account_id, motion, trigger, status, owner_email, version, current_version,"
-                " as_of, offer_id, offer, health, gate, decision, subject, quality, created_at, updated_at) VALUES "
-                "(7, 'acme', 'upsell', 'repeated_limit_hits', 'pending_review', 'maya@ledgerly.example', 3, 1, "
-                "'2026-11-20', 'business', NULL, '{}', '{}', '{}', 'Kept subject', 'ok', "
-                "'2026-11-20 09:00:00', '2026-11-20 09:00:00')"
-            )
+            text("INSERT INTO drafts (id, account_id, motion, trigger, status, owner_email, version, current_version,"
+                 " as_of, offer_id, offer, health, gate, decision, subject, quality, created_at, updated_at) VALUES "
+                 "(7, 'acme', 'upsell', 'repeated_limit_hits', 'pending_review', 'maya@ledgerly.example', 3, 1, "
+                 "'2026-11-20', 'business', NULL, '{}', '{}', '{}', 'Kept subject', 'ok', "
+                 "'2026-11-20 09:00:00', '2026-11-20 09:00:00')")
         )
     with engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == "0001"
@@ -165,11 +147,9 @@ def test_one_open_draft_per_account_and_motion_is_enforced_by_the_database(world
         session.rollback()
         with pytest.raises(IntegrityError), session.begin():
             session.execute(
-                text(
-                    "INSERT INTO drafts (account_id, motion, trigger, status, version, current_version, as_of, "
-                    "health, gate, decision, subject, quality, created_at, updated_at) VALUES "
-                    "(:a, :m, 'x', 'pending_review', 1, 1, '2026-11-20', '{}', '{}', '{}', 's', 'ok', "
-                    "'2026-11-20 09:00:00', '2026-11-20 09:00:00')"
-                ),
+                text("INSERT INTO drafts (account_id, motion, trigger, status, version, current_version, as_of, "
+                     "health, gate, decision, subject, quality, created_at, updated_at) VALUES "
+                     "(:a, :m, 'x', 'pending_review', 1, 1, '2026-11-20', '{}', '{}', '{}', 's', 'ok', "
+                     "'2026-11-20 09:00:00', '2026-11-20 09:00:00')"),
                 {"a": existing.account_id, "m": existing.motion},
             )

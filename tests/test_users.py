@@ -23,21 +23,13 @@ def test_add_and_authenticate(db_url: str) -> None:
     factory = db.session_factory(db.make_engine(db_url))
     with db.transaction(factory) as session:
         user = add_user(session, " Rep@Example.COM ", "sdr", PASSWORD)
-    assert (user.email, user.role, user.is_manager, user.can_review) == (
-        "rep@example.com",
-        "sdr",
-        False,
-        True,
-    )
+    assert (user.email, user.role, user.is_manager, user.can_review) == ("rep@example.com", "sdr", False, True)
     with db.transaction(factory) as session:
         assert authenticate(session, "rep@example.com", PASSWORD).id == user.id
         stored = session.scalar(select(UserRow.password_hash))
     assert stored is not None and stored.startswith("$argon2id$") and PASSWORD not in stored
     for email, password in (("rep@example.com", "wrong password"), ("nobody@example.com", PASSWORD)):
-        with (
-            pytest.raises(PermissionDeniedError, match="wrong email or password"),
-            db.transaction(factory) as s,
-        ):
+        with pytest.raises(PermissionDeniedError, match="wrong email or password"), db.transaction(factory) as s:
             authenticate(s, email, password)
 
 
@@ -65,9 +57,7 @@ def test_api_tokens_are_stored_hashed_and_revocable(db_url: str) -> None:
     with db.transaction(factory) as session:
         assert principal_for_token(session, secret).email == "bot@example.com"
         row = session.scalar(select(ApiTokenRow))
-        assert (
-            row is not None and secret.split("_", 2)[2] not in row.token_hash and row.last_used_at is not None
-        )
+        assert row is not None and secret.split("_", 2)[2] not in row.token_hash and row.last_used_at is not None
     for bad in ("otk_" + info.prefix + "_wrong", "garbage", f"otk_nope_{secret.split('_', 2)[2]}"):
         with pytest.raises(PermissionDeniedError), db.transaction(factory) as session:
             principal_for_token(session, bad)
@@ -109,9 +99,7 @@ def test_users_and_tokens_commands(cli: typer.Typer, isolated_home: Path) -> Non
     assert added.exit_code == 0 and "Created rep@example.com (sdr)" in added.output
     generated = runner.invoke(cli, ["users", "add", "boss@example.com", "--role", "admin", "--generate"])
     assert "Password (shown once):" in generated.output
-    duplicate = runner.invoke(
-        cli, ["users", "add", "rep@example.com", "--role", "sdr"], input=PASSWORD + "\n"
-    )
+    duplicate = runner.invoke(cli, ["users", "add", "rep@example.com", "--role", "sdr"], input=PASSWORD + "\n")
     assert duplicate.exit_code == 1 and "already exists" in duplicate.output
     bad_role = runner.invoke(cli, ["users", "add", "x@example.com", "--role", "boss"], input=PASSWORD + "\n")
     assert bad_role.exit_code == 1 and "not a role" in bad_role.output
@@ -142,32 +130,16 @@ def test_queue_commands(cli: typer.Typer, isolated_home: Path, tmp_path: Path) -
     acme = world.draft_ids["acme"]
     shown = runner.invoke(cli, ["queue", "show", str(acme)])
     assert "hit the reports limit 3 times" in shown.output and "Limit Reached by acme-u1" in shown.output
-    assert (
-        json.loads(runner.invoke(cli, ["queue", "show", str(acme), "--json"]).stdout)["summary"]["id"] == acme
-    )
+    assert json.loads(runner.invoke(cli, ["queue", "show", str(acme), "--json"]).stdout)["summary"]["id"] == acme
     denied = runner.invoke(cli, ["queue", "approve", str(world.draft_ids["globex"]), "--as", MAYA])
     assert denied.exit_code == 1 and "assigned to" in denied.output
     stale = runner.invoke(cli, ["queue", "approve", str(acme), "--as", MAYA, "--version", "99"])
     assert stale.exit_code == 1 and "changed since you opened it" in stale.output
-    approved = runner.invoke(
-        cli,
-        ["queue", "approve", str(acme), "--as", MAYA, "--data", str(world.data_dir), "--as-of", "2026-11-20"],
-    )
+    approved = runner.invoke(cli, ["queue", "approve", str(acme), "--as", MAYA, "--data", str(world.data_dir),
+                                   "--as-of", "2026-11-20"])
     assert approved.exit_code == 0 and "Approved draft" in approved.output
-    rejected = runner.invoke(
-        cli,
-        [
-            "queue",
-            "reject",
-            str(world.draft_ids["initech"]),
-            "--as",
-            MAYA,
-            "--reason",
-            "tone",
-            "--note",
-            "too pushy",
-        ],
-    )
+    rejected = runner.invoke(cli, ["queue", "reject", str(world.draft_ids["initech"]), "--as", MAYA,
+                                   "--reason", "tone", "--note", "too pushy"])
     assert rejected.exit_code == 0 and "(tone)" in rejected.output
     bad = runner.invoke(cli, ["queue", "list", "--status", "nope"])
     assert bad.exit_code == 1 and "not a status" in bad.output

@@ -29,9 +29,7 @@ def bundle(workspace: Workspace) -> DraftFacts:
     return workspace.context.facts(workspace.decision("a3"))
 
 
-def check(
-    workspace: Workspace, draft: Draft, facts: DraftFacts, policy: ValidationPolicy | None = None
-) -> list[Issue]:
+def check(workspace: Workspace, draft: Draft, facts: DraftFacts, policy: ValidationPolicy | None = None) -> list[Issue]:
     return validate_draft(
         draft,
         facts,
@@ -108,9 +106,7 @@ def test_foreign_link_is_caught(workspace: Workspace, upsell: DraftFacts) -> Non
 
 
 def test_company_links_are_allowed(workspace: Workspace, upsell: DraftFacts) -> None:
-    draft = with_body(
-        upsell, "Pricing: https://northwind.example/pricing and https://docs.northwind.example/x"
-    )
+    draft = with_body(upsell, "Pricing: https://northwind.example/pricing and https://docs.northwind.example/x")
     assert "url" not in rules(check(workspace, draft, upsell))
 
 
@@ -132,9 +128,7 @@ def test_bundle_discount_within_policy_is_allowed(workspace: Workspace, bundle: 
 
 
 def test_any_discount_to_a_non_green_account_is_caught(workspace: Workspace, bundle: DraftFacts) -> None:
-    yellow = bundle.model_copy(
-        update={"account": bundle.account.model_copy(update={"health_band": "yellow"})}
-    )
+    yellow = bundle.model_copy(update={"account": bundle.account.model_copy(update={"health_band": "yellow"})})
     issues = check(workspace, draft_offline(bundle), yellow)
     assert "discount" in rules(issues)
     assert "yellow" in next(i.message for i in issues if i.rule == "discount")

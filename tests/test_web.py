@@ -63,11 +63,8 @@ def test_session_cookie_does_not_authenticate_the_api(client: TestClient) -> Non
 
 def test_login_sets_a_hardened_session_cookie(client: TestClient) -> None:
     page = client.get("/login")
-    response = client.post(
-        "/login",
-        data={"email": MAYA, "password": "correct horse battery", "csrf_token": csrf_of(page.text)},
-        follow_redirects=False,
-    )
+    response = client.post("/login", data={"email": MAYA, "password": "correct horse battery",
+                                           "csrf_token": csrf_of(page.text)}, follow_redirects=False)
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "outreach_session=" in cookie
 
@@ -76,25 +73,17 @@ def test_wrong_password_and_forged_login_csrf(client: TestClient) -> None:
     page = client.get("/login")
     wrong = client.post("/login", data={"email": MAYA, "password": "nope", "csrf_token": csrf_of(page.text)})
     assert wrong.status_code == 401 and "wrong email or password" in wrong.text
-    forged = client.post(
-        "/login", data={"email": MAYA, "password": "correct horse battery", "csrf_token": "forged"}
-    )
+    forged = client.post("/login", data={"email": MAYA, "password": "correct horse battery",
+                                         "csrf_token": "forged"})
     assert forged.status_code == 403 and "CSRF" in forged.text
     assert client.get("/queue", follow_redirects=False).status_code == 303  # still logged out
 
 
 def test_login_refuses_off_site_redirects(client: TestClient) -> None:
     page = client.get("/login")
-    response = client.post(
-        "/login",
-        data={
-            "email": MAYA,
-            "password": "correct horse battery",
-            "csrf_token": csrf_of(page.text),
-            "next": "https://evil.example/x",
-        },
-        follow_redirects=False,
-    )
+    response = client.post("/login", data={"email": MAYA, "password": "correct horse battery",
+                                           "csrf_token": csrf_of(page.text), "next": "https://evil.example/x"},
+                           follow_redirects=False)
     assert response.headers["location"] == "/queue"
 
 
@@ -139,11 +128,8 @@ def test_detail_shows_evidence_and_links_numbers(client: TestClient, sqlite_worl
 def test_approve_from_the_form(client: TestClient, sqlite_world: ReviewWorld) -> None:
     csrf = login(client, MAYA)
     draft_id = sqlite_world.draft_ids["acme"]
-    response = client.post(
-        f"/drafts/{draft_id}/approve",
-        data={"csrf_token": csrf, "version": sqlite_world.version("acme")},
-        follow_redirects=False,
-    )
+    response = client.post(f"/drafts/{draft_id}/approve",
+                           data={"csrf_token": csrf, "version": sqlite_world.version("acme")}, follow_redirects=False)
     assert response.status_code == 303
     assert status_of(sqlite_world, "acme") == "approved"
     assert "Approved: Acme Corp" in client.get(response.headers["location"]).text
@@ -165,10 +151,8 @@ def test_forged_or_missing_csrf_changes_nothing(client: TestClient, sqlite_world
     for data in ({"csrf_token": "forged", "version": version}, {"version": version}):
         response = client.post(f"/drafts/{draft_id}/approve", data=data)
         assert response.status_code == 403 and "CSRF check failed" in response.text
-    response = client.post(
-        f"/drafts/{draft_id}/edit",
-        data={"csrf_token": "x", "version": version, "subject": "pwned", "body": "pwned"},
-    )
+    response = client.post(f"/drafts/{draft_id}/edit", data={"csrf_token": "x", "version": version,
+                                                             "subject": "pwned", "body": "pwned"})
     assert response.status_code == 403
     detail = sqlite_world.queue.show(sqlite_world.admin, draft_id)
     assert detail.summary.status == "pending_review" and detail.summary.version == version
@@ -177,68 +161,47 @@ def test_forged_or_missing_csrf_changes_nothing(client: TestClient, sqlite_world
 def test_wrong_owner_and_wrong_role_get_403(client: TestClient, sqlite_world: ReviewWorld) -> None:
     csrf = login(client, SAM)
     acme = sqlite_world.draft_ids["acme"]
-    response = client.post(
-        f"/drafts/{acme}/approve", data={"csrf_token": csrf, "version": sqlite_world.version("acme")}
-    )
+    response = client.post(f"/drafts/{acme}/approve", data={"csrf_token": csrf, "version": sqlite_world.version("acme")})
     assert response.status_code == 403 and f"assigned to {MAYA}" in response.text
     page = client.get(f"/drafts/{acme}").text
     assert "only they or a manager can act on it" in page and 'id="approve-form"' not in page
     client.post("/logout", data={"csrf_token": csrf})
     csrf = login(client, MARKETING)
-    response = client.post(
-        f"/drafts/{acme}/reject",
-        data={"csrf_token": csrf, "version": sqlite_world.version("acme"), "reason": "tone"},
-    )
+    response = client.post(f"/drafts/{acme}/reject", data={"csrf_token": csrf, "version": sqlite_world.version("acme"),
+                                                            "reason": "tone"})
     assert response.status_code == 403 and "marketing role" in response.text
     assert status_of(sqlite_world, "acme") == "pending_review"
 
 
 def test_manager_can_approve_anyones_draft(client: TestClient, sqlite_world: ReviewWorld) -> None:
     csrf = login(client, ADMIN)
-    response = client.post(
-        f"/drafts/{sqlite_world.draft_ids['globex']}/approve",
-        data={"csrf_token": csrf, "version": sqlite_world.version("globex")},
-        follow_redirects=False,
-    )
+    response = client.post(f"/drafts/{sqlite_world.draft_ids['globex']}/approve",
+                           data={"csrf_token": csrf, "version": sqlite_world.version("globex")}, follow_redirects=False)
     assert response.status_code == 303 and status_of(sqlite_world, "globex") == "approved"
 
 
 def test_reject_with_reason(client: TestClient, sqlite_world: ReviewWorld) -> None:
     csrf = login(client, MAYA)
     draft_id, version = sqlite_world.draft_ids["acme"], sqlite_world.version("acme")
-    missing = client.post(
-        f"/drafts/{draft_id}/reject",
-        data={"csrf_token": csrf, "version": version, "reason": "other", "note": ""},
-    )
+    missing = client.post(f"/drafts/{draft_id}/reject", data={"csrf_token": csrf, "version": version,
+                                                              "reason": "other", "note": ""})
     assert missing.status_code == 422 and "when the reason is" in missing.text
-    response = client.post(
-        f"/drafts/{draft_id}/reject",
-        data={"csrf_token": csrf, "version": version, "reason": "timing", "note": "renewal next week"},
-        follow_redirects=False,
-    )
+    response = client.post(f"/drafts/{draft_id}/reject", data={"csrf_token": csrf, "version": version,
+                                                               "reason": "timing", "note": "renewal next week"},
+                           follow_redirects=False)
     assert response.status_code == 303
     detail = sqlite_world.queue.show(sqlite_world.admin, draft_id)
     assert (detail.summary.status, detail.reject_reason, detail.reject_text) == (
-        "rejected",
-        "timing",
-        "renewal next week",
-    )
+        "rejected", "timing", "renewal next week")
 
 
 def test_edit_escapes_html_and_script(client: TestClient, sqlite_world: ReviewWorld) -> None:
     csrf = login(client, MAYA)
     draft_id = sqlite_world.draft_ids["acme"]
     evil = '<script>alert("x")</script><img src=x onerror=alert(1)> See you'
-    response = client.post(
-        f"/drafts/{draft_id}/edit",
-        data={
-            "csrf_token": csrf,
-            "version": sqlite_world.version("acme"),
-            "subject": "<b>Hi</b>",
-            "body": evil,
-            "call_to_action": "Reply",
-        },
-    )
+    response = client.post(f"/drafts/{draft_id}/edit", data={
+        "csrf_token": csrf, "version": sqlite_world.version("acme"), "subject": "<b>Hi</b>", "body": evil,
+        "call_to_action": "Reply"})
     assert response.status_code == 200  # followed the redirect back to the draft
     page = response.text
     assert "<script>alert" not in page and "<img src=x" not in page and "<b>Hi</b>" not in page
@@ -250,10 +213,8 @@ def test_over_long_edit_is_refused_and_keeps_the_text(client: TestClient, sqlite
     csrf = login(client, MAYA)
     draft_id, version = sqlite_world.draft_ids["acme"], sqlite_world.version("acme")
     body = "word " * (MAX_BODY_CHARS // 4)
-    response = client.post(
-        f"/drafts/{draft_id}/edit",
-        data={"csrf_token": csrf, "version": version, "subject": "Subject", "body": body},
-    )
+    response = client.post(f"/drafts/{draft_id}/edit", data={"csrf_token": csrf, "version": version,
+                                                             "subject": "Subject", "body": body})
     assert response.status_code == 422 and "the limit is 5,000" in response.text
     assert body.strip()[:200] in response.text  # what the rep typed is still in the form
     assert sqlite_world.queue.show(sqlite_world.admin, draft_id).summary.version == version
@@ -262,10 +223,8 @@ def test_over_long_edit_is_refused_and_keeps_the_text(client: TestClient, sqlite
 def test_regenerate_with_instructions(client: TestClient, sqlite_world: ReviewWorld) -> None:
     csrf = login(client, MAYA)
     draft_id = sqlite_world.draft_ids["acme"]
-    response = client.post(
-        f"/drafts/{draft_id}/regenerate",
-        data={"csrf_token": csrf, "version": sqlite_world.version("acme"), "instructions": "shorter"},
-    )
+    response = client.post(f"/drafts/{draft_id}/regenerate", data={
+        "csrf_token": csrf, "version": sqlite_world.version("acme"), "instructions": "shorter"})
     assert response.status_code == 200 and "Regenerated: version 2" in response.text
     detail = sqlite_world.queue.show(sqlite_world.admin, draft_id)
     assert detail.current.source == "regeneration" and detail.current.instructions == "shorter"
@@ -280,15 +239,8 @@ def test_bulk_approve_selected_rows(client: TestClient, sqlite_world: ReviewWorl
     response = client.post("/queue/bulk-approve", data={"csrf_token": csrf, "selected": selected})
     assert response.status_code == 200
     assert "Approved 2 draft(s)." in response.text and f"assigned to {SAM}" in response.text
-    assert [status_of(w, a) for a in ("acme", "initech", "globex")] == [
-        "approved",
-        "approved",
-        "pending_review",
-    ]
-    assert (
-        client.post("/queue/bulk-approve", data={"csrf_token": "forged", "selected": selected}).status_code
-        == 403
-    )
+    assert [status_of(w, a) for a in ("acme", "initech", "globex")] == ["approved", "approved", "pending_review"]
+    assert client.post("/queue/bulk-approve", data={"csrf_token": "forged", "selected": selected}).status_code == 403
 
 
 def test_gate_recheck_expires_on_the_queue_page(client: TestClient, sqlite_world: ReviewWorld) -> None:
@@ -345,22 +297,15 @@ def test_api_list_show_approve(client: TestClient, sqlite_world: ReviewWorld) ->
 def test_api_errors(client: TestClient, sqlite_world: ReviewWorld) -> None:
     headers = token_for(sqlite_world, MAYA)
     globex = sqlite_world.draft_ids["globex"]
-    forbidden = client.post(
-        f"/api/drafts/{globex}/approve", json={"version": sqlite_world.version("globex")}, headers=headers
-    )
+    forbidden = client.post(f"/api/drafts/{globex}/approve", json={"version": sqlite_world.version("globex")},
+                            headers=headers)
     assert forbidden.status_code == 403 and "assigned to" in forbidden.json()["detail"]
     assert client.get("/api/drafts/9999", headers=headers).status_code == 404
-    bad_reason = client.post(
-        f"/api/drafts/{sqlite_world.draft_ids['acme']}/reject",
-        json={"version": 1, "reason": "meh"},
-        headers=headers,
-    )
+    bad_reason = client.post(f"/api/drafts/{sqlite_world.draft_ids['acme']}/reject",
+                             json={"version": 1, "reason": "meh"}, headers=headers)
     assert bad_reason.status_code == 422
-    too_long = client.post(
-        f"/api/drafts/{sqlite_world.draft_ids['acme']}/edit",
-        json={"version": 1, "subject": "s", "body": "x" * (MAX_BODY_CHARS + 1)},
-        headers=headers,
-    )
+    too_long = client.post(f"/api/drafts/{sqlite_world.draft_ids['acme']}/edit",
+                           json={"version": 1, "subject": "s", "body": "x" * (MAX_BODY_CHARS + 1)}, headers=headers)
     assert too_long.status_code == 422
     assert sqlite_world.queue.show(sqlite_world.admin, sqlite_world.draft_ids["acme"]).summary.version == 1
 
@@ -368,46 +313,25 @@ def test_api_errors(client: TestClient, sqlite_world: ReviewWorld) -> None:
 def test_api_reject_edit_regenerate_bulk(client: TestClient, sqlite_world: ReviewWorld) -> None:
     w = sqlite_world
     headers = token_for(w, ADMIN)
-    edited = client.post(
-        f"/api/drafts/{w.draft_ids['acme']}/edit",
-        headers=headers,
-        json={"version": w.version("acme"), "subject": "S", "body": "B", "call_to_action": ""},
-    )
+    edited = client.post(f"/api/drafts/{w.draft_ids['acme']}/edit", headers=headers,
+                         json={"version": w.version("acme"), "subject": "S", "body": "B", "call_to_action": ""})
     assert edited.status_code == 200 and edited.json()["current"]["edit_distance"] > 0
-    regenerated = client.post(
-        f"/api/drafts/{w.draft_ids['acme']}/regenerate",
-        headers=headers,
-        json={"version": w.version("acme"), "instructions": "warmer"},
-    )
+    regenerated = client.post(f"/api/drafts/{w.draft_ids['acme']}/regenerate", headers=headers,
+                              json={"version": w.version("acme"), "instructions": "warmer"})
     assert regenerated.json()["current"]["source"] == "regeneration"
-    rejected = client.post(
-        f"/api/drafts/{w.draft_ids['acme']}/reject",
-        headers=headers,
-        json={"version": w.version("acme"), "reason": "wrong_friction", "note": "x"},
-    )
+    rejected = client.post(f"/api/drafts/{w.draft_ids['acme']}/reject", headers=headers,
+                           json={"version": w.version("acme"), "reason": "wrong_friction", "note": "x"})
     assert rejected.json()["summary"]["status"] == "rejected"
-    bulk = client.post(
-        "/api/drafts/bulk-approve",
-        headers=headers,
-        json={
-            "items": [
-                {"id": w.draft_ids["globex"], "version": w.version("globex")},
-                {"id": w.draft_ids["acme"], "version": w.version("acme")},
-            ]
-        },
-    )
+    bulk = client.post("/api/drafts/bulk-approve", headers=headers, json={"items": [
+        {"id": w.draft_ids["globex"], "version": w.version("globex")},
+        {"id": w.draft_ids["acme"], "version": w.version("acme")}]})
     assert bulk.json()["approved"] == [w.draft_ids["globex"]]
     assert "rejected" in bulk.json()["failed"][str(w.draft_ids["acme"])]
 
 
 def test_openapi_documents_the_api(client: TestClient) -> None:
     schema = client.get("/api/openapi.json").json()
-    assert {
-        "/api/drafts",
-        "/api/drafts/{draft_id}/approve",
-        "/api/drafts/{draft_id}/reject",
-        "/api/drafts/{draft_id}/edit",
-        "/api/drafts/{draft_id}/regenerate",
-        "/api/drafts/bulk-approve",
-    } <= set(schema["paths"])
+    assert {"/api/drafts", "/api/drafts/{draft_id}/approve", "/api/drafts/{draft_id}/reject",
+            "/api/drafts/{draft_id}/edit", "/api/drafts/{draft_id}/regenerate",
+            "/api/drafts/bulk-approve"} <= set(schema["paths"])
     assert not any(path.startswith("/drafts") for path in schema["paths"])  # HTML routes stay out

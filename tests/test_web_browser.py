@@ -27,25 +27,16 @@ from tests.webclient import make_app
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 DEMO_DATA = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
 
 if not CHROMIUM.exists():
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail("/usr/bin/chromium is missing; CI must install Debian's chromium", pytrace=False)
-    pytest.skip(
-        "/usr/bin/chromium is not installed (apt-get install chromium): skipping browser tests",
-        allow_module_level=True,
-    )
+    pytest.skip("/usr/bin/chromium is not installed (apt-get install chromium): skipping browser tests",
+                allow_module_level=True)
 
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
@@ -61,9 +52,7 @@ class LiveServer:
 
     def __init__(self, app: FastAPI) -> None:
         self.port = _free_port()
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -124,9 +113,7 @@ def test_review_a_draft_end_to_end(page: Page, sqlite_world: ReviewWorld) -> Non
         start = ids.index(page.locator("tr.current").get_attribute("data-draft-id"))
         there, back = ("j", "k") if start < len(ids) - 1 else ("k", "j")
         page.keyboard.press(there)
-        expect(page.locator("tr.current")).to_have_attribute(
-            "data-draft-id", ids[start + (1 if there == "j" else -1)]
-        )
+        expect(page.locator("tr.current")).to_have_attribute("data-draft-id", ids[start + (1 if there == "j" else -1)])
         expect(page.locator("tr.current a.rowlink")).to_be_focused()
         page.keyboard.press(back)
         expect(page.locator("tr.current")).to_have_attribute("data-draft-id", ids[start])
@@ -162,10 +149,7 @@ def test_review_a_draft_end_to_end(page: Page, sqlite_world: ReviewWorld) -> Non
         expect(page.locator(".flash-success")).to_contain_text("Rejected: Initech (Timing)")
         detail = world.queue.show(world.admin, world.draft_ids["initech"])
         assert (detail.summary.status, detail.reject_reason, detail.reject_text) == (
-            "rejected",
-            "timing",
-            "renewal call next week",
-        )
+            "rejected", "timing", "renewal call next week")
         # ? opens the shortcut help.
         page.goto(f"{server.url}/queue")
         page.keyboard.press("?")
@@ -178,13 +162,8 @@ def test_conflict_is_shown_to_the_second_reviewer(page: Page, sqlite_world: Revi
         log_in(page, server.url, MAYA)
         page.goto(f"{server.url}/drafts/{world.draft_ids['acme']}")
         expect(page.locator("#approve-button")).to_be_visible()
-        world.queue.edit(
-            world.admin,
-            world.draft_ids["acme"],
-            world.version("acme"),
-            subject="Ada's subject",
-            body="Ada rewrote this.",
-        )
+        world.queue.edit(world.admin, world.draft_ids["acme"], world.version("acme"), subject="Ada's subject",
+                         body="Ada rewrote this.")
         page.locator("body").press("a")
         expect(page.locator(".flash-error")).to_contain_text("changed since you opened it")
         expect(page.locator("#draft-subject")).to_contain_text("Ada's subject")
@@ -201,10 +180,8 @@ def test_screenshots_of_the_demo(page: Page, tmp_path: Path) -> None:
 
     with ThreadPoolExecutor(1) as pool:
         demo = pool.submit(prepare_demo, settings, DEMO_DATA, date(2026, 11, 20)).result()
-    app = create_app(
-        settings,
-        WebSettings(secret_key="screenshot-secret-0123456789", data_dir=DEMO_DATA, as_of=date(2026, 11, 20)),
-    )
+    app = create_app(settings, WebSettings(secret_key="screenshot-secret-0123456789", data_dir=DEMO_DATA,
+                                           as_of=date(2026, 11, 20)))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with LiveServer(app) as server:
         log_in(page, server.url, demo.email, demo.password)

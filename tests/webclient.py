@@ -19,12 +19,8 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def make_app(world: ReviewWorld) -> FastAPI:
     settings = Settings(database_url=world.url)
     redrafter = Redrafter.for_dataset(world.dataset, settings, provider=OfflineProvider())
-    return create_app(
-        settings,
-        WebSettings(secret_key="test-secret-key-0123456789"),
-        gate_check=world.queue.gate_check,
-        regenerator=redrafter,
-    )
+    return create_app(settings, WebSettings(secret_key="test-secret-key-0123456789"),
+                      gate_check=world.queue.gate_check, regenerator=redrafter)
 
 
 def csrf_of(html: str) -> str:
@@ -36,10 +32,7 @@ def csrf_of(html: str) -> str:
 def login(client: TestClient, email: str, password: str = PASSWORD) -> str:
     """Log in and return the session's CSRF token."""
     page = client.get("/login")
-    response = client.post(
-        "/login",
-        data={"email": email, "password": password, "csrf_token": csrf_of(page.text), "next": "/queue"},
-        follow_redirects=False,
-    )
+    response = client.post("/login", data={"email": email, "password": password, "csrf_token": csrf_of(page.text),
+                                           "next": "/queue"}, follow_redirects=False)
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/login").text)  # any page carries the session token; /login reads no drafts

@@ -227,18 +227,15 @@ class OpenAIProvider:
             raise _fatal(error) from None
         except openai.LengthFinishReasonError as error:
             raise SemanticFailure(
-                "the model ran out of tokens (finish_reason: length)",
-                _completion_usage(error, self.model, self.config),
+                "the model ran out of tokens (finish_reason: length)", _completion_usage(error, self.model, self.config)
             ) from None
         except openai.ContentFilterFinishReasonError as error:
             raise SemanticFailure(
-                "the provider's content filter stopped the answer",
-                _completion_usage(error, self.model, self.config),
+                "the provider's content filter stopped the answer", _completion_usage(error, self.model, self.config)
             ) from None
         except (ValidationError, json.JSONDecodeError) as error:
-            raise SemanticFailure(
-                f"invalid structured output: {str(error).splitlines()[0]}", TokenUsage(requests=1)
-            ) from None
+            raise SemanticFailure(f"invalid structured output: {str(error).splitlines()[0]}",
+                                  TokenUsage(requests=1)) from None
         raw = result.get("raw")
         usage = _usage(raw, self.model, self.config)
         problem = result.get("parsing_error")
@@ -287,8 +284,7 @@ class OpenAIProvider:
             raise
         except SemanticFailure:
             raise ProviderFailure(
-                f"no usable answer after {options.max_attempts} attempts: " + "; ".join(reasons[-2:]),
-                usage=spent,
+                f"no usable answer after {options.max_attempts} attempts: " + "; ".join(reasons[-2:]), usage=spent
             ) from None
         except _TRANSIENT as error:
             raise ProviderFailure(
@@ -304,19 +300,14 @@ class OpenAIProvider:
         extra = ""
         if repair is not None:
             previous = repair.previous.model_dump_json()
-            messages = [
-                *messages,
-                {"role": "assistant", "content": previous},
-                {"role": "user", "content": repair.instructions()},
-            ]
+            messages = [*messages, {"role": "assistant", "content": previous},
+                        {"role": "user", "content": repair.instructions()}]
             extra = previous + repair.instructions()
         key = prompt.cache_key(self.model, extra)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                return ProviderResult(
-                    draft=Draft.model_validate(hit["draft"]), model=hit["model"], cached=True
-                )
+                return ProviderResult(draft=Draft.model_validate(hit["draft"]), model=hit["model"], cached=True)
 
         draft, usage = await self.structured(messages, prompt.params, Draft)
         if self.cache is not None:

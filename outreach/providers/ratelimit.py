@@ -56,9 +56,7 @@ class RateLimiter:
                 self._refill()
                 now = self._clock()
                 wait = self._paused_until - now
-                need_tokens = min(
-                    float(tokens), self.token_capacity
-                )  # a huge request waits for a full bucket
+                need_tokens = min(float(tokens), self.token_capacity)  # a huge request waits for a full bucket
                 if wait <= 0:
                     wait = max(
                         (1.0 - self._requests) / self.request_rate if self._requests < 1.0 else 0.0,

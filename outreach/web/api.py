@@ -147,14 +147,11 @@ def reject(draft_id: int, body: RejectBody, user: User, queue: Queue) -> DraftDe
 
 @router.post("/drafts/{draft_id}/edit", response_model=DraftDetail, summary="Save an edited text")
 def edit(draft_id: int, body: EditBody, user: User, queue: Queue) -> DraftDetail:
-    return queue.edit(
-        user, draft_id, body.version, subject=body.subject, body=body.body, call_to_action=body.call_to_action
-    )
+    return queue.edit(user, draft_id, body.version, subject=body.subject, body=body.body,
+                      call_to_action=body.call_to_action)
 
 
-@router.post(
-    "/drafts/{draft_id}/regenerate", response_model=DraftDetail, summary="Re-draft with instructions"
-)
+@router.post("/drafts/{draft_id}/regenerate", response_model=DraftDetail, summary="Re-draft with instructions")
 def regenerate(draft_id: int, body: RegenerateBody, user: User, queue: Queue) -> DraftDetail:
     return queue.regenerate(user, draft_id, body.version, body.instructions)
 

@@ -111,9 +111,8 @@ def create_app(
 
         dataset = load_dataset(web.data_dir)
         if gate_check is None:
-            gate_check = DatasetGateCheck(
-                web.data_dir, web.as_of or date.today(), rules_path=settings.rules_path, dataset=dataset
-            )
+            gate_check = DatasetGateCheck(web.data_dir, web.as_of or date.today(),
+                                          rules_path=settings.rules_path, dataset=dataset)
         if regenerator is None:
             regenerator = Redrafter.for_dataset(dataset, settings)
     factory = db.session_factory(engine)
@@ -152,17 +151,13 @@ def create_app(
             return Response(status_code=401, headers={"HX-Redirect": location})
         if request.method == "GET":
             return RedirectResponse(location, status_code=303)
-        return HTMLResponse(
-            pages.render_login(request, error="Your session ended. Log in again."), status_code=401
-        )
+        return HTMLResponse(pages.render_login(request, error="Your session ended. Log in again."),
+                            status_code=401)
 
     @app.exception_handler(ApiAuthRequired)
     async def api_auth_required(_request: Request, error: ApiAuthRequired) -> Response:
-        return JSONResponse(
-            {"detail": error.message},
-            status_code=401,
-            headers={"WWW-Authenticate": 'Bearer realm="outreach"'},
-        )
+        return JSONResponse({"detail": error.message}, status_code=401,
+                            headers={"WWW-Authenticate": 'Bearer realm="outreach"'})
 
     @app.exception_handler(OutreachError)
     async def outreach_error(request: Request, error: OutreachError) -> Response:

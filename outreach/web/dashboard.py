@@ -48,26 +48,14 @@ def _day(value: str | None, name: str) -> date | None:
         raise OutreachError(f"{name} '{value}' is not a date", hint="use YYYY-MM-DD") from None
 
 
-def _report(
-    request: Request,
-    period: str | None,
-    start: str | None,
-    end: str | None,
-    as_of: str | None,
-    window: int | None,
-) -> tuple[Report, Period]:
+def _report(request: Request, period: str | None, start: str | None, end: str | None, as_of: str | None,
+            window: int | None) -> tuple[Report, Period]:
     review = _review(request)
     analysis = _day(as_of, "as_of") or review.web.as_of or date.today()
     chosen = parse_period(period or None, start=_day(start, "from"), end=_day(end, "to"), as_of=analysis)
-    report = build_report(
-        review.factory,
-        period=chosen,
-        as_of=analysis,
-        data_dir=review.web.data_dir,
-        window_days=window,
-        rules_path=review.settings.rules_path,
-        prompts_dir=review.settings.prompts_dir,
-    )
+    report = build_report(review.factory, period=chosen, as_of=analysis, data_dir=review.web.data_dir,
+                          window_days=window, rules_path=review.settings.rules_path,
+                          prompts_dir=review.settings.prompts_dir)
     return report, chosen
 
 
@@ -79,25 +67,14 @@ def _svg(chart_id: str, title: str, desc: str, width: int, height: int, body: li
         f'<svg class="chart" id="{chart_id}" role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{chart_id}-title">{escape(title)}</title><desc id="{chart_id}-desc">{escape(desc)}</desc>'
-        + "".join(body)
-        + "</svg>"
+        + "".join(body) + "</svg>"
     )
 
 
-def _text(
-    x: float,
-    y: float,
-    text: str,
-    *,
-    anchor: str = "start",
-    size: int = 12,
-    weight: str = "normal",
-    fill: str = "#1f2937",
-) -> str:
-    return (
-        f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" font-weight="{weight}" '
-        f'fill="{fill}">{escape(text)}</text>'
-    )
+def _text(x: float, y: float, text: str, *, anchor: str = "start", size: int = 12, weight: str = "normal",
+          fill: str = "#1f2937") -> str:
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" font-weight="{weight}" '
+            f'fill="{fill}">{escape(text)}</text>')
 
 
 def _pct(value: float | None) -> str:
@@ -122,20 +99,14 @@ def funnel_chart(report: Report) -> Markup:
             value = getattr(rows[motion], stage)
             bar_h = plot_h * value / peak
             x = x0 + j * bar_w
-            body.append(
-                f'<rect x="{x:.1f}" y="{top + plot_h - bar_h:.1f}" width="{bar_w - 2:.1f}" '
-                f'height="{bar_h:.1f}" fill="{MOTION_COLORS.get(motion, "#6b7280")}">'
-                f"<title>{escape(f'{motion} {stage}: {value}')}</title></rect>"
-            )
-            body.append(
-                _text(x + (bar_w - 2) / 2, top + plot_h - bar_h - 3, str(value), anchor="middle", size=10)
-            )
+            body.append(f'<rect x="{x:.1f}" y="{top + plot_h - bar_h:.1f}" width="{bar_w - 2:.1f}" '
+                        f'height="{bar_h:.1f}" fill="{MOTION_COLORS.get(motion, "#6b7280")}">'
+                        f'<title>{escape(f"{motion} {stage}: {value}")}</title></rect>')
+            body.append(_text(x + (bar_w - 2) / 2, top + plot_h - bar_h - 3, str(value), anchor="middle", size=10))
             parts.append(f"{motion} {stage} {value}")
     for j, motion in enumerate(motions):
-        body.append(
-            f'<rect x="{left + j * 110}" y="6" width="10" height="10" '
-            f'fill="{MOTION_COLORS.get(motion, "#6b7280")}"/>'
-        )
+        body.append(f'<rect x="{left + j * 110}" y="6" width="10" height="10" '
+                    f'fill="{MOTION_COLORS.get(motion, "#6b7280")}"/>')
         body.append(_text(left + j * 110 + 14, 15, motion.replace("_", "-"), size=11))
     desc = "Drafted, approved, sent, replied and converted counts per motion: " + "; ".join(parts) + "."
     if not motions:
@@ -144,15 +115,8 @@ def funnel_chart(report: Report) -> Markup:
     return _svg("chart-funnel", "Funnel by motion", desc, width, height, body)
 
 
-def hbar_chart(
-    chart_id: str,
-    title: str,
-    rows: list[tuple[str, float | None, str]],
-    *,
-    empty: str,
-    max_value: float = 1.0,
-    color: str = "#2f5fd0",
-) -> Markup:
+def hbar_chart(chart_id: str, title: str, rows: list[tuple[str, float | None, str]], *, empty: str,
+               max_value: float = 1.0, color: str = "#2f5fd0") -> Markup:
     """Horizontal bars, one per row: (label, value 0..max_value or None, text written after the bar)."""
     width, left, row_h, top = 640, 190, 24, 8
     height = top * 2 + row_h * max(len(rows), 1)
@@ -170,39 +134,19 @@ def hbar_chart(
 
 
 def conversion_chart(report: Report) -> Markup:
-    rows = [
-        (
-            row.key.replace("_", " "),
-            row.conversion_rate,
-            f"{_pct(row.conversion_rate)} ({row.converted} of {row.sent} sent)",
-        )
-        for row in report.funnel["trigger"]
-        if row.sent
-    ]
-    return hbar_chart(
-        "chart-conversion",
-        "Conversion by trigger (converted / sent)",
-        rows,
-        empty="Nothing sent in this period",
-    )
+    rows = [(row.key.replace("_", " "), row.conversion_rate,
+             f"{_pct(row.conversion_rate)} ({row.converted} of {row.sent} sent)")
+            for row in report.funnel["trigger"] if row.sent]
+    return hbar_chart("chart-conversion", "Conversion by trigger (converted / sent)", rows,
+                      empty="Nothing sent in this period")
 
 
 def reverts_chart(report: Report) -> Markup:
-    rows = [
-        (
-            r.key.replace("_", " "),
-            r.rate,
-            f"{_pct(r.rate)} ({r.reverted} of {r.expansions - r.pending}; {r.pending} within 90 days)",
-        )
-        for r in report.post_expansion
-    ]
-    return hbar_chart(
-        "chart-reverts",
-        "Post-expansion churn or downgrade within 90 days",
-        rows,
-        empty="No expansions in this period",
-        color="#c2410c",
-    )
+    rows = [(r.key.replace("_", " "), r.rate,
+             f"{_pct(r.rate)} ({r.reverted} of {r.expansions - r.pending}; {r.pending} within 90 days)")
+            for r in report.post_expansion]
+    return hbar_chart("chart-reverts", "Post-expansion churn or downgrade within 90 days", rows,
+                      empty="No expansions in this period", color="#c2410c")
 
 
 def nrr_chart(report: Report) -> Markup:
@@ -211,9 +155,7 @@ def nrr_chart(report: Report) -> Markup:
     width, height, left, top, bottom = 640, 240, 50, 20, 40
     plot_w, plot_h = width - left - 50, height - top - bottom
     if not points:
-        body = [
-            _text(width / 2, height / 2, "No starting MRR (serve with a data directory)", anchor="middle")
-        ]
+        body = [_text(width / 2, height / 2, "No starting MRR (serve with a data directory)", anchor="middle")]
         return _svg("chart-nrr", "NRR and GRR by month", "No data.", width, height, body)
     values = [v for p in points for v in (p.nrr, p.grr) if v is not None]
     low, high = min([*values, 0.9]), max([*values, 1.1])
@@ -222,27 +164,15 @@ def nrr_chart(report: Report) -> Markup:
     def y(value: float) -> float:
         return top + plot_h * (high - value) / (high - low)
 
-    body = [
-        f'<line x1="{left}" y1="{y(1.0):.1f}" x2="{width - 30}" y2="{y(1.0):.1f}" stroke="#9ca3af" '
-        f'stroke-dasharray="4 3"/>',
-        _text(left - 6, y(1.0) + 4, "100%", anchor="end", size=10),
-    ]
+    body = [f'<line x1="{left}" y1="{y(1.0):.1f}" x2="{width - 30}" y2="{y(1.0):.1f}" stroke="#9ca3af" '
+            f'stroke-dasharray="4 3"/>', _text(left - 6, y(1.0) + 4, "100%", anchor="end", size=10)]
     for name, color in (("nrr", "#2f5fd0"), ("grr", "#6b7280")):
-        coords = [
-            (left + i * step, y(getattr(p, name)))
-            for i, p in enumerate(points)
-            if getattr(p, name) is not None
-        ]
-        body.append(
-            '<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
-                color, " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)
-            )
-        )
+        coords = [(left + i * step, y(getattr(p, name))) for i, p in enumerate(points) if getattr(p, name) is not None]
+        body.append('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>'.format(
+            color, " ".join(f"{x:.1f},{yy:.1f}" for x, yy in coords)))
         for (x, yy), point in zip(coords, points, strict=False):
             body.append(f'<circle cx="{x:.1f}" cy="{yy:.1f}" r="3" fill="{color}"/>')
-            label_y = (
-                yy - 7 if name == "nrr" else yy + 15
-            )  # NRR above its point, GRR below: no overlap at 100%
+            label_y = yy - 7 if name == "nrr" else yy + 15  # NRR above its point, GRR below: no overlap at 100%
             body.append(_text(x, label_y, _pct(getattr(point, name)), anchor="middle", size=10, fill=color))
     for i, point in enumerate(points):
         body.append(_text(left + i * step, height - bottom + 18, point.month, anchor="middle", size=11))
@@ -265,54 +195,22 @@ class Shown:
 
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
-def dashboard_page(
-    request: Request,
-    user: User,
-    period: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    as_of: str | None = None,
-    window: int | None = None,
-) -> HTMLResponse:
+def dashboard_page(request: Request, user: User, period: str | None = None, start: str | None = None,
+                   end: str | None = None, as_of: str | None = None, window: int | None = None) -> HTMLResponse:
     report, chosen = _report(request, period, start, end, as_of, window)
-    shown = Shown(
-        period=period or ("" if start or end else chosen.label),
-        start=start or "",
-        end=end or "",
-        as_of=report.as_of.isoformat(),
-        window=str(report.window_days),
-    )
-    charts = {
-        "funnel": funnel_chart(report),
-        "conversion": conversion_chart(report),
-        "nrr": nrr_chart(report),
-        "reverts": reverts_chart(report),
-    }
-    return _render(
-        request,
-        "dashboard.html",
-        _context(
-            request,
-            user,
-            report=report,
-            charts=charts,
-            shown=shown,
-            dimensions=DIMENSIONS,
-            has_data=_review(request).web.data_dir is not None,
-        ),
-    )
+    shown = Shown(period=period or ("" if start or end else chosen.label), start=start or "", end=end or "",
+                  as_of=report.as_of.isoformat(), window=str(report.window_days))
+    charts = {"funnel": funnel_chart(report), "conversion": conversion_chart(report), "nrr": nrr_chart(report),
+              "reverts": reverts_chart(report)}
+    return _render(request, "dashboard.html", _context(
+        request, user, report=report, charts=charts, shown=shown, dimensions=DIMENSIONS,
+        has_data=_review(request).web.data_dir is not None,
+    ))
 
 
 @router.get("/api/metrics", tags=["metrics"])
-def metrics_api(
-    request: Request,
-    _user: ApiUser,
-    period: str | None = None,
-    start: str | None = None,
-    end: str | None = None,
-    as_of: str | None = None,
-    window: int | None = None,
-) -> dict[str, Any]:
+def metrics_api(request: Request, _user: ApiUser, period: str | None = None, start: str | None = None,
+                end: str | None = None, as_of: str | None = None, window: int | None = None) -> dict[str, Any]:
     """The expansion report (``outreach report --json``) for a period: ``2026-Q3``, ``2026-09``, ``2026`` or
     ``start``/``end`` dates."""
     report, _ = _report(request, period, start, end, as_of, window)
@@ -326,9 +224,8 @@ class OutcomesResult(BaseModel):
 
 
 @router.post("/api/outcomes", tags=["metrics"])
-def outcomes_api(
-    request: Request, user: ApiUser, payload: Annotated[dict[str, Any] | list[dict[str, Any]], Body()]
-) -> OutcomesResult:
+def outcomes_api(request: Request, user: ApiUser,
+                 payload: Annotated[dict[str, Any] | list[dict[str, Any]], Body()]) -> OutcomesResult:
     """Record expansion, contraction and churn outcomes (one object or a list; the same fields as a line of
     ``outreach events ingest``). Re-posting an ``external_id`` is harmless. Admin and marketing tokens only."""
     if user.role not in WRITERS:
@@ -342,7 +239,6 @@ def outcomes_api(
             first = error.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
             raise OutreachError(f"outcome {index}: field '{field}': {first['msg']}") from None
-    report: OutcomeIngestReport = ingest_outcomes(
-        _review(request).factory, events, lambda: datetime.now(UTC), source="api"
-    )
+    report: OutcomeIngestReport = ingest_outcomes(_review(request).factory, events, lambda: datetime.now(UTC),
+                                                  source="api")
     return OutcomesResult(**report.model_dump())

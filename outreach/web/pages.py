@@ -63,10 +63,8 @@ def check_csrf(request: Request, submitted: str | None) -> None:
     expected = request.session.get("csrf")
     given = submitted or request.headers.get("X-CSRF-Token") or ""
     if not isinstance(expected, str) or not hmac.compare_digest(expected.encode(), given.encode()):
-        raise CsrfError(
-            "this form has expired or did not come from this app (CSRF check failed)",
-            hint="reload the page and try again; nothing was changed",
-        )
+        raise CsrfError("this form has expired or did not come from this app (CSRF check failed)",
+                        hint="reload the page and try again; nothing was changed")
 
 
 def page_user(request: Request) -> Principal:
@@ -99,13 +97,8 @@ def _context(request: Request, user: Principal | None, **values: Any) -> dict[st
         "flashes": flashes + values.pop("extra_flashes", []),
         "status_labels": STATUS_LABELS,
         "reject_reasons": REJECT_REASONS,
-        "limits": {
-            "subject": MAX_SUBJECT_CHARS,
-            "body": MAX_BODY_CHARS,
-            "cta": MAX_CTA_CHARS,
-            "note": MAX_NOTE_CHARS,
-            "instructions": MAX_INSTRUCTIONS_CHARS,
-        },
+        "limits": {"subject": MAX_SUBJECT_CHARS, "body": MAX_BODY_CHARS, "cta": MAX_CTA_CHARS,
+                   "note": MAX_NOTE_CHARS, "instructions": MAX_INSTRUCTIONS_CHARS},
         **values,
     }
 
@@ -158,16 +151,14 @@ def login(
     try:
         check_csrf(request, csrf_token_field)
     except CsrfError as error:
-        return HTMLResponse(
-            render_login(request, error=error.message, next_url=_safe_next(next_url)), status_code=403
-        )
+        return HTMLResponse(render_login(request, error=error.message, next_url=_safe_next(next_url)),
+                            status_code=403)
     try:
         with transaction(_review(request).factory) as session:
             user = authenticate(session, email, password)
     except PermissionDeniedError as error:
-        return HTMLResponse(
-            render_login(request, error=error.message, next_url=_safe_next(next_url)), status_code=401
-        )
+        return HTMLResponse(render_login(request, error=error.message, next_url=_safe_next(next_url)),
+                            status_code=401)
     request.session.clear()  # a fresh session (and CSRF token) at login: no session fixation
     request.session["uid"] = user.id
     csrf_token(request)
@@ -175,9 +166,7 @@ def login(
 
 
 @router.post("/logout")
-def logout(
-    request: Request, csrf_token_field: Annotated[str | None, Form(alias="csrf_token")] = None
-) -> Response:
+def logout(request: Request, csrf_token_field: Annotated[str | None, Form(alias="csrf_token")] = None) -> Response:
     check_csrf(request, csrf_token_field)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
@@ -197,9 +186,7 @@ def _filter(user: Principal, params: dict[str, str]) -> tuple[QueueFilter, dict[
     except ValueError:
         page = 1
     if status != "all" and status not in STATUSES:
-        raise OutreachError(
-            f"'{status}' is not a draft status", hint=f"use one of: all, {', '.join(STATUSES)}"
-        )
+        raise OutreachError(f"'{status}' is not a draft status", hint=f"use one of: all, {', '.join(STATUSES)}")
     if motion and motion not in MOTIONS:
         raise OutreachError(f"'{motion}' is not a motion", hint=f"use one of: {', '.join(MOTIONS)}")
     if trigger and trigger not in SIGNAL_KINDS:
@@ -234,29 +221,13 @@ def queue_page(request: Request, user: User) -> HTMLResponse:
     page = review.queue.page(user, flt)
     extra = []
     if page.expired_now:
-        extra.append(
-            {
-                "kind": "warning",
-                "text": f"{len(page.expired_now)} draft(s) expired: the account no "
-                "longer passes the gate (see the Expired tab).",
-            }
-        )
-    return _render(
-        request,
-        "queue.html",
-        _context(
-            request,
-            user,
-            page=page,
-            shown=shown,
-            query=lambda **c: _query(shown, **c),
-            owners=review.queue.owners(),
-            motions=MOTIONS,
-            triggers=SIGNAL_KINDS,
-            statuses=STATUSES,
-            extra_flashes=extra,
-        ),
-    )
+        extra.append({"kind": "warning", "text": f"{len(page.expired_now)} draft(s) expired: the account no "
+                      "longer passes the gate (see the Expired tab)."})
+    return _render(request, "queue.html", _context(
+        request, user, page=page, shown=shown, query=lambda **c: _query(shown, **c),
+        owners=review.queue.owners(), motions=MOTIONS, triggers=SIGNAL_KINDS, statuses=STATUSES,
+        extra_flashes=extra,
+    ))
 
 
 def _queue_filter_from_session(request: Request, user: Principal) -> tuple[QueueFilter, str]:
@@ -271,16 +242,9 @@ def _queue_filter_from_session(request: Request, user: Principal) -> tuple[Queue
     return flt, _query(shown)
 
 
-def _detail_page(
-    request: Request,
-    user: Principal,
-    detail: DraftDetail,
-    *,
-    mode: str = "",
-    status: int = 200,
-    form: dict[str, str] | None = None,
-    error: OutreachError | None = None,
-) -> HTMLResponse:
+def _detail_page(request: Request, user: Principal, detail: DraftDetail, *, mode: str = "",
+                 status: int = 200, form: dict[str, str] | None = None,
+                 error: OutreachError | None = None) -> HTMLResponse:
     review = _review(request)
     flt, queue_query = _queue_filter_from_session(request, user)
     newer, older = review.queue.neighbours(flt, detail.summary.id)
@@ -288,24 +252,11 @@ def _detail_page(
     if error is not None:
         extra.append({"kind": "error", "text": error.message + (f" — {error.hint}" if error.hint else "")})
     can_act = user.is_manager or (user.can_review and detail.summary.owner_email in (None, user.email))
-    return _render(
-        request,
-        "draft.html",
-        _context(
-            request,
-            user,
-            d=detail,
-            mode=mode,
-            form=form or {},
-            prev_id=newer,
-            next_id=older,
-            queue_query=queue_query,
-            can_act=can_act,
-            extra_flashes=extra,
-            regenerate_available=review.queue.regenerator is not None,
-        ),
-        status=status,
-    )
+    return _render(request, "draft.html", _context(
+        request, user, d=detail, mode=mode, form=form or {}, prev_id=newer, next_id=older,
+        queue_query=queue_query, can_act=can_act, extra_flashes=extra,
+        regenerate_available=review.queue.regenerator is not None,
+    ), status=status)
 
 
 @router.get("/drafts/{draft_id}", response_class=HTMLResponse)
@@ -319,9 +270,8 @@ def edit_page(request: Request, draft_id: int, user: User) -> HTMLResponse:
     return draft_page(request, draft_id, user, mode="edit")
 
 
-def _after_action(
-    request: Request, user: Principal, draft_id: int, return_to: str, message: str, next_id: int | None
-) -> Response:
+def _after_action(request: Request, user: Principal, draft_id: int, return_to: str, message: str,
+                  next_id: int | None) -> Response:
     flash(request, "success", message)
     if return_to == "queue":
         query = request.session.get("queue_query", "")
@@ -331,15 +281,8 @@ def _after_action(
     return RedirectResponse(f"/drafts/{draft_id}", status_code=303)
 
 
-def _act_failed(
-    request: Request,
-    user: Principal,
-    draft_id: int,
-    error: OutreachError,
-    *,
-    mode: str = "",
-    form: dict[str, str] | None = None,
-) -> HTMLResponse:
+def _act_failed(request: Request, user: Principal, draft_id: int, error: OutreachError, *, mode: str = "",
+                form: dict[str, str] | None = None) -> HTMLResponse:
     from outreach.web.api import status_for
 
     status = status_for(error)
@@ -354,14 +297,8 @@ ReturnField = Annotated[str, Form()]
 
 
 @router.post("/drafts/{draft_id}/approve", response_model=None)
-def approve(
-    request: Request,
-    draft_id: int,
-    user: User,
-    version: VersionField,
-    csrf_token_field: CsrfField = None,
-    return_to: ReturnField = "",
-) -> Response:
+def approve(request: Request, draft_id: int, user: User, version: VersionField, csrf_token_field: CsrfField = None,
+            return_to: ReturnField = "") -> Response:
     check_csrf(request, csrf_token_field)
     queue = _review(request).queue
     flt, _ = _queue_filter_from_session(request, user)
@@ -373,22 +310,13 @@ def approve(
             flash(request, "error", error.message)
             return RedirectResponse(f"/queue?{request.session.get('queue_query', '')}", status_code=303)
         return _act_failed(request, user, draft_id, error)
-    return _after_action(
-        request, user, draft_id, return_to, f"Approved: {detail.summary.account_name}", next_id
-    )
+    return _after_action(request, user, draft_id, return_to, f"Approved: {detail.summary.account_name}", next_id)
 
 
 @router.post("/drafts/{draft_id}/reject", response_model=None)
-def reject(
-    request: Request,
-    draft_id: int,
-    user: User,
-    version: VersionField,
-    csrf_token_field: CsrfField = None,
-    reason: Annotated[str, Form()] = "",
-    note: Annotated[str, Form()] = "",
-    return_to: ReturnField = "",
-) -> Response:
+def reject(request: Request, draft_id: int, user: User, version: VersionField, csrf_token_field: CsrfField = None,
+           reason: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "",
+           return_to: ReturnField = "") -> Response:
     check_csrf(request, csrf_token_field)
     queue = _review(request).queue
     flt, _ = _queue_filter_from_session(request, user)
@@ -396,67 +324,37 @@ def reject(
     try:
         detail = queue.reject(user, draft_id, version, reason, note)
     except OutreachError as error:
-        return _act_failed(
-            request, user, draft_id, error, mode="reject", form={"reason": reason, "note": note}
-        )
+        return _act_failed(request, user, draft_id, error, mode="reject", form={"reason": reason, "note": note})
     label = REJECT_REASONS.get(reason, reason)  # type: ignore[call-overload]
-    return _after_action(
-        request, user, draft_id, return_to, f"Rejected: {detail.summary.account_name} ({label})", next_id
-    )
+    return _after_action(request, user, draft_id, return_to,
+                         f"Rejected: {detail.summary.account_name} ({label})", next_id)
 
 
 @router.post("/drafts/{draft_id}/edit", response_model=None)
-def edit(
-    request: Request,
-    draft_id: int,
-    user: User,
-    version: VersionField,
-    csrf_token_field: CsrfField = None,
-    subject: Annotated[str, Form()] = "",
-    body: Annotated[str, Form()] = "",
-    call_to_action: Annotated[str, Form()] = "",
-) -> Response:
+def edit(request: Request, draft_id: int, user: User, version: VersionField, csrf_token_field: CsrfField = None,
+         subject: Annotated[str, Form()] = "", body: Annotated[str, Form()] = "",
+         call_to_action: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token_field)
     queue = _review(request).queue
     try:
-        detail = queue.edit(
-            user, draft_id, version, subject=subject, body=body, call_to_action=call_to_action
-        )
+        detail = queue.edit(user, draft_id, version, subject=subject, body=body, call_to_action=call_to_action)
     except OutreachError as error:
-        return _act_failed(
-            request,
-            user,
-            draft_id,
-            error,
-            mode="edit",
-            form={"subject": subject, "body": body, "call_to_action": call_to_action},
-        )
-    flash(
-        request,
-        "success",
-        f"Saved version {detail.current.number} (edit distance "
-        f"{detail.current.edit_distance} from the model's text)",
-    )
+        return _act_failed(request, user, draft_id, error, mode="edit",
+                           form={"subject": subject, "body": body, "call_to_action": call_to_action})
+    flash(request, "success", f"Saved version {detail.current.number} (edit distance "
+                              f"{detail.current.edit_distance} from the model's text)")
     return RedirectResponse(f"/drafts/{draft_id}", status_code=303)
 
 
 @router.post("/drafts/{draft_id}/regenerate", response_model=None)
-def regenerate(
-    request: Request,
-    draft_id: int,
-    user: User,
-    version: VersionField,
-    csrf_token_field: CsrfField = None,
-    instructions: Annotated[str, Form()] = "",
-) -> Response:
+def regenerate(request: Request, draft_id: int, user: User, version: VersionField,
+               csrf_token_field: CsrfField = None, instructions: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token_field)
     queue = _review(request).queue
     try:
         detail = queue.regenerate(user, draft_id, version, instructions)
     except OutreachError as error:
-        return _act_failed(
-            request, user, draft_id, error, mode="regenerate", form={"instructions": instructions}
-        )
+        return _act_failed(request, user, draft_id, error, mode="regenerate", form={"instructions": instructions})
     flash(request, "success", f"Regenerated: version {detail.current.number}")
     return RedirectResponse(f"/drafts/{draft_id}", status_code=303)
 
@@ -483,3 +381,4 @@ async def bulk_approve(request: Request, user: User) -> Response:
     for failed_id, message in sorted(result.failed.items()):
         flash(request, "error", f"Draft {failed_id}: {message}")
     return RedirectResponse(target, status_code=303)
+

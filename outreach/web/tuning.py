@@ -71,9 +71,8 @@ def _registry(request: Request) -> Registry:
 
 def _require_editor(user: Principal) -> None:
     if user.role not in EDITORS:
-        raise PermissionDeniedError(
-            f"the {user.role} role can read prompts but not change them", hint="ask marketing or an admin"
-        )
+        raise PermissionDeniedError(f"the {user.role} role can read prompts but not change them",
+                                    hint="ask marketing or an admin")
 
 
 def _preview_source(request: Request) -> PreviewSource:
@@ -85,55 +84,31 @@ def _preview_source(request: Request) -> PreviewSource:
     if review.web.data_dir is not None:
         from outreach.drafts import open_workspace
 
-        workspace = open_workspace(
-            review.web.data_dir,
-            review.web.as_of or date.today(),
-            rules_path=review.settings.rules_path,
-            prompts_dir=review.settings.prompts_dir,
-        )
+        workspace = open_workspace(review.web.data_dir, review.web.as_of or date.today(),
+                                   rules_path=review.settings.rules_path, prompts_dir=review.settings.prompts_dir)
         accounts = []
         for decision in workspace.decisions:
             if decision.offer is None or not decision.frictions:
                 continue
             facts = workspace.context.facts(decision)
-            accounts.append(
-                PreviewAccount(
-                    decision.account_id,
-                    f"{decision.account.name} · {decision.cohort} · {decision.offer.motion}",
-                    facts,
-                )
-            )
-        source = PreviewSource(
-            "data",
-            accounts,
-            None,
-            workspace.dataset.catalog,
-            workspace.context.config,
-            list(workspace.dataset.accounts),
-        )
+            accounts.append(PreviewAccount(decision.account_id, f"{decision.account.name} · {decision.cohort} · "
+                                           f"{decision.offer.motion}", facts))
+        source = PreviewSource("data", accounts, None, workspace.dataset.catalog, workspace.context.config,
+                               list(workspace.dataset.accounts))
     else:
         eval_set = load_eval_set(EVAL_SET)
-        accounts = [
-            PreviewAccount(
-                case.id, f"{case.facts.account.name} · {case.facts.kind} · {case.expected.motion}", case.facts
-            )
-            for case in eval_set.cases
-        ]
-        source = PreviewSource(
-            "eval", accounts, eval_set, eval_set.catalog, eval_set.config, eval_set.other_accounts
-        )
+        accounts = [PreviewAccount(case.id, f"{case.facts.account.name} · {case.facts.kind} · "
+                                   f"{case.expected.motion}", case.facts) for case in eval_set.cases]
+        source = PreviewSource("eval", accounts, eval_set, eval_set.catalog, eval_set.config,
+                               eval_set.other_accounts)
     request.app.state.tuning_preview = source
     return source
 
 
 def _matching(template: PromptTemplate, source: PreviewSource) -> list[PreviewAccount]:
     meta = template.meta
-    return [
-        a
-        for a in source.accounts
-        if meta.motion in ("any", a.facts.offer.motion)
-        and (meta.kind == "followup" or a.facts.kind == meta.kind)
-    ]
+    return [a for a in source.accounts
+            if meta.motion in ("any", a.facts.offer.motion) and (meta.kind == "followup" or a.facts.kind == meta.kind)]
 
 
 @router.get("/prompts", response_class=HTMLResponse)
@@ -148,20 +123,10 @@ def prompts_page(request: Request, user: User) -> HTMLResponse:
             description, motion, kind = meta.description, str(meta.motion), str(meta.kind)
         except OutreachError:
             pass
-        labels = {
-            label: (t if isinstance(t, str) else f"split {t.experiment}")
-            for label, t in (entry.labels.items() if entry else [])
-        }
-        rows.append(
-            {
-                "name": name,
-                "versions": len(entry.versions) if entry else 0,
-                "labels": labels,
-                "description": description,
-                "motion": motion,
-                "kind": kind,
-            }
-        )
+        labels = {label: (t if isinstance(t, str) else f"split {t.experiment}") for label, t in
+                  (entry.labels.items() if entry else [])}
+        rows.append({"name": name, "versions": len(entry.versions) if entry else 0, "labels": labels,
+                     "description": description, "motion": motion, "kind": kind})
     return _render(request, "prompts.html", _context(request, user, rows=rows, can_edit=user.role in EDITORS))
 
 
@@ -170,16 +135,8 @@ def prompt_page(request: Request, name: str, user: User, version: str = "") -> H
     return _prompt_page(request, user, name, version=version)
 
 
-def _prompt_page(
-    request: Request,
-    user: Principal,
-    name: str,
-    *,
-    version: str = "",
-    status: int = 200,
-    form: dict[str, str] | None = None,
-    error: OutreachError | None = None,
-) -> HTMLResponse:
+def _prompt_page(request: Request, user: Principal, name: str, *, version: str = "", status: int = 200,
+                 form: dict[str, str] | None = None, error: OutreachError | None = None) -> HTMLResponse:
     registry = _registry(request)
     versions = registry.versions(name) if name in registry.data.templates else []
     shown = registry.get(f"{name}@{version}" if version else name)
@@ -192,43 +149,18 @@ def _prompt_page(
     if error is not None:
         extra.append({"kind": "error", "text": error.message + (f" — {error.hint}" if error.hint else "")})
     entry = registry.data.templates.get(name)
-    return _render(
-        request,
-        "prompt.html",
-        _context(
-            request,
-            user,
-            name=name,
-            versions=versions,
-            shown=shown,
-            working=working,
-            unsaved=unsaved,
-            labels=entry.labels if entry else {},
-            promotions=list(reversed(entry.promotions))[:10] if entry else [],
-            report=report,
-            variables=fact_variables(),
-            accounts=_matching(shown, source),
-            origin=source.origin,
-            can_edit=user.role in EDITORS,
-            form=form or {},
-            extra_flashes=extra,
-            default_label=DEFAULT_LABEL,
-            max_note=MAX_NOTE_CHARS,
-            max_source=MAX_SOURCE_CHARS,
-        ),
-        status=status,
-    )
+    return _render(request, "prompt.html", _context(
+        request, user, name=name, versions=versions, shown=shown, working=working, unsaved=unsaved,
+        labels=entry.labels if entry else {}, promotions=list(reversed(entry.promotions))[:10] if entry else [],
+        report=report, variables=fact_variables(), accounts=_matching(shown, source), origin=source.origin,
+        can_edit=user.role in EDITORS, form=form or {}, extra_flashes=extra, default_label=DEFAULT_LABEL,
+        max_note=MAX_NOTE_CHARS, max_source=MAX_SOURCE_CHARS,
+    ), status=status)
 
 
 @router.post("/prompts/{name}/versions", response_model=None)
-def save_version(
-    request: Request,
-    name: str,
-    user: User,
-    csrf_token_field: CsrfField = None,
-    source: Annotated[str, Form()] = "",
-    note: Annotated[str, Form()] = "",
-) -> Response:
+def save_version(request: Request, name: str, user: User, csrf_token_field: CsrfField = None,
+                 source: Annotated[str, Form()] = "", note: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token_field)
     try:
         _require_editor(user)
@@ -236,24 +168,15 @@ def save_version(
     except OutreachError as error:
         from outreach.web.api import status_for
 
-        return _prompt_page(
-            request, user, name, status=status_for(error), form={"source": source, "note": note}, error=error
-        )
-    flash(
-        request, "success", f"Saved {name} version {saved.version}. Preview it, then promote it to a label."
-    )
+        return _prompt_page(request, user, name, status=status_for(error), form={"source": source, "note": note},
+                            error=error)
+    flash(request, "success", f"Saved {name} version {saved.version}. Preview it, then promote it to a label.")
     return RedirectResponse(f"/prompts/{name}?version={saved.version}", status_code=303)
 
 
 @router.post("/prompts/{name}/promote", response_model=None)
-def promote(
-    request: Request,
-    name: str,
-    user: User,
-    csrf_token_field: CsrfField = None,
-    version: Annotated[str, Form()] = "",
-    label: Annotated[str, Form()] = "",
-) -> Response:
+def promote(request: Request, name: str, user: User, csrf_token_field: CsrfField = None,
+            version: Annotated[str, Form()] = "", label: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token_field)
     try:
         _require_editor(user)
@@ -276,24 +199,15 @@ def _template_from_source(name: str, source: str) -> PromptTemplate:
 
 
 @router.post("/prompts/{name}/preview", response_class=HTMLResponse)
-def preview(
-    request: Request,
-    name: str,
-    user: User,
-    csrf_token_field: CsrfField = None,
-    account: Annotated[str, Form()] = "",
-    source: Annotated[str, Form()] = "",
-    version: Annotated[str, Form()] = "",
-) -> HTMLResponse:
+def preview(request: Request, name: str, user: User, csrf_token_field: CsrfField = None,
+            account: Annotated[str, Form()] = "", source: Annotated[str, Form()] = "",
+            version: Annotated[str, Form()] = "") -> HTMLResponse:
     """Render the (possibly unsaved) template for one account: prompt, offline draft, LLM draft if configured."""
     check_csrf(request, csrf_token_field)
     context: dict[str, Any] = {"request": request}
     try:
-        template = (
-            _template_from_source(name, source)
-            if source.strip()
-            else _registry(request).get(f"{name}@{version or WORKING}")
-        )
+        template = (_template_from_source(name, source) if source.strip()
+                    else _registry(request).get(f"{name}@{version or WORKING}"))
         chosen = _preview_source(request).account(account)
         facts = chosen.facts
         if template.meta.kind == "followup" and facts.kind != "followup":
@@ -312,25 +226,14 @@ def preview(
 def _scored(draft: Draft, facts: DraftFacts, source: PreviewSource) -> dict[str, Any]:
     from outreach.evaluation import EvalCase, Expected
 
-    case = EvalCase(
-        id="preview",
-        facts=facts,
-        expected=Expected(
-            motion=facts.offer.motion,
-            offer_id=facts.offer.id,
-            offer_name=facts.offer.name,
-            friction_kind=facts.primary.kind,
-        ),
-    )
-    checks, _ = score_draft(
-        draft, case, source.catalog, source.config.validation, other_accounts=source.others
-    )
+    case = EvalCase(id="preview", facts=facts, expected=Expected(
+        motion=facts.offer.motion, offer_id=facts.offer.id, offer_name=facts.offer.name,
+        friction_kind=facts.primary.kind))
+    checks, _ = score_draft(draft, case, source.catalog, source.config.validation, other_accounts=source.others)
     return {"draft": draft, "checks": checks}
 
 
-def _llm_draft(
-    request: Request, prompt: Any, facts: DraftFacts
-) -> tuple[str, dict[str, Any] | None, str | None]:
+def _llm_draft(request: Request, prompt: Any, facts: DraftFacts) -> tuple[str, dict[str, Any] | None, str | None]:
     settings = _review(request).settings
     if settings.openai_api_key is None:
         return "LLM", None, "No LLM provider configured (set OPENAI_API_KEY to see the model's draft here)."

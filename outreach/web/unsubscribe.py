@@ -27,11 +27,8 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{ti
 
 
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(
-        _PAGE.format(title=html.escape(title), body=body),
-        status_code=status,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
-    )
+    return HTMLResponse(_PAGE.format(title=html.escape(title), body=body), status_code=status,
+                        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 def _masked(email: str) -> str:
@@ -49,18 +46,11 @@ def confirm(request: Request, token: str) -> HTMLResponse:
             row = lookup(session, token)
             email = row.email
     except NotFoundError:
-        return _page(
-            "Link not valid",
-            "<p>This unsubscribe link is not valid. Reply to the email with "
-            "“unsubscribe” and we will take you off the list.</p>",
-            404,
-        )
+        return _page("Link not valid", "<p>This unsubscribe link is not valid. Reply to the email with "
+                     "“unsubscribe” and we will take you off the list.</p>", 404)
     action = html.escape(f"/unsubscribe/{token}", quote=True)
-    return _page(
-        "Unsubscribe?",
-        f"<p>Stop all product emails to <strong>{html.escape(_masked(email))}</strong>?</p>"
-        f'<form method="post" action="{action}"><button type="submit">Unsubscribe</button></form>',
-    )
+    return _page("Unsubscribe?", f"<p>Stop all product emails to <strong>{html.escape(_masked(email))}</strong>?</p>"
+                 f'<form method="post" action="{action}"><button type="submit">Unsubscribe</button></form>')
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
@@ -74,7 +64,5 @@ def unsubscribe_post(request: Request, token: str) -> HTMLResponse:
             unsubscribe(session, token, datetime.now(UTC), via="one-click" if one_click else "web")
     except NotFoundError:
         return _page("Link not valid", "<p>This unsubscribe link is not valid.</p>", 404)
-    return _page(
-        "You are unsubscribed",
-        "<p>You will not get any more of these emails. It took effect immediately, for every list.</p>",
-    )
+    return _page("You are unsubscribed", "<p>You will not get any more of these emails. It took effect "
+                 "immediately, for every list.</p>")

@@ -177,13 +177,5 @@ def downgrade() -> None:
     if dialect == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
         op.execute("DROP FUNCTION IF EXISTS audit_log_append_only()")
-    for table in (
-        "audit_log",
-        "review_actions",
-        "evidence",
-        "frictions",
-        "draft_versions",
-        "drafts",
-        "accounts",
-    ):
+    for table in ("audit_log", "review_actions", "evidence", "frictions", "draft_versions", "drafts", "accounts"):
         op.drop_table(table)
