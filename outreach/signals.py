@@ -2,10 +2,11 @@
 
 Every trigger is a grouped DuckDB query over all accounts at once, and all of them run as one statement
 that fills the temporary table ``signal_rows`` (one row per fired trigger: account, kind, subject,
-figures as a JSON object, evidence ids, window). Python only prepares what DuckDB cannot see: the
-accounts and the catalog's limits as small tables, and the ticket topics and integration mentions, which
-need :mod:`outreach.topics`. Deciding 100k accounts row by row in Python cost more than reading their
-10M events (docs/BENCHMARKS.md); :mod:`outreach.friction` words the rows, again in SQL.
+figures as a JSON object, evidence ids, window). The accounts and tickets come from the dataset's
+``account_rows`` and ``ticket_rows``; Python only adds the catalog's limits and what needs
+:mod:`outreach.topics` (TF-IDF topics of untagged tickets, integration asks in non-ASCII text). Deciding 100k
+accounts row by row in Python cost more than reading their 10M events (docs/BENCHMARKS.md);
+:mod:`outreach.friction` words the rows, again in SQL.
 """
 
 from __future__ import annotations
