@@ -6,7 +6,7 @@ when exceeded), and injects extra 429s at a configurable rate. Its answers are r
 ``<facts>`` block of the prompt and writes the email with the offline drafter, so every response goes through
 the same parsing and validation as production.
 
-The client is the real pipeline (``outreach.drafts.draft_all`` → ``OpenAIProvider`` → LangChain → openai SDK)
+The client is the real pipeline (``outreach.drafting.drafts.draft_all`` → ``OpenAIProvider`` → LangChain → openai SDK)
 with its limiter set to the same RPM. Targets: >= 90% of the limit achieved, zero lost drafts (every account
 ends with an accepted LLM draft; none failed, none fell back offline) even with 429s injected.
 
@@ -29,13 +29,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from outreach.decisions import Decision
-from outreach.drafting_config import DraftingConfig, OpenAIOptions, load_drafting_config
-from outreach.drafts import DraftRecord, draft_all, open_workspace
-from outreach.prompts import DraftFacts, parse_facts
-from outreach.providers.offline import draft_offline
-from outreach.providers.openai import OpenAIProvider
-from outreach.providers.ratelimit import RateLimiter
+from outreach.drafting.config import DraftingConfig, OpenAIOptions, load_drafting_config
+from outreach.drafting.drafts import DraftRecord, draft_all, open_workspace
+from outreach.drafting.prompts import DraftFacts, parse_facts
+from outreach.drafting.providers.offline import draft_offline
+from outreach.drafting.providers.openai import OpenAIProvider
+from outreach.drafting.providers.ratelimit import RateLimiter
+from outreach.engine.decisions import Decision
 from outreach.settings import Settings
 
 DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"

@@ -25,9 +25,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, text
 
 from outreach import db
+from outreach.review.storage import AccountRow, DraftRow, DraftVersionRow
+from outreach.review.users import add_user
 from outreach.settings import Settings
-from outreach.storage import AccountRow, DraftRow, DraftVersionRow
-from outreach.users import add_user
 from outreach.web.app import WebSettings, create_app
 
 PASSWORD = "benchmark-password"

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from outreach import db  # noqa: E402
-from outreach.sequence_tables import OutboxRow  # noqa: E402
+from outreach.sending.tables import OutboxRow  # noqa: E402
 from tests.sendload import eml_counts, populate  # noqa: E402
 
 

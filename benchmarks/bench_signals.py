@@ -22,8 +22,8 @@ import duckdb
 import orjson
 import yaml
 
-from outreach.data import load_dataset
-from outreach.decisions import explain_json, rules_for
+from outreach.engine.data import load_dataset
+from outreach.engine.decisions import explain_json, rules_for
 
 AS_OF = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,13 +1,10 @@
 """outreach: turn product-usage and support signals into reviewed, friction-led SaaS expansion emails.
 
-The pipeline is a library; the CLI (``outreach.cli``) and the web app are thin layers over it.
+The pipeline is a library; the CLI (``outreach.cli.main``) and the web app are thin layers over it.
 """
 
-from outreach.catalog import Catalog, load_catalog
-from outreach.data import Account, Dataset, Ticket, load_dataset
-from outreach.decisions import Decision, decide, decide_records, explain, explain_json, rules_for
-from outreach.drafting_config import DraftingConfig, ValidationPolicy, load_drafting_config
-from outreach.drafts import (
+from outreach.drafting.config import DraftingConfig, ValidationPolicy, load_drafting_config
+from outreach.drafting.drafts import (
     Draft,
     DraftingContext,
     DraftRecord,
@@ -18,6 +15,26 @@ from outreach.drafts import (
     write_draft,
     write_jsonl,
 )
+from outreach.drafting.ledger import TokenUsage
+from outreach.drafting.prompts import (
+    DraftFacts,
+    PromptTemplate,
+    RenderedPrompt,
+    build_facts,
+    fact_variables,
+    load_templates,
+    render,
+)
+from outreach.drafting.providers import Provider, get_provider
+from outreach.drafting.validation import Issue, validate_draft
+from outreach.engine.catalog import Catalog, load_catalog
+from outreach.engine.data import Account, Dataset, Ticket, load_dataset
+from outreach.engine.decisions import Decision, decide, decide_records, explain, explain_json, rules_for
+from outreach.engine.friction import Friction
+from outreach.engine.health import Gate, GateReason, Health
+from outreach.engine.offers import Offer
+from outreach.engine.rules import Rules, load_rules
+from outreach.engine.triggers import Signal, detect_signals
 from outreach.errors import (
     ConfigError,
     ConflictError,
@@ -27,24 +44,7 @@ from outreach.errors import (
     PermissionDeniedError,
     ProviderError,
 )
-from outreach.friction import Friction
-from outreach.health import Gate, GateReason, Health
-from outreach.ledger import TokenUsage
-from outreach.offers import Offer
-from outreach.prompts import (
-    DraftFacts,
-    PromptTemplate,
-    RenderedPrompt,
-    build_facts,
-    fact_variables,
-    load_templates,
-    render,
-)
-from outreach.providers import Provider, get_provider
-from outreach.rules import Rules, load_rules
 from outreach.settings import Settings, get_settings
-from outreach.signals import Signal, detect_signals
-from outreach.validation import Issue, validate_draft
 
 __version__ = "0.1.0"
 

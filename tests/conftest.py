@@ -38,7 +38,7 @@ def datadir() -> DataDir:
 
 import os  # noqa: E402
 
-from tests.review import ReviewWorld, postgres_url_or_skip, reset_postgres  # noqa: E402
+from tests.review_world import ReviewWorld, postgres_url_or_skip, reset_postgres  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -30,7 +30,7 @@ import yaml
 from sqlalchemy import insert
 
 from outreach import db
-from outreach.sequence_tables import EnrollmentRow
+from outreach.sending.tables import EnrollmentRow
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)  # the test data's as-of date
 ACCOUNTS = ("acme", "globex", "initech")
@@ -91,8 +91,8 @@ def eml_counts(outbox: Path) -> Counter[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from outreach.scheduler import FakeClock, build_scheduler
-    from outreach.sending import OutboxTransport, outbox_dir
+    from outreach.sending.scheduler import FakeClock, build_scheduler
+    from outreach.sending.transports import OutboxTransport, outbox_dir
     from outreach.settings import get_settings
 
     parser = argparse.ArgumentParser()

@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from outreach.data import Dataset
-from outreach.decisions import Decision
-from outreach.queue import DraftInput
-from outreach.scheduler import FakeClock, Scheduler
-from outreach.sending import OutboxTransport
-from outreach.sequences import load_sequences, template_kinds
+from outreach.engine.data import Dataset
+from outreach.engine.decisions import Decision
+from outreach.review.queue import DraftInput
+from outreach.sending.scheduler import FakeClock, Scheduler
+from outreach.sending.sequences import load_sequences, template_kinds
+from outreach.sending.transports import OutboxTransport
 from outreach.settings import Settings
 from tests.datadir import DataDir
-from tests.review import ReviewWorld
+from tests.review_world import ReviewWorld
 
 # Friday 2026-11-20 06:00 UTC: the data's as-of date, before any window opens in Europe/Berlin.
 START = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)

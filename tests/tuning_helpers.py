@@ -10,8 +10,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
-from outreach.queue import edit_stats
-from outreach.storage import AccountRow, DraftRow, DraftVersionRow, ReviewActionRow
+from outreach.review.queue import edit_stats
+from outreach.review.storage import AccountRow, DraftRow, DraftVersionRow, ReviewActionRow
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTS = REPO / "prompts"

@@ -7,11 +7,11 @@ import re
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from outreach.providers.offline import OfflineProvider
-from outreach.redraft import Redrafter
+from outreach.drafting.providers.offline import OfflineProvider
+from outreach.drafting.redraft import Redrafter
 from outreach.settings import Settings
 from outreach.web.app import WebSettings, create_app
-from tests.review import PASSWORD, ReviewWorld
+from tests.review_world import PASSWORD, ReviewWorld
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -11,7 +11,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from outreach.db import make_engine
-from outreach.storage import Base
+from outreach.review.storage import Base
 
 config = context.config
 target_metadata = Base.metadata

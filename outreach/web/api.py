@@ -16,7 +16,7 @@ from outreach.errors import (
     OutreachError,
     PermissionDeniedError,
 )
-from outreach.queue import (
+from outreach.review.queue import (
     MAX_BODY_CHARS,
     MAX_CTA_CHARS,
     MAX_INSTRUCTIONS_CHARS,
@@ -30,7 +30,7 @@ from outreach.queue import (
     RejectReason,
     ReviewQueue,
 )
-from outreach.users import Principal, principal_for_token
+from outreach.review.users import Principal, principal_for_token
 
 router = APIRouter(prefix="/api", tags=["review"])
 

@@ -3,7 +3,7 @@
 Server-rendered pages (Jinja2, autoescaped) with htmx served from the package — no CDN, so it works on a
 locked-down laptop. Logins use a signed, HttpOnly, SameSite=Lax session cookie and every form carries a
 per-session CSRF token; the JSON API under ``/api/`` takes bearer tokens only (never the cookie), so a
-forged cross-site request has nothing to ride on. The app parses input, calls :class:`~outreach.queue.ReviewQueue`
+forged cross-site request has nothing to ride on. The app parses input, calls :class:`~outreach.review.queue.ReviewQueue`
 and turns :class:`~outreach.errors.OutreachError` into a flash message or an HTTP error.
 """
 
@@ -26,7 +26,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from outreach import db
 from outreach.errors import OutreachError
-from outreach.queue import DatasetGateCheck, GateCheck, Regenerator, ReviewQueue
+from outreach.review.queue import DatasetGateCheck, GateCheck, Regenerator, ReviewQueue
 from outreach.settings import Settings, get_settings
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -106,8 +106,8 @@ def create_app(
     engine = db.make_engine(db.database_url(settings))
     db.require_current(engine)
     if web.data_dir is not None and (gate_check is None or regenerator is None):
-        from outreach.data import load_dataset
-        from outreach.redraft import Redrafter
+        from outreach.drafting.redraft import Redrafter
+        from outreach.engine.data import load_dataset
 
         dataset = load_dataset(web.data_dir)
         if gate_check is None:

@@ -1,6 +1,6 @@
 """The expansion dashboard (``/dashboard``) and the outcomes/metrics JSON API.
 
-The page shows :func:`outreach.metrics.build_report` for a period with four charts — funnel by motion,
+The page shows :func:`outreach.metrics.report.build_report` for a period with four charts — funnel by motion,
 conversion by trigger, NRR/GRR over time, post-expansion churn — drawn here as inline SVG on the server: no
 JavaScript chart library, nothing fetched from a CDN. Each chart carries a ``<title>`` and ``<desc>`` and its
 numbers as text, and the tables under it hold the same figures for screen readers and copying.
@@ -22,8 +22,8 @@ from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
 from outreach.errors import OutreachError, PermissionDeniedError
-from outreach.metrics import DIMENSIONS, MOTIONS, Period, Report, build_report, parse_period
-from outreach.outcomes import OutcomeEvent, OutcomeIngestReport, ingest_outcomes
+from outreach.metrics.outcomes import OutcomeEvent, OutcomeIngestReport, ingest_outcomes
+from outreach.metrics.report import DIMENSIONS, MOTIONS, Period, Report, build_report, parse_period
 from outreach.web.api import User as ApiUser
 from outreach.web.app import ReviewApp
 from outreach.web.pages import User, _context, _render

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from outreach.db import transaction
 from outreach.errors import NotFoundError, OutreachError, PermissionDeniedError
-from outreach.queue import (
+from outreach.review.queue import (
     MAX_BODY_CHARS,
     MAX_CTA_CHARS,
     MAX_INSTRUCTIONS_CHARS,
@@ -32,8 +32,8 @@ from outreach.queue import (
     QueueFilter,
     ReviewQueue,
 )
+from outreach.review.users import Principal, authenticate, get_user
 from outreach.types import SIGNAL_KINDS
-from outreach.users import Principal, authenticate, get_user
 from outreach.web.app import WEB_DIR, LoginRequired, ReviewApp
 
 router = APIRouter(include_in_schema=False)

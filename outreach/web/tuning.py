@@ -19,14 +19,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from outreach.drafts import Draft
+from outreach.drafting.drafts import Draft
+from outreach.drafting.evaluation import EvalSet, load_eval_set, score_draft
+from outreach.drafting.prompts import DraftFacts, PromptTemplate, fact_variables, load_template, render
+from outreach.drafting.providers.offline import draft_offline
+from outreach.drafting.registry import DEFAULT_LABEL, MAX_NOTE_CHARS, MAX_SOURCE_CHARS, WORKING, Registry
 from outreach.errors import OutreachError, PermissionDeniedError
-from outreach.evaluation import EvalSet, load_eval_set, score_draft
-from outreach.experiments import experiment_report
-from outreach.prompts import DraftFacts, PromptTemplate, fact_variables, load_template, render
-from outreach.providers.offline import draft_offline
-from outreach.registry import DEFAULT_LABEL, MAX_NOTE_CHARS, MAX_SOURCE_CHARS, WORKING, Registry
-from outreach.users import Principal
+from outreach.metrics.experiments import experiment_report
+from outreach.review.users import Principal
 from outreach.web.app import ReviewApp
 from outreach.web.pages import CsrfField, User, _context, _render, check_csrf, flash
 
@@ -82,7 +82,7 @@ def _preview_source(request: Request) -> PreviewSource:
     review = _review(request)
     source: PreviewSource
     if review.web.data_dir is not None:
-        from outreach.drafts import open_workspace
+        from outreach.drafting.drafts import open_workspace
 
         workspace = open_workspace(review.web.data_dir, review.web.as_of or date.today(),
                                    rules_path=review.settings.rules_path, prompts_dir=review.settings.prompts_dir)
@@ -224,7 +224,7 @@ def preview(request: Request, name: str, user: User, csrf_token_field: CsrfField
 
 
 def _scored(draft: Draft, facts: DraftFacts, source: PreviewSource) -> dict[str, Any]:
-    from outreach.evaluation import EvalCase, Expected
+    from outreach.drafting.evaluation import EvalCase, Expected
 
     case = EvalCase(id="preview", facts=facts, expected=Expected(
         motion=facts.offer.motion, offer_id=facts.offer.id, offer_name=facts.offer.name,
@@ -237,8 +237,8 @@ def _llm_draft(request: Request, prompt: Any, facts: DraftFacts) -> tuple[str, d
     settings = _review(request).settings
     if settings.openai_api_key is None:
         return "LLM", None, "No LLM provider configured (set OPENAI_API_KEY to see the model's draft here)."
-    from outreach.drafts import ProviderFailure
-    from outreach.providers import get_provider
+    from outreach.drafting.drafts import ProviderFailure
+    from outreach.drafting.providers import get_provider
 
     source = _preview_source(request)
     try:

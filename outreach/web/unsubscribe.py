@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from outreach.db import transaction
 from outreach.errors import NotFoundError
-from outreach.suppression import lookup, unsubscribe
+from outreach.sending.suppression import lookup, unsubscribe
 
 router = APIRouter(tags=["unsubscribe"])
 

@@ -3,7 +3,7 @@
 Why: the measurement side of expansion (issue #7). Every outcome keeps its mechanism (``type``: upgrade,
 seat_add, addon_purchase, contraction, downgrade, churn), the account, the offer it bought and the signed MRR
 change, so upsell and cross-sell can be told apart and NRR/GRR computed. Attribution to a draft or
-enrollment is *not* stored: it depends on the attribution window, so :mod:`outreach.metrics` derives it at
+enrollment is *not* stored: it depends on the attribution window, so :mod:`outreach.metrics.report` derives it at
 report time from the sends. ``external_id`` is unique so re-ingesting a file or re-posting to the API is
 harmless; the (account, date) and (kind, date) indexes serve the per-account MRR walk and period queries.
 

@@ -1,0 +1,1 @@
+"""The ``outreach`` command line (``outreach.cli.main:app``)."""

@@ -1,0 +1,443 @@
+"""The ``outreach`` command line: parses input, calls the library, prints results.
+
+Library errors (:class:`outreach.errors.OutreachError`) become one readable line plus a hint and the
+error's exit code. Anything else is a bug: it re-raises when ``OUTREACH_RAISE_ERRORS`` is set or under
+pytest, and otherwise prints one line asking for a bug report.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated, TypeVar, cast
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from outreach.drafting.drafts import (
+    DraftRecord,
+    RunSummary,
+    Workspace,
+    open_workspace,
+    run_drafts,
+    write_jsonl,
+)
+from outreach.drafting.prompts import RenderedPrompt, fact_variables, get_template, load_templates, render
+from outreach.drafting.providers import get_provider
+from outreach.drafting.providers.offline import OfflineProvider
+from outreach.engine.data import load_dataset
+from outreach.engine.decisions import Decision, explain, explain_json, rules_for
+from outreach.errors import OutreachError
+from outreach.settings import get_settings
+from outreach.types import Cohort
+
+app = typer.Typer(
+    name="outreach",
+    help="Turn product-usage and support signals into reviewed, friction-led expansion emails.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEMO_DATA = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO_AS_OF = date(2026, 11, 20)
+
+T = TypeVar("T")
+
+
+def _raise_unexpected() -> bool:
+    return get_settings().raise_errors or "PYTEST_CURRENT_TEST" in os.environ or "pytest" in sys.modules
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn library errors into one line plus a hint and the right exit code."""
+    try:
+        yield
+    except OutreachError as error:
+        err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
+        if error.hint:
+            err_console.print(f"[dim]Hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+        raise typer.Exit(error.exit_code) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        if _raise_unexpected():
+            raise
+        err_console.print(f"[bold red]Unexpected error:[/] {type(error).__name__}: {error}", highlight=False)
+        err_console.print("[dim]Hint:[/] set OUTREACH_RAISE_ERRORS=1 for the traceback and report it as a bug")
+        raise typer.Exit(70) from None
+
+
+def run(action: Callable[[], T]) -> T:
+    with user_errors():
+        return action()
+
+
+def parse_as_of(value: str | None) -> date:
+    if value is None:
+        return date.today()
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise OutreachError(f"--as-of '{value}' is not a date", hint="use YYYY-MM-DD, e.g. --as-of 2026-11-20") from None
+
+
+DataOption = Annotated[Path, typer.Option("--data", help="Data directory (accounts.csv, events, tickets, catalog).")]
+AsOfOption = Annotated[
+    str | None, typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: today). Same inputs, same output.")
+]
+RulesOption = Annotated[Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")]
+
+
+def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
+    settings = get_settings()
+    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
+
+
+def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
+    table = Table(title=title, show_lines=True, expand=False)
+    table.add_column("Account", style="bold", no_wrap=True)
+    table.add_column("Cohort")
+    table.add_column("Health", justify="right")
+    table.add_column("Friction (strongest first)", overflow="fold", ratio=3)
+    table.add_column("Gate", overflow="fold", ratio=2)
+    table.add_column("Offer", overflow="fold")
+    cohort_style = {"ready": "green", "nurture": "yellow", "not_fit": "dim"}
+    band_style = {"green": "green", "yellow": "yellow", "red": "red"}
+    for decision in decisions:
+        frictions = "\n".join(f"[{f.motion}] {f.statement}" for f in decision.frictions) or "—"
+        gate = "passes" if decision.gate.allowed else "\n".join(f"{r.rule}: {r.message}" for r in decision.gate.reasons)
+        offer = "—"
+        if decision.offer is not None:
+            o = decision.offer
+            quantity = f"{o.quantity}× " if o.quantity > 1 else ""
+            discount = f", −{o.discount_pct:g}%" if o.discount_pct else ""
+            offer = f"{quantity}{o.name} ({o.id})\n{o.motion}, ${o.price_monthly:,.0f}/mo{discount}"
+        health = decision.health
+        table.add_row(
+            f"{decision.account.name}\n[dim]{decision.account.account_id}[/]",
+            f"[{cohort_style[decision.cohort]}]{decision.cohort}[/]",
+            f"[{band_style[health.band]}]{health.score}[/]",
+            frictions,
+            gate,
+            offer,
+        )
+    return table
+
+
+def cohort_summary(decisions: list[Decision]) -> str:
+    counts = {cohort: 0 for cohort in ("ready", "nurture", "not_fit")}
+    for decision in decisions:
+        counts[decision.cohort] += 1
+    return (
+        f"{len(decisions)} accounts: {counts['ready']} ready, {counts['nurture']} nurture, "
+        f"{counts['not_fit']} not fit"
+    )
+
+
+@app.command("explain")
+def explain_command(
+    data: DataOption,
+    as_of: AsOfOption = None,
+    rules: RulesOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")] = False,
+    cohort: Annotated[
+        str | None, typer.Option("--cohort", help="Only accounts in this cohort: ready, nurture or not_fit.")
+    ] = None,
+) -> None:
+    """Show, per account, the signals that fired, the friction, the health gate and the offer."""
+
+
+    def wanted_cohort() -> Cohort | None:
+        if cohort is not None and cohort not in ("ready", "nurture", "not_fit"):
+            raise OutreachError(f"--cohort '{cohort}' is not a cohort", hint="use ready, nurture or not_fit")
+        return cast(Cohort | None, cohort)
+
+    wanted = run(wanted_cohort)
+    if as_json:
+
+        def payload() -> bytes:
+            dataset = load_dataset(data)
+            rules_used = rules_for(dataset, rules or get_settings().rules_path)
+            return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
+
+        sys.stdout.flush()
+        sys.stdout.buffer.write(run(payload))
+        sys.stdout.buffer.flush()
+        return
+    decisions = [d for d in run(lambda: _decisions(data, as_of, rules)) if wanted in (None, d.cohort)]
+    console.print(explain_table(decisions))
+    console.print(cohort_summary(decisions))
+
+
+@app.command("demo")
+def demo_command(
+    as_of: Annotated[str, typer.Option("--as-of", help="Analysis date for the demo data.")] = DEMO_AS_OF.isoformat(),
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve the review web app when done (Ctrl-C stops it).")
+    ] = True,
+    port: Annotated[int, typer.Option("--port", help="Port for the review web app on 127.0.0.1.")] = 8000,
+) -> None:
+    """Run the whole job on the bundled demo data (fixtures/demo): explain, draft every ready account, fill the
+    review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
+    fast clock, and serve the review app on localhost."""
+    from outreach.cli.review import prepare_demo
+    from outreach.metrics.demo_history import load_demo_history
+    from outreach.sending.scheduler import run_demo_sequence
+    from outreach.web.app import WebSettings, create_app
+    from outreach.web.app import serve as serve_app
+
+    decisions = run(lambda: _decisions(DEMO_DATA, as_of, None))
+    console.print(explain_table(decisions, title=f"Demo: expansion readiness on {as_of}"))
+    console.print(cohort_summary(decisions))
+    settings = get_settings()
+    out = settings.resolved_home() / "demo-drafts.jsonl"
+    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
+    console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
+                  highlight=False)
+    for record in [r for r in records if r.draft is not None][:2]:
+        console.print(draft_panel(record))
+    console.print(f"[dim]All drafts: {out}[/]", highlight=False)
+    _report_run_error(summary)
+    analysis_date = parse_as_of(as_of)
+    setup = run(lambda: prepare_demo(settings, DEMO_DATA, analysis_date))
+    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
+    console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
+                  highlight=False)
+    report = run(lambda: run_demo_sequence(settings, DEMO_DATA, analysis_date))
+    console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
+    history = run(lambda: load_demo_history(settings, DEMO_DATA))
+    console.print(f"\n[bold]Outcome history[/]: {history.line()} — see /dashboard or `outreach report`",
+                  highlight=False)
+    if serve:
+        console.print(f"Review app: http://127.0.0.1:{port}/  (Ctrl-C to stop)", highlight=False)
+        web = WebSettings().model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port})
+        serve_app(create_app(settings, web), host="127.0.0.1", port=port)
+
+
+# ---------------------------------------------------------------------------------------------- drafting
+
+ProviderOption = Annotated[
+    str | None,
+    typer.Option("--provider", help="offline or openai (default: openai when OPENAI_API_KEY is set, else offline)."),
+]
+PromptsOption = Annotated[
+    Path | None, typer.Option("--prompts", help="Prompt template directory (default: OUTREACH_PROMPTS_DIR or prompts/).")
+]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="drafting.yaml overriding validation, limits and prices.")
+]
+
+
+def draft_panel(record: DraftRecord) -> Panel:
+    """One draft as a reviewer sees it: subject, body, status and any issues."""
+    draft = record.draft
+    style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
+    lines = [f"[bold]Subject:[/] {escape(draft.subject)}", "", escape(draft.body)] if draft else [escape(record.error or "")]
+    for issue in record.issues:
+        lines.append(f"[yellow]! {issue.rule}: {escape(issue.message)}[/]")
+    if record.fallback:
+        lines.append("[yellow]! offline fallback: " + escape("; ".join(
+            a.error or "; ".join(i.message for i in a.issues) for a in record.attempts)) + "[/]")
+    title = f"{escape(record.account_name)} ({record.account_id}) · {record.motion} · [{style}]{record.status}[/]"
+    subtitle = f"{record.template} v{record.template_version} · {record.provider}/{record.model}"
+    return Panel("\n".join(lines), title=title, subtitle=subtitle, expand=False, width=100)
+
+
+def _draft_run(
+    data: Path,
+    as_of: str | None,
+    rules: Path | None,
+    provider: str | None,
+    limit: int | None,
+    config: Path | None,
+    prompts: Path | None,
+    out: Path,
+    *,
+    progress_bar: bool = True,
+) -> tuple[Workspace, list[DraftRecord], RunSummary]:
+    settings = get_settings()
+
+    def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
+        workspace = open_workspace(
+            data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
+            prompts_dir=prompts or settings.prompts_dir,
+        )
+        chosen = get_provider(provider, settings, workspace.context.config)
+        ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
+        count = min(len(ready), limit) if limit is not None else len(ready)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err_console, disable=not progress_bar, transient=True,
+        ) as bar:
+            task = bar.add_task(f"Drafting with {chosen.name}", total=count)
+            records, summary = run_drafts(
+                workspace.decisions, workspace.context, chosen, limit=limit,
+                progress=lambda _record: bar.advance(task),
+            )
+        write_jsonl(records, out)
+        return workspace, records, summary
+
+    return run(action)
+
+
+def _report_run_error(summary: RunSummary) -> None:
+    if summary.error:
+        err_console.print(f"[bold red]Error:[/] {summary.error}", highlight=False, soft_wrap=True)
+        err_console.print("[dim]Hint:[/] drafts not attempted are recorded as failed; fix the provider and re-run "
+                          "(finished drafts come from the cache)", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("draft")
+def draft_command(
+    data: DataOption,
+    as_of: AsOfOption = None,
+    rules: RulesOption = None,
+    provider: ProviderOption = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Draft at most N ready accounts.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="JSONL file for the drafts (default: OUTREACH_HOME/drafts.jsonl).")
+    ] = None,
+    config: ConfigOption = None,
+    prompts: PromptsOption = None,
+    queue: Annotated[
+        bool, typer.Option("--queue/--no-queue", help="Also put the drafts into the review queue database.")
+    ] = True,
+) -> None:
+    """Draft a friction-led email for every ready account, validate it, write the drafts as JSONL and put them
+    into the review queue."""
+    from outreach.cli.review import enqueue_drafts
+
+    settings = get_settings()
+    target = out or settings.resolved_home() / "drafts.jsonl"
+    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
+    table = Table(title="Drafts", show_lines=False)
+    for column in ("Account", "Status", "Provider", "Subject", "Issues"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
+        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or ("fallback" if record.fallback else "")
+        table.add_row(
+            f"{escape(record.account_name)}\n[dim]{record.account_id}[/]", f"[{style}]{record.status}[/]",
+            record.provider, escape(record.draft.subject if record.draft else record.error or ""), escape(issues),
+        )
+    console.print(table)
+    console.print(summary.line(), highlight=False)
+    console.print(f"Wrote {len(records)} drafts to {target}", highlight=False)
+    if queue:
+        results = run(lambda: enqueue_drafts(settings, workspace, [r for r in records if r.draft is not None]))
+        created = sum(r.outcome == "created" for r in results)
+        merged = sum(r.outcome == "merged" for r in results)
+        console.print(
+            f"Review queue ({settings.resolved_database_url()}): {created} new, {merged} merged into open drafts, "
+            f"{len(results) - created - merged} skipped — review with `outreach serve` or `outreach queue list`",
+            highlight=False,
+        )
+    _report_run_error(summary)
+
+
+prompts_app = typer.Typer(help="List and preview prompt templates.", no_args_is_help=True)
+app.add_typer(prompts_app, name="prompts")
+
+
+@prompts_app.command("list")
+def prompts_list_command(
+    prompts: PromptsOption = None,
+    variables: Annotated[bool, typer.Option("--variables", help="List the variables templates can use.")] = False,
+) -> None:
+    """List the prompt templates (name, version, motion, hash) or the variables they can use."""
+    if variables:
+        table = Table(title="Template variables")
+        for column in ("Name", "Type", "Description"):
+            table.add_column(column, overflow="fold")
+        for variable in fact_variables():
+            note = " [yellow](untrusted: customer-written)[/]" if variable.untrusted else ""
+            table.add_row(variable.name, escape(variable.type), escape(variable.description) + note)
+        console.print(table)
+        return
+    templates = run(lambda: load_templates(prompts or get_settings().prompts_dir))
+    table = Table(title="Prompt templates")
+    for column in ("Name", "Version", "Motion", "Kind", "SHA-256", "Description"):
+        table.add_column(column, overflow="fold")
+    for template in templates.values():
+        meta = template.meta
+        table.add_row(meta.name, meta.version, meta.motion, meta.kind, template.sha256[:12], escape(meta.description))
+    console.print(table)
+
+
+@prompts_app.command("preview")
+def prompts_preview_command(
+    name: Annotated[str, typer.Argument(help="Template name (see `outreach prompts list`).")],
+    account: Annotated[str, typer.Option("--account", help="Account id to render the prompt for.")],
+    data: DataOption,
+    as_of: AsOfOption = None,
+    rules: RulesOption = None,
+    prompts: PromptsOption = None,
+    config: ConfigOption = None,
+    with_draft: Annotated[bool, typer.Option("--draft", help="Also show the offline draft for the account.")] = False,
+) -> None:
+    """Show the rendered prompt (system, then user) for one account; with --draft, the offline draft too."""
+    settings = get_settings()
+
+    def action() -> tuple[RenderedPrompt, DraftRecord | None]:
+        workspace = open_workspace(
+            data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
+            prompts_dir=prompts or settings.prompts_dir,
+        )
+        template = get_template(workspace.context.templates, name)
+        decision = workspace.decision(account)
+        facts = workspace.context.facts(decision, template.meta.kind)
+        prompt = render(template, facts)
+        record = None
+        if with_draft:
+            records, _ = run_drafts([decision], workspace.context, OfflineProvider(), kind=template.meta.kind)
+            record = records[0] if records else None
+        return prompt, record
+
+    prompt, record = run(action)
+    console.print(Panel(escape(prompt.system), title=f"system · {prompt.template} v{prompt.version} "
+                        f"({prompt.sha256[:12]})", expand=False))
+    console.print(Panel(escape(prompt.user), title="user", expand=False))
+    if with_draft:
+        if record is None:
+            err_console.print(f"account {account} is not ready, so it gets no draft", highlight=False)
+        else:
+            console.print(draft_panel(record))
+
+
+def _register_subcommands() -> None:
+    """Review queue, prompt-tuning, sequence and metrics commands live in their own modules; they join the one ``outreach`` app."""
+    from outreach.cli.metrics import register as register_metrics
+    from outreach.cli.review import register as register_review
+    from outreach.cli.sequences import register as register_sequences
+    from outreach.cli.tuning import register as register_tuning
+
+    register_review(app)
+    register_tuning(app, prompts_app)
+    register_sequences(app)
+    register_metrics(app)
+
+
+_register_subcommands()
+
+
+def main() -> None:  # pragma: no cover - console script entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

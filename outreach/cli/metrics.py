@@ -1,0 +1,125 @@
+"""``outreach report``: the expansion metrics of :mod:`outreach.metrics.report` as tables, JSON or CSV.
+
+Thin on purpose: parse the period, build the report, print it. ``register(app)`` adds the command.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from outreach.errors import OutreachError
+from outreach.metrics.report import DIMENSIONS, Report, build_report, parse_period
+
+console = Console()
+
+
+def _date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise OutreachError(f"{option} '{value}' is not a date", hint="use YYYY-MM-DD") from None
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _money(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def print_report(report: Report) -> None:
+    console.print(f"[bold]Expansion report {report.period}[/] ({report.start} – {report.end}, as of {report.as_of}, "
+                  f"attribution window {report.window_days} days)", highlight=False)
+    for dimension in DIMENSIONS:
+        table = Table(title=f"Funnel by {dimension.replace('_', ' ')}")
+        for column in ("", "Triggered", "Gated out", "Drafted", "Approved", "Sent", "Replied", "Converted",
+                       "Conv. rate", "Expansion MRR", "Median days"):
+            table.add_column(column, justify="left" if not column else "right")
+        for row in [*report.funnel[dimension], report.totals]:
+            table.add_row(row.key, str(row.triggered), str(row.gated_out), str(row.drafted), str(row.approved),
+                          str(row.sent), str(row.replied), str(row.converted), _pct(row.conversion_rate),
+                          _money(row.expansion_mrr),
+                          "—" if row.median_days_to_convert is None else f"{row.median_days_to_convert:g}")
+        console.print(table)
+    if report.totals.gated_by_reason:
+        reasons = ", ".join(f"{k} {v}" for k, v in report.totals.gated_by_reason.items())
+        console.print(f"Gated out by reason: {reasons}", highlight=False)
+    console.print(f"Expansion MRR: attributed {_money(report.attributed_mrr)}, organic {_money(report.organic.mrr)} "
+                  f"({report.organic.expansions} organic expansions)", highlight=False)
+    if report.retention is not None:
+        r = report.retention
+        console.print(f"NRR {_pct(r.nrr)}  GRR {_pct(r.grr)}  (start MRR {_money(r.start_mrr)} over {r.accounts} "
+                      f"accounts, +{_money(r.expansion)} expansion, −{_money(r.contraction)} contraction, "
+                      f"−{_money(r.churn)} churn)", highlight=False)
+    else:
+        console.print("NRR/GRR: give --data to read starting MRR from accounts.csv", highlight=False)
+    for revert in report.post_expansion:
+        console.print(f"Post-expansion churn/downgrade within 90 days ({revert.key}): {revert.reverted} of "
+                      f"{revert.expansions - revert.pending} ({_pct(revert.rate)}); {revert.pending} still inside "
+                      "90 days", highlight=False)
+    if report.lift is not None:
+        lift = report.lift
+        console.print(f"Lift vs control: contacted {_pct(lift.treated_rate)} of {lift.treated_accounts} expanded, "
+                      f"control {_pct(lift.control_rate)} of {lift.control_accounts}; lift "
+                      f"{'—' if lift.lift_pp is None else f'{lift.lift_pp:+.1f} pp'}", highlight=False)
+
+
+def report_command(
+    period: Annotated[str | None, typer.Option("--period", help="2026-Q3, 2026-09 or 2026 (default: the quarter "
+                                               "of --as-of).")] = None,
+    start: Annotated[str | None, typer.Option("--from", help="First day YYYY-MM-DD (instead of --period).")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Last day YYYY-MM-DD (instead of --period).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory: triggered/gated accounts and "
+                                              "starting MRR (accounts.csv) come from it.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="What is known on this date (default today).")] = None,
+    window: Annotated[int | None, typer.Option("--window", min=0, help="Attribution window in days (default "
+                                               "OUTREACH_ATTRIBUTION_WINDOW_DAYS or 60).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the report as CSV.")] = False,
+    rules: Annotated[Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")] = None,
+) -> None:
+    """Expansion metrics: funnel by motion, trigger, prompt version and owner; NRR/GRR; post-expansion churn."""
+    from outreach import db
+    from outreach.cli import main as cli
+    from outreach.settings import get_settings
+
+    def action() -> Report:
+        if as_json and as_csv:
+            raise OutreachError("give --json or --csv, not both")
+        analysis = cli.parse_as_of(as_of)
+        chosen = parse_period(period, start=_date(start, "--from"), end=_date(end, "--to"), as_of=analysis)
+        settings = get_settings()
+        engine = db.make_engine(db.database_url(settings))
+        try:
+            db.require_current(engine)
+            return build_report(db.session_factory(engine), period=chosen, as_of=analysis, data_dir=data,
+                                window_days=window, rules_path=rules or settings.rules_path,
+                                prompts_dir=settings.prompts_dir)
+        finally:
+            engine.dispose()
+
+    report: Report = cli.run(action)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
+    elif as_csv:
+        writer: Any = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerows(report.csv_rows())
+    else:
+        print_report(report)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``report`` to the main CLI."""
+    app.command("report")(report_command)

@@ -1,0 +1,378 @@
+"""Review-queue commands: ``outreach db``, ``queue``, ``users``, ``tokens`` and ``serve``.
+
+For scripted use and for teams without the web app. Every queue action is attributed to a user (``--as``),
+just like in the web app, so the audit log always says who did what. :func:`register` adds these commands
+to the main ``outreach`` app; :func:`prepare_demo` is what ``outreach demo`` uses to fill the queue.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from outreach import db
+from outreach.drafting.drafts import DraftRecord, Workspace
+from outreach.errors import NotFoundError, OutreachError
+from outreach.review.queue import (
+    REJECT_REASONS,
+    STATUSES,
+    DraftDetail,
+    EnqueueResult,
+    QueueFilter,
+    ReviewQueue,
+)
+from outreach.review.users import (
+    ROLES,
+    Principal,
+    add_user,
+    create_token,
+    generate_password,
+    list_users,
+    normalize_email,
+    set_password,
+)
+from outreach.settings import Settings, get_settings
+
+console = Console(soft_wrap=True)
+db_app = typer.Typer(help="Database schema: apply migrations.", no_args_is_help=True)
+queue_app = typer.Typer(help="The review queue: list, show, approve and reject drafts.", no_args_is_help=True)
+users_app = typer.Typer(help="Logins for the review web app.", no_args_is_help=True)
+tokens_app = typer.Typer(help="API tokens for integrations (/api/).", no_args_is_help=True)
+
+AsOption = Annotated[str, typer.Option("--as", help="Email of the user acting (recorded in the audit log).")]
+DataOption = Annotated[
+    Path | None, typer.Option("--data", help="Data directory: re-check the account's gate against it first.")
+]
+AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Analysis date for the gate re-check.")]
+VersionOption = Annotated[
+    int | None, typer.Option("--version", help="Draft version you reviewed (default: the current one).")
+]
+
+
+def _cli() -> Any:
+    """The main CLI module, imported late: it imports this module to register the commands."""
+    from outreach.cli import main as cli
+
+    return cli
+
+
+def _display_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _queue(settings: Settings, data: Path | None = None, as_of: str | None = None) -> ReviewQueue:
+    from outreach.review.queue import DatasetGateCheck
+
+    engine = db.make_engine(db.database_url(settings))
+    db.require_current(engine)
+    gate_check = None
+    if data is not None:
+        gate_check = DatasetGateCheck(data, _cli().parse_as_of(as_of), rules_path=settings.rules_path)
+    return ReviewQueue(db.session_factory(engine), gate_check=gate_check)
+
+
+def _actor(queue: ReviewQueue, email: str) -> Principal:
+    address = normalize_email(email)
+    with queue.factory() as session:
+        for user in list_users(session):
+            if user.email == address:
+                return user
+    raise NotFoundError(f"no user {address}", hint="create it with `outreach users add EMAIL --role sdr`")
+
+
+# ------------------------------------------------------------------------------------------------ db
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or bring it to the latest schema. Keeps existing data; safe to re-run."""
+
+    def action() -> str:
+        url = db.database_url(get_settings())
+        db.upgrade(url)
+        return url
+
+    url = _cli().run(action)
+    console.print(f"Database {_display_url(url)} is at revision {db.head_revision()}.", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------ users
+
+
+@users_app.command("add")
+def users_add(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    role: Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)} (admin = manager).")],
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
+) -> None:
+    """Create a login. Prompts for the password (or reads it from stdin when piped) unless --generate."""
+    if generate:
+        password = generate_password()
+    elif sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+
+    def action() -> Principal:
+        queue = _queue(get_settings())
+        with db.transaction(queue.factory) as session:
+            return add_user(session, email, role, password)
+
+    user = _cli().run(action)
+    console.print(f"Created {user.email} ({user.role}).", highlight=False)
+    if generate:
+        console.print(f"Password (shown once): [bold]{password}[/]", highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List logins and their roles."""
+
+    def action() -> list[Principal]:
+        queue = _queue(get_settings())
+        with queue.factory() as session:
+            return list_users(session)
+
+    for user in _cli().run(action):
+        sys.stdout.write(f"{user.email}\t{user.role}\n")
+
+
+# ------------------------------------------------------------------------------------------------ tokens
+
+
+@tokens_app.command("create")
+def tokens_create(
+    email: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. slack.")] = "api",
+) -> None:
+    """Create an API token; it is printed once and only a hash is stored."""
+
+    def action() -> str:
+        queue = _queue(get_settings())
+        with db.transaction(queue.factory) as session:
+            _, secret = create_token(session, email, name)
+        return secret
+
+    secret = _cli().run(action)
+    sys.stdout.write(secret + "\n")
+    typer.echo("Store it now: it cannot be shown again. Use it as 'Authorization: Bearer <token>'.", err=True)
+
+
+# ------------------------------------------------------------------------------------------------ queue
+
+
+def _print_detail(detail: DraftDetail) -> None:
+    s = detail.summary
+    console.print(f"[bold]Draft {s.id}[/] · {s.account_name} ({s.account_id}) · {s.status} · v{s.version} · "
+                  f"owner {s.owner_email or 'unassigned'}", highlight=False)
+    if detail.offer:
+        console.print(f"Offer: {detail.offer.get('name')} ${detail.offer.get('price_monthly', 0):,.0f}/mo",
+                      highlight=False)
+    console.print(f"\n[bold]Subject:[/] {detail.current.subject}\n", highlight=False)
+    console.print(detail.current.body, highlight=False, markup=False)
+    console.print("\n[bold]Friction and evidence[/]")
+    for friction in detail.frictions:
+        console.print(f"- {friction.statement}", highlight=False, markup=False)
+        for item in friction.evidence:
+            when = item.occurred_at.strftime("%Y-%m-%d") if item.occurred_at else "—"
+            console.print(f"    {when}  {item.ref}  {item.summary}", highlight=False, markup=False)
+    reasons = detail.gate.get("reasons") or []
+    console.print("Gate: " + ("passes" if detail.gate.get("allowed") else "; ".join(r["message"] for r in reasons)),
+                  highlight=False)
+
+
+@queue_app.command("list")
+def queue_list(
+    status: Annotated[str, typer.Option("--status", help=f"all or one of: {', '.join(STATUSES)}.")] = "pending_review",
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's drafts.")] = None,
+    motion: Annotated[str | None, typer.Option("--motion", help="upsell, cross_sell or bundle.")] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Signal kind, e.g. repeated_limit_hits.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (rows and counts).")] = False,
+) -> None:
+    """List drafts, newest change first, with counts per status."""
+
+    def action() -> Any:
+        if status != "all" and status not in STATUSES:
+            raise OutreachError(f"--status '{status}' is not a status", hint=f"use all or {', '.join(STATUSES)}")
+        queue = _queue(get_settings())
+        flt = QueueFilter(status=None if status == "all" else status, owner=owner, motion=motion,
+                          trigger=trigger, limit=limit)
+        viewer = Principal(id=0, email="cli@localhost", role="marketing")  # reading needs no user
+        return queue.page(viewer, flt)
+
+    page = _cli().run(action)
+    if as_json:
+        sys.stdout.write(page.model_dump_json(indent=2) + "\n")
+        return
+    table = Table(title="Review queue", expand=False)
+    for column in ("ID", "Ver", "Account", "Subject", "Trigger", "Offer", "Owner", "Status"):
+        table.add_column(column, overflow="fold")
+    for row in page.rows:
+        offer = f"{row.offer_name} ${row.offer_price:,.0f}" if row.offer_name and row.offer_price is not None else "—"
+        table.add_row(str(row.id), str(row.version), row.account_name, row.subject, row.trigger, offer,
+                      row.owner_email or "unassigned", row.status)
+    console.print(table)
+    counts = ", ".join(f"{count} {name.replace('_', ' ')}" for name, count in page.counts.by_status.items() if count)
+    console.print(f"{page.matching} matching; {counts or 'queue is empty'}", highlight=False)
+
+
+@queue_app.command("show")
+def queue_show(
+    draft_id: Annotated[int, typer.Argument(help="Draft id (from `queue list`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full draft as JSON.")] = False,
+) -> None:
+    """Show one draft beside its friction, evidence and gate."""
+
+    def action() -> DraftDetail:
+        queue = _queue(get_settings())
+        return queue.show(Principal(id=0, email="cli@localhost", role="marketing"), draft_id)
+
+    detail = _cli().run(action)
+    if as_json:
+        sys.stdout.write(detail.model_dump_json(indent=2) + "\n")
+    else:
+        _print_detail(detail)
+
+
+def _current_version(queue: ReviewQueue, actor: Principal, draft_id: int, version: int | None) -> int:
+    return version if version is not None else queue.show(actor, draft_id).summary.version
+
+
+@queue_app.command("approve")
+def queue_approve(
+    draft_id: Annotated[int, typer.Argument()],
+    actor: AsOption,
+    version: VersionOption = None,
+    data: DataOption = None,
+    as_of: AsOfOption = None,
+) -> None:
+    """Approve a pending draft. With --data the account's gate is re-checked first; a gated draft expires."""
+
+    def action() -> DraftDetail:
+        queue = _queue(get_settings(), data, as_of)
+        user = _actor(queue, actor)
+        return queue.approve(user, draft_id, _current_version(queue, user, draft_id, version))
+
+    detail = _cli().run(action)
+    console.print(f"Approved draft {detail.summary.id} ({detail.summary.account_name}).", highlight=False)
+
+
+@queue_app.command("reject")
+def queue_reject(
+    draft_id: Annotated[int, typer.Argument()],
+    actor: AsOption,
+    reason: Annotated[str, typer.Option("--reason", help=f"One of: {', '.join(REJECT_REASONS)}.")],
+    note: Annotated[str, typer.Option("--note", help="Why, in a few words (required for 'other').")] = "",
+    version: VersionOption = None,
+) -> None:
+    """Reject a pending draft with a reason code."""
+
+    def action() -> DraftDetail:
+        queue = _queue(get_settings())
+        user = _actor(queue, actor)
+        return queue.reject(user, draft_id, _current_version(queue, user, draft_id, version), reason, note)
+
+    detail = _cli().run(action)
+    console.print(f"Rejected draft {detail.summary.id} ({detail.reject_reason}).", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------ serve
+
+
+def serve_command(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind (keep 127.0.0.1 unless behind a proxy).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    data: Annotated[Path | None, typer.Option("--data", help="Data directory for gate re-checks and regeneration.")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Analysis date for gate re-checks (YYYY-MM-DD).")] = None,
+) -> None:
+    """Run the review web app."""
+    from outreach.web.app import WebSettings, create_app, serve
+
+    def action() -> Any:
+        web = WebSettings()
+        updates: dict[str, Any] = {"host": host, "port": port}
+        if data is not None:
+            updates["data_dir"] = data
+        if as_of is not None:
+            updates["as_of"] = _cli().parse_as_of(as_of)
+        web = web.model_copy(update=updates)
+        return create_app(get_settings(), web), web
+
+    app, web = _cli().run(action)
+    console.print(f"Review app on http://{web.host}:{web.port}/ (Ctrl+C stops it)", highlight=False)
+    serve(app, web.host, web.port)
+
+
+# ------------------------------------------------------------------------------------------------ demo
+
+
+class DemoSetup(BaseModel):
+    """What ``outreach demo`` needs to tell the user: where to log in and with what (shown once)."""
+
+    email: str
+    password: str
+    results: list[EnqueueResult]
+
+    def line(self) -> str:
+        created = sum(r.outcome == "created" for r in self.results)
+        merged = sum(r.outcome == "merged" for r in self.results)
+        return f"{created} drafts queued, {merged} merged, {len(self.results) - created - merged} skipped"
+
+
+DEMO_EMAIL = "demo@outreach.example"
+
+
+def enqueue_drafts(settings: Settings, workspace: Workspace, records: Sequence[DraftRecord]) -> list[EnqueueResult]:
+    """Put a drafting run into the review queue (migrating the database first), merging per account+motion."""
+    from outreach.drafting.redraft import inputs_by_account
+
+    url = db.database_url(settings)
+    db.upgrade(url)
+    engine = db.make_engine(url)
+    try:
+        queue = ReviewQueue(db.session_factory(engine))
+        return queue.fill(workspace.decisions, inputs_by_account(list(records)), dataset=workspace.dataset)
+    finally:
+        engine.dispose()
+
+
+def prepare_demo(settings: Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None) -> DemoSetup:
+    """Migrate the database, draft the demo data, fill the queue and (re)create the demo admin login with a
+    fresh random password."""
+    from outreach.drafting.drafts import open_workspace, run_drafts
+    from outreach.drafting.providers import get_provider
+
+    workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir)
+    provider = get_provider(provider_name or "offline", settings, workspace.context.config)
+    records, _ = run_drafts(workspace.decisions, workspace.context, provider)
+    results = enqueue_drafts(settings, workspace, records)
+    engine = db.make_engine(db.database_url(settings))
+    queue = ReviewQueue(db.session_factory(engine))
+    password = generate_password()
+    with db.transaction(queue.factory) as session:
+        if any(u.email == DEMO_EMAIL for u in list_users(session)):
+            set_password(session, DEMO_EMAIL, password, actor="demo")
+        else:
+            add_user(session, DEMO_EMAIL, "admin", password, actor="demo")
+    engine.dispose()
+    return DemoSetup(email=DEMO_EMAIL, password=password, results=results)
+
+
+def register(app: typer.Typer, *, names: Sequence[str] = ("db", "queue", "users", "tokens", "serve")) -> None:
+    """Add the review commands to the main CLI."""
+    groups = {"db": db_app, "queue": queue_app, "users": users_app, "tokens": tokens_app}
+    for name in names:
+        if name == "serve":
+            app.command("serve")(serve_command)
+        else:
+            app.add_typer(groups[name], name=name)

@@ -1,0 +1,265 @@
+"""Sequence and sending commands: ``outreach sequences``, ``worker``, ``tick``, ``replies`` and ``events``.
+
+Thin wrappers over :mod:`outreach.sending.sequences`, :mod:`outreach.sending.scheduler`, :mod:`outreach.sending.replies` and
+:mod:`outreach.sending.engagement`; :func:`register` adds them to the main app.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from outreach import db
+from outreach.errors import OutreachError
+from outreach.settings import Settings, get_settings
+
+console = Console(soft_wrap=True)
+sequences_app = typer.Typer(help="Sequences: check files, enroll approved drafts, stop and release.",
+                            no_args_is_help=True)
+replies_app = typer.Typer(help="Replies and bounces from an IMAP mailbox.", no_args_is_help=True)
+events_app = typer.Typer(help="Reply, bounce, meeting and conversion events from elsewhere.", no_args_is_help=True)
+
+
+def _fail(error: OutreachError) -> None:
+    console.print(f"[red]Error:[/red] {error.message}")
+    if error.hint:
+        console.print(f"[dim]hint: {error.hint}[/dim]")
+    raise typer.Exit(error.exit_code)
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@sequences_app.command("check")
+def check_command(
+    directory: Annotated[Path | None, typer.Option("--dir", help="Sequence directory.")] = None,
+) -> None:
+    """Validate every sequence file (step kinds, prompts, durations, branch targets); exit 2 on a bad one."""
+    from outreach.sending.sequences import check_all, sequences_dir, template_kinds
+
+    settings = _settings()
+    try:
+        folder = directory or sequences_dir(settings.sequences_dir)
+        good, errors = check_all(folder, template_kinds(settings.prompts_dir))
+    except OutreachError as error:
+        _fail(error)
+        return
+    for seq in good:
+        console.print(f"[green]ok[/green]  {seq.path}: {seq.id} ({len(seq.steps)} steps, {', '.join(seq.motions)})")
+    for bad in errors:
+        console.print(f"[red]Error:[/red] {bad.message}")
+    if errors:
+        raise typer.Exit(2)
+
+
+@sequences_app.command("list")
+def list_command() -> None:
+    """The sequences, their motions, window and steps."""
+    from outreach.sending.sequences import (
+        EmailStep,
+        TaskStep,
+        WaitStep,
+        load_sequences,
+        sequences_dir,
+        template_kinds,
+    )
+
+    settings = _settings()
+    try:
+        sequences = load_sequences(sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir))
+    except OutreachError as error:
+        _fail(error)
+        return
+    table = Table("id", "motions", "window", "steps", "auto send")
+    for seq in sequences.values():
+        steps = []
+        for step in seq.steps:
+            if isinstance(step, EmailStep):
+                steps.append(f"email({step.prompt or 'approved'})")
+            elif isinstance(step, WaitStep):
+                steps.append(f"wait {step.duration}")
+            elif isinstance(step, TaskStep):
+                steps.append("task")
+            else:
+                steps.append(f"branch {step.condition}")
+        table.add_row(seq.id, ", ".join(seq.motions), seq.window.describe(), " → ".join(steps), str(seq.auto_send))
+    console.print(table)
+
+
+@sequences_app.command("enroll")
+def enroll_command(
+    draft_ids: Annotated[list[int], typer.Argument(help="Approved draft ids.")],
+    as_user: Annotated[str, typer.Option("--as", help="Who enrolls them (recorded in the audit log).")],
+    data: Annotated[Path, typer.Option("--data", help="Data directory the gate is re-checked against.")],
+    sequence: Annotated[str | None, typer.Option("--sequence", help="Sequence id (default: by motion).")] = None,
+) -> None:
+    """Enroll approved drafts in a sequence; the worker sends each step when it is due."""
+    from outreach.sending.scheduler import build_scheduler
+
+    try:
+        scheduler = build_scheduler(_settings())
+        for draft_id in draft_ids:
+            row = scheduler.enroll(draft_id, actor=as_user, data_dir=data, sequence_id=sequence)
+            console.print(f"draft {draft_id} → enrollment {row.id} in '{row.sequence_id}' ({row.recipient})")
+    except OutreachError as error:
+        _fail(error)
+
+
+@sequences_app.command("status")
+def status_command(
+    status: Annotated[str | None, typer.Option("--status", help="active, held, exited, completed, …")] = None,
+) -> None:
+    """Enrollments with their step, next due time, hold or exit reason."""
+    from outreach.sending.tables import EnrollmentRow
+
+    engine = db.make_engine(db.database_url(_settings()))
+    try:
+        with db.session_factory(engine)() as session:
+            query = select(EnrollmentRow).order_by(EnrollmentRow.id)
+            if status:
+                query = query.where(EnrollmentRow.status == status)
+            table = Table("id", "account", "sequence", "step", "status", "next due (UTC)", "reason")
+            for row in session.scalars(query):
+                due = f"{row.next_due_at:%Y-%m-%d %H:%M}" if row.next_due_at else ""
+                reason = row.hold_reason or (f"{row.exit_reason}: {row.exit_detail}" if row.exit_reason else "")
+                table.add_row(str(row.id), row.account_id, row.sequence_id, str(row.step_index), row.status,
+                              due, reason)
+        console.print(table)
+    finally:
+        engine.dispose()
+
+
+@sequences_app.command("stop")
+def stop_command(
+    enrollment_id: int,
+    as_user: Annotated[str, typer.Option("--as")],
+    note: Annotated[str, typer.Option("--note")] = "",
+) -> None:
+    """Stop an enrollment now (exit reason manual_stop)."""
+    from outreach.sending.scheduler import build_scheduler
+
+    try:
+        build_scheduler(_settings()).stop(enrollment_id, actor=as_user, note=note)
+    except OutreachError as error:
+        _fail(error)
+    console.print(f"enrollment {enrollment_id} stopped")
+
+
+@sequences_app.command("release")
+def release_command(
+    enrollment_id: int,
+    as_user: Annotated[str, typer.Option("--as")],
+    sent: Annotated[bool | None, typer.Option("--sent/--not-sent", help="For an unknown-outcome send.")] = None,
+) -> None:
+    """Resume a held enrollment after checking it."""
+    from outreach.sending.scheduler import build_scheduler
+
+    try:
+        build_scheduler(_settings()).release(enrollment_id, actor=as_user, was_sent=sent)
+    except OutreachError as error:
+        _fail(error)
+    console.print(f"enrollment {enrollment_id} released")
+
+
+def tick_command(
+    recover_all: Annotated[bool, typer.Option("--recover-all", help="This is the only worker: treat every "
+                                              "in-flight send as crashed.")] = False,
+) -> None:
+    """Run one scheduler pass (for cron) and print what it did."""
+    from outreach.sending.scheduler import build_scheduler
+
+    try:
+        report = build_scheduler(_settings()).tick(recover_all=recover_all)
+    except OutreachError as error:
+        _fail(error)
+        return
+    for outcome in report.outcomes:
+        console.print(f"{outcome.kind:<15} enrollment {outcome.enrollment_id} ({outcome.account_id}) "
+                      f"step {outcome.step}: {outcome.reason}")
+    console.print(report.line())
+
+
+def worker_command(
+    interval: Annotated[float | None, typer.Option("--interval", help="Seconds between idle passes.")] = None,
+    passes: Annotated[int | None, typer.Option("--passes", help="Stop after this many passes.")] = None,
+) -> None:
+    """Run the scheduler loop until Ctrl-C / SIGTERM (finishes the current send first)."""
+    from outreach.sending.scheduler import build_scheduler
+
+    stopping: list[bool] = []
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        stopping.append(True)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        scheduler = build_scheduler(_settings())
+        for report in scheduler.worker(interval=interval, passes=passes, should_stop=lambda: bool(stopping)):
+            if report.outcomes:
+                console.print(f"{datetime.now(UTC):%H:%M:%S} {report.line()}")
+    except OutreachError as error:
+        _fail(error)
+
+
+@events_app.command("ingest")
+def ingest_command(
+    path: Annotated[Path, typer.Argument(help="JSONL: one event per line (docs/sequences.md, docs/metrics.md).")],
+) -> None:
+    """Record reply, bounce, unsubscribe, click, meeting and conversion events, and expansion outcomes
+    (upgrade, seat_add, addon_purchase, contraction, downgrade, churn), from a file ('-' = stdin)."""
+    from outreach.sending.engagement import ingest, parse_events
+
+    settings = _settings()
+    try:
+        if str(path) == "-":
+            import tempfile
+
+            with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
+                handle.write(sys.stdin.read())
+            path = Path(handle.name)
+        events = parse_events(path)
+        engine = db.make_engine(db.database_url(settings))
+        db.require_current(engine)
+        report = ingest(db.session_factory(engine), events, lambda: datetime.now(UTC), source="file")
+        engine.dispose()
+    except OutreachError as error:
+        _fail(error)
+        return
+    console.print(report.line())
+
+
+@replies_app.command("poll")
+def poll_command() -> None:
+    """Read new mail from the IMAP folder: replies, auto-replies (ignored) and bounces (RFC 3464)."""
+    from outreach.sending.replies import poll
+
+    settings = _settings()
+    try:
+        engine = db.make_engine(db.database_url(settings))
+        db.require_current(engine)
+        report = poll(settings, db.session_factory(engine), clock=lambda: datetime.now(UTC))
+        engine.dispose()
+    except OutreachError as error:
+        _fail(error)
+        return
+    console.print(report.line())
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``sequences``, ``events``, ``replies``, ``tick`` and ``worker`` to the main CLI."""
+    app.add_typer(sequences_app, name="sequences")
+    app.add_typer(events_app, name="events")
+    app.add_typer(replies_app, name="replies")
+    app.command("tick")(tick_command)
+    app.command("worker")(worker_command)

@@ -1,0 +1,1 @@
+"""Drafting: facts and prompt templates, providers, validation, drafts, evaluation."""

@@ -1,0 +1,424 @@
+"""Drafts: one friction-led email per ``ready`` account, written by a provider and checked by the validators.
+
+Writing an email and sending it are separate: this module only writes. Each :class:`DraftRecord` keeps what
+a reviewer needs to trust it: the template (name, version, file hash), provider and model, token usage and
+cost, and every validation issue. An LLM draft that breaks a rule gets one repair attempt with the reasons;
+if it still fails (or the provider gives up after its retries), the offline drafter writes the email from
+the same facts and the record is flagged as a fallback, keeping the LLM's reasons. A provider error that no
+retry can fix (a bad key, insufficient quota) stops the run and is reported once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from outreach.drafting.config import DraftingConfig
+from outreach.drafting.ledger import TokenUsage, total
+from outreach.drafting.prompts import (
+    DraftFacts,
+    PromptKind,
+    PromptTemplate,
+    RenderedPrompt,
+    build_facts,
+    render,
+    select_template,
+)
+from outreach.drafting.validation import Issue, validate_draft
+from outreach.engine.catalog import Catalog
+from outreach.engine.data import Account, Dataset, Ticket
+from outreach.engine.decisions import Decision
+from outreach.engine.offers import Offer
+from outreach.errors import OutreachError, ProviderError
+
+if TYPE_CHECKING:
+    from outreach.drafting.providers import Provider
+
+DraftStatus = Literal["ok", "flagged", "failed"]
+
+
+class Draft(BaseModel):
+    """The email itself; also the structured-output schema the LLM must fill (every field required)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(description="Subject line, at most 80 characters, naming the friction.")
+    body: str = Field(description="Plain-text body from greeting to sign-off, at most 150 words.")
+    call_to_action: str = Field(description="The one sentence in the body that asks for the next step.")
+    friction_ids: list[str] = Field(description="Ids of the frictions from <facts> the email uses.")
+    offer_id: str = Field(description="The offer id from <facts>.")
+
+
+class RepairRequest(BaseModel):
+    """A rejected draft and the reasons, sent back to the model once."""
+
+    previous: Draft
+    issues: list[Issue]
+
+    def instructions(self) -> str:
+        reasons = "\n".join(f"- [{i.rule}] {i.message}" for i in self.issues)
+        return (
+            "Your draft broke these rules:\n"
+            f"{reasons}\n"
+            "Rewrite it so that it follows every rule. Use only numbers, names, prices and links from <facts>."
+        )
+
+
+class ProviderResult(BaseModel):
+    draft: Draft
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    model: str
+    cached: bool = False
+
+
+class ProviderFailure(OutreachError):
+    """One draft could not be produced after the provider's retries (still 429/5xx, invalid output, refusal).
+    The run goes on: the offline drafter takes over for this account and the record says why."""
+
+    def __init__(self, message: str, *, usage: TokenUsage | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.usage = usage or TokenUsage()
+
+
+class Attempt(BaseModel):
+    """One provider attempt at a draft: what it produced (if anything) and why it was not accepted."""
+
+    provider: str
+    model: str
+    draft: Draft | None = None
+    issues: list[Issue] = Field(default_factory=list)
+    error: str | None = None
+    cached: bool = False
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class DraftRecord(BaseModel):
+    """A written draft with everything a reviewer needs to trust it (one line of drafts.jsonl)."""
+
+    id: str
+    account_id: str
+    account_name: str
+    as_of: date
+    kind: PromptKind
+    motion: str
+    offer: Offer | None
+    friction_ids: list[str] = Field(default_factory=list)
+    template: str | None = None
+    template_version: str | None = None
+    template_sha256: str | None = None
+    provider: str
+    model: str
+    status: DraftStatus
+    draft: Draft | None = None
+    issues: list[Issue] = Field(default_factory=list)
+    attempts: list[Attempt] = Field(default_factory=list)
+    fallback: bool = Field(default=False, description="The offline drafter wrote it after the LLM failed.")
+    cached: bool = False
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    error: str | None = None
+    created_at: datetime
+
+
+class RunSummary(BaseModel):
+    total: int
+    drafted: int = Field(description="Status ok: passed every rule.")
+    flagged: int = Field(description="Written but needs a reviewer's eye (issues or offline fallback).")
+    failed: int = Field(description="No draft written.")
+    fallbacks: int
+    cache_hits: int
+    usage: TokenUsage
+    error: str | None = None
+
+    @classmethod
+    def of(cls, records: Sequence[DraftRecord], error: str | None = None) -> RunSummary:
+        return cls(
+            total=len(records),
+            drafted=sum(r.status == "ok" for r in records),
+            flagged=sum(r.status == "flagged" for r in records),
+            failed=sum(r.status == "failed" for r in records),
+            fallbacks=sum(r.fallback for r in records),
+            cache_hits=sum(r.cached for r in records),
+            usage=total(r.usage for r in records),
+            error=error,
+        )
+
+    def line(self) -> str:
+        u = self.usage
+        return (
+            f"{self.total} drafts: {self.drafted} ok, {self.flagged} flagged, {self.failed} failed"
+            f" ({self.fallbacks} offline fallbacks, {self.cache_hits} from cache);"
+            f" tokens {u.prompt_tokens} prompt + {u.completion_tokens} completion ({u.cached_tokens} cached),"
+            f" est. cost ${u.cost_usd:.4f}"
+        )
+
+
+@dataclass
+class DraftingContext:
+    """What drafting needs besides the decision: catalog, tickets, the other accounts, templates, config."""
+
+    catalog: Catalog
+    templates: dict[str, PromptTemplate]
+    config: DraftingConfig
+    accounts: list[Account] = field(default_factory=list)
+    tickets_by_account: dict[str, list[Ticket]] = field(default_factory=dict)
+    # A/B tests: picks the template version for (template, account id); see outreach.metrics.experiments.
+    variant: Callable[[PromptTemplate, str], PromptTemplate] | None = None
+
+    @classmethod
+    def from_dataset(
+        cls, dataset: Dataset, templates: dict[str, PromptTemplate], config: DraftingConfig
+    ) -> DraftingContext:
+        return cls(
+            catalog=dataset.catalog,
+            templates=templates,
+            config=config,
+            accounts=list(dataset.accounts),
+            tickets_by_account=dataset.tickets_by_account,
+        )
+
+    def facts(self, decision: Decision, kind: PromptKind = "first_touch") -> DraftFacts:
+        return build_facts(
+            decision,
+            self.catalog,
+            self.tickets_by_account.get(decision.account_id, []),
+            budget=self.config.untrusted,
+            kind=kind,
+        )
+
+    def validate(self, draft: Draft, facts: DraftFacts) -> list[Issue]:
+        return validate_draft(draft, facts, self.catalog, self.config.validation, other_accounts=self.accounts)
+
+
+def _created_at(as_of: date) -> datetime:
+    """Deterministic: drafts for the same analysis date carry the same timestamp."""
+    return datetime.combine(as_of, time(0, 0), tzinfo=UTC)
+
+
+def _record(
+    decision: Decision,
+    facts: DraftFacts | None,
+    prompt: RenderedPrompt | None,
+    kind: PromptKind,
+    provider: str,
+    model: str,
+    status: DraftStatus,
+    **values: object,
+) -> DraftRecord:
+    template = prompt.template if prompt else None
+    return DraftRecord.model_validate(
+        {
+            "id": f"{decision.account_id}:{decision.as_of.isoformat()}:{kind}",
+            "account_id": decision.account_id,
+            "account_name": decision.account.name,
+            "as_of": decision.as_of,
+            "kind": kind,
+            "motion": decision.offer.motion if decision.offer else "none",
+            "offer": decision.offer,
+            "friction_ids": [f.id for f in facts.frictions] if facts else [],
+            "template": template,
+            "template_version": prompt.version if prompt else None,
+            "template_sha256": prompt.sha256 if prompt else None,
+            "provider": provider,
+            "model": model,
+            "status": status,
+            "created_at": _created_at(decision.as_of),
+            **values,
+        }
+    )
+
+
+async def write_draft(
+    decision: Decision,
+    context: DraftingContext,
+    provider: Provider,
+    *,
+    kind: PromptKind = "first_touch",
+) -> DraftRecord:
+    """Draft one decided account. Raises :class:`ProviderError` only for failures no retry can fix."""
+    from outreach.drafting.providers.offline import OfflineProvider
+
+    facts = context.facts(decision, kind)
+    assert decision.offer is not None  # build_facts refuses decisions without an offer
+    template = select_template(context.templates, decision.offer.motion, kind)
+    if context.variant is not None:
+        template = context.variant(template, decision.account_id)
+    prompt = render(template, facts)
+
+    attempts: list[Attempt] = []
+    repair: RepairRequest | None = None
+    rounds = 1 if provider.name == "offline" else 1 + context.config.openai.repair_attempts
+    for _ in range(rounds):
+        try:
+            result = await provider.generate(prompt, facts, repair=repair)
+        except ProviderFailure as failure:
+            attempts.append(
+                Attempt(provider=provider.name, model=provider.model, error=failure.message, usage=failure.usage)
+            )
+            break
+        issues = context.validate(result.draft, facts)
+        attempts.append(
+            Attempt(
+                provider=provider.name, model=result.model, draft=result.draft, issues=issues,
+                cached=result.cached, usage=result.usage,
+            )
+        )
+        if not issues:
+            return _record(
+                decision, facts, prompt, kind, provider.name, result.model, "ok",
+                draft=result.draft, attempts=attempts if len(attempts) > 1 else [],
+                cached=result.cached, usage=total(a.usage for a in attempts),
+            )
+        if provider.name == "offline":
+            return _record(
+                decision, facts, prompt, kind, provider.name, result.model, "flagged",
+                draft=result.draft, issues=issues, usage=result.usage,
+            )
+        repair = RepairRequest(previous=result.draft, issues=issues)
+
+    offline = OfflineProvider()
+    fallback = await offline.generate(prompt, facts)
+    issues = context.validate(fallback.draft, facts)
+    return _record(
+        decision, facts, prompt, kind, offline.name, fallback.model, "flagged",
+        draft=fallback.draft, issues=issues, attempts=attempts, fallback=True,
+        usage=total(a.usage for a in attempts),
+    )
+
+
+ProgressCallback = Callable[[DraftRecord], None]
+
+
+async def draft_all(
+    decisions: Sequence[Decision],
+    context: DraftingContext,
+    provider: Provider,
+    *,
+    concurrency: int | None = None,
+    limit: int | None = None,
+    kind: PromptKind = "first_touch",
+    progress: ProgressCallback | None = None,
+) -> tuple[list[DraftRecord], RunSummary]:
+    """Draft every ``ready`` decision (at most ``limit``), ``concurrency`` at a time, in input order.
+
+    A :class:`ProviderError` stops new requests: the drafts still waiting are recorded as failed with the
+    error, and the summary carries it so the caller can report it once.
+    """
+    ready = [d for d in decisions if d.cohort == "ready" and d.offer is not None]
+    if limit is not None:
+        ready = ready[: max(limit, 0)]
+    width = concurrency or (context.config.openai.concurrency if provider.name != "offline" else 1)
+    gate = asyncio.Semaphore(max(width, 1))
+    stop: list[ProviderError] = []
+
+    async def one(decision: Decision) -> DraftRecord:
+        async with gate:
+            if stop:
+                record = _record(
+                    decision, None, None, kind, provider.name, provider.model, "failed",
+                    error=f"not attempted: {stop[0].message}",
+                )
+            else:
+                try:
+                    record = await write_draft(decision, context, provider, kind=kind)
+                except ProviderError as error:
+                    stop.append(error)
+                    record = _record(
+                        decision, None, None, kind, provider.name, provider.model, "failed", error=error.message
+                    )
+        if progress is not None:
+            progress(record)
+        return record
+
+    records = list(await asyncio.gather(*(one(d) for d in ready)))
+    return records, RunSummary.of(records, error=stop[0].message if stop else None)
+
+
+def run_drafts(
+    decisions: Sequence[Decision],
+    context: DraftingContext,
+    provider: Provider,
+    *,
+    concurrency: int | None = None,
+    limit: int | None = None,
+    kind: PromptKind = "first_touch",
+    progress: ProgressCallback | None = None,
+) -> tuple[list[DraftRecord], RunSummary]:
+    """Synchronous wrapper around :func:`draft_all` for the CLI, scripts and sync web handlers.
+
+    When this thread already runs an event loop (a sync handler under an async server, Playwright's sync
+    API), ``asyncio.run`` would refuse, so the batch runs on its own loop in a worker thread instead.
+    """
+    work = draft_all(decisions, context, provider, concurrency=concurrency, limit=limit, kind=kind, progress=progress)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(work)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+@dataclass
+class Workspace:
+    """A data directory loaded and decided, ready to draft or preview."""
+
+    dataset: Dataset
+    decisions: list[Decision]
+    context: DraftingContext
+
+    def decision(self, account_id: str) -> Decision:
+        self.dataset.account(account_id)  # NotFoundError with a hint when the id is unknown
+        return next(d for d in self.decisions if d.account_id == account_id)
+
+
+def open_workspace(
+    data_dir: Path,
+    as_of: date,
+    *,
+    rules_path: Path | None = None,
+    config_path: Path | None = None,
+    prompts_dir: Path | None = None,
+    label: str | None = None,
+) -> Workspace:
+    """Load the data, decide every account, load templates and drafting.yaml (data dir, then ``config_path``).
+
+    Templates are the versions ``label`` (default ``production``) points at in the prompt registry; when that
+    label splits traffic (an A/B test), each account drafts with its arm's version and the control share is
+    held out by the gate, so it is never contacted.
+    """
+    from outreach.drafting.config import load_drafting_config
+    from outreach.drafting.prompts import load_templates
+    from outreach.engine.data import load_dataset
+    from outreach.engine.decisions import decide, rules_for
+    from outreach.metrics.experiments import TrafficRouter
+
+    dataset = load_dataset(data_dir)
+    router = TrafficRouter.for_directory(prompts_dir, label)
+    decisions = decide(dataset, rules_for(dataset, rules_path), as_of,
+                       held_out=router.held_out if router else None)
+    config = load_drafting_config(dataset.root / "drafting.yaml", config_path)
+    templates = load_templates(prompts_dir, label=label)
+    context = DraftingContext.from_dataset(dataset, templates, config)
+    context.variant = router.template_for if router else None
+    return Workspace(dataset, decisions, context)
+
+
+def write_jsonl(records: Sequence[DraftRecord], path: Path) -> Path:
+    """Write the drafts as JSON lines (the review queue's import format until the queue owns storage)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record.model_dump(mode="json"), ensure_ascii=False, sort_keys=False) + "\n")
+    return path
+
+
+def read_jsonl(path: Path) -> list[DraftRecord]:
+    with path.open(encoding="utf-8") as handle:
+        return [DraftRecord.model_validate_json(line) for line in handle if line.strip()]

@@ -1,0 +1,807 @@
+"""Prompt templates and the facts they are rendered from.
+
+A draft may only say what the engine knows, so there is one typed source of truth, :class:`DraftFacts`, built
+from a :class:`~outreach.engine.decisions.Decision`; the LLM prompt and the offline drafter both render from it and
+the validators check drafts against it. Templates are Jinja2 files with a YAML front-matter (``prompts/``),
+rendered in a sandbox with ``StrictUndefined`` so a misspelt variable fails at load time instead of quietly
+producing an email with a hole in it.
+
+Layout for prompt caching: the ``system`` block holds the static part (role, house style, policy, examples)
+and must not use account facts; the ``user`` block holds the account-specific facts, last. Customer-written
+text (ticket subjects and bodies, the champion's name) only ever appears inside a delimited data block,
+truncated to a budget, with the instruction that it is data and not instructions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import jinja2
+import jinja2.meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ConfigDict, Field
+
+from outreach.drafting.config import UntrustedBudget
+from outreach.engine.catalog import Catalog, Plan
+from outreach.engine.data import Ticket
+from outreach.engine.decisions import Decision
+from outreach.engine.friction import Friction
+from outreach.engine.offers import OfferKind
+from outreach.engine.triggers import Figure
+from outreach.errors import ConfigError, DataError, NotFoundError, OutreachError
+from outreach.settings import Settings
+from outreach.types import Band, Motion, OfferMotion
+from outreach.yamlfile import validate_yaml
+
+PromptMotion = Literal["upsell", "cross_sell", "bundle", "any"]
+PromptKind = Literal["first_touch", "followup"]
+
+FACTS_OPEN = "<facts>"
+FACTS_CLOSE = "</facts>"
+DATA_OPEN = "<customer_data>"
+DATA_CLOSE = "</customer_data>"
+
+REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# ------------------------------------------------------------------------------------------------ facts
+
+
+class CompanyFacts(_Frozen):
+    """The sender: who signs the email and which domains links may point to."""
+
+    name: str
+    product_name: str = Field(description="Product name (the company name when the catalog has none).")
+    sender_name: str
+    sender_email: str
+    upgrade_url: str
+    unsubscribe_url: str
+    domains: list[str] = Field(default_factory=list)
+
+
+class PlanFacts(_Frozen):
+    id: str
+    name: str
+    price_monthly: float
+    limits: dict[str, int | None] = Field(default_factory=dict, description="Caps; null is unlimited.")
+    features: list[str] = Field(default_factory=list)
+
+
+class OfferItemFacts(_Frozen):
+    """One catalog item inside the offer (the item itself, or a bundle's contents)."""
+
+    id: str
+    kind: OfferKind
+    name: str
+    price_monthly: float
+    outcome: str = Field(description="What it changes for the customer, in one clause.")
+
+
+class OfferFacts(_Frozen):
+    id: str
+    kind: OfferKind
+    motion: OfferMotion
+    name: str
+    price_monthly: float = Field(description="List price per month for the whole offer.")
+    quantity: int = 1
+    discount_pct: float = 0
+    price_after_discount: float
+    outcome: str = Field(description="How the offer removes the primary friction, in one sentence.")
+    includes: list[OfferItemFacts] = Field(default_factory=list)
+    plan: PlanFacts | None = Field(default=None, description="The offered plan, for plan offers and bundles.")
+    seats_added: int | None = None
+
+
+class FrictionFacts(_Frozen):
+    id: str
+    kind: str
+    motion: Motion
+    subject: str | None = None
+    statement: str = Field(description="The engine's statement, every number in it true.")
+    sentence: str = Field(description="The statement as a sentence addressed to the customer.")
+    headline: str = Field(description="A short, factual subject-line phrase.")
+    figures: dict[str, Figure] = Field(default_factory=dict)
+    window_days: int | None = None
+    primary: bool = False
+
+
+class TicketExcerpt(_Frozen):
+    """A recent support ticket. ``subject`` and ``excerpt`` are customer-written: untrusted data."""
+
+    id: str
+    created: date
+    status: str
+    subject: str
+    excerpt: str = ""
+
+
+class AccountFacts(_Frozen):
+    id: str
+    name: str
+    plan: PlanFacts
+    seats_purchased: int | None = None
+    health_band: Band
+    health_score: int
+    renewal_date: date | None = None
+    addons: list[str] = Field(default_factory=list, description="Names of add-ons the account owns.")
+    currency: str = "USD"
+
+
+class DraftFacts(_Frozen):
+    """Everything a draft may state about one account. Prompt, offline drafter and validators share it."""
+
+    as_of: date
+    kind: PromptKind = "first_touch"
+    company: CompanyFacts
+    account: AccountFacts
+    offer: OfferFacts
+    frictions: list[FrictionFacts] = Field(description="Strongest first; the primary one is flagged.")
+    greeting_name: str = Field(description="First name to greet, or 'there' when the name is unusable.")
+    champion_name: str | None = Field(default=None, description="Untrusted: customer-provided name.")
+    tickets: list[TicketExcerpt] = Field(default_factory=list, description="Untrusted: recent tickets.")
+    previous_subject: str | None = Field(default=None, description="Subject of the email a follow-up follows.")
+
+    @property
+    def primary(self) -> FrictionFacts:
+        for friction in self.frictions:
+            if friction.primary:
+                return friction
+        return self.frictions[0]
+
+    @property
+    def supporting(self) -> list[FrictionFacts]:
+        return [f for f in self.frictions if not f.primary]
+
+    def trusted(self) -> dict[str, Any]:
+        """The facts a model may rely on (JSON-ready); customer-written text is left out on purpose."""
+        return self.model_dump(mode="json", exclude={"tickets", "champion_name"})
+
+    def facts_json(self) -> str:
+        return json.dumps(self.trusted(), indent=1, sort_keys=False, ensure_ascii=False)
+
+    def customer_data(self) -> str:
+        """Customer-written text inside delimiters; the delimiters cannot occur inside (see :func:`untrusted`)."""
+        lines = [DATA_OPEN]
+        if self.champion_name:
+            lines.append(f"champion_name: {self.champion_name}")
+        for ticket in self.tickets:
+            lines.append(f"- ticket {ticket.id} ({ticket.created.isoformat()}, {ticket.status}): {ticket.subject}")
+            if ticket.excerpt:
+                lines.append(f"  excerpt: {ticket.excerpt}")
+        if len(lines) == 1:
+            lines.append("(none)")
+        lines.append(DATA_CLOSE)
+        return "\n".join(lines)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def untrusted(text: str, limit: int) -> str:
+    """Customer text made safe to embed as data: one line, no delimiter look-alikes, at most ``limit`` chars."""
+    clean = _CONTROL.sub(" ", text)
+    clean = clean.replace("<", "‹").replace(">", "›").replace("`", "'")
+    clean = " ".join(clean.split())
+    if len(clean) > limit:
+        clean = clean[: max(limit - 1, 0)].rstrip() + "…"
+    return clean
+
+
+_NAME = re.compile(r"^[^\W\d_][^\W\d_'’ .-]*(?:[ '’.-][^\W\d_]+)*\.?$")
+
+
+def greeting_for(name: str | None) -> str:
+    """The first name when the field plausibly holds a name; otherwise 'there' (the field is untrusted)."""
+    if not name:
+        return "there"
+    name = " ".join(name.split())
+    if len(name) > 40 or not _NAME.match(name):
+        return "there"
+    return name.split(" ")[0]
+
+
+def _label(text: str) -> str:
+    special = {"sso": "SSO", "api": "API", "hubspot": "HubSpot", "bigquery": "BigQuery", "csv": "CSV"}
+    words = text.replace("_", " ").split()
+    return " ".join(special.get(w.lower(), w) for w in words)
+
+
+def _title(text: str) -> str:
+    label = _label(text)
+    return label[:1].upper() + label[1:]
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
+
+
+def _sentence(friction: Friction) -> str:
+    who = "Your company" if friction.kind == "headcount_growth" else "Your team"
+    text = f"{who} {friction.statement}".strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _headline(friction: Friction, catalog: Catalog) -> str:
+    f = friction.figures
+    window = f" in {friction.window_days} days" if friction.window_days else ""
+    kind = friction.kind
+    if kind == "repeated_limit_hits":
+        return f"Hitting the {_label(str(f['limit']))} limit ({_times(int(f['hits']))}{window})"
+    if kind == "usage_near_limit":
+        return f"Using {f['used']} of {f['cap']} {_label(str(f['metric']))}"
+    if kind == "seat_pressure":
+        if "seats_used" in f and "seats" in f:
+            return f"{f['seats_used']} of {f['seats']} seats in use"
+        return "Making room for new users"
+    if kind == "locked_feature":
+        return f"The {_label(str(f['feature']))} feature ({_times(int(f['clicks']))}{window})"
+    if kind == "headcount_growth":
+        return f"Growing from {f['employees_at_contract']} to {f['employees_now']} employees"
+    if kind == "strong_nps":
+        return f"Thank you for the {f['nps']}"
+    if kind == "integration_request":
+        return f"Your {_title(str(f['integration']))} integration request"
+    if kind == "frequent_exports":
+        return f"{f['exports']} exports{window}"
+    if kind == "ticket_topic_cluster":
+        return f"{f['tickets']} support tickets about {_label(str(f['topic']))}"
+    if kind == "addon_page_visits":
+        try:
+            return f"The {catalog.addon(str(f['addon'])).name} page"
+        except KeyError:
+            return f"The {_label(str(f['addon']))} page"
+    if kind == "new_department":
+        return f"{_title(str(f['department']))} joining the account"
+    if kind == "workflow_abandoned":
+        return f"The {_label(str(f['workflow']))} workflow"
+    return _title(kind)  # pragma: no cover - SignalKind is closed
+
+
+def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> FrictionFacts:
+    return FrictionFacts(
+        id=friction.id,
+        kind=friction.kind,
+        motion=friction.motion,
+        subject=friction.subject,
+        statement=friction.statement,
+        sentence=_sentence(friction),
+        headline=_headline(friction, catalog),
+        figures=friction.figures,
+        window_days=friction.window_days,
+        primary=friction.id == primary_id,
+    )
+
+
+def _plan_facts(plan: Plan) -> PlanFacts:
+    return PlanFacts(
+        id=plan.id, name=plan.name, price_monthly=plan.price_monthly, limits=plan.limits, features=plan.features
+    )
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None) -> str:
+    """What moving from ``current`` to ``plan`` changes, led by the friction it removes."""
+    parts: list[str] = []
+    metric = None
+    if primary is not None and primary.kind in ("repeated_limit_hits", "usage_near_limit"):
+        metric = str(primary.figures.get("limit") or primary.figures.get("metric"))
+    if metric:
+        limit = plan.limit(metric)
+        parts.append(f"has no cap on {_label(metric)}" if limit is None else f"raises the {_label(metric)} cap to {limit}")
+    gained = [feature for feature in plan.features if feature not in current.features]
+    if primary is not None and primary.kind == "locked_feature":
+        feature = str(primary.figures["feature"])
+        gained = [feature, *[g for g in gained if g != feature]]
+    if gained:
+        parts.append(f"includes {_join([_label(g) for g in gained[:3]])}")
+    if not parts:
+        parts.append("gives the team more room")
+    return _join(parts)
+
+
+def _lower_first(text: str) -> str:
+    """'Campaign data…' → 'campaign data…', but 'SSO…' and 'HubSpot…' stay as they are."""
+    if len(text) > 1 and text[0].isupper() and text[1].islower():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def _strip_period(text: str) -> str:
+    return text.strip().rstrip(".")
+
+
+def _item(catalog: Catalog, item_id: str, current: Plan, primary: Friction | None) -> OfferItemFacts:
+    if item_id in catalog.plan_ids():
+        plan = catalog.plan(item_id)
+        return OfferItemFacts(
+            id=plan.id, kind="plan", name=plan.name, price_monthly=plan.price_monthly,
+            outcome=_plan_outcome(plan, current, primary),
+        )
+    addon = catalog.addon(item_id)
+    outcome = _strip_period(addon.outcome) if addon.outcome else f"adds {_join([_label(f) for f in addon.features])}"
+    return OfferItemFacts(
+        id=addon.id, kind="addon", name=addon.name, price_monthly=addon.price_monthly, outcome=outcome or addon.name
+    )
+
+
+def build_facts(
+    decision: Decision,
+    catalog: Catalog,
+    tickets: Sequence[Ticket] = (),
+    *,
+    budget: UntrustedBudget | None = None,
+    kind: PromptKind = "first_touch",
+    previous_subject: str | None = None,
+) -> DraftFacts:
+    """The facts for one decided account. Only accounts with an offer can be drafted."""
+    offer = decision.offer
+    if offer is None or not decision.frictions:
+        raise OutreachError(
+            f"account '{decision.account_id}' has no offer to draft (cohort {decision.cohort})",
+            hint="only accounts with a signal and a catalog offer can be drafted; see `outreach explain`",
+        )
+    budget = budget or UntrustedBudget()
+    account = decision.account
+    company = catalog.company
+    current = catalog.plan(account.plan)
+    primary = decision.primary_friction()
+    primary_id = offer.friction
+
+    plan: PlanFacts | None = None
+    includes: list[OfferItemFacts] = []
+    seats_added: int | None = None
+    if offer.kind == "plan":
+        offered = catalog.plan(offer.id)
+        plan = _plan_facts(offered)
+        outcome = f"The {offered.name} plan {_plan_outcome(offered, current, primary)}"
+    elif offer.kind == "seat_pack":
+        pack = next(p for p in catalog.seat_packs if p.id == offer.id)
+        seats_added = pack.seats * offer.quantity
+        outcome = f"The {offer.name} adds {seats_added} seats, so new people get access without anyone losing theirs"
+        if offer.quantity > 1:
+            outcome = f"{offer.quantity} × {offer.name} add {seats_added} seats, so new people get access " \
+                      "without anyone losing theirs"
+    elif offer.kind == "addon":
+        item = _item(catalog, offer.id, current, primary)
+        outcome = (
+            f"{item.name} {item.outcome}" if item.outcome[:1].islower()
+            else f"With {item.name}, {_lower_first(item.outcome)}"
+        )
+    else:
+        includes = [_item(catalog, item_id, current, primary) for item_id in offer.includes]
+        plan_ids = [i.id for i in includes if i.kind == "plan"]
+        plan = _plan_facts(catalog.plan(plan_ids[0])) if plan_ids else None
+        parts = [
+            (f"the {i.name} plan" if i.kind == "plan" else i.name)
+            + (f", which {i.outcome}," if i.outcome[:1].islower() else f" ({_lower_first(i.outcome)})")
+            for i in includes
+        ]
+        outcome = f"The {offer.name} brings together " + _join(parts).rstrip(",")
+
+    as_of = decision.as_of
+    recent = sorted((t for t in tickets if t.created_at.date() <= as_of), key=lambda t: (t.created_at, t.id))
+    excerpts: list[TicketExcerpt] = []
+    spent = 0
+    for ticket in reversed(recent):
+        if len(excerpts) >= budget.max_tickets:
+            break
+        subject = untrusted(ticket.subject, budget.subject_chars)
+        excerpt = untrusted(ticket.description, budget.excerpt_chars) if budget.excerpt_chars else ""
+        cost = len(subject) + len(excerpt)
+        if spent + cost > budget.total_chars:
+            remaining = budget.total_chars - spent
+            if remaining < 20:
+                break
+            subject = untrusted(subject, remaining)
+            excerpt = ""
+            cost = len(subject)
+        spent += cost
+        excerpts.append(
+            TicketExcerpt(
+                id=untrusted(ticket.id, 40), created=ticket.created_at.date(), status=ticket.status,
+                subject=subject, excerpt=excerpt,
+            )
+        )
+
+    return DraftFacts(
+        as_of=as_of,
+        kind=kind,
+        company=CompanyFacts(
+            name=company.name,
+            product_name=company.product_name or company.name,
+            sender_name=company.sender_name,
+            sender_email=company.sender_email,
+            upgrade_url=company.upgrade_url,
+            unsubscribe_url=company.unsubscribe_url,
+            domains=company.domains,
+        ),
+        account=AccountFacts(
+            id=account.account_id,
+            name=untrusted(account.name, 80),
+            plan=_plan_facts(current),
+            seats_purchased=account.seats_purchased,
+            health_band=decision.health.band,
+            health_score=decision.health.score,
+            renewal_date=account.renewal_date,
+            addons=[catalog.addon(a).name for a in account.addons if a in {x.id for x in catalog.addons}],
+            currency=account.currency,
+        ),
+        offer=OfferFacts(
+            id=offer.id,
+            kind=offer.kind,
+            motion=offer.motion,
+            name=offer.name,
+            price_monthly=offer.price_monthly,
+            quantity=offer.quantity,
+            discount_pct=offer.discount_pct,
+            price_after_discount=offer.price_after_discount,
+            outcome=outcome,
+            includes=includes,
+            plan=plan,
+            seats_added=seats_added,
+        ),
+        frictions=[_friction_facts(f, catalog, primary_id) for f in decision.frictions],
+        greeting_name=greeting_for(account.champion_name),
+        champion_name=untrusted(account.champion_name, 60) if account.champion_name else None,
+        tickets=excerpts,
+        previous_subject=untrusted(previous_subject, 120) if previous_subject else None,
+    )
+
+
+def example_facts() -> DraftFacts:
+    """A small, complete set of facts: used to check templates at load time and in the docs."""
+    plan = PlanFacts(id="team", name="Team", price_monthly=99, limits={"reports": 10, "seats": 10}, features=["dashboards"])
+    business = PlanFacts(
+        id="business", name="Business", price_monthly=299, limits={"reports": None, "seats": 25},
+        features=["dashboards", "scheduled_exports"],
+    )
+    return DraftFacts(
+        as_of=date(2026, 11, 20),
+        company=CompanyFacts(
+            name="Example Co", product_name="Example", sender_name="Sam Seller", sender_email="sam@example.com",
+            upgrade_url="https://example.com/upgrade", unsubscribe_url="https://example.com/unsubscribe",
+            domains=["example.com"],
+        ),
+        account=AccountFacts(id="a1", name="Acme", plan=plan, seats_purchased=10, health_band="green", health_score=80),
+        offer=OfferFacts(
+            id="business", kind="plan", motion="upsell", name="Business", price_monthly=299, price_after_discount=299,
+            outcome="The Business plan has no cap on reports and includes scheduled exports", plan=business,
+        ),
+        frictions=[
+            FrictionFacts(
+                id="repeated_limit_hits:reports", kind="repeated_limit_hits", motion="upsell", subject="reports",
+                statement="hit the reports limit 3 times in the last 30 days (cap 10)",
+                sentence="Your team hit the reports limit 3 times in the last 30 days (cap 10).",
+                headline="Hitting the reports limit (3 times in 30 days)",
+                figures={"limit": "reports", "hits": 3, "cap": 10}, window_days=30, primary=True,
+            )
+        ],
+        greeting_name="Dana",
+        champion_name="Dana Lee",
+        tickets=[TicketExcerpt(id="t1", created=date(2026, 11, 2), status="open", subject="Report limit again")],
+    )
+
+
+class FactVariable(BaseModel):
+    """One name a template can use, for the docs and the prompt-tuning UI."""
+
+    name: str
+    type: str
+    description: str = ""
+    untrusted: bool = False
+
+
+_HELPERS: dict[str, str] = {
+    "primary": "The primary friction (FrictionFacts): the one the offer removes.",
+    "supporting": "The other frictions (list of FrictionFacts), strongest first.",
+    "facts_json": "All trusted facts as JSON (customer-written text left out).",
+    "customer_data": "Ticket subjects/excerpts and the champion name inside <customer_data> delimiters.",
+}
+_UNTRUSTED_FIELDS = {"champion_name", "tickets", "tickets.subject", "tickets.excerpt", "previous_subject"}
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
+        return annotation.__name__
+    text = str(annotation)
+    for prefix in ("typing.", "outreach.drafting.prompts.", "outreach.engine.triggers.", "datetime."):
+        text = text.replace(prefix, "")
+    return text
+
+
+def fact_variables() -> list[FactVariable]:
+    """Every variable a template may use: DraftFacts fields (dotted, one level of nesting) plus helpers."""
+    found: list[FactVariable] = []
+
+    def walk(model: type[BaseModel], prefix: str, depth: int) -> None:
+        for name, info in model.model_fields.items():
+            dotted = f"{prefix}{name}"
+            annotation = info.annotation
+            found.append(
+                FactVariable(
+                    name=dotted, type=_type_name(annotation), description=info.description or "",
+                    untrusted=dotted in _UNTRUSTED_FIELDS,
+                )
+            )
+            inner = annotation
+            args = getattr(annotation, "__args__", ())
+            if args:
+                inner = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), annotation)
+            if depth < 1 and isinstance(inner, type) and issubclass(inner, BaseModel):
+                walk(inner, dotted + ".", depth + 1)
+
+    walk(DraftFacts, "", 0)
+    found.extend(FactVariable(name=name, type="helper", description=text) for name, text in _HELPERS.items())
+    return found
+
+
+def template_context(facts: DraftFacts) -> dict[str, Any]:
+    context: dict[str, Any] = {name: getattr(facts, name) for name in DraftFacts.model_fields}
+    context.update(
+        primary=facts.primary,
+        supporting=facts.supporting,
+        facts_json=facts.facts_json(),
+        customer_data=facts.customer_data(),
+    )
+    return context
+
+
+# ------------------------------------------------------------------------------------------------ templates
+
+
+def money(value: float) -> str:
+    """$1,200 or $1,200.50: the same spelling the validators accept."""
+    if float(value).is_integer():
+        return f"${value:,.0f}"
+    return f"${value:,.2f}"
+
+
+def number(value: float) -> str:
+    return f"{value:g}"
+
+
+def make_environment(loader: jinja2.BaseLoader | None = None) -> ImmutableSandboxedEnvironment:
+    """The one Jinja2 environment: sandboxed (templates are edited by marketing), StrictUndefined, no HTML
+    escaping (the output is plain text), and the filters the templates share."""
+    env = ImmutableSandboxedEnvironment(
+        loader=loader,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+    env.filters["money"] = money
+    env.filters["number"] = number
+    env.filters["label"] = _label
+    env.filters["join_and"] = _join
+    return env
+
+
+class ModelParams(_Frozen):
+    temperature: float = Field(default=0.3, ge=0, le=2)
+    max_tokens: int = Field(default=700, gt=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+
+
+class PromptMeta(_Frozen):
+    """The YAML front-matter of a prompt template."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    version: str
+    motion: PromptMotion
+    kind: PromptKind = "first_touch"
+    description: str
+    model: ModelParams = Field(default_factory=ModelParams)
+
+
+class PromptTemplate(BaseModel):
+    """A loaded, checked template. ``sha256`` is the hash of the file; every draft stores it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    meta: PromptMeta
+    path: Path
+    sha256: str
+    source: str
+    body_line: int = Field(description="File line where the Jinja2 body starts (after the front-matter).")
+    compiled: jinja2.Template
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    @property
+    def version(self) -> str:
+        return self.meta.version
+
+
+class RenderedPrompt(_Frozen):
+    template: str
+    version: str
+    sha256: str
+    system: str = Field(description="Static part: the same for every account, so providers cache it.")
+    user: str = Field(description="Account-specific facts, last.")
+    params: ModelParams
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
+
+    def cache_key(self, model: str, extra: str = "") -> str:
+        payload = json.dumps(
+            [self.template, self.version, self.sha256, self.system, self.user, model, self.params.model_dump(), extra],
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+_ALLOWED_NAMES = set(DraftFacts.model_fields) | set(_HELPERS)
+
+
+def _template_line(error: BaseException, template: jinja2.Template, offset: int) -> int | None:
+    """The file line of a render error: the deepest frame of the compiled template, mapped back to the source
+    (rendering single blocks bypasses Jinja's own traceback rewriting)."""
+    line = None
+    tb = error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == "<template>":
+            line = template.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    return line + offset if line is not None else None
+
+
+def _render_block(template: jinja2.Template, block: str, context: dict[str, Any]) -> str:
+    return "".join(template.blocks[block](template.new_context(context))).strip()
+
+
+def load_template(path: Path) -> PromptTemplate:
+    """Read and check one template: front-matter fields, Jinja2 syntax, blocks, variables, a trial render."""
+    raw = path.read_bytes()
+    text = raw.decode("utf-8")
+    if not text.startswith("---"):
+        raise DataError(path, "missing YAML front-matter (the file must start with a '---' line)", line=1)
+    lines = text.splitlines(keepends=True)
+    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
+    if end is None:
+        raise DataError(path, "front-matter is not closed (add a '---' line after it)", line=1)
+    front = "".join(lines[1:end])
+    body = "".join(lines[end + 1 :])
+    offset = end + 1  # body line 1 is file line end + 2
+    meta = validate_yaml(PromptMeta, front, path, line_offset=1)
+    env = make_environment()
+    try:
+        ast = env.parse(body)
+        compiled = env.from_string(body)
+    except jinja2.TemplateSyntaxError as error:
+        raise DataError(path, f"template syntax: {error.message}", line=(error.lineno or 0) + offset) from None
+    for block in ("system", "user"):
+        if block not in compiled.blocks:
+            raise DataError(path, f"missing {{% block {block} %}} (a template has a system and a user block)")
+    unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - _ALLOWED_NAMES)
+    if unknown:
+        name = unknown[0]
+        line = next((i + offset + 1 for i, text_line in enumerate(body.splitlines()) if name in text_line), None)
+        raise DataError(
+            path, f"unknown variable '{name}'", line=line,
+            hint="`outreach prompts list --variables` shows the variables a template can use",
+        )
+    template = PromptTemplate(
+        meta=meta, path=path, sha256=hashlib.sha256(raw).hexdigest(), source=text, body_line=offset + 1,
+        compiled=compiled,
+    )
+    sample = template_context(example_facts())
+    static = {name: value for name, value in sample.items() if name in ("company",)}
+    try:
+        _render_block(compiled, "system", static)
+    except jinja2.UndefinedError as error:
+        raise DataError(
+            path, f"the system block may only use company facts (static prefix for caching): {error.message}",
+            line=_template_line(error, compiled, offset),
+        ) from None
+    try:
+        _render_block(compiled, "user", sample)
+    except (jinja2.UndefinedError, jinja2.TemplateError) as error:
+        raise DataError(path, f"template does not render: {error}", line=_template_line(error, compiled, offset)) from None
+    return template
+
+
+def default_prompts_dir(settings: Settings | None = None) -> Path:
+    settings = settings or Settings()
+    return settings.prompts_dir.expanduser() if settings.prompts_dir else REPO_PROMPTS
+
+
+def load_templates(directory: Path | None = None, *, label: str | None = None) -> dict[str, PromptTemplate]:
+    """All ``*.j2`` templates in ``directory`` (files starting with ``_`` are skipped), keyed by name.
+
+    When the directory holds a prompt registry (``registry.yaml``, see :mod:`outreach.drafting.registry`), each
+    registered template is the saved version ``label`` points at (default ``production``), not the working
+    copy, so drafts only ever use immutable, hash-checked versions.
+    """
+    directory = directory or default_prompts_dir()
+    if not directory.is_dir():
+        raise ConfigError(
+            f"prompt directory {directory} does not exist",
+            hint="set OUTREACH_PROMPTS_DIR or run from the repository that holds prompts/",
+        )
+    templates: dict[str, PromptTemplate] = {}
+    for path in sorted(directory.glob("*.j2")):
+        if path.name.startswith("_"):
+            continue
+        template = load_template(path)
+        if template.name in templates:
+            raise DataError(path, f"template name '{template.name}' is also used by {templates[template.name].path.name}",
+                            field="name")
+        templates[template.name] = template
+    if not templates:
+        raise ConfigError(f"no prompt templates (*.j2) in {directory}")
+    from outreach.drafting.registry import DEFAULT_LABEL, REGISTRY_FILE, Registry
+
+    if (directory / REGISTRY_FILE).exists():
+        templates = Registry.open(directory).labelled(templates, label or DEFAULT_LABEL)
+    return templates
+
+
+def select_template(
+    templates: dict[str, PromptTemplate], motion: OfferMotion, kind: PromptKind = "first_touch"
+) -> PromptTemplate:
+    """The template for a motion: an exact motion match first, then one marked ``any``."""
+    candidates = [t for t in templates.values() if t.meta.kind == kind]
+    for wanted in (motion, "any"):
+        for template in sorted(candidates, key=lambda t: t.name):
+            if template.meta.motion == wanted:
+                return template
+    raise NotFoundError(
+        f"no {kind} prompt template for motion '{motion}'",
+        hint="add a template with `motion: " + motion + "` (or `any`) to the prompts directory",
+    )
+
+
+def get_template(templates: dict[str, PromptTemplate], name: str) -> PromptTemplate:
+    if name not in templates:
+        raise NotFoundError(
+            f"no prompt template named '{name}'", hint=f"available: {', '.join(sorted(templates)) or 'none'}"
+        )
+    return templates[name]
+
+
+def render(template: PromptTemplate, facts: DraftFacts) -> RenderedPrompt:
+    """Render the static system block and the account-specific user block."""
+    context = template_context(facts)
+    try:
+        system = _render_block(template.compiled, "system", {"company": facts.company})
+        user = _render_block(template.compiled, "user", context)
+    except jinja2.TemplateError as error:
+        raise DataError(
+            template.path, f"template does not render: {error}", line=_template_line(error, template.compiled, template.body_line - 1)
+        ) from None
+    return RenderedPrompt(
+        template=template.name, version=template.version, sha256=template.sha256, system=system, user=user,
+        params=template.meta.model,
+    )
+
+
+def parse_facts(text: str) -> dict[str, Any] | None:
+    """The trusted facts JSON from a rendered user message (used by the benchmark's stub server)."""
+    start = text.find(FACTS_OPEN)
+    end = text.find(FACTS_CLOSE, start + 1)
+    if start < 0 or end < 0:
+        return None
+    loaded: dict[str, Any] = json.loads(text[start + len(FACTS_OPEN) : end])
+    return loaded

@@ -1,0 +1,1 @@
+"""The decision engine: data in, triggers, friction, health, offers, one decision per account."""

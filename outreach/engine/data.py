@@ -1,0 +1,1200 @@
+"""The data contract (v1): reading a data directory into typed records.
+
+A data directory holds ``accounts.csv``, ``events.jsonl`` (or ``events.parquet`` / ``events.csv``),
+``tickets.jsonl`` and ``catalog.yaml``; docs/data-formats.md describes each field. Accounts, tickets and the
+catalog are small and become pydantic models. Events can be tens of millions of rows, so they are loaded into
+an in-memory DuckDB table and only ever aggregated there.
+
+Every problem is reported as a :class:`~outreach.errors.DataError` naming the file, the line or row and the
+field. Unknown extra columns and properties are kept, never rejected.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import io
+import math
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from itertools import compress
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import duckdb
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from outreach.engine.catalog import Catalog, load_catalog
+from outreach.engine.tables import BOOL, DATE, FLOAT, INT, TEXT, TEXTS, TIME, create_table
+from outreach.errors import DataError
+
+TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
+TicketPriority = Literal["low", "normal", "high", "urgent"]
+
+ACCOUNT_REQUIRED = ("account_id", "name", "plan")
+
+
+class Account(BaseModel):
+    """One customer account (a row of accounts.csv)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    account_id: str
+    name: str
+    plan: str
+    domain: str | None = None
+    seats_purchased: int | None = None
+    mrr: float | None = None
+    currency: str = "USD"
+    contract_start: date | None = None
+    renewal_date: date | None = None
+    activated_at: date | None = None
+    employees_at_contract: int | None = None
+    employees_now: int | None = None
+    owner_email: str | None = None
+    champion_name: str | None = None
+    champion_email: str | None = None
+    champion_user_id: str | None = None
+    timezone: str | None = None
+    nps: int | None = None
+    cs_veto: bool = False
+    cs_veto_reason: str | None = None
+    addons: tuple[str, ...] = Field(default=(), description="Add-on ids the account already owns.")
+    last_contacted_at: date | None = Field(default=None, description="Last expansion email sent.")
+    extra: dict[str, str] = Field(default_factory=dict, description="Columns the contract does not name.")
+
+
+class Ticket(BaseModel):
+    """One support ticket (a line of tickets.jsonl), Zendesk-style."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    account_id: str
+    created_at: datetime
+    subject: str = ""
+    description: str = ""
+    status: TicketStatus = "open"
+    priority: TicketPriority = "normal"
+    tags: tuple[str, ...] = ()
+    solved_at: datetime | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in ("new", "open", "pending", "hold")
+
+
+class Dataset:
+    """Everything read from one data directory.
+
+    ``events`` is a DuckDB connection holding the engine's inputs: the ``events`` view (columns line,
+    message_id, event, user_id, ts, account_id, props) over the table ``event_rows``, and ``account_rows`` and
+    ``ticket_rows`` (one typed row per account and ticket, in file order). The engine reads only those tables.
+
+    ``accounts`` and ``tickets`` are the same files as pydantic records, built by the Python readers the first
+    time someone asks (drafting, the queue, the web app): ``outreach explain`` never needs them, and building
+    300k records cost more than deciding them (docs/BENCHMARKS.md). Both come from the bytes read at load time,
+    so they always match the tables.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        catalog: Catalog,
+        events: duckdb.DuckDBPyConnection,
+        events_file: Path | None,
+        event_count: int,
+        accounts: list[Account] | Callable[[], list[Account]],
+        tickets: list[Ticket] | Callable[[set[str]], list[Ticket]],
+    ) -> None:
+        """``accounts`` and ``tickets`` are the records, or how to read them when first needed."""
+        self.root = root
+        self.catalog = catalog
+        self.events = events
+        self.events_file = events_file
+        self.event_count = event_count
+        self._accounts = accounts if isinstance(accounts, list) else None
+        self._tickets = tickets if isinstance(tickets, list) else None
+        self._read_accounts = accounts if callable(accounts) else list
+        self._read_tickets = tickets if callable(tickets) else lambda _: []
+        self._tickets_by_account: dict[str, list[Ticket]] | None = None
+        self._lock = threading.RLock()  # web request threads may ask at once
+
+    @property
+    def accounts(self) -> list[Account]:
+        """accounts.csv as records, in file order."""
+        with self._lock:
+            if self._accounts is None:
+                with paused_gc():
+                    self._accounts = self._read_accounts()
+            return self._accounts
+
+    @property
+    def tickets(self) -> list[Ticket]:
+        """tickets.jsonl as records, in file order."""
+        with self._lock:
+            if self._tickets is None:
+                account_ids = {account.account_id for account in self.accounts}
+                with paused_gc():
+                    self._tickets = self._read_tickets(account_ids)
+            return self._tickets
+
+    @property
+    def tickets_by_account(self) -> dict[str, list[Ticket]]:
+        with self._lock:
+            if self._tickets_by_account is None:
+                by_account: dict[str, list[Ticket]] = {}
+                for ticket in self.tickets:
+                    by_account.setdefault(ticket.account_id, []).append(ticket)
+                self._tickets_by_account = by_account
+            return self._tickets_by_account
+
+    def account(self, account_id: str) -> Account:
+        for account in self.accounts:
+            if account.account_id == account_id:
+                return account
+        from outreach.errors import NotFoundError
+
+        raise NotFoundError(
+            f"no account '{account_id}' in {self.root / 'accounts.csv'}",
+            hint="list accounts with `outreach explain --data DIR`",
+        )
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small frozen records.
+
+    Loading and deciding 100k accounts allocates millions of objects without cycles; each full GC pass
+    walks them all and frees nothing. Pausing it for the batch cut decide() time by a third in
+    benchmarks/bench_signals.py. Reference counting still frees memory as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def parse_date(value: str, path: Path, line: int, field_name: str) -> date:
+    try:
+        if "T" in value or " " in value.strip():
+            return parse_datetime(value, path, line, field_name).date()
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise DataError(
+            path, f"'{value}' is not a date (use YYYY-MM-DD)", line=line, field=field_name
+        ) from None
+
+
+def parse_datetime(value: str, path: Path, line: int, field_name: str) -> datetime:
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(
+            path,
+            f"'{value}' is not an ISO 8601 timestamp (e.g. 2026-11-01T10:00:00Z)",
+            line=line,
+            field=field_name,
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is past the last representable instant
+        raise DataError(
+            path, f"'{value}' is out of range (after 9999-12-31 in UTC)", line=line, field=field_name
+        ) from None
+
+
+_MAX_INT = 2**63 - 1  # the engine keeps whole numbers as 64-bit integers
+
+
+def _parse_int(
+    value: str, path: Path, line: int, field_name: str, *, low: int = 0, high: int = _MAX_INT
+) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise DataError(path, f"'{value}' is not a whole number", line=line, field=field_name) from None
+    if number < low or number > high:
+        bounds = f"{low}–{high}" if high != _MAX_INT else f">= {low}, at most {high}"
+        raise DataError(path, f"{number} is out of range ({bounds})", line=line, field=field_name)
+    return number
+
+
+def _parse_float(value: str, path: Path, line: int, field_name: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise DataError(path, f"'{value}' is not a number", line=line, field=field_name) from None
+    if not math.isfinite(number):
+        raise DataError(path, f"'{value}' is not a finite number", line=line, field=field_name)
+    if number < 0:
+        raise DataError(path, f"{number} must not be negative", line=line, field=field_name)
+    return number
+
+
+def _parse_bool(value: str, path: Path, line: int, field_name: str) -> bool:
+    text = value.strip().lower()
+    if text in ("true", "yes", "1", "y", "t"):
+        return True
+    if text in ("false", "no", "0", "n", "f", ""):
+        return False
+    raise DataError(path, f"'{value}' is not true/false", line=line, field=field_name)
+
+
+# Every Account field but ``extra``, in declaration order: the columns load_accounts reads.
+_ACCOUNT_COLUMNS = (
+    "account_id",
+    "name",
+    "plan",
+    "domain",
+    "seats_purchased",
+    "mrr",
+    "currency",
+    "contract_start",
+    "renewal_date",
+    "activated_at",
+    "employees_at_contract",
+    "employees_now",
+    "owner_email",
+    "champion_name",
+    "champion_email",
+    "champion_user_id",
+    "timezone",
+    "nps",
+    "cs_veto",
+    "cs_veto_reason",
+    "addons",
+    "last_contacted_at",
+)
+# Each name maps to itself: tickets share one string per status instead of one per ticket.
+_TICKET_STATUSES = {name: name for name in ("new", "open", "pending", "hold", "solved", "closed")}
+_TICKET_PRIORITIES = {name: name for name in ("low", "normal", "high", "urgent")}
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_Value = TypeVar("_Value")
+_new_object = object.__new__
+_set_slot = object.__setattr__
+
+
+def _trusted(model: type[_Model], values: dict[str, Any], fields_set: set[str]) -> _Model:
+    """Build a model from values that were already validated, one entry per field in declaration order.
+
+    What ``model_construct`` does for these plain models (no aliases, no extra='allow', no private attributes,
+    no post-init hook), minus its per-field alias and default lookups: validating a record costs ~3 µs,
+    ``model_construct`` ~7 µs, this ~1 µs. tests/test_data.py checks the result equals a validated model.
+
+    Records of one file with the same fields set share one ``fields_set`` (~700 bytes each otherwise, a third
+    of a ticket's memory): frozen records never change it and pydantic copies it before ``model_copy`` updates.
+    """
+    record = _new_object(model)
+    _set_slot(record, "__dict__", values)
+    _set_slot(record, "__pydantic_fields_set__", fields_set)
+    _set_slot(record, "__pydantic_extra__", None)
+    _set_slot(record, "__pydantic_private__", None)
+    return record
+
+
+def _parsed(
+    memo: dict[str, _Value],
+    text: str,
+    parse: Callable[[str, Path, int, str], _Value],
+    path: Path,
+    line: int,
+    field_name: str,
+) -> _Value | None:
+    """``parse`` of a non-empty ``text``, remembered per file: a text that fails raises and is never kept."""
+    if not text:
+        return None
+    value = memo.get(text)
+    if value is None:
+        value = memo[text] = parse(text, path, line, field_name)
+    return value
+
+
+def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> list[Account]:
+    """Read accounts.csv (or ``data``, its bytes read earlier). Row numbers in errors are file lines (the header
+    is line 1)."""
+    if data is None:
+        if not path.exists():
+            raise DataError(path, "file not found", hint="a data directory needs accounts.csv")
+        data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(path, f"not UTF-8 text (byte {error.start})", line=line) from None
+    with io.StringIO(text, newline="") as handle, paused_gc():
+        reader = csv.reader(handle)
+        rows = _csv_rows(reader, path)
+        header = next(rows, None) or []
+        for column in ACCOUNT_REQUIRED:
+            if column not in header:
+                raise DataError(path, "required column is missing from the header", line=1, field=column)
+        width = len(header)
+        # A repeated column name keeps its last value, as csv.DictReader's dict did; a column the header
+        # lacks reads as the empty string appended at index ``width``.
+        position = {name: index for index, name in enumerate(header)}
+        row_values = itemgetter(*(position.get(name, width) for name in _ACCOUNT_COLUMNS))
+        known = set(ACCOUNT_REQUIRED) | set(Account.model_fields)
+        extra_columns = [(name, position[name]) for name in dict.fromkeys(header) if name not in known]
+        accounts: list[Account] = []
+        seen: set[str] = set()
+        plan_ids = catalog.plan_ids()
+        addon_ids = {addon.id for addon in catalog.addons}
+        zones: set[str] = set()  # time zone names already checked
+        counts: dict[str, int] = {}  # parsed texts; a falsy value (0) is simply parsed again
+        dates: dict[str, date] = {}
+        amounts: dict[str, float] = {}
+        field_sets: dict[tuple[str, ...], set[str]] = {}
+        for row in rows:
+            if not row:  # a blank line (csv.DictReader skipped these too)
+                continue
+            line = reader.line_num
+            if len(row) > width:
+                raise DataError(path, "row has more values than the header has columns", line=line)
+            values = list(map(str.strip, row))
+            values.extend([""] * (width + 1 - len(values)))
+            raw = row_values(values)
+            (
+                account_id,
+                name,
+                plan,
+                domain,
+                seats_text,
+                mrr_text,
+                currency,
+                start_text,
+                renewal_text,
+                activated_text,
+                employees_then_text,
+                employees_now_text,
+                owner_email,
+                champion_name,
+                champion_email,
+                champion_user_id,
+                zone,
+                nps_text,
+                veto_text,
+                veto_reason,
+                addons_text,
+                contacted_text,
+            ) = raw
+            if not account_id:
+                raise DataError(path, "required value is empty", line=line, field="account_id")
+            if not name:
+                raise DataError(path, "required value is empty", line=line, field="name")
+            if not plan:
+                raise DataError(path, "required value is empty", line=line, field="plan")
+            if account_id in seen:
+                raise DataError(path, f"duplicate account_id '{account_id}'", line=line, field="account_id")
+            seen.add(account_id)
+            if plan not in plan_ids:
+                raise DataError(
+                    path,
+                    f"unknown plan id '{plan}' (catalog plans: {', '.join(sorted(plan_ids))})",
+                    line=line,
+                    field="plan",
+                    hint="add the plan to catalog.yaml or fix the account's plan",
+                )
+            # Checked in the order errors have always been reported: numbers, dates, mrr, nps, add-ons, ...
+            # Each distinct text is parsed once per file (dates, seat counts and prices repeat across rows);
+            # a text that fails is never remembered, so errors still come from the parser, in this order.
+            seats = _parsed(counts, seats_text, _parse_int, path, line, "seats_purchased")
+            employees_then = _parsed(
+                counts, employees_then_text, _parse_int, path, line, "employees_at_contract"
+            )
+            employees_now = _parsed(counts, employees_now_text, _parse_int, path, line, "employees_now")
+            start = _parsed(dates, start_text, parse_date, path, line, "contract_start")
+            renewal = _parsed(dates, renewal_text, parse_date, path, line, "renewal_date")
+            activated = _parsed(dates, activated_text, parse_date, path, line, "activated_at")
+            contacted = _parsed(dates, contacted_text, parse_date, path, line, "last_contacted_at")
+            mrr = _parsed(amounts, mrr_text, _parse_float, path, line, "mrr")
+            nps = _parse_int(nps_text, path, line, "nps", low=0, high=10) if nps_text else None
+            addons: tuple[str, ...] = ()
+            if addons_text:
+                addons = tuple(a.strip() for a in addons_text.replace(",", ";").split(";") if a.strip())
+                for addon_id in addons:
+                    if addon_id not in addon_ids:
+                        raise DataError(path, f"unknown add-on id '{addon_id}'", line=line, field="addons")
+            veto = _parse_bool(veto_text, path, line, "cs_veto") if veto_text else False
+            if zone and zone not in zones:
+                try:
+                    ZoneInfo(zone)
+                except (ZoneInfoNotFoundError, ValueError):
+                    raise DataError(
+                        path,
+                        f"'{zone}' is not an IANA time zone (e.g. Europe/Berlin)",
+                        line=line,
+                        field="timezone",
+                    ) from None
+                zones.add(zone)
+            present = tuple(compress(_ACCOUNT_COLUMNS, raw))  # the fields Account(**data) was given
+            fields_set = field_sets.get(present)
+            if fields_set is None:
+                fields_set = field_sets[present] = {*present, "extra"}
+            accounts.append(
+                _trusted(
+                    Account,
+                    {
+                        "account_id": account_id,
+                        "name": name,
+                        "plan": plan,
+                        "domain": domain or None,
+                        "seats_purchased": seats,
+                        "mrr": mrr,
+                        "currency": currency or "USD",
+                        "contract_start": start,
+                        "renewal_date": renewal,
+                        "activated_at": activated,
+                        "employees_at_contract": employees_then,
+                        "employees_now": employees_now,
+                        "owner_email": owner_email or None,
+                        "champion_name": champion_name or None,
+                        "champion_email": champion_email or None,
+                        "champion_user_id": champion_user_id or None,
+                        "timezone": zone or None,
+                        "nps": nps,
+                        "cs_veto": veto,
+                        "cs_veto_reason": veto_reason or None,
+                        "addons": addons,
+                        "last_contacted_at": contacted,
+                        "extra": {column: values[i] for column, i in extra_columns if values[i]},
+                    },
+                    fields_set,
+                )
+            )
+    return accounts
+
+
+def _csv_rows(reader: Any, path: Path) -> Iterator[list[str]]:
+    """The reader's rows; a line the csv module refuses (a field over its size limit) is a DataError."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DataError(path, f"unreadable CSV ({error})", line=reader.line_num) from None
+        yield row
+
+
+def json_lines(path: Path, data: bytes | None = None) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line of a JSON Lines file (or of ``data``, its bytes) as (line number, parsed value); a
+    line that is not JSON stops with a DataError naming the file and line. Shared by every JSONL reader
+    (tickets, events, outcomes)."""
+    with path.open("rb") if data is None else io.BytesIO(data) as handle:
+        for line, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                yield line, orjson.loads(raw)
+            except orjson.JSONDecodeError as error:
+                raise DataError(
+                    path, f"malformed JSON ({error.msg} at column {error.colno})", line=line
+                ) from None
+
+
+def _utc_timestamp(value: Any, path: Path, line: int, field_name: str) -> datetime:
+    """parse_datetime(str(value), ...), with a shortcut for the usual form 2026-11-01T10:00:00Z."""
+    if type(value) is str and len(value) == 20 and value[19] == "Z" and value.find("Z") == 19:
+        # One "Z", at the end: parse_datetime would parse "...+00:00", which gives the same UTC datetime.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass  # parse_datetime raises the error
+    return parse_datetime(str(value), path, line, field_name)
+
+
+def load_tickets(path: Path, account_ids: set[str], data: bytes | None = None) -> list[Ticket]:
+    """Read tickets.jsonl (optional file; or ``data``, its bytes read earlier). ``organization_id`` is accepted
+    for ``account_id``."""
+    if data is None:
+        if not path.exists():
+            return []
+        data = path.read_bytes()
+    tickets: list[Ticket] = []
+    known = set(Ticket.model_fields) | {"organization_id"}
+    ticket_fields = set(Ticket.model_fields)  # Ticket(...) was always given every field; one set for all
+    with paused_gc():
+        for line, raw in json_lines(path, data):
+            if not isinstance(raw, dict):
+                raise DataError(path, "each line must be a JSON object", line=line)
+            get = raw.get
+            ticket_id = get("id")
+            if ticket_id in (None, ""):
+                raise DataError(path, "required value is missing", line=line, field="id")
+            account_id = get("account_id") or get("organization_id")
+            if not account_id:
+                raise DataError(path, "required value is missing", line=line, field="account_id")
+            account = str(account_id)
+            if account not in account_ids:
+                raise DataError(
+                    path, f"account '{account_id}' is not in accounts.csv", line=line, field="account_id"
+                )
+            created_at = get("created_at")
+            if not created_at:
+                raise DataError(path, "required value is missing", line=line, field="created_at")
+            status = str(get("status") or "open").lower()
+            if (known_status := _TICKET_STATUSES.get(status)) is None:
+                raise DataError(
+                    path,
+                    f"'{status}' is not a ticket status (new, open, pending, hold, solved, closed)",
+                    line=line,
+                    field="status",
+                )
+            priority = str(get("priority") or "normal").lower()
+            if (known_priority := _TICKET_PRIORITIES.get(priority)) is None:
+                raise DataError(
+                    path,
+                    f"'{priority}' is not a priority (low, normal, high, urgent)",
+                    line=line,
+                    field="priority",
+                )
+            tags = get("tags") or []
+            if isinstance(tags, str):
+                tags = [tag for tag in tags.replace(",", " ").split() if tag]
+            if not isinstance(tags, list):
+                raise DataError(path, "tags must be a list of strings", line=line, field="tags")
+            created = _utc_timestamp(created_at, path, line, "created_at")
+            solved_at = get("solved_at")
+            solved = _utc_timestamp(solved_at, path, line, "solved_at") if solved_at else None
+            tickets.append(
+                _trusted(
+                    Ticket,
+                    {
+                        "id": str(ticket_id),
+                        "account_id": account,
+                        "created_at": created,
+                        "subject": str(get("subject") or ""),
+                        "description": str(get("description") or ""),
+                        "status": known_status,
+                        "priority": known_priority,
+                        "tags": tuple(map(str.lower, map(str, tags))),
+                        "solved_at": solved,
+                        "extra": {}
+                        if raw.keys() <= known
+                        else {k: v for k, v in raw.items() if k not in known},
+                    },
+                    ticket_fields,
+                )
+            )
+    return tickets
+
+
+# ---------------------------------------------------------------------------------------------- engine tables
+#
+# The engine reads accounts and tickets as the DuckDB tables ``account_rows`` and ``ticket_rows``. DuckDB fills
+# them straight from the files when every value is in a form where its parsing provably equals the Python
+# readers' (plain CSV without quotes, ISO dates, ASCII tags, ...). Anything else - and every error - goes
+# through load_accounts / load_tickets, which name the exact line and field; their records then fill the
+# same tables. tests/test_data.py checks both ways give the same rows.
+
+# Every character str.strip() removes (str.isspace()): trim(value, this) in DuckDB strips what Python does.
+STRIPPED = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_STRIPPED_CLASS = "[" + "".join(f"\\x{{{ord(c):x}}}" for c in STRIPPED) + "]"  # the same, for RE2
+_TRUE_TEXTS = ("true", "yes", "1", "y", "t")
+_FALSE_TEXTS = ("false", "no", "0", "n", "f")
+
+ACCOUNT_TABLE = {
+    "ord": INT, "account_id": TEXT, "name": TEXT, "plan": TEXT, "domain": TEXT, "seats_purchased": INT,
+    "mrr": FLOAT, "currency": TEXT, "contract_start": DATE, "renewal_date": DATE, "activated_at": DATE,
+    "employees_at_contract": INT, "employees_now": INT, "owner_email": TEXT, "champion_name": TEXT,
+    "champion_email": TEXT, "champion_user_id": TEXT, "timezone": TEXT, "nps": INT, "cs_veto": BOOL,
+    "cs_veto_reason": TEXT, "addons": TEXTS, "last_contacted_at": DATE,
+}  # fmt: skip
+TICKET_TABLE = {
+    "id": TEXT, "account_id": TEXT, "created_at": TIME, "subject": TEXT, "description": TEXT,
+    "status": TEXT, "priority": TEXT, "tags": TEXTS,
+}  # fmt: skip
+
+_INT_COLUMNS = ("seats_purchased", "employees_at_contract", "employees_now")
+_DATE_COLUMNS = ("contract_start", "renewal_date", "activated_at", "last_contacted_at")
+# What the fast path accepts; Python's int(), float() and date.fromisoformat() read these the same way.
+_INT_FORM = "[0-9]{1,18}"
+_FLOAT_FORM = r"[0-9]{1,15}(\.[0-9]{1,15})?"
+_DATE_FORM = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_TIMESTAMP_FORM = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?"
+)
+
+
+def _account_rows_from_records(con: duckdb.DuckDBPyConnection, accounts: list[Account]) -> None:
+    fields = itemgetter(*list(ACCOUNT_TABLE)[1:])
+    rows = [(position, *fields(a.__dict__)) for position, a in enumerate(accounts)]
+    create_table(con, "account_rows", ACCOUNT_TABLE, rows, temporary=False)  # add-on tuples become lists
+
+
+def _ticket_rows_from_records(con: duckdb.DuckDBPyConnection, tickets: list[Ticket]) -> None:
+    rows = [
+        (t.id, t.account_id, t.created_at.replace(tzinfo=None), t.subject, t.description, t.status, t.priority,
+         t.tags)
+        for t in tickets
+    ]  # fmt: skip
+    create_table(con, "ticket_table", TICKET_TABLE, rows, temporary=False)
+    con.execute(_TICKET_VIEW)
+
+
+# A table keeps the order rows were inserted in (the file's), so a ticket's position is its rowid.
+_TICKET_VIEW = "CREATE OR REPLACE VIEW ticket_rows AS SELECT rowid AS seq, * FROM ticket_table"
+
+
+def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, catalog: Catalog) -> bool:
+    with duckdb_source(path) as source:
+        return _typed_accounts(con, source, data, catalog)
+
+
+def _typed_accounts(con: duckdb.DuckDBPyConnection, source: str, data: bytes, catalog: Catalog) -> bool:
+    """Fill ``account_rows`` straight from accounts.csv; False (nothing written) when the file holds anything
+    this path leaves to :func:`load_accounts`: quotes or a carriage return outside a CRLF line end (the csv
+    module's rules), a repeated column, a value in an unusual form, or an error.
+
+    Without quotes and lone carriage returns, the csv module splits each line at every comma and nothing
+    else, so DuckDB splits the lines itself: cheaper than its CSV reader, and short rows pad with empty values
+    as in Python.
+    """
+    if b'"' in data or b"\x00" in data or data.count(b"\r") != data.count(b"\r\n"):
+        return False
+    try:
+        header = data.decode("utf-8-sig").partition("\n")[0].removesuffix("\r").split(",")
+    except UnicodeDecodeError:
+        return False
+    if len(set(header)) != len(header) or not set(ACCOUNT_REQUIRED) <= set(header):
+        return False
+    position = {name: index for index, name in enumerate(header)}
+
+    def text(name: str) -> str:
+        if name not in position:
+            return "''"
+        cell = f"coalesce(cells[{position[name] + 1}], '')"
+        return (
+            f"CASE WHEN padded THEN trim({cell}, $stripped) ELSE {cell} END"  # trim costs: only when needed
+        )
+
+    addons = "list_filter(list_transform(string_split(replace(addons, ',', ';'), ';'), lambda a: trim(a, $stripped)), lambda a: a <> '')"
+    unusual = " OR ".join(
+        [
+            f"long_line OR len(cells) > {len(header)} OR account_id = '' OR name = '' OR plan = ''",
+            "NOT list_contains($plans, plan)",
+            *(f"({c} <> '' AND NOT regexp_full_match({c}, '{_INT_FORM}'))" for c in _INT_COLUMNS),
+            *(
+                f"({c} <> '' AND NOT (regexp_full_match({c}, '{_DATE_FORM}') AND {c} >= '0001' "
+                f"AND TRY_CAST({c} AS DATE) IS NOT NULL))"
+                for c in _DATE_COLUMNS
+            ),
+            f"(mrr <> '' AND NOT regexp_full_match(mrr, '{_FLOAT_FORM}'))",
+            "(nps <> '' AND NOT (regexp_full_match(nps, '[0-9]{1,2}') AND TRY_CAST(nps AS INTEGER) <= 10))",
+            "(cs_veto <> '' AND NOT (regexp_full_match(cs_veto, '[A-Za-z0-9]+') "
+            "AND list_contains($booleans, lower(cs_veto))))",
+            f"(addons <> '' AND len(list_filter({addons}, lambda a: NOT list_contains($addons, a))) > 0)",
+        ]
+    )
+    try:
+        # One pass: split, strip, type, and flag what this path must leave to load_accounts.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE account_rows AS
+            WITH cells AS (
+                SELECT row_number() OVER (ORDER BY n) - 1 AS ord, string_split(line, ',') AS cells,
+                       length(line) > {csv.field_size_limit()} AS long_line,
+                       regexp_matches(line, '(^|,){_STRIPPED_CLASS}|{_STRIPPED_CLASS}(,|$)') AS padded
+                FROM (
+                    SELECT rtrim(unnest(lines), chr(13)) AS line, generate_subscripts(lines, 1) AS n
+                    FROM (SELECT string_split(content, chr(10))[2:] AS lines FROM read_text($path))
+                )
+                WHERE line <> ''
+            ), texts AS (
+                SELECT ord, cells, long_line, {", ".join(f"{text(name)} AS {name}" for name in _ACCOUNT_COLUMNS)}
+                FROM cells
+            )
+            SELECT ord, account_id, name, plan, nullif(domain, '') AS domain,
+                   TRY_CAST(nullif(seats_purchased, '') AS BIGINT) AS seats_purchased,
+                   TRY_CAST(nullif(mrr, '') AS DOUBLE) AS mrr, coalesce(nullif(currency, ''), 'USD') AS currency,
+                   TRY_CAST(nullif(contract_start, '') AS DATE) AS contract_start,
+                   TRY_CAST(nullif(renewal_date, '') AS DATE) AS renewal_date,
+                   TRY_CAST(nullif(activated_at, '') AS DATE) AS activated_at,
+                   TRY_CAST(nullif(employees_at_contract, '') AS BIGINT) AS employees_at_contract,
+                   TRY_CAST(nullif(employees_now, '') AS BIGINT) AS employees_now, nullif(owner_email, '') AS owner_email,
+                   nullif(champion_name, '') AS champion_name, nullif(champion_email, '') AS champion_email,
+                   nullif(champion_user_id, '') AS champion_user_id, nullif(timezone, '') AS timezone,
+                   TRY_CAST(nullif(nps, '') AS BIGINT) AS nps, list_contains($true, lower(cs_veto)) AS cs_veto,
+                   nullif(cs_veto_reason, '') AS cs_veto_reason,
+                   CASE WHEN addons = '' THEN []::VARCHAR[] ELSE {addons} END AS addons,
+                   TRY_CAST(nullif(last_contacted_at, '') AS DATE) AS last_contacted_at,
+                   coalesce({unusual}, true) AS unusual
+            FROM texts ORDER BY ord
+            """,
+            {
+                "path": source,
+                "stripped": STRIPPED,
+                "plans": sorted(catalog.plan_ids()),
+                "addons": sorted(addon.id for addon in catalog.addons),
+                "booleans": [*_TRUE_TEXTS, *_FALSE_TEXTS],
+                "true": list(_TRUE_TEXTS),
+            },
+        )
+        row = con.execute(
+            "SELECT count(*) FILTER (WHERE unusual) = 0 AND count(DISTINCT account_id) = count(*), "
+            "list(DISTINCT timezone) FILTER (WHERE timezone IS NOT NULL) FROM account_rows"
+        ).fetchone()
+    except duckdb.Error:
+        row = None
+    if row is None or not row[0] or not all(_is_zone(zone) for zone in row[1] or []):
+        con.execute("DROP TABLE IF EXISTS account_rows")
+        return False
+    con.execute("ALTER TABLE account_rows DROP COLUMN unusual")
+    return True
+
+
+@contextmanager
+def duckdb_source(path: Path) -> Iterator[str]:
+    """``path`` as DuckDB's readers should get it: they expand ``*?[]{}`` as a glob, so a path holding one of
+    those is read through a symlink in a fresh temporary directory instead."""
+    text = str(path)
+    if not any(char in text for char in "*?[]{}"):
+        yield text
+        return
+    with tempfile.TemporaryDirectory(prefix="outreach-") as folder:
+        link = Path(folder) / f"data{path.suffix}"
+        link.symlink_to(path.resolve())
+        yield str(link)
+
+
+def _is_zone(zone: str) -> bool:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> bool:
+    with duckdb_source(path) as source:
+        return _typed_tickets(con, source, data)
+
+
+def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, data: bytes) -> bool:
+    """Fill ``ticket_rows`` straight from tickets.jsonl; False (nothing written) when the file holds anything
+    this path leaves to :func:`load_tickets`: a line orjson would not parse (DuckDB's reader is more lenient:
+    NaN, trailing commas, huge numbers), a field of another JSON type or form, a non-ASCII tag, or an error."""
+    try:
+        for raw in data.split(b"\n"):
+            if raw.strip():
+                orjson.loads(raw)
+    except (orjson.JSONDecodeError, ValueError):
+        return False
+    fields = ("id", "account_id", "organization_id", "created_at", "subject", "description", "status",
+              "priority", "tags", "solved_at")  # fmt: skip
+    types = ", ".join(f"'{name}': 'JSON'" for name in fields)
+
+    def kind(name: str) -> str:
+        return f"coalesce(json_type({name}), 'NULL')"
+
+    def text_or(name: str, default: str) -> str:
+        """``str(value or default)`` for a JSON string or a missing value, else NULL (unusual)."""
+        return (
+            f"CASE WHEN {kind(name)} = 'NULL' OR ({kind(name)} = 'VARCHAR' AND {name}->>'$' = '') THEN '{default}' "
+            f"WHEN {kind(name)} = 'VARCHAR' THEN {name}->>'$' END"
+        )
+
+    def stamp(name: str) -> str:
+        value = f"{name}->>'$'"
+        return (
+            f"CASE WHEN {kind(name)} = 'VARCHAR' AND regexp_full_match({value}, '{_TIMESTAMP_FORM}') "
+            f"AND {value} >= '0001' THEN {utc_timestamp_sql(value)} END"
+        )
+
+    # A stamp must also stay within years 1-9999 in UTC, as Python's datetime does.
+    in_range = "BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999999'"
+    ascii_tags = (
+        f"{kind('tags')} = 'ARRAY' AND coalesce(list_bool_and(list_transform(tags::JSON[], "
+        "lambda t: coalesce(json_type(t) = 'VARCHAR' AND regexp_full_match(t->>'$', '[\\x00-\\x7F]*'), false))), "
+        "true)"
+    )
+    try:
+        # One pass: read, type, and flag what this path must leave to load_tickets.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TABLE ticket_table AS
+            WITH typed AS (
+                SELECT CASE WHEN {kind("id")} = 'VARCHAR' AND id->>'$' <> '' THEN id->>'$'
+                            WHEN {kind("id")} IN ('BIGINT', 'UBIGINT') THEN id->>'$' END AS id,
+                       CASE WHEN {kind("account_id")} = 'VARCHAR' AND account_id->>'$' <> '' THEN account_id->>'$'
+                            WHEN ({kind("account_id")} = 'NULL'
+                                  OR ({kind("account_id")} = 'VARCHAR' AND account_id->>'$' = ''))
+                                 AND {kind("organization_id")} = 'VARCHAR' AND organization_id->>'$' <> ''
+                            THEN organization_id->>'$' END AS account_id,
+                       {stamp("created_at")} AS created_at,
+                       {kind("solved_at")} = 'NULL' OR ({kind("solved_at")} = 'VARCHAR' AND solved_at->>'$' = '')
+                           OR {stamp("solved_at")} {in_range} AS solved_ok,
+                       {text_or("subject", "")} AS subject, {text_or("description", "")} AS description,
+                       {text_or("status", "open")} AS status, {text_or("priority", "normal")} AS priority,
+                       CASE WHEN {kind("tags")} = 'NULL' THEN []::VARCHAR[]
+                            WHEN {ascii_tags} THEN list_transform(tags::JSON[], lambda t: lower(t->>'$')) END AS tags
+                FROM read_json($path, format='newline_delimited', columns={{{types}}})
+            )
+            SELECT id, account_id, created_at, subject, description, lower(status) AS status,
+                   lower(priority) AS priority, coalesce(tags, []::VARCHAR[]) AS tags,
+                   coalesce(id IS NULL OR account_id IS NULL OR NOT (created_at {in_range}) OR NOT solved_ok
+                            OR subject IS NULL OR description IS NULL OR tags IS NULL
+                            OR NOT regexp_full_match(status, '[A-Za-z]+')
+                            OR NOT list_contains($statuses, lower(status))
+                            OR NOT regexp_full_match(priority, '[A-Za-z]+')
+                            OR NOT list_contains($priorities, lower(priority)), true) AS unusual
+            FROM typed
+            """,
+            {"path": source, "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
+        )
+        row = con.execute(
+            "SELECT count(*) FILTER (WHERE unusual OR account_id NOT IN (SELECT account_id FROM account_rows)) = 0 "
+            "FROM ticket_table"
+        ).fetchone()
+    except duckdb.Error:
+        row = None
+    if row is None or not row[0]:
+        con.execute("DROP TABLE IF EXISTS ticket_table")
+        return False
+    con.execute("ALTER TABLE ticket_table DROP COLUMN unusual")
+    con.execute(_TICKET_VIEW)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+_EVENT_SQL = """
+CREATE OR REPLACE TABLE event_rows AS
+SELECT message_id, event, user_id, ts, account_id, props FROM ({source})
+"""
+
+# Rows keep the file's order (DuckDB preserves insertion order), so a row's line is its rowid plus the
+# lines before the first row. Numbering rows with row_number() while reading cost more than the whole
+# read in benchmarks/bench_signals.py; rowid is free.
+_EVENT_VIEW = """
+CREATE OR REPLACE VIEW events AS
+SELECT rowid + {first_line} AS line,
+       coalesce(message_id, '{label}#' || (rowid + {first_line})) AS message_id,
+       event, user_id, ts, account_id, props
+FROM event_rows
+"""
+
+
+def utc_timestamp_sql(text: str) -> str:
+    """SQL for the naive UTC TIMESTAMP of a text column (NULL when it is not a timestamp).
+
+    ``epoch_us`` and ``make_timestamp`` only move the UTC microseconds across; ``timezone('UTC', ...)`` gave
+    the same values through ICU at 0.45 s more per 10M events (and turned 'infinity' into a timestamp).
+    """
+    return f"make_timestamp(epoch_us(TRY_CAST({text} AS TIMESTAMPTZ)))"
+
+
+_JSONL_SOURCE = """
+SELECT
+    "messageId" AS message_id,
+    event,
+    coalesce("userId", "anonymousId") AS user_id,
+    {ts} AS ts,
+    coalesce({group}, properties->>'account_id') AS account_id,
+    coalesce(properties, '{{}}'::JSON) AS props
+FROM read_json('{path}', format='newline_delimited', columns={{
+    'messageId': 'VARCHAR', 'event': 'VARCHAR', 'userId': 'VARCHAR', 'anonymousId': 'VARCHAR',
+    'timestamp': 'VARCHAR', 'context': '{context}', 'properties': 'JSON'}})
+"""
+# ``context`` read as a STRUCT skips writing and re-parsing its JSON (0.1 s per 10M events); a context that is
+# not an object fails that read, and the JSON form, which reads it as no group, takes over.
+_CONTEXT_FORMS = (("STRUCT(groupId VARCHAR)", "context.groupId"), ("JSON", "context->>'groupId'"))
+
+
+def _jsonl_problem(path: Path) -> DataError | None:
+    """Slow path, only taken after the fast check found a bad line: find the first one and say what is wrong."""
+    try:
+        for line, doc in json_lines(path):
+            problem = _event_problem(doc, path, line)
+            if problem is not None:
+                return problem
+    except DataError as error:
+        return error
+    return None
+
+
+def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
+    if not isinstance(doc, dict):
+        return DataError(path, "each line must be a JSON object", line=line)
+    if not doc.get("event"):
+        return DataError(path, "required value is missing", line=line, field="event")
+    stamp = doc.get("timestamp")
+    if not stamp:
+        return DataError(path, "required value is missing", line=line, field="timestamp")
+    try:
+        parse_datetime(str(stamp), path, line, "timestamp")
+    except DataError as error:
+        return error
+    if "properties" in doc and not isinstance(doc.get("properties"), dict):
+        return DataError(path, "properties must be a JSON object", line=line, field="properties")
+    if _event_account(doc) is None:
+        return DataError(
+            path,
+            "no account: set context.groupId (or properties.account_id)",
+            line=line,
+            field="context.groupId",
+        )
+    return None
+
+
+def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
+    """Fast path: DuckDB's parallel JSON reader. Only when it or the field check finds a problem does a
+    Python pass read the file line by line to name the exact line and field."""
+    for context, group in _CONTEXT_FORMS:
+        query = _JSONL_SOURCE.format(
+            path=source.replace("'", "''"),
+            ts=utc_timestamp_sql('"timestamp"'),
+            context=context,
+            group=group,
+        )
+        try:
+            con.execute(_EVENT_SQL.format(source=query))
+            break
+        except duckdb.Error:
+            if group == _CONTEXT_FORMS[-1][1]:
+                raise _jsonl_problem(path) or DataError(path, "unreadable JSON lines file") from None
+    con.execute(_EVENT_VIEW.format(label=path.name, first_line=1))
+    bad = con.execute(
+        "SELECT min(line) FROM events WHERE event IS NULL OR ts IS NULL OR account_id IS NULL "
+        "OR NOT starts_with(props::VARCHAR, '{')"  # DuckDB writes JSON minified: an object starts with '{'.
+    ).fetchone()
+    if bad is not None and bad[0] is not None:
+        raise _jsonl_problem(path) or DataError(path, "malformed event", line=int(bad[0]))
+
+
+def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
+    """events.parquet / events.csv: flat columns event, userId, timestamp, groupId|account_id, messageId?,
+    and either a ``properties`` JSON column or any other columns, which become properties."""
+    reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, header=true, all_varchar=true)"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT * FROM {reader}",
+        [source],
+    )
+    columns = [str(row[0]) for row in con.execute("DESCRIBE raw_flat").fetchall()]
+    lower = {name.lower(): name for name in columns}
+
+    def col(*names: str) -> str | None:
+        for name in names:
+            if name.lower() in lower:
+                return '"' + lower[name.lower()] + '"'
+        return None
+
+    event = col("event")
+    stamp = col("timestamp")
+    account = col("groupId", "group_id", "account_id")
+    user = col("userId", "user_id", "anonymousId")
+    message = col("messageId", "message_id")
+    for required, name in ((event, "event"), (stamp, "timestamp"), (account, "groupId or account_id")):
+        if required is None:
+            raise DataError(path, "required column is missing", line=1, field=name)
+    assert event and stamp and account  # found, or the loop above raised
+    named = {c.strip('"') for c in (event, stamp, account, user, message) if c}
+    if "properties" in lower:
+        props = f"TRY_CAST({col('properties')} AS JSON)"
+    else:
+        rest = [name for name in columns if name not in named]
+        props = (
+            "json_object(" + ", ".join(f"'{name}', \"{name}\"" for name in rest) + ")"
+            if rest
+            else "'{}'::JSON"
+        )
+    row_label = "row" if path.suffix == ".parquet" else "line"
+    first_line = 1 if path.suffix == ".parquet" else 2  # a CSV's header is line 1
+    line_expr = f"rowid + {first_line}"
+    bad = con.execute(
+        f"SELECT {line_expr}, {event} IS NULL, {utc_timestamp_sql(stamp)} IS NULL, {account} IS NULL, "
+        f"CAST({stamp} AS VARCHAR) FROM raw_flat "
+        f"WHERE {event} IS NULL OR {utc_timestamp_sql(stamp)} IS NULL OR {account} IS NULL "
+        "ORDER BY rowid LIMIT 1"
+    ).fetchone()
+    if bad:
+        number, no_event, bad_stamp, _no_account, stamp_text = bad
+        field_name = "event" if no_event else "timestamp" if bad_stamp else "account_id"
+        problem = (
+            f"'{stamp_text}' is not an ISO 8601 timestamp"
+            if bad_stamp and stamp_text
+            else "required value is missing"
+        )
+        raise DataError(path, f"{problem} ({row_label} {number})", line=int(number), field=field_name)
+    query = (
+        f"SELECT {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
+        f"{user or 'NULL'}::VARCHAR AS user_id, {utc_timestamp_sql(stamp)} AS ts, "
+        f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat"
+    )
+    con.execute(_EVENT_SQL.format(source=query))
+    con.execute(_EVENT_VIEW.format(label=path.name, first_line=first_line))
+    con.execute("DROP TABLE raw_flat")
+
+
+def find_events_file(root: Path) -> Path | None:
+    for name in ("events.jsonl", "events.parquet", "events.csv"):
+        candidate = root / name
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def _connect() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone='UTC'")
+    con.execute("SET enable_progress_bar = false")  # the CLI shows its own progress; DuckDB's garbles it
+    return con
+
+
+def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+    """Fill ``con`` with the ``events`` view (all timestamps UTC); no check against accounts.csv yet."""
+    if path is None:
+        con.execute(
+            "CREATE TABLE event_rows (message_id VARCHAR, event VARCHAR, user_id VARCHAR, "
+            "ts TIMESTAMP, account_id VARCHAR, props JSON)"
+        )
+        con.execute(_EVENT_VIEW.format(label="events", first_line=1))
+    elif path.suffix == ".jsonl":
+        with duckdb_source(path) as source:
+            _load_jsonl_events(con, path, source)
+    else:
+        with duckdb_source(path) as source:
+            _load_tabular_events(con, path, source)
+
+
+def _check_event_accounts(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
+    if path is None:
+        return
+    # Distinct event accounts first (100k groups), then the anti join; the offending line only on error.
+    strangers = [
+        row[0]
+        for row in con.execute(
+            "SELECT account_id FROM (SELECT DISTINCT account_id FROM event_rows) "
+            "ANTI JOIN account_rows USING (account_id)"
+        ).fetchall()
+    ]
+    unknown = (
+        con.execute(
+            "SELECT line, account_id FROM events WHERE list_contains(?::VARCHAR[], account_id) ORDER BY line LIMIT 1",
+            [strangers],
+        ).fetchone()
+        if strangers
+        else None
+    )
+    if unknown:
+        line = int(unknown[0])
+        if (
+            path.suffix == ".jsonl"
+        ):  # row numbers skip blank lines: find the file line on this error path only
+            line = next((n for n, doc in json_lines(path) if _event_account(doc) == unknown[1]), line)
+        raise DataError(
+            path,
+            f"account '{unknown[1]}' is not in accounts.csv",
+            line=line,
+            field="context.groupId" if path.suffix == ".jsonl" else "account_id",
+        )
+
+
+def _event_account(doc: Any) -> str | None:
+    if not isinstance(doc, dict):
+        return None
+    context, props = doc.get("context"), doc.get("properties")
+    group = context.get("groupId") if isinstance(context, dict) else None
+    account = group or (props.get("account_id") if isinstance(props, dict) else None)
+    return str(account) if account else None
+
+
+def _count_events(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT count(*) FROM event_rows").fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_dataset(root: Path | str) -> Dataset:
+    """Read a whole data directory. Raises DataError on the first problem; nothing is written anywhere."""
+    with paused_gc():
+        return _load_dataset(Path(root))
+
+
+def _load_dataset(root: Path) -> Dataset:
+    if not root.is_dir():
+        raise DataError(root, "not a directory", hint="pass --data DIR pointing at a data directory")
+    catalog = load_catalog(root / "catalog.yaml")
+    accounts_path, tickets_path = root / "accounts.csv", root / "tickets.jsonl"
+    if not accounts_path.exists():
+        raise DataError(accounts_path, "file not found", hint="a data directory needs accounts.csv")
+    account_data = accounts_path.read_bytes()
+    ticket_data = tickets_path.read_bytes() if tickets_path.exists() else b""
+    events_file = find_events_file(root)
+    events = _connect()
+    # DuckDB reads the events on a worker thread while this one fills the account and ticket tables: the two
+    # overlap instead of adding up. Errors keep their order: accounts, tickets, then events.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-events") as pool:
+        reading = pool.submit(_read_events, events, events_file)
+        try:
+            with events.cursor() as con:
+                con.execute("SET TimeZone='UTC'")
+                accounts = _account_rows(con, accounts_path, account_data, catalog)
+                tickets = _ticket_rows(con, tickets_path, ticket_data, accounts)
+        except BaseException:
+            events.interrupt()
+            wait([reading])
+            raise
+        reading.result()
+    _check_event_accounts(events, events_file)
+    return Dataset(
+        root=root,
+        catalog=catalog,
+        events=events,
+        events_file=events_file,
+        event_count=_count_events(events),
+        accounts=accounts
+        if accounts is not None
+        else lambda: load_accounts(accounts_path, catalog, account_data),
+        tickets=tickets
+        if tickets is not None
+        else lambda account_ids: load_tickets(tickets_path, account_ids, ticket_data),
+    )
+
+
+def _account_rows(
+    con: duckdb.DuckDBPyConnection, path: Path, data: bytes, catalog: Catalog
+) -> list[Account] | None:
+    """Fill ``account_rows``; the records too when the Python reader had to read them (else None)."""
+    if _accounts_in_duckdb(con, path, data, catalog):
+        return None
+    accounts = load_accounts(path, catalog, data)
+    _account_rows_from_records(con, accounts)
+    return accounts
+
+
+def _ticket_rows(
+    con: duckdb.DuckDBPyConnection, path: Path, data: bytes, accounts: list[Account] | None
+) -> list[Ticket] | None:
+    """Fill ``ticket_rows``; the records too when the Python reader had to read them (else None)."""
+    if data.strip() and _tickets_in_duckdb(con, path, data):
+        return None
+    if accounts is None:
+        account_ids = {str(row[0]) for row in con.execute("SELECT account_id FROM account_rows").fetchall()}
+    else:
+        account_ids = {account.account_id for account in accounts}
+    tickets = load_tickets(path, account_ids, data)
+    _ticket_rows_from_records(con, tickets)
+    return tickets

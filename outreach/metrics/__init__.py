@@ -1,0 +1,1 @@
+"""Metrics: outcomes, the expansion report, prompt experiments and SDR feedback."""

@@ -1,0 +1,1 @@
+"""The review queue: stored drafts, users and the queue reps work through."""

@@ -1,0 +1,1 @@
+"""Sending: sequences, the scheduler, transports, replies, suppression."""

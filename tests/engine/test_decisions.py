@@ -1,0 +1,103 @@
+"""The engine's outputs agree: validated Decision models, plain records, and the JSON `explain --json` prints."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from outreach.engine.data import Dataset, load_dataset
+from outreach.engine.decisions import (
+    decide,
+    decide_records,
+    decisions_to_json,
+    explain_json,
+    explain_rows,
+    rules_for,
+)
+from outreach.engine.friction import Friction, FrictionRecord
+from outreach.engine.health import Gate, GateRecord, Health, HealthRecord
+from outreach.engine.offers import Offer, OfferRecord
+from outreach.types import SIGNAL_KINDS
+
+DEMO = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO_AS_OF = date(2026, 11, 20)
+
+
+@pytest.fixture(scope="module")
+def demo_dataset() -> Dataset:
+    return load_dataset(DEMO)
+
+
+def test_records_and_models_give_the_same_json(demo_dataset: Dataset) -> None:
+    rules = rules_for(demo_dataset)
+    from_models = decisions_to_json(decide(demo_dataset, rules, DEMO_AS_OF))
+    from_records = explain_rows(demo_dataset, rules, DEMO_AS_OF)
+    assert from_records == from_models
+    assert {row["cohort"] for row in from_records} == {"ready", "nurture", "not_fit"}
+
+
+def test_decide_validates_every_record_into_models(demo_dataset: Dataset) -> None:
+    rules = rules_for(demo_dataset)
+    records = decide_records(demo_dataset, rules, DEMO_AS_OF)
+    decisions = decide(demo_dataset, rules, DEMO_AS_OF)
+    assert [d.account_id for d in decisions] == [account.account_id for account, _ in records]
+    for decision, (_, record) in zip(decisions, records, strict=True):
+        assert isinstance(decision.health, Health)
+        assert decision.health.model_dump() == record["health"]
+        assert [f.id for f in decision.frictions] == [
+            f"{f['kind']}:{f['subject']}" if f["subject"] else f["kind"] for f in record["frictions"]
+        ]
+        assert (decision.offer is None) == (record["offer"] is None)
+
+
+def test_explain_json_filters_by_cohort(demo_dataset: Dataset) -> None:
+    rules = rules_for(demo_dataset)
+    everything = json.loads(explain_json(demo_dataset, rules, DEMO_AS_OF))
+    nurture = json.loads(explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="nurture"))
+    assert nurture == [row for row in everything if row["cohort"] == "nurture"] and nurture
+
+
+def test_explain_json_prints_one_account_per_line(demo_dataset: Dataset) -> None:
+    rules = rules_for(demo_dataset)
+    text = explain_json(demo_dataset, rules, DEMO_AS_OF).decode()
+    lines = text.splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and text.endswith("\n")
+    rows = [json.loads(line.rstrip(",")) for line in lines[1:-1]]
+    assert rows == json.loads(text) == explain_rows(demo_dataset, rules, DEMO_AS_OF)
+    assert [row["account_id"] for row in rows] == [a.account_id for a in demo_dataset.accounts]
+
+
+def test_explain_json_of_an_empty_cohort_is_an_empty_array(demo_dataset: Dataset, tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text("triggers:\n  disabled: " + json.dumps(sorted(SIGNAL_KINDS)) + "\n")
+    rules = rules_for(demo_dataset, rules_file)
+    assert explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="ready") == b"[]\n"
+    assert {row["cohort"] for row in explain_rows(demo_dataset, rules, DEMO_AS_OF)} == {"not_fit"}
+
+
+def test_concurrent_runs_on_one_dataset_do_not_mix(demo_dataset: Dataset) -> None:
+    """The web app re-checks gates from several threads on one loaded dataset; each run has its own tables."""
+    rules = rules_for(demo_dataset)
+    ids = [a.account_id for a in demo_dataset.accounts]
+    subsets = [set(ids[i::4]) for i in range(4)] * 3
+
+    def run(subset: set[str]) -> list[str]:
+        return [d.model_dump_json() for d in decide(demo_dataset, rules, DEMO_AS_OF, account_ids=subset)]
+
+    expected = [run(subset) for subset in subsets]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(run, subsets)) == expected
+
+
+@pytest.mark.parametrize(
+    ("record", "model"),
+    [(HealthRecord, Health), (GateRecord, Gate), (FrictionRecord, Friction), (OfferRecord, Offer)],
+)
+def test_each_record_has_exactly_its_models_fields(record: type, model: type[BaseModel]) -> None:
+    """The engine's plain records and the validated models are declared side by side; keep them in step."""
+    assert set(record.__annotations__) == set(model.model_fields)
