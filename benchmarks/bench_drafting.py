@@ -38,7 +38,7 @@ from outreach.drafting.providers.ratelimit import RateLimiter
 from outreach.engine.decisions import Decision
 from outreach.settings import Settings
 
-DEMO = Path(__file__).resolve().parent.parent / "fixtures" / "demo"
+DEMO = Path(__file__).resolve().parent.parent / "outreach" / "defaults" / "demo"
 
 
 class Stub:

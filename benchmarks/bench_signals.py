@@ -27,7 +27,7 @@ from outreach.engine.decisions import explain_json, rules_for
 
 AS_OF = date(2026, 11, 20)
 ROOT = Path(__file__).resolve().parent.parent
-CATALOG = ROOT / "fixtures" / "demo" / "catalog.yaml"
+CATALOG = ROOT / "outreach" / "defaults" / "demo" / "catalog.yaml"
 
 # Share of each event in the generated stream (sums to 1).
 EVENT_MIX = {

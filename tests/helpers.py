@@ -1,4 +1,4 @@
-"""Small inline data directories for drafting tests (independent of fixtures/demo)."""
+"""Small inline data directories for drafting tests (independent of outreach/defaults/demo)."""
 
 from __future__ import annotations
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach import db
+from outreach import bundled, db
 from outreach.review.queue import edit_stats
 from outreach.review.storage import AccountRow, DraftRow, DraftVersionRow, ReviewActionRow
 
 REPO = Path(__file__).resolve().parent.parent
-PROMPTS = REPO / "prompts"
-EVAL_SET = REPO / "fixtures" / "eval"
+PROMPTS = bundled.PROMPTS
+EVAL_SET = bundled.EVAL_SET
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 

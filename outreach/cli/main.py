@@ -22,6 +22,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from outreach import bundled
 from outreach.drafting.drafts import (
     DraftRecord,
     RunSummary,
@@ -49,7 +50,7 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-DEMO_DATA = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO_DATA = bundled.DEMO_DATA
 DEMO_AS_OF = date(2026, 11, 20)
 
 T = TypeVar("T")
@@ -189,7 +190,7 @@ def demo_command(
     ] = True,
     port: Annotated[int, typer.Option("--port", help="Port for the review web app on 127.0.0.1.")] = 8000,
 ) -> None:
-    """Run the whole job on the bundled demo data (fixtures/demo): explain, draft every ready account, fill the
+    """Run the whole job on the bundled demo data (outreach/defaults/demo): explain, draft every ready account, fill the
     review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
     fast clock, and serve the review app on localhost."""
     from outreach.cli.review import prepare_demo

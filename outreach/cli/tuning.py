@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from outreach import bundled
 from outreach.drafting.evaluation import (
     REGRESSION_EXIT_CODE,
     REQUIRED,
@@ -32,7 +33,7 @@ from outreach.settings import Settings, get_settings
 
 console = Console()
 err_console = Console(stderr=True)
-DEFAULT_EVAL_SET = Path(__file__).resolve().parents[2] / "fixtures" / "eval"
+DEFAULT_EVAL_SET = bundled.EVAL_SET
 
 PromptsDir = Annotated[
     Path | None, typer.Option("--prompts", help="Prompt directory (default: OUTREACH_PROMPTS_DIR or prompts/).")

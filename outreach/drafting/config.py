@@ -13,9 +13,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from outreach import bundled
 from outreach.yamlfile import deep_merge, validate_yaml
 
-DEFAULTS_PATH = Path(__file__).resolve().parents[1] / "defaults" / "drafting.yaml"
+DEFAULTS_PATH = bundled.DRAFTING
 
 
 class _Strict(BaseModel):

@@ -1,7 +1,7 @@
 """Offline evaluation of prompt versions: draft a fixed set of cases with each version and score them alike.
 
 A prompt change should be judged on the same accounts as the version it replaces, by the same rules, before
-any customer sees it. An evaluation set is a directory (``fixtures/eval/``): ``eval.yaml`` (name, catalog,
+any customer sees it. An evaluation set is a directory (``outreach/defaults/eval/``): ``eval.yaml`` (name, catalog,
 the other accounts whose names a draft must not mention), the catalog, and one JSON file per case holding the
 account's :class:`~outreach.drafting.prompts.DraftFacts`, the expected motion and offer, and optionally a reference
 email. Facts are frozen in the case, so an engine change does not move the yardstick.
@@ -155,7 +155,7 @@ def load_eval_set(root: Path) -> EvalSet:
     manifest_path = root / EVAL_FILE
     if not manifest_path.exists():
         raise ConfigError(f"{root} is not an evaluation set (no {EVAL_FILE})",
-                          hint="see docs/prompt-tuning.md; the shipped set is fixtures/eval")
+                          hint="see docs/prompt-tuning.md; the shipped set is outreach/defaults/eval")
     manifest = load_yaml_model(EvalManifest, manifest_path)
     catalog = load_catalog(root / manifest.catalog)
     config = load_drafting_config(root / manifest.drafting_config if manifest.drafting_config else None)

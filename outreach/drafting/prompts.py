@@ -27,6 +27,7 @@ import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
+from outreach import bundled
 from outreach.drafting.config import UntrustedBudget
 from outreach.engine.catalog import Catalog, Plan
 from outreach.engine.data import Ticket
@@ -47,7 +48,6 @@ FACTS_CLOSE = "</facts>"
 DATA_OPEN = "<customer_data>"
 DATA_CLOSE = "</customer_data>"
 
-REPO_PROMPTS = Path(__file__).resolve().parents[2] / "prompts"
 
 
 class _Frozen(BaseModel):
@@ -724,7 +724,7 @@ def load_template(path: Path) -> PromptTemplate:
 
 def default_prompts_dir(settings: Settings | None = None) -> Path:
     settings = settings or Settings()
-    return settings.prompts_dir.expanduser() if settings.prompts_dir else REPO_PROMPTS
+    return settings.prompts_dir.expanduser() if settings.prompts_dir else bundled.PROMPTS
 
 
 def load_templates(directory: Path | None = None, *, label: str | None = None) -> dict[str, PromptTemplate]:

@@ -12,10 +12,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from outreach import bundled
 from outreach.errors import ConfigError, DataError
 from outreach.yamlfile import deep_merge, parse_yaml, validate_yaml
 
-DEFAULT_RULES_PATH = Path(__file__).resolve().parents[1] / "defaults" / "rules.yaml"
+DEFAULT_RULES_PATH = bundled.RULES
 
 
 class _Strict(BaseModel):

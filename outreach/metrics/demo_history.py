@@ -1,7 +1,7 @@
 """Seeded outcome history for ``outreach demo``: six months of sends and outcomes so the metrics report and
 the dashboard have something real to show on a first run.
 
-``fixtures/demo/outcomes.jsonl`` holds the outcomes (the same format ``outreach events ingest`` reads).
+``outreach/defaults/demo/outcomes.jsonl`` holds the outcomes (the same format ``outreach events ingest`` reads).
 An outcome whose ``detail.demo_touch`` names a past send gets that send recreated in the database first — a
 sent draft with its model version, approval, a completed enrollment, the outbox row and, when it says so, the
 reply — so attribution finds it exactly as it would find a real send. Running it again adds nothing.

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from outreach import bundled
 from outreach.errors import ConfigError, DataError, NotFoundError
 from outreach.types import OfferMotion
 from outreach.yamlfile import _line_of, parse_yaml
@@ -316,8 +317,8 @@ def load_sequence(path: Path, *, templates: dict[str, str] | None = None) -> Seq
 
 
 def bundled_dir() -> Path:
-    """The sequences shipped in the repository (``sequences/`` next to the package)."""
-    return Path(__file__).resolve().parents[2] / "sequences"
+    """The sequences shipped in the package."""
+    return bundled.SEQUENCES
 
 
 def sequences_dir(configured: Path | None) -> Path:

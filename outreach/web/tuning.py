@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from outreach import bundled
 from outreach.drafting.drafts import Draft
 from outreach.drafting.evaluation import EvalSet, load_eval_set, score_draft
 from outreach.drafting.prompts import DraftFacts, PromptTemplate, fact_variables, load_template, render
@@ -31,7 +32,7 @@ from outreach.web.app import ReviewApp
 from outreach.web.pages import CsrfField, User, _context, _render, check_csrf, flash
 
 router = APIRouter(include_in_schema=False)
-EVAL_SET = Path(__file__).resolve().parent.parent.parent / "fixtures" / "eval"
+EVAL_SET = bundled.EVAL_SET
 EDITORS = ("marketing", "admin")
 
 

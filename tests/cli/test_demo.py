@@ -8,11 +8,12 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from outreach import bundled
 from outreach.cli.main import app
 from outreach.engine.decisions import explain
 from outreach.types import GATE_RULES, SIGNAL_KINDS
 
-DEMO = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO = bundled.DEMO_DATA
 
 
 def test_demo_decisions_match_the_designed_stories() -> None:
@@ -47,7 +48,7 @@ def test_demo_covers_every_trigger_gate_rule_and_cohort() -> None:
 def test_demo_is_reproducible(tmp_path: Path) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("generate_demo", DEMO.parent / "generate_demo.py")
+    spec = importlib.util.spec_from_file_location("generate_demo", Path(__file__).resolve().parents[2] / "fixtures" / "generate_demo.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -87,7 +87,7 @@ def test_prompt_template_error_names_file_and_line(data: Path, tmp_path: Path) -
     assert "broken.md.j2:8" in result.output and "price" in result.output
 
 
-@pytest.mark.skipif(not (DEMO_DATA / "catalog.yaml").exists(), reason="fixtures/demo not generated yet")
+@pytest.mark.skipif(not (DEMO_DATA / "catalog.yaml").exists(), reason="outreach/defaults/demo not generated yet")
 def test_demo_drafts_every_ready_account(isolated_home: Path) -> None:
     result = runner.invoke(app, ["demo", "--no-serve"])
     assert result.exit_code == 0, result.output

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from outreach import bundled
 from outreach.drafting.drafts import Workspace, open_workspace
 from outreach.drafting.prompts import (
     DATA_CLOSE,
     DATA_OPEN,
-    REPO_PROMPTS,
     fact_variables,
     greeting_for,
     load_template,
@@ -46,7 +46,7 @@ HEAD = "---\nname: test\nversion: '2'\nmotion: upsell\ndescription: d\n---\n"
 
 
 def test_repo_templates_cover_every_motion_and_a_followup() -> None:
-    templates = load_templates(REPO_PROMPTS)
+    templates = load_templates(bundled.PROMPTS)
     assert {t.meta.motion for t in templates.values()} >= {"upsell", "cross_sell", "bundle"}
     assert any(t.meta.kind == "followup" for t in templates.values())
     for template in templates.values():
@@ -86,8 +86,8 @@ def test_sandbox_blocks_unsafe_attribute_access(tmp_path: Path) -> None:
 
 
 def test_duplicate_names_are_refused(tmp_path: Path) -> None:
-    shutil.copy(REPO_PROMPTS / "upsell.md.j2", tmp_path / "a.md.j2")
-    shutil.copy(REPO_PROMPTS / "upsell.md.j2", tmp_path / "b.md.j2")
+    shutil.copy(bundled.PROMPTS / "upsell.md.j2", tmp_path / "a.md.j2")
+    shutil.copy(bundled.PROMPTS / "upsell.md.j2", tmp_path / "b.md.j2")
     with pytest.raises(DataError, match="also used by"):
         load_templates(tmp_path)
 

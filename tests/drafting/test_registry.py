@@ -8,6 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from outreach import bundled
 from outreach.cli.tuning import register
 from outreach.drafting.drafts import open_workspace, run_drafts
 from outreach.drafting.prompts import load_templates
@@ -30,7 +31,7 @@ def _edited(prompts: Path, old: str = "No hype", new: str = "Never any hype") ->
 
 
 def test_shipped_registry_matches_the_working_copies() -> None:
-    registry = Registry.open(Path(__file__).resolve().parents[2] / "prompts")
+    registry = Registry.open(bundled.PROMPTS)
     for name in ("upsell", "cross_sell", "bundle", "followup"):
         assert registry.resolve(name) == "1"
         assert registry.template(name, "1").sha256 == registry.working(name).sha256

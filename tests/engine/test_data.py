@@ -10,6 +10,7 @@ import duckdb
 import pytest
 from pydantic import ValidationError
 
+from outreach import bundled
 from outreach.engine.catalog import load_catalog
 from outreach.engine.data import Account, Ticket, load_accounts, load_dataset, load_tickets
 from outreach.engine.decisions import decide, rules_for
@@ -387,7 +388,7 @@ def test_accounts_csv_blank_lines_short_rows_and_repeated_columns(tmp_path: Path
         "\n"
         "gamma,Gamma,team,,,,\n"
     )
-    catalog = load_catalog(Path(__file__).parents[2] / "fixtures" / "demo" / "catalog.yaml")
+    catalog = load_catalog(bundled.DEMO_DATA / "catalog.yaml")
     with pytest.raises(DataError) as caught:
         load_accounts(path, catalog)
     assert caught.value.line == 6 and "more values than the header" in str(caught.value)
@@ -403,7 +404,7 @@ def test_accounts_csv_blank_lines_short_rows_and_repeated_columns(tmp_path: Path
 # exactly as the Python readers do; anything else goes through load_accounts / load_tickets. Both ways must
 # give the same rows, and the records (built lazily) must be the Python readers' own.
 
-DEMO = Path(__file__).parents[2] / "fixtures" / "demo"
+DEMO = bundled.DEMO_DATA
 
 
 def tables_of(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:

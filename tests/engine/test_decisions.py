@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from outreach import bundled
 from outreach.engine.data import Dataset, load_dataset
 from outreach.engine.decisions import (
     decide,
@@ -24,7 +25,7 @@ from outreach.engine.health import Gate, GateRecord, Health, HealthRecord
 from outreach.engine.offers import Offer, OfferRecord
 from outreach.types import SIGNAL_KINDS
 
-DEMO = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO = bundled.DEMO_DATA
 DEMO_AS_OF = date(2026, 11, 20)
 
 

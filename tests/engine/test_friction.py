@@ -12,13 +12,14 @@ import duckdb
 import orjson
 import pytest
 
+from outreach import bundled
 from outreach.engine.catalog import load_catalog
 from outreach.engine.friction import frictions
 from outreach.engine.rules import load_rules
 from outreach.engine.triggers import Figure
 from outreach.types import motion_of
 
-CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "fixtures" / "demo" / "catalog.yaml")
+CATALOG = load_catalog(bundled.DEMO_DATA / "catalog.yaml")
 
 # (kind, subject, figures, window_days, statement, strength)
 CASES: list[tuple[str, str | None, dict[str, Figure], int | None, str, float]] = [

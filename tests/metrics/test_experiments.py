@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from outreach import db
+from outreach import bundled, db
 from outreach.drafting.drafts import open_workspace, run_drafts
 from outreach.drafting.providers.offline import OfflineProvider
 from outreach.drafting.redraft import inputs_by_account
@@ -79,7 +79,7 @@ def test_results_per_version_from_the_queue(sqlite_url: str) -> None:
         + [Seeded("2", "approved")] * 3 + [Seeded("2", "pending")]
     )
     factory = seed_history(sqlite_url, history)
-    registry = Registry.open(Path(__file__).resolve().parents[2] / "prompts")
+    registry = Registry.open(bundled.PROMPTS)
     report = experiment_report(factory, registry, "upsell")
     arms = {arm.version: arm for arm in report.arms}
     one, two = arms["1"], arms["2"]
@@ -122,7 +122,7 @@ def test_replies_and_conversions_count_per_version(sqlite_url: str) -> None:
                     external_id=f"{kind}-{index}", kind=kind, account_id=draft.account_id,
                     enrollment_id=enrollment.id, detail={}, source="test", occurred_at=now, recorded_at=now,
                 ))
-    registry = Registry.open(Path(__file__).resolve().parents[2] / "prompts")
+    registry = Registry.open(bundled.PROMPTS)
     [arm] = experiment_report(factory, registry, "upsell").arms
     assert arm.reply is not None and (arm.reply.successes, arm.reply.trials) == (1, 3)  # auto-reply is no reply
     assert arm.conversion is not None and (arm.conversion.successes, arm.conversion.trials) == (1, 3)

@@ -7,12 +7,12 @@ import csv
 import io
 import json
 from datetime import date
-from pathlib import Path
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from outreach import bundled
 from outreach.cli.metrics import register
 from outreach.errors import ConfigError
 from outreach.metrics.demo_history import load_demo_history
@@ -20,7 +20,7 @@ from outreach.metrics.outcomes import Outcome, Touch
 from outreach.metrics.report import Inputs, Period, Triggered, build_report, compute, nrr, parse_period
 from outreach.settings import Settings
 
-DEMO = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO = bundled.DEMO_DATA
 Q3 = Period(date(2026, 7, 1), date(2026, 9, 30), "2026-Q3")
 AS_OF = date(2026, 10, 15)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from outreach import db
+from outreach import bundled, db
 from outreach.metrics.demo_history import load_demo_history
 from outreach.review.users import add_user, create_token
 from outreach.settings import Settings
@@ -19,7 +19,7 @@ from tests.datadir import AS_OF
 from tests.review_world import ADMIN, MAYA, PASSWORD, ReviewWorld
 from tests.webclient import login
 
-DEMO = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO = bundled.DEMO_DATA
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from outreach import bundled
 from outreach.settings import Settings
 from outreach.web.app import WebSettings, create_app
 from tests.review_world import MAYA, PASSWORD, ReviewWorld
@@ -30,7 +31,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-DEMO_DATA = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+DEMO_DATA = bundled.DEMO_DATA
 
 if not CHROMIUM.exists():
     if os.environ.get("CI", "").lower() == "true":
@@ -170,7 +171,7 @@ def test_conflict_is_shown_to_the_second_reviewer(page: Page, sqlite_world: Revi
         assert world.queue.show(world.admin, world.draft_ids["acme"]).summary.status == "pending_review"
 
 
-@pytest.mark.skipif(not (DEMO_DATA / "accounts.csv").exists(), reason="fixtures/demo is not present")
+@pytest.mark.skipif(not (DEMO_DATA / "accounts.csv").exists(), reason="outreach/defaults/demo is not present")
 def test_screenshots_of_the_demo(page: Page, tmp_path: Path) -> None:
     from outreach.cli.review import prepare_demo
 
