@@ -31,10 +31,11 @@ from typing import Any
 
 from outreach.drafting.config import DraftingConfig, OpenAIOptions, load_drafting_config
 from outreach.drafting.drafts import DraftRecord, draft_all, open_workspace
-from outreach.drafting.prompts import DraftFacts, parse_facts
+from outreach.drafting.facts import DraftFacts
 from outreach.drafting.providers.offline import draft_offline
 from outreach.drafting.providers.openai import OpenAIProvider
 from outreach.drafting.providers.ratelimit import RateLimiter
+from outreach.drafting.templates import parse_facts
 from outreach.engine.decisions import Decision
 from outreach.settings import Settings
 

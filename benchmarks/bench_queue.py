@@ -22,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import insert, text
 
 from outreach import db
 from outreach.review.storage import AccountRow, DraftRow, DraftVersionRow
 from outreach.review.users import add_user
 from outreach.settings import Settings
-from outreach.web.app import WebSettings, create_app
+from outreach.web.app import create_app
 
 PASSWORD = "benchmark-password"
 OWNERS = [f"rep{i}@ledgerly.example" for i in range(20)]
@@ -99,7 +100,7 @@ def fill(url: str, drafts: int, accounts: int = 20_000) -> None:
 
 
 def measure(url: str, requests: int) -> dict[str, tuple[float, float]]:
-    app = create_app(Settings(database_url=url), WebSettings(secret_key="bench-secret-0123456789abcdef"))
+    app = create_app(Settings(database_url=url, secret_key=SecretStr("bench-secret-0123456789abcdef")))
     results: dict[str, tuple[float, float]] = {}
     with TestClient(app, base_url="http://127.0.0.1") as client:
         login = client.get("/login").text

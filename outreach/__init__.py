@@ -5,7 +5,6 @@ The pipeline is a library; the CLI (``outreach.cli.main``) and the web app are t
 
 from outreach.drafting.config import DraftingConfig, ValidationPolicy, load_drafting_config
 from outreach.drafting.drafts import (
-    Draft,
     DraftingContext,
     DraftRecord,
     RunSummary,
@@ -15,17 +14,12 @@ from outreach.drafting.drafts import (
     write_draft,
     write_jsonl,
 )
+from outreach.drafting.facts import DraftFacts, build_facts, fact_variables
 from outreach.drafting.ledger import TokenUsage
-from outreach.drafting.prompts import (
-    DraftFacts,
-    PromptTemplate,
-    RenderedPrompt,
-    build_facts,
-    fact_variables,
-    load_templates,
-    render,
-)
 from outreach.drafting.providers import Provider, get_provider
+from outreach.drafting.providers.base import Draft
+from outreach.drafting.registry import load_templates
+from outreach.drafting.templates import PromptTemplate, RenderedPrompt, render
 from outreach.drafting.validation import Issue, validate_draft
 from outreach.engine.catalog import Catalog, load_catalog
 from outreach.engine.data import Account, Dataset, Ticket, load_dataset

@@ -6,6 +6,7 @@ tests point it at a temporary directory and never touch a user's data.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -78,6 +79,19 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="A send still in flight after this long is treated as crashed."
     )
     default_timezone: str = Field(default="UTC", description="Timezone for contacts whose account has none.")
+
+    # The review web app (docs/review-queue.md).
+    secret_key: SecretStr | None = Field(
+        default=None, description="Signs session cookies; default: a random key kept in OUTREACH_HOME."
+    )
+    data_dir: Path | None = Field(
+        default=None, description="Data directory the web app re-checks gates and regenerates drafts against."
+    )
+    as_of: date | None = Field(default=None, description="Analysis date for the web app's gate re-checks (default today).")
+    host: str = Field(default="127.0.0.1", description="Address `outreach serve` listens on.")
+    port: int = Field(default=8000, description="Port `outreach serve` listens on.")
+    session_hours: int = Field(default=12, gt=0, description="How long a login lasts.")
+    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set behind HTTPS).")
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

@@ -6,8 +6,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from tests.datadir import DataDir
+
+# Property tests are bounded and keep no example database, so a test run writes nothing into the repository.
+hypothesis_settings.register_profile("outreach", database=None, deadline=None)
+hypothesis_settings.load_profile("outreach")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-screenshots", action="store_true", default=False,
+        help="write the browser tests' screenshots to docs/screenshots (default: a temp dir)",
+    )
 
 
 @pytest.fixture(autouse=True)

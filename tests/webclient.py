@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from outreach.drafting.providers.offline import OfflineProvider
-from outreach.drafting.redraft import Redrafter
+from outreach.review.redraft import Redrafter
 from outreach.settings import Settings
-from outreach.web.app import WebSettings, create_app
+from outreach.web.app import create_app
 from tests.review_world import PASSWORD, ReviewWorld
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -19,7 +21,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 def make_app(world: ReviewWorld) -> FastAPI:
     settings = Settings(database_url=world.url)
     redrafter = Redrafter.for_dataset(world.dataset, settings, provider=OfflineProvider())
-    return create_app(settings, WebSettings(secret_key="test-secret-key-0123456789"),
+    return create_app(web_settings(settings, secret_key="test-secret-key-0123456789"),
                       gate_check=world.queue.gate_check, regenerator=redrafter)
 
 
@@ -36,3 +38,10 @@ def login(client: TestClient, email: str, password: str = PASSWORD) -> str:
                                            "next": "/queue"}, follow_redirects=False)
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/login").text)  # any page carries the session token; /login reads no drafts
+
+
+def web_settings(settings: Settings, **web: Any) -> Settings:
+    """``settings`` with the web app's fields (secret key, data dir, as-of) set, as the app reads them."""
+    if isinstance(web.get("secret_key"), str):
+        web["secret_key"] = SecretStr(web["secret_key"])
+    return settings.model_copy(update=web)

@@ -7,22 +7,33 @@ pytest, and otherwise prints one line asking for a bug report.
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
-from typing import Annotated, TypeVar, cast
+from typing import Annotated, cast
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outreach import bundled
+from outreach.application import Application
+from outreach.cli.common import (
+    DEMO_AS_OF,
+    DEMO_DATA,
+    AsOfOption,
+    DataOption,
+    RulesOption,
+    console,
+    err_console,
+    parse_as_of,
+    run,
+)
+from outreach.cli.metrics import register as register_metrics
+from outreach.cli.review import enqueue_drafts, prepare_demo
+from outreach.cli.review import register as register_review
+from outreach.cli.sequences import register as register_sequences
+from outreach.cli.tuning import register as register_tuning
 from outreach.drafting.drafts import (
     DraftRecord,
     RunSummary,
@@ -31,9 +42,11 @@ from outreach.drafting.drafts import (
     run_drafts,
     write_jsonl,
 )
-from outreach.drafting.prompts import RenderedPrompt, fact_variables, get_template, load_templates, render
+from outreach.drafting.facts import fact_variables
 from outreach.drafting.providers import get_provider
 from outreach.drafting.providers.offline import OfflineProvider
+from outreach.drafting.registry import load_templates
+from outreach.drafting.templates import RenderedPrompt, get_template, render
 from outreach.engine.data import load_dataset
 from outreach.engine.decisions import Decision, explain, explain_json, rules_for
 from outreach.errors import OutreachError
@@ -47,58 +60,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-DEMO_DATA = bundled.DEMO_DATA
-DEMO_AS_OF = date(2026, 11, 20)
-
-T = TypeVar("T")
-
-
-def _raise_unexpected() -> bool:
-    return get_settings().raise_errors or "PYTEST_CURRENT_TEST" in os.environ or "pytest" in sys.modules
-
-
-@contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn library errors into one line plus a hint and the right exit code."""
-    try:
-        yield
-    except OutreachError as error:
-        err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
-        if error.hint:
-            err_console.print(f"[dim]Hint:[/] {error.hint}", highlight=False, soft_wrap=True)
-        raise typer.Exit(error.exit_code) from None
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as error:
-        if _raise_unexpected():
-            raise
-        err_console.print(f"[bold red]Unexpected error:[/] {type(error).__name__}: {error}", highlight=False)
-        err_console.print("[dim]Hint:[/] set OUTREACH_RAISE_ERRORS=1 for the traceback and report it as a bug")
-        raise typer.Exit(70) from None
-
-
-def run(action: Callable[[], T]) -> T:
-    with user_errors():
-        return action()
-
-
-def parse_as_of(value: str | None) -> date:
-    if value is None:
-        return date.today()
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise OutreachError(f"--as-of '{value}' is not a date", hint="use YYYY-MM-DD, e.g. --as-of 2026-11-20") from None
-
-
-DataOption = Annotated[Path, typer.Option("--data", help="Data directory (accounts.csv, events, tickets, catalog).")]
-AsOfOption = Annotated[
-    str | None, typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: today). Same inputs, same output.")
-]
-RulesOption = Annotated[Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")]
 
 
 def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
@@ -193,10 +154,9 @@ def demo_command(
     """Run the whole job on the bundled demo data (outreach/defaults/demo): explain, draft every ready account, fill the
     review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
     fast clock, and serve the review app on localhost."""
-    from outreach.cli.review import prepare_demo
     from outreach.metrics.demo_history import load_demo_history
     from outreach.sending.scheduler import run_demo_sequence
-    from outreach.web.app import WebSettings, create_app
+    from outreach.web.app import create_app
     from outreach.web.app import serve as serve_app
 
     decisions = run(lambda: _decisions(DEMO_DATA, as_of, None))
@@ -212,21 +172,22 @@ def demo_command(
     console.print(f"[dim]All drafts: {out}[/]", highlight=False)
     _report_run_error(summary)
     analysis_date = parse_as_of(as_of)
-    setup = run(lambda: prepare_demo(settings, DEMO_DATA, analysis_date))
+    application = Application(settings.model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port}))
+    setup = run(lambda: prepare_demo(application, DEMO_DATA, analysis_date))
     console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
     console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
                   highlight=False)
-    report = run(lambda: run_demo_sequence(settings, DEMO_DATA, analysis_date))
+    report = run(lambda: run_demo_sequence(application, DEMO_DATA, analysis_date))
     console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
     for line in report.lines():
         console.print(line, highlight=False, markup=False)
-    history = run(lambda: load_demo_history(settings, DEMO_DATA))
+    history = run(lambda: load_demo_history(application, DEMO_DATA))
     console.print(f"\n[bold]Outcome history[/]: {history.line()} — see /dashboard or `outreach report`",
                   highlight=False)
     if serve:
         console.print(f"Review app: http://127.0.0.1:{port}/  (Ctrl-C to stop)", highlight=False)
-        web = WebSettings().model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port})
-        serve_app(create_app(settings, web), host="127.0.0.1", port=port)
+        serve_app(run(lambda: create_app(application)), host="127.0.0.1", port=port)
+    application.close()
 
 
 # ---------------------------------------------------------------------------------------------- drafting
@@ -321,7 +282,6 @@ def draft_command(
 ) -> None:
     """Draft a friction-led email for every ready account, validate it, write the drafts as JSONL and put them
     into the review queue."""
-    from outreach.cli.review import enqueue_drafts
 
     settings = get_settings()
     target = out or settings.resolved_home() / "drafts.jsonl"
@@ -422,11 +382,6 @@ def prompts_preview_command(
 
 def _register_subcommands() -> None:
     """Review queue, prompt-tuning, sequence and metrics commands live in their own modules; they join the one ``outreach`` app."""
-    from outreach.cli.metrics import register as register_metrics
-    from outreach.cli.review import register as register_review
-    from outreach.cli.sequences import register as register_sequences
-    from outreach.cli.tuning import register as register_tuning
-
     register_review(app)
     register_tuning(app, prompts_app)
     register_sequences(app)

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from outreach.cli.common import parse_as_of, run
 from outreach.errors import OutreachError
 from outreach.metrics.report import DIMENSIONS, Report, build_report, parse_period
 
@@ -92,13 +93,12 @@ def report_command(
 ) -> None:
     """Expansion metrics: funnel by motion, trigger, prompt version and owner; NRR/GRR; post-expansion churn."""
     from outreach import db
-    from outreach.cli import main as cli
     from outreach.settings import get_settings
 
     def action() -> Report:
         if as_json and as_csv:
             raise OutreachError("give --json or --csv, not both")
-        analysis = cli.parse_as_of(as_of)
+        analysis = parse_as_of(as_of)
         chosen = parse_period(period, start=_date(start, "--from"), end=_date(end, "--to"), as_of=analysis)
         settings = get_settings()
         engine = db.make_engine(db.database_url(settings))
@@ -110,7 +110,7 @@ def report_command(
         finally:
             engine.dispose()
 
-    report: Report = cli.run(action)
+    report: Report = run(action)
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
     elif as_csv:

@@ -20,6 +20,8 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from outreach import db
+from outreach.application import Application, application_for
+from outreach.cli.common import parse_as_of, run
 from outreach.drafting.drafts import DraftRecord, Workspace
 from outreach.errors import NotFoundError, OutreachError
 from outreach.review.queue import (
@@ -58,13 +60,6 @@ VersionOption = Annotated[
 ]
 
 
-def _cli() -> Any:
-    """The main CLI module, imported late: it imports this module to register the commands."""
-    from outreach.cli import main as cli
-
-    return cli
-
-
 def _display_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
@@ -72,12 +67,12 @@ def _display_url(url: str) -> str:
 def _queue(settings: Settings, data: Path | None = None, as_of: str | None = None) -> ReviewQueue:
     from outreach.review.queue import DatasetGateCheck
 
-    engine = db.make_engine(db.database_url(settings))
-    db.require_current(engine)
+    application = Application.from_settings(settings)
     gate_check = None
     if data is not None:
-        gate_check = DatasetGateCheck(data, _cli().parse_as_of(as_of), rules_path=settings.rules_path)
-    return ReviewQueue(db.session_factory(engine), gate_check=gate_check)
+        gate_check = DatasetGateCheck(data, parse_as_of(as_of), rules_path=settings.rules_path,
+                                      dataset=application.dataset(data))
+    return ReviewQueue(application.sessions, gate_check=gate_check)
 
 
 def _actor(queue: ReviewQueue, email: str) -> Principal:
@@ -101,7 +96,7 @@ def db_upgrade() -> None:
         db.upgrade(url)
         return url
 
-    url = _cli().run(action)
+    url = run(action)
     console.print(f"Database {_display_url(url)} is at revision {db.head_revision()}.", highlight=False)
 
 
@@ -127,7 +122,7 @@ def users_add(
         with db.transaction(queue.factory) as session:
             return add_user(session, email, role, password)
 
-    user = _cli().run(action)
+    user = run(action)
     console.print(f"Created {user.email} ({user.role}).", highlight=False)
     if generate:
         console.print(f"Password (shown once): [bold]{password}[/]", highlight=False)
@@ -142,7 +137,7 @@ def users_list() -> None:
         with queue.factory() as session:
             return list_users(session)
 
-    for user in _cli().run(action):
+    for user in run(action):
         sys.stdout.write(f"{user.email}\t{user.role}\n")
 
 
@@ -162,7 +157,7 @@ def tokens_create(
             _, secret = create_token(session, email, name)
         return secret
 
-    secret = _cli().run(action)
+    secret = run(action)
     sys.stdout.write(secret + "\n")
     typer.echo("Store it now: it cannot be shown again. Use it as 'Authorization: Bearer <token>'.", err=True)
 
@@ -210,7 +205,7 @@ def queue_list(
         viewer = Principal(id=0, email="cli@localhost", role="marketing")  # reading needs no user
         return queue.page(viewer, flt)
 
-    page = _cli().run(action)
+    page = run(action)
     if as_json:
         sys.stdout.write(page.model_dump_json(indent=2) + "\n")
         return
@@ -237,7 +232,7 @@ def queue_show(
         queue = _queue(get_settings())
         return queue.show(Principal(id=0, email="cli@localhost", role="marketing"), draft_id)
 
-    detail = _cli().run(action)
+    detail = run(action)
     if as_json:
         sys.stdout.write(detail.model_dump_json(indent=2) + "\n")
     else:
@@ -263,7 +258,7 @@ def queue_approve(
         user = _actor(queue, actor)
         return queue.approve(user, draft_id, _current_version(queue, user, draft_id, version))
 
-    detail = _cli().run(action)
+    detail = run(action)
     console.print(f"Approved draft {detail.summary.id} ({detail.summary.account_name}).", highlight=False)
 
 
@@ -282,7 +277,7 @@ def queue_reject(
         user = _actor(queue, actor)
         return queue.reject(user, draft_id, _current_version(queue, user, draft_id, version), reason, note)
 
-    detail = _cli().run(action)
+    detail = run(action)
     console.print(f"Rejected draft {detail.summary.id} ({detail.reject_reason}).", highlight=False)
 
 
@@ -290,27 +285,32 @@ def queue_reject(
 
 
 def serve_command(
-    host: Annotated[str, typer.Option("--host", help="Interface to bind (keep 127.0.0.1 unless behind a proxy).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port")] = 8000,
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface to bind (default OUTREACH_HOST or 127.0.0.1; keep it unless behind a proxy).")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default OUTREACH_PORT or 8000).")] = None,
     data: Annotated[Path | None, typer.Option("--data", help="Data directory for gate re-checks and regeneration.")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Analysis date for gate re-checks (YYYY-MM-DD).")] = None,
 ) -> None:
     """Run the review web app."""
-    from outreach.web.app import WebSettings, create_app, serve
+    from outreach.web.app import create_app, serve
 
     def action() -> Any:
-        web = WebSettings()
-        updates: dict[str, Any] = {"host": host, "port": port}
+        updates: dict[str, Any] = {}
+        if host is not None:
+            updates["host"] = host
+        if port is not None:
+            updates["port"] = port
         if data is not None:
             updates["data_dir"] = data
         if as_of is not None:
-            updates["as_of"] = _cli().parse_as_of(as_of)
-        web = web.model_copy(update=updates)
-        return create_app(get_settings(), web), web
+            updates["as_of"] = parse_as_of(as_of)
+        settings = get_settings().model_copy(update=updates)
+        return create_app(settings), settings
 
-    app, web = _cli().run(action)
-    console.print(f"Review app on http://{web.host}:{web.port}/ (Ctrl+C stops it)", highlight=False)
-    serve(app, web.host, web.port)
+    app, settings = run(action)
+    console.print(f"Review app on http://{settings.host}:{settings.port}/ (Ctrl+C stops it)", highlight=False)
+    serve(app, settings.host, settings.port)
 
 
 # ------------------------------------------------------------------------------------------------ demo
@@ -332,39 +332,37 @@ class DemoSetup(BaseModel):
 DEMO_EMAIL = "demo@outreach.example"
 
 
-def enqueue_drafts(settings: Settings, workspace: Workspace, records: Sequence[DraftRecord]) -> list[EnqueueResult]:
+def enqueue_drafts(
+    application: Application | Settings, workspace: Workspace, records: Sequence[DraftRecord]
+) -> list[EnqueueResult]:
     """Put a drafting run into the review queue (migrating the database first), merging per account+motion."""
-    from outreach.drafting.redraft import inputs_by_account
+    from outreach.review.redraft import inputs_by_account
 
-    url = db.database_url(settings)
-    db.upgrade(url)
-    engine = db.make_engine(url)
-    try:
-        queue = ReviewQueue(db.session_factory(engine))
+    with application_for(application) as app:
+        app.upgrade_database()
+        queue = ReviewQueue(app.sessions)
         return queue.fill(workspace.decisions, inputs_by_account(list(records)), dataset=workspace.dataset)
-    finally:
-        engine.dispose()
 
 
-def prepare_demo(settings: Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None) -> DemoSetup:
+def prepare_demo(
+    application: Application | Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None
+) -> DemoSetup:
     """Migrate the database, draft the demo data, fill the queue and (re)create the demo admin login with a
     fresh random password."""
     from outreach.drafting.drafts import open_workspace, run_drafts
-    from outreach.drafting.providers import get_provider
 
-    workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir)
-    provider = get_provider(provider_name or "offline", settings, workspace.context.config)
-    records, _ = run_drafts(workspace.decisions, workspace.context, provider)
-    results = enqueue_drafts(settings, workspace, records)
-    engine = db.make_engine(db.database_url(settings))
-    queue = ReviewQueue(db.session_factory(engine))
-    password = generate_password()
-    with db.transaction(queue.factory) as session:
-        if any(u.email == DEMO_EMAIL for u in list_users(session)):
-            set_password(session, DEMO_EMAIL, password, actor="demo")
-        else:
-            add_user(session, DEMO_EMAIL, "admin", password, actor="demo")
-    engine.dispose()
+    with application_for(application) as app:
+        settings = app.settings
+        workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir)
+        provider = app.provider(provider_name or "offline", workspace.context.config)
+        records, _ = run_drafts(workspace.decisions, workspace.context, provider)
+        results = enqueue_drafts(app, workspace, records)
+        password = generate_password()
+        with app.transaction() as session:
+            if any(u.email == DEMO_EMAIL for u in list_users(session)):
+                set_password(session, DEMO_EMAIL, password, actor="demo")
+            else:
+                add_user(session, DEMO_EMAIL, "admin", password, actor="demo")
     return DemoSetup(email=DEMO_EMAIL, password=password, results=results)
 
 

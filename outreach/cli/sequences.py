@@ -218,7 +218,7 @@ def ingest_command(
 ) -> None:
     """Record reply, bounce, unsubscribe, click, meeting and conversion events, and expansion outcomes
     (upgrade, seat_add, addon_purchase, contraction, downgrade, churn), from a file ('-' = stdin)."""
-    from outreach.sending.engagement import ingest, parse_events
+    from outreach.metrics.ingest import ingest, parse_events
 
     settings = _settings()
     try:

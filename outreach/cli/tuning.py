@@ -1,7 +1,7 @@
 """Prompt-tuning commands: ``outreach eval`` and the ``prompts`` registry subcommands.
 
 Thin on purpose: each command parses its options, calls :mod:`outreach.drafting.registry`, :mod:`outreach.drafting.evaluation`,
-:mod:`outreach.metrics.experiments` or :mod:`outreach.metrics.feedback`, and prints the result. ``register(app, prompts_app)``
+:mod:`outreach.metrics.experiments` or :mod:`outreach.review.feedback`, and prints the result. ``register(app, prompts_app)``
 adds them to the main CLI.
 """
 
@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from outreach import bundled
+from outreach.cli.common import run
 from outreach.drafting.evaluation import (
     REGRESSION_EXIT_CODE,
     REQUIRED,
@@ -40,22 +41,14 @@ PromptsDir = Annotated[
 ]
 
 
-def _cli() -> Any:
-    from outreach.cli import main as cli
-
-    return cli
-
-
 def _registry(prompts: Path | None) -> Registry:
     return Registry.open(prompts or get_settings().prompts_dir)
 
 
 def _factory(settings: Settings) -> Any:
-    from outreach import db
+    from outreach.application import Application
 
-    engine = db.make_engine(db.database_url(settings))
-    db.require_current(engine)
-    return db.session_factory(engine)
+    return Application.from_settings(settings).sessions
 
 
 # ------------------------------------------------------------------------------------------------ registry
@@ -73,7 +66,7 @@ def versions_command(name: Annotated[str, typer.Argument(help="Template name.")]
             working = None
         return registry, infos, working
 
-    registry, infos, working = _cli().run(action)
+    registry, infos, working = run(action)
     table = Table(title=f"Versions of {name}")
     for column in ("Version", "Labels", "SHA-256", "Saved", "By", "Change note"):
         table.add_column(column, overflow="fold")
@@ -99,7 +92,7 @@ def diff_command(
     prompts: PromptsDir = None,
 ) -> None:
     """Show a unified diff between two versions (or labels, or the working copy) of a template."""
-    text = _cli().run(lambda: _registry(prompts).diff(name, first, second))
+    text = run(lambda: _registry(prompts).diff(name, first, second))
     sys.stdout.write(text or f"{name}@{first} and {name}@{second} are identical\n")
 
 
@@ -120,7 +113,7 @@ def save_command(
         saved = registry.save(name, path.read_text(encoding="utf-8"), note=note, author=author)
         return saved.version
 
-    version = _cli().run(action)
+    version = run(action)
     console.print(f"Saved {name} version {version}. Promote it with "
                   f"`outreach prompts promote {name} {version} --label staging`.", highlight=False)
 
@@ -133,7 +126,7 @@ def promote_command(
     prompts: PromptsDir = None,
 ) -> None:
     """Point a label at a version; `production` is what the pipeline drafts with."""
-    _cli().run(lambda: _registry(prompts).promote(name, version, label, author=author))
+    run(lambda: _registry(prompts).promote(name, version, label, author=author))
     console.print(f"{name}: {label} → version {version}", highlight=False)
 
 
@@ -163,7 +156,7 @@ def split_command(
         split = Split(experiment=experiment, weights=_weights(weights), control_pct=control, min_sample=min_sample)
         _registry(prompts).set_split(name, label, split, author=author)
 
-    _cli().run(action)
+    run(action)
     console.print(f"{name}: {label} now splits {weights} (experiment {experiment}, control {control:g}%)",
                   highlight=False)
 
@@ -182,7 +175,7 @@ def results_command(
         accounts = load_dataset(data).accounts if data else []
         return experiment_report(_factory(get_settings()), _registry(prompts), name, label=label, accounts=accounts)
 
-    report = _cli().run(action)
+    report = run(action)
     title = f"{name}: results per version" + (f" (experiment {report.split.experiment})" if report.split else "")
     table = Table(title=title)
     for column in ("Version", "Drafts", "Approval", "Mean edit dist.", "Edited", "Rejections", "Sent", "Replied",
@@ -209,7 +202,7 @@ def feedback_command(
     prompts: PromptsDir = None,
 ) -> None:
     """What reviewers changed in each version's drafts: rejection reasons, phrases deleted/added, length."""
-    from outreach.metrics.feedback import auto_approval, template_feedback
+    from outreach.review.feedback import auto_approval, template_feedback
 
     def action() -> tuple[list[Any], list[Any]]:
         factory = _factory(get_settings())
@@ -223,7 +216,7 @@ def feedback_command(
             verdicts.append(auto_approval(factory, name, item.version, registry.data.auto_approve, kind=kind))
         return found, verdicts
 
-    found, verdicts = _cli().run(action)
+    found, verdicts = run(action)
     if not found:
         console.print(f"No drafts of {name} in the review queue yet.", highlight=False)
         return
@@ -310,7 +303,7 @@ def eval_command(
             json_out.write_text(report.model_dump_json(indent=1), encoding="utf-8")
         return report, target
 
-    report, target = _cli().run(action)
+    report, target = run(action)
     print_eval_summary(report)
     console.print(f"Report: {target}", highlight=False)
     if report.regressed:

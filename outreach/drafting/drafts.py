@@ -17,75 +17,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from outreach.drafting.config import DraftingConfig
+from outreach.drafting.facts import DraftFacts, PromptKind, build_facts
 from outreach.drafting.ledger import TokenUsage, total
-from outreach.drafting.prompts import (
-    DraftFacts,
-    PromptKind,
-    PromptTemplate,
-    RenderedPrompt,
-    build_facts,
-    render,
-    select_template,
-)
+from outreach.drafting.providers.base import Draft, Provider, ProviderFailure, RepairRequest
+from outreach.drafting.templates import PromptTemplate, RenderedPrompt, render, select_template
 from outreach.drafting.validation import Issue, validate_draft
 from outreach.engine.catalog import Catalog
 from outreach.engine.data import Account, Dataset, Ticket
 from outreach.engine.decisions import Decision
 from outreach.engine.offers import Offer
-from outreach.errors import OutreachError, ProviderError
-
-if TYPE_CHECKING:
-    from outreach.drafting.providers import Provider
+from outreach.errors import ProviderError
 
 DraftStatus = Literal["ok", "flagged", "failed"]
-
-
-class Draft(BaseModel):
-    """The email itself; also the structured-output schema the LLM must fill (every field required)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    subject: str = Field(description="Subject line, at most 80 characters, naming the friction.")
-    body: str = Field(description="Plain-text body from greeting to sign-off, at most 150 words.")
-    call_to_action: str = Field(description="The one sentence in the body that asks for the next step.")
-    friction_ids: list[str] = Field(description="Ids of the frictions from <facts> the email uses.")
-    offer_id: str = Field(description="The offer id from <facts>.")
-
-
-class RepairRequest(BaseModel):
-    """A rejected draft and the reasons, sent back to the model once."""
-
-    previous: Draft
-    issues: list[Issue]
-
-    def instructions(self) -> str:
-        reasons = "\n".join(f"- [{i.rule}] {i.message}" for i in self.issues)
-        return (
-            "Your draft broke these rules:\n"
-            f"{reasons}\n"
-            "Rewrite it so that it follows every rule. Use only numbers, names, prices and links from <facts>."
-        )
-
-
-class ProviderResult(BaseModel):
-    draft: Draft
-    usage: TokenUsage = Field(default_factory=TokenUsage)
-    model: str
-    cached: bool = False
-
-
-class ProviderFailure(OutreachError):
-    """One draft could not be produced after the provider's retries (still 429/5xx, invalid output, refusal).
-    The run goes on: the offline drafter takes over for this account and the record says why."""
-
-    def __init__(self, message: str, *, usage: TokenUsage | None = None, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.usage = usage or TokenUsage()
 
 
 class Attempt(BaseModel):
@@ -394,10 +342,10 @@ def open_workspace(
     held out by the gate, so it is never contacted.
     """
     from outreach.drafting.config import load_drafting_config
-    from outreach.drafting.prompts import load_templates
+    from outreach.drafting.registry import load_templates
+    from outreach.drafting.routing import TrafficRouter
     from outreach.engine.data import load_dataset
     from outreach.engine.decisions import decide, rules_for
-    from outreach.metrics.experiments import TrafficRouter
 
     dataset = load_dataset(data_dir)
     router = TrafficRouter.for_directory(prompts_dir, label)

@@ -3,7 +3,7 @@
 A prompt change should be judged on the same accounts as the version it replaces, by the same rules, before
 any customer sees it. An evaluation set is a directory (``outreach/defaults/eval/``): ``eval.yaml`` (name, catalog,
 the other accounts whose names a draft must not mention), the catalog, and one JSON file per case holding the
-account's :class:`~outreach.drafting.prompts.DraftFacts`, the expected motion and offer, and optionally a reference
+account's :class:`~outreach.drafting.facts.DraftFacts`, the expected motion and offer, and optionally a reference
 email. Facts are frozen in the case, so an engine change does not move the yardstick.
 
 Every draft gets the same deterministic checks: the drafting validators (grounded numbers, catalog facts,
@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import fuzz
 
 from outreach.drafting.config import DraftingConfig, ValidationPolicy, load_drafting_config
-from outreach.drafting.drafts import Draft, ProviderFailure
+from outreach.drafting.facts import DraftFacts
 from outreach.drafting.ledger import TokenUsage, total
-from outreach.drafting.prompts import DraftFacts, ModelParams, PromptTemplate, render
 from outreach.drafting.providers import Provider
+from outreach.drafting.providers.base import Draft, ProviderFailure
+from outreach.drafting.templates import ModelParams, PromptTemplate, render
 from outreach.drafting.validation import Issue, numbers_in, validate_draft
 from outreach.engine.catalog import Catalog, load_catalog
 from outreach.engine.data import Account

@@ -7,8 +7,8 @@ refused (save a new version instead). Labels (``production``, ``staging``, any n
 split traffic between versions for an A/B test (:class:`Split`, assigned in :mod:`outreach.metrics.experiments`);
 the pipeline drafts with ``production`` unless told otherwise.
 
-The flat ``prompts/<name>.md.j2`` files stay the working copy: ``load_templates`` loads them as before, and
-when a ``registry.yaml`` sits next to them it swaps each registered template for the version its label
+The flat ``prompts/<name>.md.j2`` files stay the working copy (:func:`load_working_templates`), and
+when a ``registry.yaml`` sits next to them :func:`load_templates` swaps each registered template for the version its label
 points at. Everything is plain files, so a prompt change is reviewed and versioned in git like code.
 """
 
@@ -28,7 +28,12 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from outreach.drafting.prompts import PromptTemplate, default_prompts_dir, load_template, load_templates
+from outreach.drafting.templates import (
+    PromptTemplate,
+    default_prompts_dir,
+    load_template,
+    load_working_templates,
+)
 from outreach.errors import ConflictError, DataError, NotFoundError, OutreachError
 from outreach.yamlfile import validate_yaml
 
@@ -108,7 +113,7 @@ class TemplateEntry(_Strict):
 
 
 class AutoApprovePolicy(_Strict):
-    """When a follow-up version may skip review (off by default; see :mod:`outreach.metrics.feedback`)."""
+    """When a follow-up version may skip review (off by default; see :mod:`outreach.review.feedback`)."""
 
     enabled: bool = False
     min_approvals: int = Field(default=20, gt=0)
@@ -453,6 +458,15 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(temp, path)
 
 
-def labelled_templates(directory: Path | None = None, label: str = DEFAULT_LABEL) -> dict[str, PromptTemplate]:
-    """What the pipeline drafts with: every template at ``label`` (see :func:`outreach.drafting.prompts.load_templates`)."""
-    return load_templates(directory, label=label)
+def load_templates(directory: Path | None = None, *, label: str | None = None) -> dict[str, PromptTemplate]:
+    """What the pipeline drafts with: every template in ``directory`` (default: the configured prompts).
+
+    When the directory holds a registry (``registry.yaml``), each registered template is the saved version
+    ``label`` points at (default ``production``), not the working copy, so drafts only ever use immutable,
+    hash-checked versions; templates that were never registered are used as they are.
+    """
+    directory = directory or default_prompts_dir()
+    templates = load_working_templates(directory)
+    if (directory / REGISTRY_FILE).exists():
+        templates = Registry.open(directory).labelled(templates, label or DEFAULT_LABEL)
+    return templates

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict
 
 from outreach.drafting.config import ValidationPolicy
-from outreach.drafting.prompts import DraftFacts
+from outreach.drafting.facts import DraftFacts
 from outreach.engine.catalog import Catalog
 from outreach.engine.data import Account
 

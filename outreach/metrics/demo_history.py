@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from outreach import db
+from outreach.application import Application, application_for
 from outreach.errors import DataError
 from outreach.metrics.outcomes import OutcomeEvent, ingest_outcomes
 from outreach.settings import Settings
@@ -115,7 +116,7 @@ def _add_send(session: Session, event: OutcomeEvent, touch: dict[str, Any], acco
     return True
 
 
-def load_demo_history(settings: Settings, data_dir: Path, *, file_name: str = "outcomes.jsonl") -> DemoHistory:
+def load_demo_history(application: Application | Settings, data_dir: Path, *, file_name: str = "outcomes.jsonl") -> DemoHistory:
     """Load ``<data_dir>/outcomes.jsonl`` and the past sends it names into the (migrated) database."""
     from outreach.engine.catalog import load_catalog
     from outreach.engine.data import load_accounts
@@ -123,10 +124,8 @@ def load_demo_history(settings: Settings, data_dir: Path, *, file_name: str = "o
     events = read_outcomes(data_dir / file_name)
     catalog = load_catalog(data_dir / "catalog.yaml")
     accounts = {a.account_id: a for a in load_accounts(data_dir / "accounts.csv", catalog)}
-    engine = db.make_engine(db.database_url(settings))
-    try:
-        db.require_current(engine)
-        factory = db.session_factory(engine)
+    with application_for(application) as app:
+        factory = app.sessions
         sends = 0
         with db.transaction(factory) as session:
             for event in events:
@@ -134,6 +133,4 @@ def load_demo_history(settings: Settings, data_dir: Path, *, file_name: str = "o
                 if isinstance(touch, dict):
                     sends += _add_send(session, event, touch, accounts)
         report = ingest_outcomes(factory, events, lambda: datetime.now(UTC), source="demo")
-    finally:
-        engine.dispose()
     return DemoHistory(outcomes=report.created, sends=sends)

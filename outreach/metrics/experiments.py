@@ -14,96 +14,22 @@ Rates carry Wilson score intervals and read "not enough data yet" below the spli
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from outreach.drafting.prompts import PromptTemplate, default_prompts_dir
-from outreach.drafting.registry import DEFAULT_LABEL, REGISTRY_FILE, Registry, Split
+from outreach.drafting.registry import DEFAULT_LABEL, Registry, Split
+from outreach.drafting.routing import CONTROL, assign
 from outreach.engine.data import Account
-from outreach.review.storage import DraftRow, DraftVersionRow
+from outreach.review.storage import APPROVED_STATUSES, DraftRow, DraftVersionRow
 from outreach.sending.tables import EnrollmentRow, MailEventRow
 
-CONTROL = "control"
-APPROVED_STATUSES = ("approved", "scheduled", "sent")
 DEFAULT_MIN_SAMPLE = 30
-
-
-def bucket(experiment: str, account_id: str) -> float:
-    """A uniform number in [0, 1) fixed by the experiment and the account (independent across experiments)."""
-    digest = hashlib.sha256(f"{experiment}\x00{account_id}".encode()).hexdigest()
-    return int(digest[:15], 16) / 16**15
-
-
-def assign(split: Split, account_id: str) -> str:
-    """The arm of ``account_id``: a version string, or :data:`CONTROL` for the held-out share."""
-    point = bucket(split.experiment, account_id)
-    control = split.control_pct / 100
-    if point < control:
-        return CONTROL
-    scaled = (point - control) / (1 - control) if control < 1 else 0.0
-    total = sum(split.weights.values())
-    running = 0.0
-    ordered = sorted(split.weights.items(), key=lambda item: int(item[0]))
-    for version, weight in ordered:
-        running += weight / total
-        if scaled < running:
-            return version
-    return ordered[-1][0]
-
-
-class TrafficRouter:
-    """Per-account template choice and the control group for one label of a prompt registry.
-
-    Plug :meth:`held_out` into :func:`outreach.engine.decisions.decide` and :meth:`template_for` into the drafting
-    context (``open_workspace`` does both).
-    """
-
-    def __init__(self, registry: Registry, label: str = DEFAULT_LABEL) -> None:
-        self.registry = registry
-        self.label = label
-        self._splits = {name: split for name in registry.data.templates
-                        if (split := registry.split(name, label)) is not None}
-        self._loaded: dict[tuple[str, str], PromptTemplate] = {}
-
-    @classmethod
-    def for_directory(cls, directory: Path | None, label: str | None = None) -> TrafficRouter | None:
-        """A router when the directory's registry splits traffic on ``label``; None otherwise."""
-        directory = directory or default_prompts_dir()
-        if not (directory / REGISTRY_FILE).exists():
-            return None
-        router = cls(Registry.open(directory), label or DEFAULT_LABEL)
-        return router if router._splits else None
-
-    @property
-    def splits(self) -> dict[str, Split]:
-        return dict(self._splits)
-
-    def arm(self, name: str, account_id: str) -> str | None:
-        """The arm of an account for template ``name``; None when that template has no split."""
-        split = self._splits.get(name)
-        return assign(split, account_id) if split else None
-
-    def held_out(self, account: Account) -> bool:
-        """True when the account is in the control share of any running experiment: never contact it."""
-        return any(assign(split, account.account_id) == CONTROL for split in self._splits.values())
-
-    def template_for(self, template: PromptTemplate, account_id: str) -> PromptTemplate:
-        """The version of ``template`` this account's arm uses (the template itself when it has no split)."""
-        arm = self.arm(template.name, account_id)
-        if arm is None or arm == CONTROL or arm == template.version:
-            return template
-        key = (template.name, arm)
-        if key not in self._loaded:
-            self._loaded[key] = self.registry.template(template.name, arm)
-        return self._loaded[key]
 
 
 # ------------------------------------------------------------------------------------------------ results

@@ -28,11 +28,11 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import JSON, Date, Float, Index, Integer, String, select
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
-from outreach.review.storage import Base
+from outreach.metrics.tables import OutcomeRow
 
 OutcomeType = Literal["expansion", "upgrade", "seat_add", "addon_purchase", "contraction", "downgrade", "churn"]
 OutcomeKind = Literal["expansion", "contraction", "churn"]
@@ -49,28 +49,6 @@ OFFER_KINDS_FOR: dict[str, tuple[str, ...]] = {
 # The motion an organic expansion counts under (no offer of ours to read it from).
 MOTION_FOR_TYPE: dict[str, str] = {"upgrade": "upsell", "seat_add": "upsell", "addon_purchase": "cross_sell"}
 DEFAULT_WINDOW_DAYS = 60
-
-
-class OutcomeRow(Base):
-    """One MRR change of one account (migration 0005). ``mrr_delta`` is signed; NULL only for a full churn."""
-
-    __tablename__ = "outcomes"
-    __table_args__ = (
-        Index("ix_outcomes_account_date", "account_id", "occurred_on"),
-        Index("ix_outcomes_kind_date", "kind", "occurred_on"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    external_id: Mapped[str] = mapped_column(String(400), unique=True)
-    kind: Mapped[str] = mapped_column(String(20))
-    type: Mapped[str] = mapped_column(String(20))
-    account_id: Mapped[str] = mapped_column(String(200))
-    offer_id: Mapped[str | None] = mapped_column(String(200))
-    mrr_delta: Mapped[float | None] = mapped_column(Float)
-    occurred_on: Mapped[date] = mapped_column(Date)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-    source: Mapped[str] = mapped_column(String(20))
-    recorded_at: Mapped[datetime]
 
 
 class OutcomeEvent(BaseModel):

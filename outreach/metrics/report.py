@@ -496,9 +496,9 @@ def load_touches(session: Session) -> list[Touch]:
 def engine_view(data_dir: Path, as_of: date, *, rules_path: Path | None = None,
                 prompts_dir: Path | None = None) -> tuple[list[Triggered], dict[str, float], set[str] | None]:
     """Triggered accounts (from ``decide``), baseline MRR (accounts.csv) and the control group, if any."""
+    from outreach.drafting.routing import TrafficRouter
     from outreach.engine.data import load_dataset
     from outreach.engine.decisions import decide, rules_for
-    from outreach.metrics.experiments import TrafficRouter
 
     dataset = load_dataset(data_dir)
     router = TrafficRouter.for_directory(prompts_dir)

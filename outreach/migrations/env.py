@@ -11,10 +11,10 @@ from alembic import context
 from sqlalchemy import Connection
 
 from outreach.db import make_engine
-from outreach.review.storage import Base
+from outreach.migrations.models import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _run(connection: Connection) -> None:

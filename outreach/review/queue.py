@@ -96,7 +96,7 @@ def utcnow() -> datetime:
 class DraftInput(BaseModel):
     """The text and provenance of one model-written draft, as the queue stores it.
 
-    :func:`outreach.drafting.redraft.draft_input` builds it from the drafting library's result record.
+    :func:`outreach.review.redraft.draft_input` builds it from the drafting library's result record.
     """
 
     model_config = ConfigDict(frozen=True)

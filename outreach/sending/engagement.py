@@ -6,27 +6,20 @@ to (or to the account), stored once (``external_id`` is unique, so re-polling or
 and hard bounces and unsubscribes go straight onto the suppression list. The scheduler reads these events in
 the transaction that claims a step, so a reply that arrives a second before a follow-up stops it.
 
-The same file (and ``ingest``) also takes expansion outcomes — ``kind`` upgrade, seat_add, addon_purchase,
-expansion, contraction, downgrade or churn — which go to the outcomes table (:mod:`outreach.metrics.outcomes`).
+``outreach events ingest`` reads these mixed with expansion outcomes (:mod:`outreach.metrics.ingest`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from outreach import db
-from outreach.engine.data import json_lines
-from outreach.errors import DataError
-from outreach.metrics.outcomes import OutcomeEvent, is_outcome, record_outcome
 from outreach.sending.suppression import normalize, suppress
 from outreach.sending.tables import EnrollmentRow, MailEventRow, OutboxRow
 
@@ -146,55 +139,3 @@ def replied(session: Session, enrollment: EnrollmentRow) -> bool:
         select(MailEventRow.id).where(MailEventRow.kind == "reply", MailEventRow.enrollment_id == enrollment.id)
         .limit(1)
     ) is not None
-
-
-class IngestReport(BaseModel):
-    read: int = 0
-    created: int = 0
-    duplicates: int = 0
-    unmatched: int = 0
-    suppressed: int = 0
-    outcomes: int = 0
-
-    def line(self) -> str:
-        text = (f"{self.read} events read: {self.created} recorded, {self.duplicates} already known, "
-                f"{self.unmatched} not matched to an enrollment, {self.suppressed} addresses suppressed")
-        return text + (f", {self.outcomes} of them expansion outcomes" if self.outcomes else "")
-
-
-def parse_events(path: Path) -> list[MailEvent | OutcomeEvent]:
-    """Read a JSONL file of events (mail events and outcomes); a bad line stops with the file, line and field."""
-    if not path.exists():
-        raise DataError(path, "file not found")
-    events: list[MailEvent | OutcomeEvent] = []
-    for number, data in json_lines(path):
-        try:
-            event = OutcomeEvent.model_validate(data) if is_outcome(data) else MailEvent.model_validate(data)
-            events.append(event)
-        except ValidationError as error:
-            first = error.errors()[0]
-            field = ".".join(str(p) for p in first["loc"]) or None
-            raise DataError(path, first["msg"], line=number, field=field) from None
-    return events
-
-
-def ingest(factory: sessionmaker[Session], events: Sequence[MailEvent | OutcomeEvent], clock: Callable[[], datetime], *,
-           source: str) -> IngestReport:
-    report = IngestReport()
-    with db.transaction(factory) as session:
-        for event in events:
-            report.read += 1
-            if isinstance(event, OutcomeEvent):
-                created = record_outcome(session, event, clock(), source=source)
-                report.created += created
-                report.duplicates += not created
-                report.outcomes += created
-                continue
-            result = record(session, event, clock(), source=source)
-            if not result.created:
-                report.duplicates += 1
-                continue
-            report.created += 1
-            report.unmatched += result.enrollment_id is None and result.account_id is None
-            report.suppressed += result.suppressed
-    return report

@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
+from outreach.application import Application, application_for, as_application
 from outreach.engine.catalog import Company
 from outreach.engine.data import Dataset, load_dataset
 from outreach.engine.decisions import Decision, decide, rules_for
@@ -128,9 +129,9 @@ class DraftingFollowups:
     def __call__(self, decision: Decision, dataset: Dataset, template: str, previous_subject: str) -> DraftInput:
         from outreach.drafting.config import load_drafting_config
         from outreach.drafting.drafts import DraftingContext, run_drafts
-        from outreach.drafting.prompts import load_templates
         from outreach.drafting.providers import get_provider
-        from outreach.drafting.redraft import draft_input
+        from outreach.drafting.registry import load_templates
+        from outreach.review.redraft import draft_input
 
         templates = load_templates(self.settings.prompts_dir)
         if template not in templates:
@@ -572,7 +573,7 @@ class Scheduler:
         registry ``auto_approve``, off by default) skips review; the verdict is re-computed every time, so a
         version loses it as soon as its rejection rate or edit distance rises."""
         from outreach.drafting.registry import Registry
-        from outreach.metrics.feedback import auto_approval
+        from outreach.review.feedback import auto_approval
 
         first = session.scalar(select(DraftVersionRow).where(
             DraftVersionRow.draft_id == draft_id, DraftVersionRow.number == 1))
@@ -747,21 +748,22 @@ class Scheduler:
 
 
 def build_scheduler(
-    settings: Settings,
+    application: Application | Settings,
     *,
     clock: Callable[[], datetime] = utcnow,
     transport: Transport | None = None,
     followups: FollowupWriter | None = None,
     factory: sessionmaker[Session] | None = None,
 ) -> Scheduler:
-    """A scheduler from settings: the database, the sequences directory (checked), the configured transport."""
+    """A scheduler for the application: its database, the sequences directory (checked), the configured
+    transport."""
     from outreach.sending.sequences import load_sequences, sequences_dir, template_kinds
     from outreach.sending.transports import transport_for
 
+    application = as_application(application)
+    settings = application.settings
     if factory is None:
-        engine = db.make_engine(db.database_url(settings))
-        db.require_current(engine)
-        factory = db.session_factory(engine)
+        factory = application.sessions
     sequences = load_sequences(sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir))
     return Scheduler(factory, settings, sequences, transport or transport_for(settings), clock=clock,
                      followups=followups)
@@ -798,7 +800,7 @@ class DemoSequenceReport(BaseModel):
 
 
 def run_demo_sequence(
-    settings: Settings,
+    application: Application | Settings,
     data_dir: Path,
     as_of: date,
     *,
@@ -815,9 +817,9 @@ def run_demo_sequence(
 
     start = datetime.combine(as_of, datetime.min.time(), tzinfo=UTC) + timedelta(hours=6)
     clock = FakeClock(start)
-    engine = db.make_engine(db.database_url(settings))
-    factory = db.session_factory(engine)
-    try:
+    with application_for(application) as app:
+        settings = app.settings
+        factory = app.sessions
         with factory() as session:
             user = session.scalar(select(UserRow).where(UserRow.email == approver))
             if user is None:
@@ -834,8 +836,6 @@ def run_demo_sequence(
         for draft_id in approved:
             scheduler.enroll(draft_id, actor=approver, data_dir=data_dir, sequence_id=sequence_id)
         report = scheduler.run_until(start + timedelta(days=days), clock)
-    finally:
-        engine.dispose()
     return DemoSequenceReport(
         start=start, end=clock(), enrolled=len(approved),
         sent=[o for o in report.outcomes if o.kind == "sent"],

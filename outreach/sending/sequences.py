@@ -329,7 +329,7 @@ def sequences_dir(configured: Path | None) -> Path:
 
 
 def template_kinds(prompts_dir: Path | None) -> dict[str, str]:
-    from outreach.drafting.prompts import load_templates
+    from outreach.drafting.registry import load_templates
 
     return {name: template.meta.kind for name, template in load_templates(prompts_dir).items()}
 

@@ -13,7 +13,6 @@ Why these shapes:
 - ``mail_events`` stores replies, bounces, meetings and conversions (from IMAP or ``events ingest``), deduped
   by ``external_id``; the scheduler reads them right before each send.
 
-Imported at the end of :mod:`outreach.review.storage` so ``Base.metadata`` always describes the whole schema.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from outreach.review.storage import Base
+from outreach.schema import Base
 
 
 class EnrollmentRow(Base):

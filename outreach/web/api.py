@@ -11,9 +11,6 @@ from pydantic import BaseModel, Field
 
 from outreach.db import transaction
 from outreach.errors import (
-    ConflictError,
-    NotFoundError,
-    OutreachError,
     PermissionDeniedError,
 )
 from outreach.review.queue import (
@@ -35,18 +32,8 @@ from outreach.review.users import Principal, principal_for_token
 router = APIRouter(prefix="/api", tags=["review"])
 
 
-def status_for(error: OutreachError) -> int:
-    if isinstance(error, NotFoundError):
-        return 404
-    if isinstance(error, ConflictError):
-        return 409
-    if isinstance(error, PermissionDeniedError):
-        return 403
-    return 422
-
-
 def api_user(request: Request) -> Principal:
-    from outreach.web.app import ApiAuthRequired, ReviewApp
+    from outreach.web.state import ApiAuthRequired, ReviewApp
 
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

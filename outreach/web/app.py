@@ -1,4 +1,4 @@
-"""The SDR review web app: ``create_app(settings)`` builds it, ``outreach serve`` runs it.
+"""The SDR review web app: ``create_app(application)`` builds it, ``outreach serve`` runs it.
 
 Server-rendered pages (Jinja2, autoescaped) with htmx served from the package — no CDN, so it works on a
 locked-down laptop. Logins use a signed, HttpOnly, SameSite=Lax session cookie and every form carries a
@@ -11,74 +11,27 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
-from outreach import db
+from outreach.application import Application
 from outreach.errors import OutreachError
 from outreach.review.queue import DatasetGateCheck, GateCheck, Regenerator, ReviewQueue
-from outreach.settings import Settings, get_settings
+from outreach.settings import Settings
+from outreach.web.state import WEB_DIR, ApiAuthRequired, LoginRequired, ReviewApp, status_for
 
-WEB_DIR = Path(__file__).resolve().parent
 SECRET_FILE = ".outreach-secret"
 
 
-class WebSettings(BaseSettings):
-    """Web-only settings (``OUTREACH_*``). Kept here until they move into :class:`outreach.settings.Settings`."""
-
-    model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
-
-    secret_key: SecretStr | None = Field(
-        default=None, description="Signs session cookies; default: a random key kept in OUTREACH_HOME."
-    )
-    data_dir: Path | None = Field(
-        default=None, description="Data directory to re-check gates and regenerate drafts against."
-    )
-    as_of: date | None = Field(default=None, description="Analysis date for gate re-checks (default today).")
-    host: str = "127.0.0.1"
-    port: int = 8000
-    session_hours: int = Field(default=12, gt=0, description="How long a login lasts.")
-    secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set behind HTTPS).")
-
-
-class LoginRequired(Exception):
-    """Raised by page dependencies when no one is logged in; answered with the login page."""
-
-
-class ApiAuthRequired(Exception):
-    """Raised by API dependencies without a valid bearer token; answered with 401 JSON."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-@dataclass
-class ReviewApp:
-    """What every route needs, stored on ``app.state.review``."""
-
-    settings: Settings
-    web: WebSettings
-    engine: Engine
-    factory: sessionmaker[Session]
-    queue: ReviewQueue
-
-
-def secret_key(settings: Settings, web: WebSettings) -> str:
+def secret_key(settings: Settings) -> str:
     """The session signing key: configured, or created once in OUTREACH_HOME (mode 600) so logins survive a
     restart without anyone having to invent a key."""
-    if web.secret_key is not None:
-        return web.secret_key.get_secret_value()
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value()
     path = settings.resolved_home() / SECRET_FILE
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
@@ -91,31 +44,29 @@ def secret_key(settings: Settings, web: WebSettings) -> str:
 
 
 def create_app(
-    settings: Settings | None = None,
-    web: WebSettings | None = None,
+    application: Application | Settings | None = None,
     *,
     gate_check: GateCheck | None = None,
     regenerator: Regenerator | None = None,
 ) -> FastAPI:
-    """Build the app for a migrated database. With ``web.data_dir`` set, gates are re-checked against that
-    data and "regenerate" drafts through the configured provider, unless callers pass their own."""
+    """Build the app for a migrated database. With ``OUTREACH_DATA_DIR`` (``settings.data_dir``) set, gates are
+    re-checked against that data and "regenerate" drafts through the configured provider, unless callers pass
+    their own."""
     from outreach.web import api, dashboard, pages, tuning, unsubscribe
 
-    settings = settings or get_settings()
-    web = web or WebSettings()
-    engine = db.make_engine(db.database_url(settings))
-    db.require_current(engine)
-    if web.data_dir is not None and (gate_check is None or regenerator is None):
-        from outreach.drafting.redraft import Redrafter
-        from outreach.engine.data import load_dataset
+    if not isinstance(application, Application):
+        application = Application.from_settings(application)
+    settings = application.settings
+    factory = application.sessions
+    if settings.data_dir is not None and (gate_check is None or regenerator is None):
+        from outreach.review.redraft import Redrafter
 
-        dataset = load_dataset(web.data_dir)
+        dataset = application.dataset(settings.data_dir)
         if gate_check is None:
-            gate_check = DatasetGateCheck(web.data_dir, web.as_of or date.today(),
+            gate_check = DatasetGateCheck(settings.data_dir, settings.as_of or date.today(),
                                           rules_path=settings.rules_path, dataset=dataset)
         if regenerator is None:
             regenerator = Redrafter.for_dataset(dataset, settings)
-    factory = db.session_factory(engine)
     queue = ReviewQueue(factory, gate_check=gate_check, regenerator=regenerator)
 
     app = FastAPI(
@@ -127,14 +78,14 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
-    app.state.review = ReviewApp(settings=settings, web=web, engine=engine, factory=factory, queue=queue)
+    app.state.review = ReviewApp(application=application, queue=queue)
     app.add_middleware(
         SessionMiddleware,
-        secret_key=secret_key(settings, web),
+        secret_key=secret_key(settings),
         session_cookie="outreach_session",
-        max_age=web.session_hours * 3600,
+        max_age=settings.session_hours * 3600,
         same_site="lax",
-        https_only=web.secure_cookies,
+        https_only=settings.secure_cookies,
     )
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     app.include_router(api.router)
@@ -161,7 +112,7 @@ def create_app(
 
     @app.exception_handler(OutreachError)
     async def outreach_error(request: Request, error: OutreachError) -> Response:
-        status = api.status_for(error)
+        status = status_for(error)
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": error.message, "hint": error.hint}, status_code=status)
         return HTMLResponse(pages.render_error(request, error, status), status_code=status)

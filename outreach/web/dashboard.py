@@ -25,8 +25,8 @@ from outreach.errors import OutreachError, PermissionDeniedError
 from outreach.metrics.outcomes import OutcomeEvent, OutcomeIngestReport, ingest_outcomes
 from outreach.metrics.report import DIMENSIONS, MOTIONS, Period, Report, build_report, parse_period
 from outreach.web.api import User as ApiUser
-from outreach.web.app import ReviewApp
 from outreach.web.pages import User, _context, _render
+from outreach.web.state import ReviewApp
 
 router = APIRouter()
 WRITERS = ("admin", "marketing")
@@ -51,9 +51,9 @@ def _day(value: str | None, name: str) -> date | None:
 def _report(request: Request, period: str | None, start: str | None, end: str | None, as_of: str | None,
             window: int | None) -> tuple[Report, Period]:
     review = _review(request)
-    analysis = _day(as_of, "as_of") or review.web.as_of or date.today()
+    analysis = _day(as_of, "as_of") or review.settings.as_of or date.today()
     chosen = parse_period(period or None, start=_day(start, "from"), end=_day(end, "to"), as_of=analysis)
-    report = build_report(review.factory, period=chosen, as_of=analysis, data_dir=review.web.data_dir,
+    report = build_report(review.factory, period=chosen, as_of=analysis, data_dir=review.settings.data_dir,
                           window_days=window, rules_path=review.settings.rules_path,
                           prompts_dir=review.settings.prompts_dir)
     return report, chosen
@@ -204,7 +204,7 @@ def dashboard_page(request: Request, user: User, period: str | None = None, star
               "reverts": reverts_chart(report)}
     return _render(request, "dashboard.html", _context(
         request, user, report=report, charts=charts, shown=shown, dimensions=DIMENSIONS,
-        has_data=_review(request).web.data_dir is not None,
+        has_data=_review(request).settings.data_dir is not None,
     ))
 
 

@@ -34,7 +34,7 @@ from outreach.review.queue import (
 )
 from outreach.review.users import Principal, authenticate, get_user
 from outreach.types import SIGNAL_KINDS
-from outreach.web.app import WEB_DIR, LoginRequired, ReviewApp
+from outreach.web.state import WEB_DIR, LoginRequired, ReviewApp
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
@@ -283,7 +283,7 @@ def _after_action(request: Request, user: Principal, draft_id: int, return_to: s
 
 def _act_failed(request: Request, user: Principal, draft_id: int, error: OutreachError, *, mode: str = "",
                 form: dict[str, str] | None = None) -> HTMLResponse:
-    from outreach.web.api import status_for
+    from outreach.web.state import status_for
 
     status = status_for(error)
     queue: ReviewQueue = _review(request).queue

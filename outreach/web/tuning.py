@@ -20,16 +20,17 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from outreach import bundled
-from outreach.drafting.drafts import Draft
 from outreach.drafting.evaluation import EvalSet, load_eval_set, score_draft
-from outreach.drafting.prompts import DraftFacts, PromptTemplate, fact_variables, load_template, render
+from outreach.drafting.facts import DraftFacts, fact_variables
+from outreach.drafting.providers.base import Draft
 from outreach.drafting.providers.offline import draft_offline
 from outreach.drafting.registry import DEFAULT_LABEL, MAX_NOTE_CHARS, MAX_SOURCE_CHARS, WORKING, Registry
+from outreach.drafting.templates import PromptTemplate, load_template, render
 from outreach.errors import OutreachError, PermissionDeniedError
 from outreach.metrics.experiments import experiment_report
 from outreach.review.users import Principal
-from outreach.web.app import ReviewApp
 from outreach.web.pages import CsrfField, User, _context, _render, check_csrf, flash
+from outreach.web.state import ReviewApp
 
 router = APIRouter(include_in_schema=False)
 EVAL_SET = bundled.EVAL_SET
@@ -82,10 +83,10 @@ def _preview_source(request: Request) -> PreviewSource:
         return cached
     review = _review(request)
     source: PreviewSource
-    if review.web.data_dir is not None:
+    if review.settings.data_dir is not None:
         from outreach.drafting.drafts import open_workspace
 
-        workspace = open_workspace(review.web.data_dir, review.web.as_of or date.today(),
+        workspace = open_workspace(review.settings.data_dir, review.settings.as_of or date.today(),
                                    rules_path=review.settings.rules_path, prompts_dir=review.settings.prompts_dir)
         accounts = []
         for decision in workspace.decisions:
@@ -167,7 +168,7 @@ def save_version(request: Request, name: str, user: User, csrf_token_field: Csrf
         _require_editor(user)
         saved = _registry(request).save(name, source, note=note, author=user.email)
     except OutreachError as error:
-        from outreach.web.api import status_for
+        from outreach.web.state import status_for
 
         return _prompt_page(request, user, name, status=status_for(error), form={"source": source, "note": note},
                             error=error)
@@ -183,7 +184,7 @@ def promote(request: Request, name: str, user: User, csrf_token_field: CsrfField
         _require_editor(user)
         _registry(request).promote(name, version, label.strip(), author=user.email)
     except OutreachError as error:
-        from outreach.web.api import status_for
+        from outreach.web.state import status_for
 
         return _prompt_page(request, user, name, status=status_for(error), error=error)
     flash(request, "success", f"{name}: {label.strip()} → version {version}")
@@ -238,8 +239,8 @@ def _llm_draft(request: Request, prompt: Any, facts: DraftFacts) -> tuple[str, d
     settings = _review(request).settings
     if settings.openai_api_key is None:
         return "LLM", None, "No LLM provider configured (set OPENAI_API_KEY to see the model's draft here)."
-    from outreach.drafting.drafts import ProviderFailure
     from outreach.drafting.providers import get_provider
+    from outreach.drafting.providers.base import ProviderFailure
 
     source = _preview_source(request)
     try:

@@ -38,7 +38,7 @@ def _masked(email: str) -> str:
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
 def confirm(request: Request, token: str) -> HTMLResponse:
-    from outreach.web.app import ReviewApp
+    from outreach.web.state import ReviewApp
 
     review: ReviewApp = request.app.state.review
     try:
@@ -55,7 +55,7 @@ def confirm(request: Request, token: str) -> HTMLResponse:
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse, include_in_schema=False)
 def unsubscribe_post(request: Request, token: str) -> HTMLResponse:
-    from outreach.web.app import ReviewApp
+    from outreach.web.state import ReviewApp
 
     review: ReviewApp = request.app.state.review
     one_click = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")

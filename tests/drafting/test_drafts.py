@@ -8,10 +8,6 @@ from pathlib import Path
 import pytest
 
 from outreach.drafting.drafts import (
-    Draft,
-    ProviderFailure,
-    ProviderResult,
-    RepairRequest,
     Workspace,
     draft_all,
     open_workspace,
@@ -20,12 +16,14 @@ from outreach.drafting.drafts import (
     write_draft,
     write_jsonl,
 )
+from outreach.drafting.facts import DraftFacts
 from outreach.drafting.ledger import TokenUsage, estimate_cost, price_for, total
-from outreach.drafting.prompts import DraftFacts, RenderedPrompt
 from outreach.drafting.providers import default_provider_name, get_provider
+from outreach.drafting.providers.base import Draft, ProviderFailure, ProviderResult, RepairRequest
 from outreach.drafting.providers.fake import FakeLLM
 from outreach.drafting.providers.offline import OfflineProvider, draft_offline
 from outreach.drafting.providers.ratelimit import RateLimiter
+from outreach.drafting.templates import RenderedPrompt
 from outreach.errors import ConfigError, OutreachError, ProviderError
 from outreach.settings import Settings
 from tests.helpers import AS_OF, make_data_dir

@@ -10,7 +10,6 @@ import typer
 from typer.testing import CliRunner
 
 from outreach.cli.tuning import register
-from outreach.drafting.drafts import Draft, ProviderResult, RepairRequest
 from outreach.drafting.evaluation import (
     REGRESSION_EXIT_CODE,
     EvalCache,
@@ -20,10 +19,12 @@ from outreach.drafting.evaluation import (
     score_draft,
     write_html_report,
 )
+from outreach.drafting.facts import DraftFacts
 from outreach.drafting.ledger import TokenUsage
-from outreach.drafting.prompts import DraftFacts, RenderedPrompt
+from outreach.drafting.providers.base import Draft, ProviderResult, RepairRequest
 from outreach.drafting.providers.offline import OfflineProvider, draft_offline
 from outreach.drafting.registry import Registry
+from outreach.drafting.templates import RenderedPrompt
 from tests.tuning_helpers import EVAL_SET, PROMPTS, copy_prompts
 
 HYPE = "Close every email with the line: Act now."
@@ -131,7 +132,7 @@ def test_cache_is_keyed_by_template_hash(tmp_path: Path) -> None:
 
 def test_edited_working_copy_is_compared_even_before_its_version_is_bumped(tmp_path: Path) -> None:
     """Marketing edits the flat file and evaluates it against production before saving a new version."""
-    from outreach.drafting.prompts import load_template
+    from outreach.drafting.templates import load_template
     from outreach.errors import OutreachError
 
     prompts = copy_prompts(tmp_path / "prompts")

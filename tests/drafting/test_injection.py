@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from outreach.drafting.drafts import Draft, Workspace, open_workspace, write_draft
-from outreach.drafting.prompts import DATA_CLOSE, DATA_OPEN, render, select_template
+from outreach.drafting.drafts import Workspace, open_workspace, write_draft
+from outreach.drafting.facts import DATA_CLOSE, DATA_OPEN
+from outreach.drafting.providers.base import Draft
 from outreach.drafting.providers.fake import FakeLLM
 from outreach.drafting.providers.offline import draft_offline
+from outreach.drafting.templates import render, select_template
 from tests.helpers import AS_OF, make_data_dir, ticket
 
 ATTACKS = {

@@ -10,18 +10,9 @@ import pytest
 
 from outreach import bundled
 from outreach.drafting.drafts import Workspace, open_workspace
-from outreach.drafting.prompts import (
-    DATA_CLOSE,
-    DATA_OPEN,
-    fact_variables,
-    greeting_for,
-    load_template,
-    load_templates,
-    parse_facts,
-    render,
-    select_template,
-    untrusted,
-)
+from outreach.drafting.facts import DATA_CLOSE, DATA_OPEN, fact_variables, greeting_for, untrusted
+from outreach.drafting.registry import load_templates
+from outreach.drafting.templates import load_template, parse_facts, render, select_template
 from outreach.errors import DataError, NotFoundError
 from tests.helpers import AS_OF, make_data_dir, ticket
 

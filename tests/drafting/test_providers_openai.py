@@ -16,11 +16,12 @@ import vcr
 from vcr.errors import CannotOverwriteExistingCassetteException
 
 from outreach.drafting.config import DraftingConfig, OpenAIOptions, load_drafting_config
-from outreach.drafting.drafts import ProviderFailure, Workspace, open_workspace, write_draft
-from outreach.drafting.prompts import render, select_template
+from outreach.drafting.drafts import Workspace, open_workspace, write_draft
+from outreach.drafting.providers.base import ProviderFailure
 from outreach.drafting.providers.cache import ResponseCache
 from outreach.drafting.providers.openai import OpenAIProvider, retry_after_seconds
 from outreach.drafting.providers.ratelimit import RateLimiter
+from outreach.drafting.templates import render, select_template
 from outreach.errors import ProviderError
 from outreach.settings import Settings
 from tests.helpers import AS_OF, make_data_dir

@@ -11,9 +11,8 @@ from typer.testing import CliRunner
 from outreach import bundled
 from outreach.cli.tuning import register
 from outreach.drafting.drafts import open_workspace, run_drafts
-from outreach.drafting.prompts import load_templates
 from outreach.drafting.providers.offline import OfflineProvider
-from outreach.drafting.registry import Registry
+from outreach.drafting.registry import Registry, load_templates
 from outreach.errors import ConflictError, DataError, NotFoundError, OutreachError
 from tests.helpers import AS_OF, make_data_dir
 from tests.tuning_helpers import copy_prompts

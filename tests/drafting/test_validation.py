@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from outreach.drafting.config import ValidationPolicy
-from outreach.drafting.drafts import Draft, Workspace, open_workspace
-from outreach.drafting.prompts import DraftFacts
+from outreach.drafting.drafts import Workspace, open_workspace
+from outreach.drafting.facts import DraftFacts
+from outreach.drafting.providers.base import Draft
 from outreach.drafting.providers.offline import draft_offline
 from outreach.drafting.validation import Issue, fact_numbers, numbers_in, validate_draft
 from tests.helpers import AS_OF, make_data_dir

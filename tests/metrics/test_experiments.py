@@ -9,10 +9,11 @@ import pytest
 from outreach import bundled, db
 from outreach.drafting.drafts import open_workspace, run_drafts
 from outreach.drafting.providers.offline import OfflineProvider
-from outreach.drafting.redraft import inputs_by_account
 from outreach.drafting.registry import Registry, Split
-from outreach.metrics.experiments import CONTROL, TrafficRouter, assign, bucket, experiment_report, wilson
+from outreach.drafting.routing import CONTROL, TrafficRouter, assign, bucket
+from outreach.metrics.experiments import experiment_report, wilson
 from outreach.review.queue import fill_from_decisions
+from outreach.review.redraft import inputs_by_account
 from tests.helpers import AS_OF, make_data_dir
 from tests.tuning_helpers import Seeded, copy_prompts, seed_history
 

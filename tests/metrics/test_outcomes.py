@@ -13,8 +13,10 @@ from typer.testing import CliRunner
 
 from outreach import db
 from outreach.errors import DataError
-from outreach.metrics.outcomes import Outcome, OutcomeEvent, OutcomeRow, Touch, attribute
-from outreach.sending.engagement import MailEvent, ingest, parse_events
+from outreach.metrics.ingest import ingest, parse_events
+from outreach.metrics.outcomes import Outcome, OutcomeEvent, Touch, attribute
+from outreach.metrics.tables import OutcomeRow
+from outreach.sending.engagement import MailEvent
 from outreach.sending.tables import MailEventRow
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -14,7 +14,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from outreach import db
 from outreach.errors import ConfigError
-from outreach.review.storage import AuditRow, Base, DraftRow
+from outreach.migrations.models import metadata
+from outreach.review.storage import AuditRow, DraftRow
 from tests.review_world import ReviewWorld, postgres_url_or_skip, reset_postgres
 
 TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "review_actions", "audit_log",
@@ -32,7 +33,7 @@ def test_upgrade_empty_database_creates_the_schema(db_url: str) -> None:
         assert set(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []  # models and migrations agree
+            assert compare_metadata(context, metadata) == []  # models and migrations agree
         db.require_current(engine)
     finally:
         engine.dispose()

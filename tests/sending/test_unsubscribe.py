@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from outreach import db
 from outreach.sending.suppression import is_suppressed, token_for
 from outreach.settings import Settings
-from outreach.web.app import WebSettings, create_app
+from outreach.web.app import create_app
 
 
 def test_get_confirms_and_post_unsubscribes(sqlite_url: str, tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_get_confirms_and_post_unsubscribes(sqlite_url: str, tmp_path: Path) -> 
     factory = db.session_factory(engine)
     with db.transaction(factory) as session:
         token = token_for(session, "Dana@Acme.example", "upsell.ledgerly.example", datetime.now(UTC))
-    app = create_app(Settings(home=tmp_path, database_url=sqlite_url), WebSettings())
+    app = create_app(Settings(home=tmp_path, database_url=sqlite_url))
     with TestClient(app) as client:
         page = client.get(f"/unsubscribe/{token}")
         assert page.status_code == 200 and "<form method=\"post\"" in page.text and "d***@acme.example" in page.text

@@ -14,10 +14,10 @@ from outreach import bundled, db
 from outreach.metrics.demo_history import load_demo_history
 from outreach.review.users import add_user, create_token
 from outreach.settings import Settings
-from outreach.web.app import WebSettings, create_app
+from outreach.web.app import create_app
 from tests.datadir import AS_OF
 from tests.review_world import ADMIN, MAYA, PASSWORD, ReviewWorld
-from tests.webclient import login
+from tests.webclient import login, web_settings
 
 DEMO = bundled.DEMO_DATA
 
@@ -30,8 +30,8 @@ def demo_client(sqlite_url: str) -> Iterator[TestClient]:
     with db.transaction(db.session_factory(engine)) as session:
         add_user(session, ADMIN, "admin", PASSWORD)
     engine.dispose()
-    web = WebSettings(secret_key="test-secret-key-0123456789", data_dir=DEMO, as_of=date(2026, 11, 20))
-    with TestClient(create_app(settings, web), base_url="http://127.0.0.1") as client:
+    web = web_settings(settings, secret_key="test-secret-key-0123456789", data_dir=DEMO, as_of=date(2026, 11, 20))
+    with TestClient(create_app(web), base_url="http://127.0.0.1") as client:
         login(client, ADMIN)
         yield client
 
@@ -66,7 +66,7 @@ def test_dashboard_period_controls_and_errors(demo_client: TestClient) -> None:
 
 def test_dashboard_needs_a_login(sqlite_url: str) -> None:
     settings = Settings(database_url=sqlite_url)
-    with TestClient(create_app(settings, WebSettings(secret_key="k" * 32)), base_url="http://127.0.0.1") as client:
+    with TestClient(create_app(web_settings(settings, secret_key="k" * 32)), base_url="http://127.0.0.1") as client:
         response = client.get("/dashboard", follow_redirects=False)
         assert response.status_code == 303 and response.headers["location"].startswith("/login")
 
@@ -80,14 +80,14 @@ def _token(world: ReviewWorld, email: str) -> dict[str, str]:
 def test_outcomes_api_records_and_metrics_api_reports(db_url: str, tmp_path: Path) -> None:
     world = ReviewWorld.build(db_url, tmp_path)
     settings = Settings(database_url=db_url)
-    web = WebSettings(secret_key="test-secret-key-0123456789", data_dir=world.data_dir, as_of=AS_OF)
+    web = web_settings(settings, secret_key="test-secret-key-0123456789", data_dir=world.data_dir, as_of=AS_OF)
     outcomes = [
         {"kind": "seat_add", "account_id": "acme", "offer_id": "seats-5", "mrr_delta": 60,
          "occurred_at": "2026-11-02", "external_id": "crm-7"},
         {"kind": "churn", "account_id": "globex", "occurred_at": "2026-11-10"},
     ]
     try:
-        with TestClient(create_app(settings, web), base_url="http://127.0.0.1") as client:
+        with TestClient(create_app(web), base_url="http://127.0.0.1") as client:
             admin, sdr = _token(world, ADMIN), _token(world, MAYA)
             assert client.post("/api/outcomes", json=outcomes).status_code == 401
             assert client.post("/api/outcomes", json=outcomes, headers=sdr).status_code == 403

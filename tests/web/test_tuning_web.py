@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from outreach.drafting.registry import Registry
 from outreach.settings import Settings
-from outreach.web.app import WebSettings, create_app
+from outreach.web.app import create_app
 from tests.review_world import MARKETING, MAYA, ReviewWorld
 from tests.tuning_helpers import copy_prompts
-from tests.webclient import csrf_of, login
+from tests.webclient import csrf_of, login, web_settings
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def prompts(tmp_path: Path) -> Path:
 @pytest.fixture
 def client(sqlite_world: ReviewWorld, prompts: Path) -> Iterator[TestClient]:
     settings = Settings(database_url=sqlite_world.url, prompts_dir=prompts)
-    app = create_app(settings, WebSettings(secret_key="test-secret-key-0123456789"),
+    app = create_app(web_settings(settings, secret_key="test-secret-key-0123456789"),
                      gate_check=sqlite_world.queue.gate_check, regenerator=None)
     with TestClient(app, base_url="http://127.0.0.1") as test_client:
         yield test_client

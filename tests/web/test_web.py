@@ -14,9 +14,9 @@ from outreach.errors import ConfigError
 from outreach.review.queue import MAX_BODY_CHARS
 from outreach.review.users import create_token
 from outreach.settings import Settings
-from outreach.web.app import WebSettings, create_app
+from outreach.web.app import create_app
 from tests.review_world import ADMIN, MARKETING, MAYA, SAM, ReviewWorld
-from tests.webclient import csrf_of, login, make_app
+from tests.webclient import csrf_of, login, make_app, web_settings
 
 
 @pytest.fixture
@@ -264,7 +264,7 @@ def test_missing_draft_is_404(client: TestClient) -> None:
 
 def test_app_refuses_an_unmigrated_database(tmp_path: object) -> None:
     with pytest.raises(ConfigError, match="not at the latest schema"):
-        create_app(Settings(database_url=f"sqlite:///{tmp_path}/empty.db"), WebSettings(secret_key="k" * 32))
+        create_app(web_settings(Settings(database_url=f"sqlite:///{tmp_path}/empty.db"), secret_key="k" * 32))
 
 
 def test_static_assets_are_served_locally(client: TestClient) -> None:

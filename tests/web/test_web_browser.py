@@ -21,9 +21,9 @@ from fastapi import FastAPI
 
 from outreach import bundled
 from outreach.settings import Settings
-from outreach.web.app import WebSettings, create_app
+from outreach.web.app import create_app
 from tests.review_world import MAYA, PASSWORD, ReviewWorld
-from tests.webclient import make_app
+from tests.webclient import make_app, web_settings
 
 pytestmark = pytest.mark.browser
 
@@ -172,7 +172,9 @@ def test_conflict_is_shown_to_the_second_reviewer(page: Page, sqlite_world: Revi
 
 
 @pytest.mark.skipif(not (DEMO_DATA / "accounts.csv").exists(), reason="outreach/defaults/demo is not present")
-def test_screenshots_of_the_demo(page: Page, tmp_path: Path) -> None:
+def test_screenshots_of_the_demo(page: Page, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """Screenshots of the demo queue and a draft: into a temp dir, or docs/screenshots with --update-screenshots."""
+    shots = SCREENSHOTS if request.config.getoption("--update-screenshots") else tmp_path / "screenshots"
     from outreach.cli.review import prepare_demo
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'demo.db'}")
@@ -181,18 +183,18 @@ def test_screenshots_of_the_demo(page: Page, tmp_path: Path) -> None:
 
     with ThreadPoolExecutor(1) as pool:
         demo = pool.submit(prepare_demo, settings, DEMO_DATA, date(2026, 11, 20)).result()
-    app = create_app(settings, WebSettings(secret_key="screenshot-secret-0123456789", data_dir=DEMO_DATA,
+    app = create_app(web_settings(settings, secret_key="screenshot-secret-0123456789", data_dir=DEMO_DATA,
                                            as_of=date(2026, 11, 20)))
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots.mkdir(parents=True, exist_ok=True)
     with LiveServer(app) as server:
         log_in(page, server.url, demo.email, demo.password)
         rows = page.locator("#queue-table tbody tr")
         assert rows.count() >= 5
-        page.screenshot(path=str(SCREENSHOTS / "queue.png"))
+        page.screenshot(path=str(shots / "queue.png"))
         page.keyboard.press("j")
         page.keyboard.press("Enter")
         expect(page.locator(".evidence .friction").first).to_be_visible()
         expect(page.locator("#draft-body a.fig").first).to_be_visible()
-        page.screenshot(path=str(SCREENSHOTS / "draft.png"), full_page=True)
-    assert (SCREENSHOTS / "queue.png").stat().st_size > 10_000
-    assert (SCREENSHOTS / "draft.png").stat().st_size > 10_000
+        page.screenshot(path=str(shots / "draft.png"), full_page=True)
+    assert (shots / "queue.png").stat().st_size > 10_000
+    assert (shots / "draft.png").stat().st_size > 10_000

@@ -2,33 +2,19 @@
 
 ``offline`` renders a deterministic email from the facts with Jinja2 (no network, the default when no API
 key is configured); ``openai`` asks any OpenAI-compatible chat model for structured output. Both return a
-:class:`~outreach.drafting.drafts.ProviderResult`; the caller validates it, so no provider is trusted more than another.
+:class:`~outreach.drafting.providers.base.ProviderResult`; the caller validates it, so no provider is trusted more than another.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from outreach.drafting.config import DraftingConfig
-from outreach.drafting.drafts import ProviderResult, RepairRequest
-from outreach.drafting.prompts import DraftFacts, RenderedPrompt
+from outreach.drafting.providers.base import Provider
 from outreach.errors import ConfigError
 from outreach.settings import Settings
 
 PROVIDERS: Sequence[str] = ("offline", "openai")
-
-
-class Provider(Protocol):
-    name: str
-    model: str
-
-    async def generate(
-        self, prompt: RenderedPrompt, facts: DraftFacts, *, repair: RepairRequest | None = None
-    ) -> ProviderResult:
-        """Write one draft. Raise ProviderFailure when this draft cannot be written, ProviderError when no
-        draft can (bad key, insufficient quota)."""
-        ...
 
 
 def default_provider_name(settings: Settings) -> str:

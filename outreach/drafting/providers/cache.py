@@ -1,7 +1,7 @@
 """The response cache: a draft already paid for is not paid for again.
 
 Keyed by (template name, version and hash, rendered prompt, model, parameters, repair context); see
-:meth:`outreach.drafting.prompts.RenderedPrompt.cache_key`. Stored in SQLite under ``OUTREACH_HOME/cache`` so it
+:meth:`outreach.drafting.templates.RenderedPrompt.cache_key`. Stored in SQLite under ``OUTREACH_HOME/cache`` so it
 survives between runs and is safe to delete at any time.
 """
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections import deque
 
-from outreach.drafting.drafts import Draft, ProviderResult, RepairRequest
+from outreach.drafting.facts import DraftFacts
 from outreach.drafting.ledger import TokenUsage
-from outreach.drafting.prompts import DraftFacts, RenderedPrompt
+from outreach.drafting.providers.base import Draft, ProviderResult, RepairRequest
+from outreach.drafting.templates import RenderedPrompt
 
 
 class FakeLLM:

@@ -1,7 +1,7 @@
 """The offline drafter: a real, readable friction-led email rendered from the facts, with no model.
 
 It is the default when no API key is configured and the fallback when an LLM draft fails validation. It
-renders ``outreach/templates/offline_email.txt.j2`` from :class:`~outreach.drafting.prompts.DraftFacts` (never from
+renders ``outreach/templates/offline_email.txt.j2`` from :class:`~outreach.drafting.facts.DraftFacts` (never from
 customer-written ticket text), so it is deterministic: the same facts always give the same email.
 """
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import jinja2
 
-from outreach.drafting.drafts import Draft, ProviderResult, RepairRequest
-from outreach.drafting.prompts import DraftFacts, RenderedPrompt, make_environment, template_context
+from outreach.drafting.facts import DraftFacts, template_context
+from outreach.drafting.providers.base import Draft, ProviderResult, RepairRequest
+from outreach.drafting.templates import RenderedPrompt, make_environment
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 OFFLINE_TEMPLATE = "offline_email.txt.j2"

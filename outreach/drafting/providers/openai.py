@@ -26,11 +26,12 @@ from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from outreach.drafting.config import DraftingConfig
-from outreach.drafting.drafts import Draft, ProviderFailure, ProviderResult, RepairRequest
+from outreach.drafting.facts import DraftFacts
 from outreach.drafting.ledger import TokenUsage, usage_for
-from outreach.drafting.prompts import DraftFacts, ModelParams, RenderedPrompt
+from outreach.drafting.providers.base import Draft, ProviderFailure, ProviderResult, RepairRequest
 from outreach.drafting.providers.cache import ResponseCache
 from outreach.drafting.providers.ratelimit import RateLimiter
+from outreach.drafting.templates import ModelParams, RenderedPrompt
 from outreach.errors import ProviderError
 from outreach.settings import Settings
 

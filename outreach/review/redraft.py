@@ -13,9 +13,11 @@ import asyncio
 from collections.abc import Sequence
 
 from outreach.drafting.config import DraftingConfig, load_drafting_config
-from outreach.drafting.drafts import DraftingContext, DraftRecord, ProviderFailure
-from outreach.drafting.prompts import load_templates, render, select_template
+from outreach.drafting.drafts import DraftingContext, DraftRecord
 from outreach.drafting.providers import Provider, get_provider
+from outreach.drafting.providers.base import ProviderFailure
+from outreach.drafting.registry import load_templates
+from outreach.drafting.templates import render, select_template
 from outreach.engine.data import Dataset
 from outreach.errors import OutreachError
 from outreach.review.queue import DraftInput, RegenerationRequest

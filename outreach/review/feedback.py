@@ -20,8 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.drafting.registry import AutoApprovePolicy
-from outreach.metrics.experiments import APPROVED_STATUSES
-from outreach.review.storage import DraftRow, DraftVersionRow
+from outreach.review.storage import APPROVED_STATUSES, DraftRow, DraftVersionRow
 
 MAX_PHRASE_WORDS = 8
 _TOKEN = re.compile(r"\S+")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from outreach.drafting.registry import AutoApprovePolicy
-from outreach.metrics.feedback import auto_approval, phrase_changes, template_feedback
+from outreach.review.feedback import auto_approval, phrase_changes, template_feedback
 from tests.tuning_helpers import Seeded, seed_history
 
 

@@ -1,33 +1,21 @@
-"""Prompt templates and the facts they are rendered from.
+"""The facts a draft is written from: one typed source of truth, :class:`DraftFacts`.
 
-A draft may only say what the engine knows, so there is one typed source of truth, :class:`DraftFacts`, built
-from a :class:`~outreach.engine.decisions.Decision`; the LLM prompt and the offline drafter both render from it and
-the validators check drafts against it. Templates are Jinja2 files with a YAML front-matter (``prompts/``),
-rendered in a sandbox with ``StrictUndefined`` so a misspelt variable fails at load time instead of quietly
-producing an email with a hole in it.
-
-Layout for prompt caching: the ``system`` block holds the static part (role, house style, policy, examples)
-and must not use account facts; the ``user`` block holds the account-specific facts, last. Customer-written
-text (ticket subjects and bodies, the champion's name) only ever appears inside a delimited data block,
-truncated to a budget, with the instruction that it is data and not instructions.
+A draft may only say what the engine knows, so :func:`build_facts` turns a
+:class:`~outreach.engine.decisions.Decision` into facts; the LLM prompt and the offline drafter both render
+from them and the validators check drafts against them. Customer-written text (ticket subjects and bodies,
+the champion's name) is marked untrusted and truncated to a budget.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Sequence
 from datetime import date
-from pathlib import Path
 from typing import Any, Literal
 
-import jinja2
-import jinja2.meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field
 
-from outreach import bundled
 from outreach.drafting.config import UntrustedBudget
 from outreach.engine.catalog import Catalog, Plan
 from outreach.engine.data import Ticket
@@ -35,10 +23,8 @@ from outreach.engine.decisions import Decision
 from outreach.engine.friction import Friction
 from outreach.engine.offers import OfferKind
 from outreach.engine.triggers import Figure
-from outreach.errors import ConfigError, DataError, NotFoundError, OutreachError
-from outreach.settings import Settings
+from outreach.errors import OutreachError
 from outreach.types import Band, Motion, OfferMotion
-from outreach.yamlfile import validate_yaml
 
 PromptMotion = Literal["upsell", "cross_sell", "bundle", "any"]
 PromptKind = Literal["first_touch", "followup"]
@@ -50,14 +36,14 @@ DATA_CLOSE = "</customer_data>"
 
 
 
-class _Frozen(BaseModel):
+class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # ------------------------------------------------------------------------------------------------ facts
 
 
-class CompanyFacts(_Frozen):
+class CompanyFacts(Frozen):
     """The sender: who signs the email and which domains links may point to."""
 
     name: str
@@ -69,7 +55,7 @@ class CompanyFacts(_Frozen):
     domains: list[str] = Field(default_factory=list)
 
 
-class PlanFacts(_Frozen):
+class PlanFacts(Frozen):
     id: str
     name: str
     price_monthly: float
@@ -77,7 +63,7 @@ class PlanFacts(_Frozen):
     features: list[str] = Field(default_factory=list)
 
 
-class OfferItemFacts(_Frozen):
+class OfferItemFacts(Frozen):
     """One catalog item inside the offer (the item itself, or a bundle's contents)."""
 
     id: str
@@ -87,7 +73,7 @@ class OfferItemFacts(_Frozen):
     outcome: str = Field(description="What it changes for the customer, in one clause.")
 
 
-class OfferFacts(_Frozen):
+class OfferFacts(Frozen):
     id: str
     kind: OfferKind
     motion: OfferMotion
@@ -102,7 +88,7 @@ class OfferFacts(_Frozen):
     seats_added: int | None = None
 
 
-class FrictionFacts(_Frozen):
+class FrictionFacts(Frozen):
     id: str
     kind: str
     motion: Motion
@@ -115,7 +101,7 @@ class FrictionFacts(_Frozen):
     primary: bool = False
 
 
-class TicketExcerpt(_Frozen):
+class TicketExcerpt(Frozen):
     """A recent support ticket. ``subject`` and ``excerpt`` are customer-written: untrusted data."""
 
     id: str
@@ -125,7 +111,7 @@ class TicketExcerpt(_Frozen):
     excerpt: str = ""
 
 
-class AccountFacts(_Frozen):
+class AccountFacts(Frozen):
     id: str
     name: str
     plan: PlanFacts
@@ -137,7 +123,7 @@ class AccountFacts(_Frozen):
     currency: str = "USD"
 
 
-class DraftFacts(_Frozen):
+class DraftFacts(Frozen):
     """Everything a draft may state about one account. Prompt, offline drafter and validators share it."""
 
     as_of: date
@@ -210,14 +196,14 @@ def greeting_for(name: str | None) -> str:
     return name.split(" ")[0]
 
 
-def _label(text: str) -> str:
+def display_label(text: str) -> str:
     special = {"sso": "SSO", "api": "API", "hubspot": "HubSpot", "bigquery": "BigQuery", "csv": "CSV"}
     words = text.replace("_", " ").split()
     return " ".join(special.get(w.lower(), w) for w in words)
 
 
 def _title(text: str) -> str:
-    label = _label(text)
+    label = display_label(text)
     return label[:1].upper() + label[1:]
 
 
@@ -236,15 +222,15 @@ def _headline(friction: Friction, catalog: Catalog) -> str:
     window = f" in {friction.window_days} days" if friction.window_days else ""
     kind = friction.kind
     if kind == "repeated_limit_hits":
-        return f"Hitting the {_label(str(f['limit']))} limit ({_times(int(f['hits']))}{window})"
+        return f"Hitting the {display_label(str(f['limit']))} limit ({_times(int(f['hits']))}{window})"
     if kind == "usage_near_limit":
-        return f"Using {f['used']} of {f['cap']} {_label(str(f['metric']))}"
+        return f"Using {f['used']} of {f['cap']} {display_label(str(f['metric']))}"
     if kind == "seat_pressure":
         if "seats_used" in f and "seats" in f:
             return f"{f['seats_used']} of {f['seats']} seats in use"
         return "Making room for new users"
     if kind == "locked_feature":
-        return f"The {_label(str(f['feature']))} feature ({_times(int(f['clicks']))}{window})"
+        return f"The {display_label(str(f['feature']))} feature ({_times(int(f['clicks']))}{window})"
     if kind == "headcount_growth":
         return f"Growing from {f['employees_at_contract']} to {f['employees_now']} employees"
     if kind == "strong_nps":
@@ -254,16 +240,16 @@ def _headline(friction: Friction, catalog: Catalog) -> str:
     if kind == "frequent_exports":
         return f"{f['exports']} exports{window}"
     if kind == "ticket_topic_cluster":
-        return f"{f['tickets']} support tickets about {_label(str(f['topic']))}"
+        return f"{f['tickets']} support tickets about {display_label(str(f['topic']))}"
     if kind == "addon_page_visits":
         try:
             return f"The {catalog.addon(str(f['addon'])).name} page"
         except KeyError:
-            return f"The {_label(str(f['addon']))} page"
+            return f"The {display_label(str(f['addon']))} page"
     if kind == "new_department":
         return f"{_title(str(f['department']))} joining the account"
     if kind == "workflow_abandoned":
-        return f"The {_label(str(f['workflow']))} workflow"
+        return f"The {display_label(str(f['workflow']))} workflow"
     return _title(kind)  # pragma: no cover - SignalKind is closed
 
 
@@ -288,7 +274,7 @@ def _plan_facts(plan: Plan) -> PlanFacts:
     )
 
 
-def _join(items: Sequence[str]) -> str:
+def join_and(items: Sequence[str]) -> str:
     items = list(items)
     if len(items) <= 1:
         return "".join(items)
@@ -303,16 +289,16 @@ def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None) -> str:
         metric = str(primary.figures.get("limit") or primary.figures.get("metric"))
     if metric:
         limit = plan.limit(metric)
-        parts.append(f"has no cap on {_label(metric)}" if limit is None else f"raises the {_label(metric)} cap to {limit}")
+        parts.append(f"has no cap on {display_label(metric)}" if limit is None else f"raises the {display_label(metric)} cap to {limit}")
     gained = [feature for feature in plan.features if feature not in current.features]
     if primary is not None and primary.kind == "locked_feature":
         feature = str(primary.figures["feature"])
         gained = [feature, *[g for g in gained if g != feature]]
     if gained:
-        parts.append(f"includes {_join([_label(g) for g in gained[:3]])}")
+        parts.append(f"includes {join_and([display_label(g) for g in gained[:3]])}")
     if not parts:
         parts.append("gives the team more room")
-    return _join(parts)
+    return join_and(parts)
 
 
 def _lower_first(text: str) -> str:
@@ -334,7 +320,7 @@ def _item(catalog: Catalog, item_id: str, current: Plan, primary: Friction | Non
             outcome=_plan_outcome(plan, current, primary),
         )
     addon = catalog.addon(item_id)
-    outcome = _strip_period(addon.outcome) if addon.outcome else f"adds {_join([_label(f) for f in addon.features])}"
+    outcome = _strip_period(addon.outcome) if addon.outcome else f"adds {join_and([display_label(f) for f in addon.features])}"
     return OfferItemFacts(
         id=addon.id, kind="addon", name=addon.name, price_monthly=addon.price_monthly, outcome=outcome or addon.name
     )
@@ -392,7 +378,7 @@ def build_facts(
             + (f", which {i.outcome}," if i.outcome[:1].islower() else f" ({_lower_first(i.outcome)})")
             for i in includes
         ]
-        outcome = f"The {offer.name} brings together " + _join(parts).rstrip(",")
+        outcome = f"The {offer.name} brings together " + join_and(parts).rstrip(",")
 
     as_of = decision.as_of
     recent = sorted((t for t in tickets if t.created_at.date() <= as_of), key=lambda t: (t.created_at, t.id))
@@ -507,7 +493,7 @@ class FactVariable(BaseModel):
     untrusted: bool = False
 
 
-_HELPERS: dict[str, str] = {
+TEMPLATE_HELPERS: dict[str, str] = {
     "primary": "The primary friction (FrictionFacts): the one the offer removes.",
     "supporting": "The other frictions (list of FrictionFacts), strongest first.",
     "facts_json": "All trusted facts as JSON (customer-written text left out).",
@@ -520,7 +506,7 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
         return annotation.__name__
     text = str(annotation)
-    for prefix in ("typing.", "outreach.drafting.prompts.", "outreach.engine.triggers.", "datetime."):
+    for prefix in ("typing.", "outreach.drafting.facts.", "outreach.engine.triggers.", "datetime."):
         text = text.replace(prefix, "")
     return text
 
@@ -547,7 +533,7 @@ def fact_variables() -> list[FactVariable]:
                 walk(inner, dotted + ".", depth + 1)
 
     walk(DraftFacts, "", 0)
-    found.extend(FactVariable(name=name, type="helper", description=text) for name, text in _HELPERS.items())
+    found.extend(FactVariable(name=name, type="helper", description=text) for name, text in TEMPLATE_HELPERS.items())
     return found
 
 
@@ -562,246 +548,3 @@ def template_context(facts: DraftFacts) -> dict[str, Any]:
     return context
 
 
-# ------------------------------------------------------------------------------------------------ templates
-
-
-def money(value: float) -> str:
-    """$1,200 or $1,200.50: the same spelling the validators accept."""
-    if float(value).is_integer():
-        return f"${value:,.0f}"
-    return f"${value:,.2f}"
-
-
-def number(value: float) -> str:
-    return f"{value:g}"
-
-
-def make_environment(loader: jinja2.BaseLoader | None = None) -> ImmutableSandboxedEnvironment:
-    """The one Jinja2 environment: sandboxed (templates are edited by marketing), StrictUndefined, no HTML
-    escaping (the output is plain text), and the filters the templates share."""
-    env = ImmutableSandboxedEnvironment(
-        loader=loader,
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
-    env.filters["money"] = money
-    env.filters["number"] = number
-    env.filters["label"] = _label
-    env.filters["join_and"] = _join
-    return env
-
-
-class ModelParams(_Frozen):
-    temperature: float = Field(default=0.3, ge=0, le=2)
-    max_tokens: int = Field(default=700, gt=0)
-    top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
-
-
-class PromptMeta(_Frozen):
-    """The YAML front-matter of a prompt template."""
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    version: str
-    motion: PromptMotion
-    kind: PromptKind = "first_touch"
-    description: str
-    model: ModelParams = Field(default_factory=ModelParams)
-
-
-class PromptTemplate(BaseModel):
-    """A loaded, checked template. ``sha256`` is the hash of the file; every draft stores it."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-
-    meta: PromptMeta
-    path: Path
-    sha256: str
-    source: str
-    body_line: int = Field(description="File line where the Jinja2 body starts (after the front-matter).")
-    compiled: jinja2.Template
-
-    @property
-    def name(self) -> str:
-        return self.meta.name
-
-    @property
-    def version(self) -> str:
-        return self.meta.version
-
-
-class RenderedPrompt(_Frozen):
-    template: str
-    version: str
-    sha256: str
-    system: str = Field(description="Static part: the same for every account, so providers cache it.")
-    user: str = Field(description="Account-specific facts, last.")
-    params: ModelParams
-
-    def messages(self) -> list[dict[str, str]]:
-        return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
-
-    def cache_key(self, model: str, extra: str = "") -> str:
-        payload = json.dumps(
-            [self.template, self.version, self.sha256, self.system, self.user, model, self.params.model_dump(), extra],
-            sort_keys=True,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()
-
-
-_ALLOWED_NAMES = set(DraftFacts.model_fields) | set(_HELPERS)
-
-
-def _template_line(error: BaseException, template: jinja2.Template, offset: int) -> int | None:
-    """The file line of a render error: the deepest frame of the compiled template, mapped back to the source
-    (rendering single blocks bypasses Jinja's own traceback rewriting)."""
-    line = None
-    tb = error.__traceback__
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == "<template>":
-            line = template.get_corresponding_lineno(tb.tb_lineno)
-        tb = tb.tb_next
-    return line + offset if line is not None else None
-
-
-def _render_block(template: jinja2.Template, block: str, context: dict[str, Any]) -> str:
-    return "".join(template.blocks[block](template.new_context(context))).strip()
-
-
-def load_template(path: Path) -> PromptTemplate:
-    """Read and check one template: front-matter fields, Jinja2 syntax, blocks, variables, a trial render."""
-    raw = path.read_bytes()
-    text = raw.decode("utf-8")
-    if not text.startswith("---"):
-        raise DataError(path, "missing YAML front-matter (the file must start with a '---' line)", line=1)
-    lines = text.splitlines(keepends=True)
-    end = next((i for i in range(1, len(lines)) if lines[i].strip() == "---"), None)
-    if end is None:
-        raise DataError(path, "front-matter is not closed (add a '---' line after it)", line=1)
-    front = "".join(lines[1:end])
-    body = "".join(lines[end + 1 :])
-    offset = end + 1  # body line 1 is file line end + 2
-    meta = validate_yaml(PromptMeta, front, path, line_offset=1)
-    env = make_environment()
-    try:
-        ast = env.parse(body)
-        compiled = env.from_string(body)
-    except jinja2.TemplateSyntaxError as error:
-        raise DataError(path, f"template syntax: {error.message}", line=(error.lineno or 0) + offset) from None
-    for block in ("system", "user"):
-        if block not in compiled.blocks:
-            raise DataError(path, f"missing {{% block {block} %}} (a template has a system and a user block)")
-    unknown = sorted(jinja2.meta.find_undeclared_variables(ast) - _ALLOWED_NAMES)
-    if unknown:
-        name = unknown[0]
-        line = next((i + offset + 1 for i, text_line in enumerate(body.splitlines()) if name in text_line), None)
-        raise DataError(
-            path, f"unknown variable '{name}'", line=line,
-            hint="`outreach prompts list --variables` shows the variables a template can use",
-        )
-    template = PromptTemplate(
-        meta=meta, path=path, sha256=hashlib.sha256(raw).hexdigest(), source=text, body_line=offset + 1,
-        compiled=compiled,
-    )
-    sample = template_context(example_facts())
-    static = {name: value for name, value in sample.items() if name in ("company",)}
-    try:
-        _render_block(compiled, "system", static)
-    except jinja2.UndefinedError as error:
-        raise DataError(
-            path, f"the system block may only use company facts (static prefix for caching): {error.message}",
-            line=_template_line(error, compiled, offset),
-        ) from None
-    try:
-        _render_block(compiled, "user", sample)
-    except (jinja2.UndefinedError, jinja2.TemplateError) as error:
-        raise DataError(path, f"template does not render: {error}", line=_template_line(error, compiled, offset)) from None
-    return template
-
-
-def default_prompts_dir(settings: Settings | None = None) -> Path:
-    settings = settings or Settings()
-    return settings.prompts_dir.expanduser() if settings.prompts_dir else bundled.PROMPTS
-
-
-def load_templates(directory: Path | None = None, *, label: str | None = None) -> dict[str, PromptTemplate]:
-    """All ``*.j2`` templates in ``directory`` (files starting with ``_`` are skipped), keyed by name.
-
-    When the directory holds a prompt registry (``registry.yaml``, see :mod:`outreach.drafting.registry`), each
-    registered template is the saved version ``label`` points at (default ``production``), not the working
-    copy, so drafts only ever use immutable, hash-checked versions.
-    """
-    directory = directory or default_prompts_dir()
-    if not directory.is_dir():
-        raise ConfigError(
-            f"prompt directory {directory} does not exist",
-            hint="set OUTREACH_PROMPTS_DIR or run from the repository that holds prompts/",
-        )
-    templates: dict[str, PromptTemplate] = {}
-    for path in sorted(directory.glob("*.j2")):
-        if path.name.startswith("_"):
-            continue
-        template = load_template(path)
-        if template.name in templates:
-            raise DataError(path, f"template name '{template.name}' is also used by {templates[template.name].path.name}",
-                            field="name")
-        templates[template.name] = template
-    if not templates:
-        raise ConfigError(f"no prompt templates (*.j2) in {directory}")
-    from outreach.drafting.registry import DEFAULT_LABEL, REGISTRY_FILE, Registry
-
-    if (directory / REGISTRY_FILE).exists():
-        templates = Registry.open(directory).labelled(templates, label or DEFAULT_LABEL)
-    return templates
-
-
-def select_template(
-    templates: dict[str, PromptTemplate], motion: OfferMotion, kind: PromptKind = "first_touch"
-) -> PromptTemplate:
-    """The template for a motion: an exact motion match first, then one marked ``any``."""
-    candidates = [t for t in templates.values() if t.meta.kind == kind]
-    for wanted in (motion, "any"):
-        for template in sorted(candidates, key=lambda t: t.name):
-            if template.meta.motion == wanted:
-                return template
-    raise NotFoundError(
-        f"no {kind} prompt template for motion '{motion}'",
-        hint="add a template with `motion: " + motion + "` (or `any`) to the prompts directory",
-    )
-
-
-def get_template(templates: dict[str, PromptTemplate], name: str) -> PromptTemplate:
-    if name not in templates:
-        raise NotFoundError(
-            f"no prompt template named '{name}'", hint=f"available: {', '.join(sorted(templates)) or 'none'}"
-        )
-    return templates[name]
-
-
-def render(template: PromptTemplate, facts: DraftFacts) -> RenderedPrompt:
-    """Render the static system block and the account-specific user block."""
-    context = template_context(facts)
-    try:
-        system = _render_block(template.compiled, "system", {"company": facts.company})
-        user = _render_block(template.compiled, "user", context)
-    except jinja2.TemplateError as error:
-        raise DataError(
-            template.path, f"template does not render: {error}", line=_template_line(error, template.compiled, template.body_line - 1)
-        ) from None
-    return RenderedPrompt(
-        template=template.name, version=template.version, sha256=template.sha256, system=system, user=user,
-        params=template.meta.model,
-    )
-
-
-def parse_facts(text: str) -> dict[str, Any] | None:
-    """The trusted facts JSON from a rendered user message (used by the benchmark's stub server)."""
-    start = text.find(FACTS_OPEN)
-    end = text.find(FACTS_CLOSE, start + 1)
-    if start < 0 or end < 0:
-        return None
-    loaded: dict[str, Any] = json.loads(text[start + len(FACTS_OPEN) : end])
-    return loaded

@@ -1,0 +1,168 @@
+"""The application object: one per process, shared by the CLI, the web app and the scheduler.
+
+It owns what those entry points used to wire up each on their own: the :class:`~outreach.settings.Settings`,
+the database engine and its session factory (created on first use, checked against the migrations once),
+loaded data sets (cached by directory, reloaded when a file changes), the rules for a data set, the drafting
+configuration and the draft provider. Entry points build one with :meth:`Application.from_settings` (or
+:func:`get_application`) and pass it down; library functions take the pieces they need, never the
+environment.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from outreach.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from outreach.drafting.config import DraftingConfig
+    from outreach.drafting.providers.base import Provider
+    from outreach.engine.data import Dataset
+    from outreach.engine.rules import Rules
+
+
+def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and mtime of every file of a data directory, so an edited file means a fresh load."""
+    entries = []
+    for path in sorted(root.iterdir()) if root.is_dir() else []:
+        if path.is_file():
+            stat = path.stat()
+            entries.append((path.name, stat.st_size, stat.st_mtime_ns))
+    return tuple(entries)
+
+
+@dataclass
+class Application:
+    """Settings plus the shared, lazily created resources built from them."""
+
+    settings: Settings
+    _engine: Engine | None = None
+    _sessions: sessionmaker[Session] | None = None
+    _checked: bool = False
+    _datasets: dict[Path, tuple[tuple[tuple[str, int, int], ...], Dataset]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Application:
+        return cls(settings or get_settings())
+
+    # ---------------------------------------------------------------------------------------------- database
+
+    @property
+    def database_url(self) -> str:
+        from outreach import db
+
+        return db.database_url(self.settings)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine for ``OUTREACH_DATABASE_URL`` (SQLite in ``OUTREACH_HOME`` by default)."""
+        with self._lock:
+            if self._engine is None:
+                from outreach import db
+
+                self._engine = db.make_engine(self.database_url)
+            return self._engine
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        """The session factory, for a database at the latest migration (checked once; a clear error if not)."""
+        if self._sessions is None:
+            from outreach import db
+
+            engine = self.engine
+            if not self._checked:
+                db.require_current(engine)
+                self._checked = True
+            self._sessions = db.session_factory(engine)
+        return self._sessions
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        from outreach import db
+
+        with db.transaction(self.sessions) as session:
+            yield session
+
+    def upgrade_database(self) -> None:
+        """Bring the schema to the latest migration (``outreach db upgrade``)."""
+        from outreach import db
+
+        db.upgrade(self.database_url, engine=self.engine)
+        self._checked = True
+
+    # ---------------------------------------------------------------------------------------------- data
+
+    def dataset(self, data_dir: Path) -> Dataset:
+        """The data set in ``data_dir``, loaded once and reused until one of its files changes."""
+        from outreach.engine.data import load_dataset
+
+        root = Path(data_dir).expanduser().resolve()
+        fingerprint = _fingerprint(root)
+        with self._lock:
+            cached = self._datasets.get(root)
+            if cached is not None and cached[0] == fingerprint:
+                return cached[1]
+        dataset = load_dataset(data_dir)
+        with self._lock:
+            self._datasets[root] = (fingerprint, dataset)
+        return dataset
+
+    def rules(self, dataset: Dataset, rules_path: Path | None = None) -> Rules:
+        """Defaults < the data directory's rules.yaml < ``rules_path`` (or ``OUTREACH_RULES_PATH``)."""
+        from outreach.engine.decisions import rules_for
+
+        return rules_for(dataset, rules_path or self.settings.rules_path)
+
+    def drafting_config(self, dataset: Dataset | None = None, config_path: Path | None = None) -> DraftingConfig:
+        from outreach.drafting.config import load_drafting_config
+
+        return load_drafting_config(dataset.root / "drafting.yaml" if dataset else None, config_path)
+
+    def provider(self, name: str | None = None, config: DraftingConfig | None = None) -> Provider:
+        """The draft provider ``name`` (default: ``OUTREACH_PROVIDER``, else openai with a key, else offline)."""
+        from outreach.drafting.providers import get_provider
+
+        return get_provider(name, self.settings, config)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            self._engine = None
+            self._sessions = None
+            self._checked = False
+            self._datasets.clear()
+
+
+def get_application(settings: Settings | None = None) -> Application:
+    """A new application for these settings (default: read from the environment now)."""
+    return Application.from_settings(settings)
+
+
+def as_application(value: Application | Settings | None) -> Application:
+    """An :class:`Application` for library functions that accept either one or plain settings."""
+    if isinstance(value, Application):
+        return value
+    return Application.from_settings(value)
+
+
+@contextmanager
+def application_for(value: Application | Settings | None) -> Iterator[Application]:
+    """The given application, or one made for plain settings and closed when the block ends."""
+    if isinstance(value, Application):
+        yield value
+        return
+    application = Application.from_settings(value)
+    try:
+        yield application
+    finally:
+        application.close()

@@ -1,0 +1,74 @@
+"""``outreach events ingest``: one JSONL file of mail events and expansion outcomes, each stored where it belongs.
+
+Mail events (replies, bounces, unsubscribes, clicks, meetings, conversions) go to
+:mod:`outreach.sending.engagement`; outcomes — ``kind`` upgrade, seat_add, addon_purchase, expansion,
+contraction, downgrade or churn — go to the outcomes table (:mod:`outreach.metrics.outcomes`). Both are
+stored once, so re-ingesting a file is harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session, sessionmaker
+
+from outreach import db
+from outreach.engine.data import json_lines
+from outreach.errors import DataError
+from outreach.metrics.outcomes import OutcomeEvent, is_outcome, record_outcome
+from outreach.sending.engagement import MailEvent, record
+
+
+class IngestReport(BaseModel):
+    read: int = 0
+    created: int = 0
+    duplicates: int = 0
+    unmatched: int = 0
+    suppressed: int = 0
+    outcomes: int = 0
+
+    def line(self) -> str:
+        text = (f"{self.read} events read: {self.created} recorded, {self.duplicates} already known, "
+                f"{self.unmatched} not matched to an enrollment, {self.suppressed} addresses suppressed")
+        return text + (f", {self.outcomes} of them expansion outcomes" if self.outcomes else "")
+
+
+def parse_events(path: Path) -> list[MailEvent | OutcomeEvent]:
+    """Read a JSONL file of events (mail events and outcomes); a bad line stops with the file, line and field."""
+    if not path.exists():
+        raise DataError(path, "file not found")
+    events: list[MailEvent | OutcomeEvent] = []
+    for number, data in json_lines(path):
+        try:
+            event = OutcomeEvent.model_validate(data) if is_outcome(data) else MailEvent.model_validate(data)
+            events.append(event)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or None
+            raise DataError(path, first["msg"], line=number, field=field) from None
+    return events
+
+
+def ingest(factory: sessionmaker[Session], events: Sequence[MailEvent | OutcomeEvent], clock: Callable[[], datetime], *,
+           source: str) -> IngestReport:
+    report = IngestReport()
+    with db.transaction(factory) as session:
+        for event in events:
+            report.read += 1
+            if isinstance(event, OutcomeEvent):
+                created = record_outcome(session, event, clock(), source=source)
+                report.created += created
+                report.duplicates += not created
+                report.outcomes += created
+                continue
+            result = record(session, event, clock(), source=source)
+            if not result.created:
+                report.duplicates += 1
+                continue
+            report.created += 1
+            report.unmatched += result.enrollment_id is None and result.account_id is None
+            report.suppressed += result.suppressed
+    return report
