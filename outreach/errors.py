@@ -45,6 +45,30 @@ class DataError(OutreachError):
             where += f": field '{field}'"
         super().__init__(f"{where}: {problem}", hint=hint)
 
+    @classmethod
+    def unreadable(cls, path: Path | str, error: OSError, *, missing_hint: str | None = None) -> DataError:
+        """The file-level error for an input that cannot be read: missing, a directory, no permission, …
+        ``missing_hint`` says what the file is for when it does not exist."""
+        hint = None
+        if isinstance(error, IsADirectoryError):
+            problem = "is a directory, not a file"
+        elif isinstance(error, FileNotFoundError):
+            problem, hint = "file not found", missing_hint
+        elif isinstance(error, PermissionError):
+            problem, hint = "cannot be read: permission denied", "give the user running outreach read access"
+        else:
+            problem = f"cannot be read: {error.strerror or error}"
+        return cls(path, problem, hint=hint)
+
+
+def read_input(path: Path, *, missing_hint: str | None = None) -> bytes:
+    """The bytes of an input file; anything that stops reading it (a directory in its place, no permission,
+    a dangling link) is a file-level :class:`DataError` instead of a traceback."""
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DataError.unreadable(path, error, missing_hint=missing_hint) from None
+
 
 class ConfigError(OutreachError):
     """Bad configuration: settings, rules, catalog policy, prompt front-matter, sequences."""

@@ -2,19 +2,43 @@
 
 Shared by the catalog, the rules, prompt front-matter and sequence files, so each of them says
 ``catalog.yaml:14: field 'plans.1.price_monthly': ...`` instead of a bare validation error.
+
+YAML itself is lenient where a configuration file should not be: a key given twice silently keeps the
+last value (``price_monthly: 149`` then ``14900`` is a $14,900 plan), and ``.nan``, ``.inf`` or ``1e400``
+are floats. :func:`parse_yaml` refuses both, naming the line and the dotted field, before any model sees
+the data.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
-from outreach.errors import DataError
+from outreach.errors import DataError, read_input
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class FieldProblem(ValueError):
+    """Raised by a model validator to blame a field below the model instead of the model itself.
+
+    ``location`` is relative to the model being validated (``("bundles", 2, "addons", 0)``), so a
+    cross-reference error in catalog.yaml names the line and dotted field of the wrong value.
+    """
+
+    def __init__(self, location: tuple[int | str, ...], message: str) -> None:
+        super().__init__(message)
+        self.location = location
+        self.message = message
 
 
 def _line_of(node: yaml.Node | None, location: tuple[int | str, ...]) -> int | None:
@@ -40,16 +64,94 @@ def _line_of(node: yaml.Node | None, location: tuple[int | str, ...]) -> int | N
     return line
 
 
+def _walk(node: yaml.Node, location: tuple[int | str, ...], seen: set[int]) -> Iterator[tuple[yaml.Node, tuple[int | str, ...]]]:
+    """Every node under ``node`` with its dotted location (each node once: anchors may share or nest)."""
+    if id(node) in seen:
+        return
+    seen.add(id(node))
+    yield node, location
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            part: int | str = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            yield from _walk(value, (*location, part), seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _walk(item, (*location, index), seen)
+
+
+def _strictness_problem(root: yaml.Node, path: Path, line_offset: int) -> DataError | None:
+    """The first key given twice in one mapping, or the first float that is not finite."""
+    loader = yaml.SafeLoader("")
+    for node, location in _walk(root, (), set()):
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[tuple[str, str], int] = {}
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                    continue  # ``<<: *defaults`` may be overridden key by key; that is what merging is for
+                line = key.start_mark.line + 1 + line_offset
+                first = first_line.get((key.tag, key.value))
+                if first is None:
+                    first_line[key.tag, key.value] = line
+                else:
+                    return DataError(
+                        path,
+                        f"duplicate key '{key.value}' (first given on line {first})",
+                        line=line,
+                        field=_dotted((*location, key.value)),
+                        hint="a key given twice keeps only its last value; remove the one you do not mean",
+                    )
+        elif (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == _FLOAT_TAG
+            and not math.isfinite(loader.construct_yaml_float(node))
+        ):
+            return DataError(
+                path,
+                f"'{node.value}' is not a finite number",
+                line=node.start_mark.line + 1 + line_offset,
+                field=_dotted(location),
+            )
+    return None
+
+
+def _dotted(location: tuple[int | str, ...]) -> str | None:
+    return ".".join(map(str, location)) or None
+
+
 def parse_yaml(text: str, path: Path, *, line_offset: int = 0) -> tuple[Any, yaml.Node | None]:
+    """``text`` as Python data and as the node tree that knows every value's line.
+
+    Duplicate keys and non-finite numbers are errors naming their line and dotted field.
+    """
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None:
+            strictness = _strictness_problem(node, path, line_offset)
+            if strictness is not None:
+                raise strictness
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 + line_offset if mark is not None else None
-        problem = getattr(error, "problem", None) or str(error)
-        raise DataError(path, f"invalid YAML: {problem}", line=line) from None
+        reason = getattr(error, "problem", None) or str(error)
+        raise DataError(path, f"invalid YAML: {reason}", line=line) from None
+    finally:
+        loader.dispose()
     return data, node
+
+
+def _message(error: ErrorDetails) -> tuple[tuple[int | str, ...], str]:
+    """Where a pydantic error points and what it says, without pydantic's "Value error, " prefix."""
+    location = tuple(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldProblem):
+        return (*location, *cause.location), cause.message
+    if error["type"] == "extra_forbidden":
+        return location, "unknown field (check the spelling; see the docs for the allowed fields)"
+    if error["type"] in ("value_error", "assertion_error") and cause is not None:
+        return location, str(cause)
+    return location, str(error["msg"])
 
 
 def validate_yaml(
@@ -65,22 +167,26 @@ def validate_yaml(
     try:
         return model.model_validate(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        location = tuple(first["loc"])
+        location, message = _message(error.errors()[0])
         line = _line_of(node, location)
         field = ".".join(str(part) for part in location) or None
-        message = first["msg"]
-        if first["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see the docs for the allowed fields)"
         raise DataError(
             path, message, line=(line + line_offset) if line is not None else None, field=field
         ) from None
 
 
-def load_yaml_model(model: type[ModelT], path: Path) -> ModelT:
-    if not path.exists():
-        raise DataError(path, "file not found")
-    return validate_yaml(model, path.read_text(encoding="utf-8"), path)
+def read_yaml_text(path: Path, *, missing_hint: str | None = None) -> str:
+    """The text of a YAML file; a missing or unreadable file, or one that is not UTF-8, is a DataError."""
+    data = read_input(path, missing_hint=missing_hint)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataError(path, f"not UTF-8 text (byte {error.start})", line=line) from None
+
+
+def load_yaml_model(model: type[ModelT], path: Path, *, missing_hint: str | None = None) -> ModelT:
+    return validate_yaml(model, read_yaml_text(path, missing_hint=missing_hint), path)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

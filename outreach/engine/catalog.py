@@ -5,25 +5,54 @@ Offers and drafts may only name what is in here; the drafting validators check t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from outreach.errors import DataError
-from outreach.yamlfile import load_yaml_model
+from outreach.engine.values import email_problem, http_url_problem
+from outreach.yamlfile import FieldProblem, load_yaml_model
+
+MAX_WHOLE_NUMBER = 2**63 - 1  # the engine keeps whole numbers as 64-bit integers
+MAX_PRICE = 1e9
+
+
+def _email(text: str) -> str:
+    problem = email_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+def _http_url(text: str) -> str:
+    problem = http_url_problem(text)
+    if problem:
+        raise ValueError(f"{problem}; use a full link such as https://app.example.com/billing")
+    return text
+
+
+Id = Annotated[str, Field(min_length=1)]
+Price = Annotated[float, Field(ge=0, le=MAX_PRICE, strict=True)]
+Count = Annotated[int, Field(ge=0, le=MAX_WHOLE_NUMBER, strict=True)]
+Percent = Annotated[float, Field(ge=0, le=100, strict=True)]
+EmailAddress = Annotated[str, AfterValidator(_email)]
+HttpLink = Annotated[str, AfterValidator(_http_url)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown fields, NaN, infinities and numbers written as text are errors, not guesses."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Plan(_Strict):
     """A tier. ``limits`` maps a metric (seats, reports, storage_gb, api_calls, …) to its cap; null = unlimited."""
 
-    id: str
+    id: Id
     name: str
-    price_monthly: float = Field(ge=0)
-    limits: dict[str, int | None] = Field(default_factory=dict)
+    price_monthly: Price
+    limits: dict[str, Count | None] = Field(default_factory=dict)
     features: list[str] = Field(default_factory=list)
 
     def limit(self, metric: str) -> int | None:
@@ -35,9 +64,9 @@ class Addon(_Strict):
     """An add-on. ``solves`` lists the friction kinds or topics it removes (e.g. integration:salesforce,
     frequent_exports, topic:permissions)."""
 
-    id: str
+    id: Id
     name: str
-    price_monthly: float = Field(ge=0)
+    price_monthly: Price
     solves: list[str] = Field(default_factory=list)
     requires_plan: str | None = None
     outcome: str = ""
@@ -45,22 +74,22 @@ class Addon(_Strict):
 
 
 class SeatPack(_Strict):
-    id: str
+    id: Id
     name: str
-    seats: int = Field(gt=0)
-    price_monthly: float = Field(ge=0)
+    seats: int = Field(gt=0, le=MAX_WHOLE_NUMBER, strict=True)
+    price_monthly: Price
 
 
 class Bundle(_Strict):
-    id: str
+    id: Id
     name: str
     plan: str | None = None
     addons: list[str] = Field(default_factory=list)
-    discount_pct: float = Field(default=0, ge=0, le=100)
+    discount_pct: Percent = 0
 
 
 class Policy(_Strict):
-    max_discount_pct: float = Field(default=0, ge=0, le=100)
+    max_discount_pct: Percent = 0
     thresholds: dict[str, float] = Field(default_factory=dict, description="Overrides of rules thresholds.")
 
 
@@ -68,15 +97,15 @@ class Company(_Strict):
     name: str
     postal_address: str
     sender_name: str
-    sender_email: str
-    upgrade_url: str
-    unsubscribe_url: str
+    sender_email: EmailAddress
+    upgrade_url: HttpLink
+    unsubscribe_url: HttpLink
     domains: list[str] = Field(default_factory=list, description="Domains links in drafts may point to.")
     product_name: str | None = None
 
 
 class Catalog(_Strict):
-    plans: list[Plan]
+    plans: list[Plan] = Field(min_length=1)
     addons: list[Addon] = Field(default_factory=list)
     seat_packs: list[SeatPack] = Field(default_factory=list)
     bundles: list[Bundle] = Field(default_factory=list)
@@ -85,19 +114,42 @@ class Catalog(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Catalog:
+        """Ids are unique across the catalog (offers name them) and every reference names an existing id;
+        each problem blames the value at fault, so the error names its own line and dotted field."""
+        owner: dict[str, str] = {}
+        sections: tuple[tuple[str, Sequence[Plan | Addon | SeatPack | Bundle]], ...] = (
+            ("plans", self.plans),
+            ("addons", self.addons),
+            ("seat_packs", self.seat_packs),
+            ("bundles", self.bundles),
+        )
+        for section, items in sections:
+            for index, item in enumerate(items):
+                if item.id in owner:
+                    raise FieldProblem(
+                        (section, index, "id"), f"id '{item.id}' is already used by {owner[item.id]}"
+                    )
+                owner[item.id] = f"{section}.{index}"
         plan_ids = self.plan_ids()
-        if len(plan_ids) != len(self.plans):
-            raise ValueError("plan ids must be unique")
         addon_ids = {addon.id for addon in self.addons}
-        for addon in self.addons:
+        known_plans = ", ".join(plan.id for plan in self.plans)
+        for index, addon in enumerate(self.addons):
             if addon.requires_plan and addon.requires_plan not in plan_ids:
-                raise ValueError(f"add-on '{addon.id}' requires unknown plan '{addon.requires_plan}'")
-        for bundle in self.bundles:
+                raise FieldProblem(
+                    ("addons", index, "requires_plan"),
+                    f"unknown plan '{addon.requires_plan}' (plans: {known_plans})",
+                )
+        for index, bundle in enumerate(self.bundles):
             if bundle.plan and bundle.plan not in plan_ids:
-                raise ValueError(f"bundle '{bundle.id}' names unknown plan '{bundle.plan}'")
-            for addon_id in bundle.addons:
+                raise FieldProblem(
+                    ("bundles", index, "plan"), f"unknown plan '{bundle.plan}' (plans: {known_plans})"
+                )
+            for position, addon_id in enumerate(bundle.addons):
                 if addon_id not in addon_ids:
-                    raise ValueError(f"bundle '{bundle.id}' names unknown add-on '{addon_id}'")
+                    raise FieldProblem(
+                        ("bundles", index, "addons", position),
+                        f"unknown add-on '{addon_id}' (add-ons: {', '.join(sorted(addon_ids)) or 'none'})",
+                    )
         return self
 
     def plan_ids(self) -> set[str]:
@@ -135,8 +187,6 @@ class Catalog(_Strict):
 
 
 def load_catalog(path: Path) -> Catalog:
-    if not path.exists():
-        raise DataError(
-            path, "file not found", hint="a data directory needs catalog.yaml (plans, addons, company)"
-        )
-    return load_yaml_model(Catalog, path)
+    return load_yaml_model(
+        Catalog, path, missing_hint="a data directory needs catalog.yaml (plans, addons, seat packs, bundles, company)"
+    )

@@ -14,10 +14,12 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import json
 import math
+import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -32,13 +34,32 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.engine.catalog import Catalog, load_catalog
-from outreach.engine.tables import BOOL, DATE, FLOAT, INT, TEXT, TEXTS, TIME, create_table
-from outreach.errors import DataError
+from outreach.engine.tables import (
+    BOOL,
+    DATE,
+    FLOAT,
+    INT,
+    TEXT,
+    TEXTS,
+    TIME,
+    create_table,
+    sql_text,
+    sql_texts,
+)
+from outreach.engine.values import (
+    EMAIL_FAST_FORM,
+    MAX_EMAIL_LENGTH,
+    MAX_LOCAL_PART_LENGTH,
+    SPECIAL_USE_DOMAINS,
+    email_problem,
+)
+from outreach.errors import DataError, read_input
 
 TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 
 ACCOUNT_REQUIRED = ("account_id", "name", "plan")
+ACCOUNTS_HINT = "a data directory needs accounts.csv: a header, then one row per account (docs/data-formats.md)"
 
 
 class Account(BaseModel):
@@ -127,6 +148,7 @@ class Dataset:
         self._read_tickets = tickets if callable(tickets) else lambda _: []
         self._tickets_by_account: dict[str, list[Ticket]] | None = None
         self._lock = threading.RLock()  # web request threads may ask at once
+        self.checked_numbers: set[tuple[tuple[str, str, bool], ...]] = set()  # see check_event_numbers
 
     @property
     def accounts(self) -> list[Account]:
@@ -332,9 +354,7 @@ def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> li
     """Read accounts.csv (or ``data``, its bytes read earlier). Row numbers in errors are file lines (the header
     is line 1)."""
     if data is None:
-        if not path.exists():
-            raise DataError(path, "file not found", hint="a data directory needs accounts.csv")
-        data = path.read_bytes()
+        data = read_input(path, missing_hint=ACCOUNTS_HINT)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -344,6 +364,10 @@ def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> li
         reader = csv.reader(handle)
         rows = _csv_rows(reader, path)
         header = next(rows, None) or []
+        if not header:
+            raise DataError(
+                path, "the file is empty", hint="its first line is the header: account_id,name,plan,…"
+            )
         for column in ACCOUNT_REQUIRED:
             if column not in header:
                 raise DataError(path, "required column is missing from the header", line=1, field=column)
@@ -445,6 +469,9 @@ def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> li
                         field="timezone",
                     ) from None
                 zones.add(zone)
+            for field_name, address in (("owner_email", owner_email), ("champion_email", champion_email)):
+                if address and (problem := email_problem(address)):
+                    raise DataError(path, problem, line=line, field=field_name)
             present = tuple(compress(_ACCOUNT_COLUMNS, raw))  # the fields Account(**data) was given
             fields_set = field_sets.get(present)
             if fields_set is None:
@@ -480,6 +507,8 @@ def load_accounts(path: Path, catalog: Catalog, data: bytes | None = None) -> li
                     fields_set,
                 )
             )
+    if not accounts:
+        raise DataError(path, "no accounts: the file has a header but no rows", hint=ACCOUNTS_HINT)
     return accounts
 
 
@@ -499,16 +528,14 @@ def json_lines(path: Path, data: bytes | None = None) -> Iterator[tuple[int, Any
     """Each non-blank line of a JSON Lines file (or of ``data``, its bytes) as (line number, parsed value); a
     line that is not JSON stops with a DataError naming the file and line. Shared by every JSONL reader
     (tickets, events, outcomes)."""
-    with path.open("rb") if data is None else io.BytesIO(data) as handle:
+    try:
+        handle = path.open("rb") if data is None else io.BytesIO(data)
+    except OSError as error:
+        raise DataError.unreadable(path, error) from None
+    with handle:
         for line, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                yield line, orjson.loads(raw)
-            except orjson.JSONDecodeError as error:
-                raise DataError(
-                    path, f"malformed JSON ({error.msg} at column {error.colno})", line=line
-                ) from None
+            if raw.strip():
+                yield line, _strict_json(path, line, raw)
 
 
 def _utc_timestamp(value: Any, path: Path, line: int, field_name: str) -> datetime:
@@ -528,8 +555,9 @@ def load_tickets(path: Path, account_ids: set[str], data: bytes | None = None) -
     if data is None:
         if not path.exists():
             return []
-        data = path.read_bytes()
+        data = read_input(path)
     tickets: list[Ticket] = []
+    first_lines: dict[str, int] = {}  # ticket id -> the line that gave it first
     known = set(Ticket.model_fields) | {"organization_id"}
     ticket_fields = set(Ticket.model_fields)  # Ticket(...) was always given every field; one set for all
     with paused_gc():
@@ -540,6 +568,14 @@ def load_tickets(path: Path, account_ids: set[str], data: bytes | None = None) -
             ticket_id = get("id")
             if ticket_id in (None, ""):
                 raise DataError(path, "required value is missing", line=line, field="id")
+            ticket_key = str(ticket_id)
+            if first_lines.setdefault(ticket_key, line) != line:
+                raise DataError(
+                    path,
+                    f"duplicate ticket id '{ticket_key}' (first on line {first_lines[ticket_key]})",
+                    line=line,
+                    field="id",
+                )
             account_id = get("account_id") or get("organization_id")
             if not account_id:
                 raise DataError(path, "required value is missing", line=line, field="account_id")
@@ -579,7 +615,7 @@ def load_tickets(path: Path, account_ids: set[str], data: bytes | None = None) -
                 _trusted(
                     Ticket,
                     {
-                        "id": str(ticket_id),
+                        "id": ticket_key,
                         "account_id": account,
                         "created_at": created,
                         "subject": str(get("subject") or ""),
@@ -659,6 +695,16 @@ def _ticket_rows_from_records(con: duckdb.DuckDBPyConnection, tickets: list[Tick
 _TICKET_VIEW = "CREATE OR REPLACE VIEW ticket_rows AS SELECT rowid AS seq, * FROM ticket_table"
 
 
+def email_fast_form_sql(column: str) -> str:
+    """SQL for :func:`outreach.engine.values.email_fast_form` of a text column."""
+    return (
+        f"(regexp_full_match({column}, {sql_text(EMAIL_FAST_FORM)}) AND length({column}) <= {MAX_EMAIL_LENGTH} "
+        f"AND length(split_part({column}, '@', 1)) <= {MAX_LOCAL_PART_LENGTH} "
+        f"AND NOT contains(split_part({column}, '@', 2), '--') "
+        f"AND NOT list_contains({sql_texts(SPECIAL_USE_DOMAINS)}, lower(regexp_extract({column}, '[.]([A-Za-z]+)$', 1))))"
+    )
+
+
 def _accounts_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes, catalog: Catalog) -> bool:
     with duckdb_source(path) as source:
         return _typed_accounts(con, source, data, catalog)
@@ -707,6 +753,7 @@ def _typed_accounts(con: duckdb.DuckDBPyConnection, source: str, data: bytes, ca
             "(cs_veto <> '' AND NOT (regexp_full_match(cs_veto, '[A-Za-z0-9]+') "
             "AND list_contains($booleans, lower(cs_veto))))",
             f"(addons <> '' AND len(list_filter({addons}, lambda a: NOT list_contains($addons, a))) > 0)",
+            *(f"({c} <> '' AND NOT {email_fast_form_sql(c)})" for c in ("owner_email", "champion_email")),
         ]
     )
     try:
@@ -754,7 +801,7 @@ def _typed_accounts(con: duckdb.DuckDBPyConnection, source: str, data: bytes, ca
             },
         )
         row = con.execute(
-            "SELECT count(*) FILTER (WHERE unusual) = 0 AND count(DISTINCT account_id) = count(*), "
+            "SELECT count(*) > 0 AND count(*) FILTER (WHERE unusual) = 0 AND count(DISTINCT account_id) = count(*), "
             "list(DISTINCT timezone) FILTER (WHERE timezone IS NOT NULL) FROM account_rows"
         ).fetchone()
     except duckdb.Error:
@@ -867,7 +914,7 @@ def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, data: bytes) -> 
         )
         row = con.execute(
             "SELECT count(*) FILTER (WHERE unusual OR account_id NOT IN (SELECT account_id FROM account_rows)) = 0 "
-            "FROM ticket_table"
+            "AND count(DISTINCT id) = count(*) FROM ticket_table"
         ).fetchone()
     except duckdb.Error:
         row = None
@@ -907,6 +954,9 @@ def utc_timestamp_sql(text: str) -> str:
     return f"make_timestamp(epoch_us(TRY_CAST({text} AS TIMESTAMPTZ)))"
 
 
+# DuckDB refuses a JSON line longer than this (its read_json ``maximum_object_size``); so does the Python check.
+MAX_JSON_LINE = 16 * 2**20
+
 _JSONL_SOURCE = """
 SELECT
     "messageId" AS message_id,
@@ -915,7 +965,7 @@ SELECT
     {ts} AS ts,
     coalesce({group}, properties->>'account_id') AS account_id,
     coalesce(properties, '{{}}'::JSON) AS props
-FROM read_json('{path}', format='newline_delimited', columns={{
+FROM read_json('{path}', format='newline_delimited', maximum_object_size={max_line}, columns={{
     'messageId': 'VARCHAR', 'event': 'VARCHAR', 'userId': 'VARCHAR', 'anonymousId': 'VARCHAR',
     'timestamp': 'VARCHAR', 'context': '{context}', 'properties': 'JSON'}})
 """
@@ -923,17 +973,96 @@ FROM read_json('{path}', format='newline_delimited', columns={{
 # not an object fails that read, and the JSON form, which reads it as no group, takes over.
 _CONTEXT_FORMS = (("STRUCT(groupId VARCHAR)", "context.groupId"), ("JSON", "context->>'groupId'"))
 
+# DuckDB's JSON reader accepts what the JSON standard does not: NaN and Infinity (in any case), numbers beyond
+# a double (1e400, kept as written), trailing commas. The properties it keeps are minified JSON, so a literal
+# outside a string follows ':', ',' or '['; a row matching this goes to the strict parser (orjson), which
+# decides. Strings that merely contain such text (":NaN") pass that check.
+_LENIENT_JSON = r"[:,\[]-?[nNiI][aAnN]|[0-9][eE][+]?[0-9]{3}|[0-9]{300}"
 
-def _jsonl_problem(path: Path) -> DataError | None:
-    """Slow path, only taken after the fast check found a bad line: find the first one and say what is wrong."""
+
+def _file_line(path: Path, row: int) -> int:
+    """The file line of the ``row``-th (1-based) non-blank line of a JSON Lines file: DuckDB skips blank lines,
+    so row numbers and file lines part after the first one. Only error paths need this."""
+    seen = 0
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if raw.strip():
+                seen += 1
+                if seen == row:
+                    return line
+    return row
+
+
+def _read_line(path: Path, number: int) -> bytes:
+    with path.open("rb") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if line == number:
+                return raw
+    return b""
+
+
+def _strict_json(path: Path, line: int, raw: bytes) -> Any:
+    """One line as the JSON standard reads it (orjson is strict: no NaN, Infinity or trailing commas); a line
+    too long or not JSON is a DataError naming it."""
+    if len(raw) > MAX_JSON_LINE:
+        raise DataError(
+            path,
+            f"the line is {len(raw) / 2**20:.1f} MB; one line may be at most {MAX_JSON_LINE >> 20} MB",
+            line=line,
+        )
     try:
-        for line, doc in json_lines(path):
-            problem = _event_problem(doc, path, line)
-            if problem is not None:
-                return problem
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line) from None
+
+
+def _jsonl_problem(path: Path, duckdb_error: duckdb.Error | None = None) -> DataError:
+    """Slow path, only taken after DuckDB refused the file or a check found a bad row: the first line that is
+    not a valid event, by the strict parser, with its line and field."""
+    try:
+        with path.open("rb") as handle:
+            for line, raw in enumerate(handle, start=1):
+                if raw.strip():
+                    problem = _event_problem(_strict_json(path, line, raw), path, line)
+                    if problem is not None:
+                        return problem
     except DataError as error:
         return error
-    return None
+    except OSError as error:
+        return DataError.unreadable(path, error)
+    return _duckdb_problem(path, duckdb_error)
+
+
+def _duckdb_problem(path: Path, error: duckdb.Error | None) -> DataError:
+    """What DuckDB refused that the strict parser accepts: a key given twice in one object. DuckDB names a line
+    near it; the exact line is the one whose object repeats a key."""
+    detail = _duckdb_detail(error) if error is not None else "unreadable"
+    near = re.search(r"in line (\d+)", detail)
+    if near is None:
+        return DataError(path, f"not a JSON Lines file DuckDB can read ({detail})")
+    reported = int(near.group(1))
+    for line in range(max(1, reported - 2), reported + 3):
+        repeated = _repeated_key(_read_line(path, line))
+        if repeated is not None:
+            return DataError(path, f"the key '{repeated}' is given twice in one object", line=line)
+    return DataError(path, f"not a JSON Lines file DuckDB can read ({detail})", line=reported)
+
+
+def _repeated_key(raw: bytes) -> str | None:
+    """The first key an object on this line gives twice (orjson keeps the last one silently)."""
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys) and not repeated:
+            repeated.append(next(key for key in keys if keys.count(key) > 1))
+        return dict(items)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs)
+    except ValueError:
+        return None
+    return repeated[0] if repeated else None
 
 
 def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
@@ -961,38 +1090,109 @@ def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
 
 
 def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
-    """Fast path: DuckDB's parallel JSON reader. Only when it or the field check finds a problem does a
-    Python pass read the file line by line to name the exact line and field."""
+    """Fast path: DuckDB's parallel JSON reader. Only when it or the checks find a problem does a Python pass
+    read the file line by line to name the exact line and field."""
     for context, group in _CONTEXT_FORMS:
         query = _JSONL_SOURCE.format(
             path=source.replace("'", "''"),
             ts=utc_timestamp_sql('"timestamp"'),
             context=context,
             group=group,
+            max_line=MAX_JSON_LINE,
         )
         try:
             con.execute(_EVENT_SQL.format(source=query))
             break
-        except duckdb.Error:
+        except duckdb.Error as error:
             if group == _CONTEXT_FORMS[-1][1]:
-                raise _jsonl_problem(path) or DataError(path, "unreadable JSON lines file") from None
+                raise _jsonl_problem(path, error) from None
     con.execute(_EVENT_VIEW.format(label=path.name, first_line=1))
     bad = con.execute(
         "SELECT min(line) FROM events WHERE event IS NULL OR ts IS NULL OR account_id IS NULL "
         "OR NOT starts_with(props::VARCHAR, '{')"  # DuckDB writes JSON minified: an object starts with '{'.
     ).fetchone()
     if bad is not None and bad[0] is not None:
-        raise _jsonl_problem(path) or DataError(path, "malformed event", line=int(bad[0]))
+        raise _jsonl_problem(path)
+    _check_strict_properties(con, path)
+
+
+def _check_strict_properties(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Properties DuckDB read leniently (NaN, Infinity, 1e400) are malformed JSON, named by their line."""
+    suspects = con.execute(
+        "SELECT line, props::VARCHAR FROM events WHERE regexp_matches(props::VARCHAR, ?) ORDER BY line",
+        [_LENIENT_JSON],
+    ).fetchall()
+    for row, props in suspects:
+        try:
+            orjson.loads(props)
+            continue  # only a string looked like one
+        except orjson.JSONDecodeError:
+            pass
+        line = _file_line(path, int(row)) if path.suffix == ".jsonl" else int(row)
+        found = _nonstandard_value(props)
+        if found is not None:
+            field_name, text = found
+            raise DataError(
+                path,
+                f"{text} is not a number standard JSON allows (write a finite number, or null)",
+                line=line,
+                field=f"properties.{field_name}",
+            )
+        if path.suffix == ".jsonl":
+            _strict_json(path, line, _read_line(path, line))  # raises, naming the column
+        raise DataError(path, "not standard JSON (NaN, Infinity or a number beyond a double)", line=line,
+                        field="properties")
+
+
+class _Lenient:
+    """A value only a lenient JSON reader takes: NaN, Infinity, or a number beyond a double."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _nonstandard_value(text: str) -> tuple[str, str] | None:
+    """The dotted key and the text of the first NaN, Infinity or out-of-range number in a JSON object, by a
+    reader that accepts them; None when the object is standard JSON."""
+
+    def number(literal: str) -> float | _Lenient:
+        value = float(literal)
+        return value if math.isfinite(value) else _Lenient(literal)
+
+    try:
+        doc = json.loads(text, parse_constant=_Lenient, parse_float=number)
+    except ValueError:
+        return None
+
+    def find(value: Any, location: str) -> tuple[str, str] | None:
+        if isinstance(value, _Lenient):
+            return location, value.text
+        children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, child in children:
+            found = find(child, f"{location}.{key}" if location else str(key))
+            if found is not None:
+                return found
+        return None
+
+    return find(doc, "")
+
+
+def _duckdb_detail(error: duckdb.Error) -> str:
+    """DuckDB's one-line reason, without its error class, the file name or the SQL it quotes."""
+    first = str(error).split("\n", 1)[0]
+    return re.sub(r'^[A-Za-z ]*Error: |\s*(in|while reading) file "[^"]*"[,:]?', "", first).strip() or type(error).__name__
 
 
 def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
     """events.parquet / events.csv: flat columns event, userId, timestamp, groupId|account_id, messageId?,
     and either a ``properties`` JSON column or any other columns, which become properties."""
-    reader = "read_parquet(?)" if path.suffix == ".parquet" else "read_csv(?, header=true, all_varchar=true)"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT * FROM {reader}",
-        [source],
-    )
+    parquet = path.suffix == ".parquet"
+    reader = "read_parquet(?)" if parquet else "read_csv(?, header=true, all_varchar=true)"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT * FROM {reader}", [source])
+    except duckdb.Error as error:
+        kind = "a Parquet file" if parquet else "a CSV file"
+        raise DataError(path, f"not {kind} DuckDB can read ({_duckdb_detail(error)})") from None
     columns = [str(row[0]) for row in con.execute("DESCRIBE raw_flat").fetchall()]
     lower = {name.lower(): name for name in columns}
 
@@ -1012,8 +1212,9 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
             raise DataError(path, "required column is missing", line=1, field=name)
     assert event and stamp and account  # found, or the loop above raised
     named = {c.strip('"') for c in (event, stamp, account, user, message) if c}
-    if "properties" in lower:
-        props = f"TRY_CAST({col('properties')} AS JSON)"
+    properties = col("properties")
+    if properties:
+        props = f"TRY_CAST({properties} AS JSON)"
     else:
         rest = [name for name in columns if name not in named]
         props = (
@@ -1021,23 +1222,29 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
             if rest
             else "'{}'::JSON"
         )
-    row_label = "row" if path.suffix == ".parquet" else "line"
-    first_line = 1 if path.suffix == ".parquet" else 2  # a CSV's header is line 1
+    row_label = "row" if parquet else "line"
+    first_line = 1 if parquet else 2  # a CSV's header is line 1
     line_expr = f"rowid + {first_line}"
+    object_check = (
+        f"({properties} IS NOT NULL AND NOT coalesce(json_type({props}) = 'OBJECT', false))" if properties else "false"
+    )
     bad = con.execute(
         f"SELECT {line_expr}, {event} IS NULL, {utc_timestamp_sql(stamp)} IS NULL, {account} IS NULL, "
         f"CAST({stamp} AS VARCHAR) FROM raw_flat "
-        f"WHERE {event} IS NULL OR {utc_timestamp_sql(stamp)} IS NULL OR {account} IS NULL "
+        f"WHERE {event} IS NULL OR {utc_timestamp_sql(stamp)} IS NULL OR {account} IS NULL OR {object_check} "
         "ORDER BY rowid LIMIT 1"
     ).fetchone()
     if bad:
-        number, no_event, bad_stamp, _no_account, stamp_text = bad
-        field_name = "event" if no_event else "timestamp" if bad_stamp else "account_id"
-        problem = (
-            f"'{stamp_text}' is not an ISO 8601 timestamp"
-            if bad_stamp and stamp_text
-            else "required value is missing"
-        )
+        number, no_event, bad_stamp, no_account, stamp_text = bad
+        if no_event or bad_stamp or no_account:
+            field_name = "event" if no_event else "timestamp" if bad_stamp else "account_id"
+            problem = (
+                f"'{stamp_text}' is not an ISO 8601 timestamp"
+                if bad_stamp and stamp_text
+                else "required value is missing"
+            )
+        else:
+            field_name, problem = "properties", "properties must be a JSON object"
         raise DataError(path, f"{problem} ({row_label} {number})", line=int(number), field=field_name)
     query = (
         f"SELECT {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
@@ -1047,6 +1254,7 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
     con.execute(_EVENT_SQL.format(source=query))
     con.execute(_EVENT_VIEW.format(label=path.name, first_line=first_line))
     con.execute("DROP TABLE raw_flat")
+    _check_strict_properties(con, path)
 
 
 def find_events_file(root: Path) -> Path | None:
@@ -1072,11 +1280,15 @@ def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
             "ts TIMESTAMP, account_id VARCHAR, props JSON)"
         )
         con.execute(_EVENT_VIEW.format(label="events", first_line=1))
-    elif path.suffix == ".jsonl":
-        with duckdb_source(path) as source:
+        return
+    try:  # DuckDB's own message for a directory or a file it may not open would be a bug report's
+        path.open("rb").close()
+    except OSError as error:
+        raise DataError.unreadable(path, error) from None
+    with duckdb_source(path) as source:
+        if path.suffix == ".jsonl":
             _load_jsonl_events(con, path, source)
-    else:
-        with duckdb_source(path) as source:
+        else:
             _load_tabular_events(con, path, source)
 
 
@@ -1101,10 +1313,8 @@ def _check_event_accounts(con: duckdb.DuckDBPyConnection, path: Path | None) -> 
     )
     if unknown:
         line = int(unknown[0])
-        if (
-            path.suffix == ".jsonl"
-        ):  # row numbers skip blank lines: find the file line on this error path only
-            line = next((n for n, doc in json_lines(path) if _event_account(doc) == unknown[1]), line)
+        if path.suffix == ".jsonl":  # row numbers skip blank lines: the file line, on this error path only
+            line = _file_line(path, line)
         raise DataError(
             path,
             f"account '{unknown[1]}' is not in accounts.csv",
@@ -1120,6 +1330,66 @@ def _event_account(doc: Any) -> str | None:
     group = context.get("groupId") if isinstance(context, dict) else None
     account = group or (props.get("account_id") if isinstance(props, dict) else None)
     return str(account) if account else None
+
+
+# The numeric properties the built-in triggers read, by the rules.yaml ``events:`` key of their event and
+# whether the trigger reads a whole number: where present, each must be a finite number >= 0.
+EVENT_NUMBERS: tuple[tuple[str, str, bool], ...] = (
+    ("limit_reached", "used", False),
+    ("limit_reached", "cap", False),
+    ("usage_reported", "used", False),
+    ("export_created", "rows", True),
+)
+
+
+def check_event_numbers(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, event_names: Mapping[str, str]
+) -> None:
+    """Raise a DataError for the first event whose numeric property (:data:`EVENT_NUMBERS`, under the product's
+    own event names) is not a number, not finite or negative: a trigger would otherwise read it as missing, or
+    compare with NaN. Once per dataset and set of names; a flat events file's properties are text, so "50" is
+    a number there as everywhere."""
+    checks = tuple((event_names[key], prop, whole) for key, prop, whole in EVENT_NUMBERS)
+    if checks in dataset.checked_numbers or dataset.events_file is None:
+        return
+
+    def cast(prop: str, whole: bool) -> str:
+        return f"TRY_CAST(props->>{sql_text(prop)} AS {'BIGINT' if whole else 'DOUBLE'})"
+
+    wrong = " OR ".join(
+        f"(event = {sql_text(event)} AND props->>{sql_text(prop)} IS NOT NULL "
+        f"AND NOT coalesce(isfinite({cast(prop, whole)}::DOUBLE) AND {cast(prop, whole)} >= 0, false))"
+        for event, prop, whole in checks
+    )
+    row = con.execute(f"SELECT line, event, props::VARCHAR FROM events WHERE {wrong} ORDER BY line LIMIT 1").fetchone()
+    if row is not None:
+        line, event, props = int(row[0]), str(row[1]), orjson.loads(row[2])
+        path = dataset.events_file
+        for name, prop, whole in checks:
+            value = props.get(prop)
+            if name != event or value is None:
+                continue
+            text = value if isinstance(value, str) else orjson.dumps(value).decode()
+            try:
+                number = int(text) if whole and isinstance(value, int) else float(text)
+            except ValueError:
+                problem = f"'{text}' is not a {'whole ' if whole else ''}number"
+            else:
+                if not math.isfinite(number):
+                    problem = f"'{text}' is not a finite number"
+                elif number < 0:
+                    problem = f"{text} must not be negative"
+                elif whole and number > _MAX_INT:
+                    problem = f"{text} is out of range (at most {_MAX_INT})"
+                else:
+                    continue
+            raise DataError(
+                path,
+                f"{problem} (a {event} event's {prop})",
+                line=_file_line(path, line) if path.suffix == ".jsonl" else line,
+                field=f"properties.{prop}",
+            )
+    dataset.checked_numbers.add(checks)
 
 
 def _count_events(con: duckdb.DuckDBPyConnection) -> int:
@@ -1138,10 +1408,8 @@ def _load_dataset(root: Path) -> Dataset:
         raise DataError(root, "not a directory", hint="pass --data DIR pointing at a data directory")
     catalog = load_catalog(root / "catalog.yaml")
     accounts_path, tickets_path = root / "accounts.csv", root / "tickets.jsonl"
-    if not accounts_path.exists():
-        raise DataError(accounts_path, "file not found", hint="a data directory needs accounts.csv")
-    account_data = accounts_path.read_bytes()
-    ticket_data = tickets_path.read_bytes() if tickets_path.exists() else b""
+    account_data = read_input(accounts_path, missing_hint=ACCOUNTS_HINT)
+    ticket_data = read_input(tickets_path) if tickets_path.exists() or tickets_path.is_symlink() else b""
     events_file = find_events_file(root)
     events = _connect()
     # DuckDB reads the events on a worker thread while this one fills the account and ticket tables: the two

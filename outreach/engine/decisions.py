@@ -17,7 +17,7 @@ import duckdb
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from outreach.engine.data import Account, Dataset, load_dataset, paused_gc
+from outreach.engine.data import Account, Dataset, check_event_numbers, load_dataset, paused_gc
 from outreach.engine.friction import Friction, FrictionRecord, rank_frictions
 from outreach.engine.health import Gate, GateRecord, Health, HealthRecord, health_sql, register_open_tickets
 from outreach.engine.offers import Offer, OfferRecord, offer_sql, register_catalog
@@ -152,6 +152,7 @@ def _decide(
     prepares small tables. Account records are built only for ``held_out``, which needs them.
     """
     catalog = dataset.catalog
+    check_event_numbers(con, dataset, rules.events.model_dump())
     detect(con, dataset, rules, as_of, account_ids=account_ids)
     rank_frictions(con, catalog, rules)
     register_open_tickets(con, rules, as_of)

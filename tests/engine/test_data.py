@@ -501,13 +501,13 @@ def test_ticket_forms_read_alike_either_way(tmp_path: Path) -> None:
     fast = [
         ticket_line(),
         ticket_line(id=42, created_at="2026-11-01T12:00:00+02:00", status="Pending", priority="HIGH"),
-        ticket_line(account_id=..., organization_id="beta", tags=None, subject=None),
-        ticket_line(account_id="", organization_id="beta", tags=[], solved_at="2026-11-02T08:30:00.25Z"),
+        ticket_line(id="T-3", account_id=..., organization_id="beta", tags=None, subject=None),
+        ticket_line(id="T-4", account_id="", organization_id="beta", tags=[], solved_at="2026-11-02T08:30:00.25Z"),
         ticket_line(
-            description="caf\u00e9 \u2014 SSO", extra={"kept": [1, 2]}, created_at="2026-11-01T10:00:00"
+            id="T-5", description="caf\u00e9 \u2014 SSO", extra={"kept": [1, 2]}, created_at="2026-11-01T10:00:00"
         ),
         "",
-        ticket_line(status="", priority=None, solved_at=""),
+        ticket_line(id="T-7", status="", priority=None, solved_at=""),
     ]
     root = write_data(tmp_path / "fast", accounts, fast)
     dataset = load_dataset(root)
