@@ -149,6 +149,10 @@ def _message(error: ErrorDetails) -> tuple[tuple[int | str, ...], str]:
         return (*location, *cause.location), cause.message
     if error["type"] == "extra_forbidden":
         return location, "unknown field (check the spelling; see the docs for the allowed fields)"
+    if error["type"] == "missing":
+        return location, "required field is missing"
+    if not location and error["type"] in ("model_type", "dict_type"):
+        return location, "the file must be a YAML mapping of fields (name: value), not a list or a single value"
     if error["type"] in ("value_error", "assertion_error") and cause is not None:
         return location, str(cause)
     return location, str(error["msg"])

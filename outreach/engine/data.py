@@ -1013,7 +1013,17 @@ def _strict_json(path: Path, line: int, raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as error:
+        found = _nonstandard_value(raw)
+        if found is not None:
+            raise _nonstandard_error(path, line, *found) from None
         raise DataError(path, f"malformed JSON ({error.msg} at column {error.colno})", line=line) from None
+
+
+def _nonstandard_error(path: Path, line: int, location: str, text: str) -> DataError:
+    return DataError(
+        path, f"malformed JSON: {text} is not a JSON number (write a finite number, or null)", line=line,
+        field=location,
+    )
 
 
 def _jsonl_problem(path: Path, duckdb_error: duckdb.Error | None = None) -> DataError:
@@ -1131,13 +1141,7 @@ def _check_strict_properties(con: duckdb.DuckDBPyConnection, path: Path) -> None
         line = _file_line(path, int(row)) if path.suffix == ".jsonl" else int(row)
         found = _nonstandard_value(props)
         if found is not None:
-            field_name, text = found
-            raise DataError(
-                path,
-                f"{text} is not a number standard JSON allows (write a finite number, or null)",
-                line=line,
-                field=f"properties.{field_name}",
-            )
+            raise _nonstandard_error(path, line, f"properties.{found[0]}", found[1])
         if path.suffix == ".jsonl":
             _strict_json(path, line, _read_line(path, line))  # raises, naming the column
         raise DataError(path, "not standard JSON (NaN, Infinity or a number beyond a double)", line=line,
@@ -1151,7 +1155,7 @@ class _Lenient:
         self.text = text
 
 
-def _nonstandard_value(text: str) -> tuple[str, str] | None:
+def _nonstandard_value(text: str | bytes) -> tuple[str, str] | None:
     """The dotted key and the text of the first NaN, Infinity or out-of-range number in a JSON object, by a
     reader that accepts them; None when the object is standard JSON."""
 
@@ -1183,23 +1187,56 @@ def _duckdb_detail(error: duckdb.Error) -> str:
     return re.sub(r'^[A-Za-z ]*Error: |\s*(in|while reading) file "[^"]*"[,:]?', "", first).strip() or type(error).__name__
 
 
+def _tabular_reader(path: Path, source: str) -> tuple[str, list[str]]:
+    """The DuckDB table function reading events.parquet / events.csv, and its column names.
+
+    A CSV is read with the dialect fixed (comma, double quotes, the header's columns, every value text)
+    instead of sniffed: DuckDB's sniffer guesses another dialect for a file with one bad row and then blames
+    the header; fixed, it names the row.
+    """
+    quoted = sql_text(source)
+    if path.suffix == ".parquet":
+        reader = f"read_parquet({quoted})"
+        try:
+            columns = [str(row[0]) for row in duckdb.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
+        except duckdb.Error as error:
+            raise DataError(path, f"not a Parquet file DuckDB can read ({_duckdb_detail(error)})") from None
+        return reader, columns
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(2**20).decode("utf-8-sig")
+    except OSError as error:
+        raise DataError.unreadable(path, error) from None
+    except UnicodeDecodeError as error:
+        raise DataError(path, f"not UTF-8 text (byte {error.start})", line=1) from None
+    header = next(csv.reader([first]), [])
+    if not header:
+        raise DataError(path, "the file is empty", hint="its first line is the header: event,userId,timestamp,groupId,…")
+    repeated = next((name for name in header if header.count(name) > 1), None)
+    if repeated is not None or "" in header:
+        raise DataError(path, "each column needs its own name in the header", line=1, field=repeated or "")
+    types = "{" + ", ".join(f"{sql_text(name)}: 'VARCHAR'" for name in header) + "}"
+    reader = (
+        f"read_csv({quoted}, header=true, auto_detect=false, columns={types}, delim=',', quote='\"', "
+        "escape='\"', strict_mode=true)"
+    )
+    return reader, header
+
+
 def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
     """events.parquet / events.csv: flat columns event, userId, timestamp, groupId|account_id, messageId?,
-    and either a ``properties`` JSON column or any other columns, which become properties."""
-    parquet = path.suffix == ".parquet"
-    reader = "read_parquet(?)" if parquet else "read_csv(?, header=true, all_varchar=true)"
-    try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE raw_flat AS SELECT * FROM {reader}", [source])
-    except duckdb.Error as error:
-        kind = "a Parquet file" if parquet else "a CSV file"
-        raise DataError(path, f"not {kind} DuckDB can read ({_duckdb_detail(error)})") from None
-    columns = [str(row[0]) for row in con.execute("DESCRIBE raw_flat").fetchall()]
+    and either a ``properties`` JSON column or any other columns, which become properties.
+
+    One statement reads the file into ``event_rows`` (Parquet is read once, a CSV parsed once); the checks
+    run on that table, and only an error goes back to the file for the offending value.
+    """
+    reader, columns = _tabular_reader(path, source)
     lower = {name.lower(): name for name in columns}
 
     def col(*names: str) -> str | None:
         for name in names:
             if name.lower() in lower:
-                return '"' + lower[name.lower()] + '"'
+                return '"' + lower[name.lower()].replace('"', '""') + '"'
         return None
 
     event = col("event")
@@ -1211,32 +1248,59 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
         if required is None:
             raise DataError(path, "required column is missing", line=1, field=name)
     assert event and stamp and account  # found, or the loop above raised
-    named = {c.strip('"') for c in (event, stamp, account, user, message) if c}
+    named = {lower[c.strip('"').lower()] for c in (event, stamp, account, user, message) if c}
     properties = col("properties")
     if properties:
-        props = f"TRY_CAST({properties} AS JSON)"
+        # Text that is not JSON becomes a JSON string, which the object check below refuses.
+        props = (
+            f"CASE WHEN {properties} IS NULL THEN '{{}}'::JSON "
+            f"ELSE coalesce(TRY_CAST({properties} AS JSON), '\"\"'::JSON) END"
+        )
     else:
         rest = [name for name in columns if name not in named]
         props = (
-            "json_object(" + ", ".join(f"'{name}', \"{name}\"" for name in rest) + ")"
+            "json_object(" + ", ".join(f"{sql_text(name)}, {col(name)}" for name in rest) + ")"
             if rest
             else "'{}'::JSON"
         )
-    row_label = "row" if parquet else "line"
-    first_line = 1 if parquet else 2  # a CSV's header is line 1
-    line_expr = f"rowid + {first_line}"
-    object_check = (
-        f"({properties} IS NOT NULL AND NOT coalesce(json_type({props}) = 'OBJECT', false))" if properties else "false"
+    query = (
+        f"SELECT {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
+        f"{user or 'NULL'}::VARCHAR AS user_id, {utc_timestamp_sql(stamp)} AS ts, "
+        f"{account}::VARCHAR AS account_id, {props} AS props FROM {reader}"
     )
+    try:
+        con.execute(_EVENT_SQL.format(source=query))
+    except duckdb.Error as error:
+        detail = _duckdb_detail(error)
+        line = re.search(r"CSV Error on Line: (\d+)", str(error))
+        reason = next(
+            (text for text in str(error).split("\n")[1:] if text and not text.startswith(("Original Line", " "))),
+            detail,
+        )
+        if line and path.suffix == ".csv":
+            counts = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", reason)
+            problem = (
+                f"the row has {counts.group(2)} values; the header has {counts.group(1)} columns"
+                if counts
+                else f"unreadable CSV row ({reason.strip()})"
+            )
+            raise DataError(path, problem, line=int(line.group(1))) from None
+        kind = "a Parquet file" if path.suffix == ".parquet" else "a CSV file"
+        raise DataError(path, f"not {kind} DuckDB can read ({detail})") from None
+    first_line = 1 if path.suffix == ".parquet" else 2  # a CSV's header is line 1
+    con.execute(_EVENT_VIEW.format(label=path.name, first_line=first_line))
     bad = con.execute(
-        f"SELECT {line_expr}, {event} IS NULL, {utc_timestamp_sql(stamp)} IS NULL, {account} IS NULL, "
-        f"CAST({stamp} AS VARCHAR) FROM raw_flat "
-        f"WHERE {event} IS NULL OR {utc_timestamp_sql(stamp)} IS NULL OR {account} IS NULL OR {object_check} "
-        "ORDER BY rowid LIMIT 1"
+        "SELECT line, event IS NULL, ts IS NULL, account_id IS NULL FROM events "
+        "WHERE event IS NULL OR ts IS NULL OR account_id IS NULL OR NOT starts_with(props::VARCHAR, '{') "
+        "ORDER BY line LIMIT 1"
     ).fetchone()
     if bad:
-        number, no_event, bad_stamp, no_account, stamp_text = bad
-        if no_event or bad_stamp or no_account:
+        number, no_event, bad_stamp, _no_account = bad
+        row = con.execute(
+            f"SELECT CAST({stamp} AS VARCHAR) FROM {reader} LIMIT 1 OFFSET {int(number) - first_line}"
+        ).fetchone()
+        stamp_text = row[0] if row else None
+        if no_event or bad_stamp or _no_account:
             field_name = "event" if no_event else "timestamp" if bad_stamp else "account_id"
             problem = (
                 f"'{stamp_text}' is not an ISO 8601 timestamp"
@@ -1244,16 +1308,8 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
                 else "required value is missing"
             )
         else:
-            field_name, problem = "properties", "properties must be a JSON object"
-        raise DataError(path, f"{problem} ({row_label} {number})", line=int(number), field=field_name)
-    query = (
-        f"SELECT {message or 'NULL'}::VARCHAR AS message_id, {event}::VARCHAR AS event, "
-        f"{user or 'NULL'}::VARCHAR AS user_id, {utc_timestamp_sql(stamp)} AS ts, "
-        f"{account}::VARCHAR AS account_id, coalesce({props}, '{{}}'::JSON) AS props FROM raw_flat"
-    )
-    con.execute(_EVENT_SQL.format(source=query))
-    con.execute(_EVENT_VIEW.format(label=path.name, first_line=first_line))
-    con.execute("DROP TABLE raw_flat")
+            field_name, problem = "properties", "must be a JSON object, e.g. {\"limit\": \"reports\"}"
+        raise DataError(path, problem, line=int(number), field=field_name)
     _check_strict_properties(con, path)
 
 
@@ -1385,7 +1441,7 @@ def check_event_numbers(
                     continue
             raise DataError(
                 path,
-                f"{problem} (a {event} event's {prop})",
+                f"{problem} ('{prop}' of a '{event}' event)",
                 line=_file_line(path, line) if path.suffix == ".jsonl" else line,
                 field=f"properties.{prop}",
             )

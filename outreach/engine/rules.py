@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outreach import bundled
 from outreach.errors import ConfigError, DataError
-from outreach.yamlfile import deep_merge, parse_yaml, validate_yaml
+from outreach.yamlfile import deep_merge, parse_yaml, read_yaml_text, validate_yaml
 
 DEFAULT_RULES_PATH = bundled.RULES
 
@@ -177,7 +177,7 @@ def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = 
     for path in files:
         if not path.exists():
             raise ConfigError(f"{path}: rules file not found", hint="check --rules or OUTREACH_RULES_PATH")
-        text = path.read_text(encoding="utf-8")
+        text = read_yaml_text(path)
         data, _ = parse_yaml(text, path)
         if data is None:
             continue
