@@ -4,9 +4,9 @@ Shared by the catalog, the rules, prompt front-matter and sequence files, so eac
 ``catalog.yaml:14: field 'plans.1.price_monthly': ...`` instead of a bare validation error.
 
 YAML itself is lenient where a configuration file should not be: a key given twice silently keeps the
-last value (``price_monthly: 149`` then ``14900`` is a $14,900 plan), and ``.nan``, ``.inf`` or ``1e400``
-are floats. :func:`parse_yaml` refuses both, naming the line and the dotted field, before any model sees
-the data.
+last value (``price_monthly: 149`` then ``14900`` is a $14,900 plan), ``.nan``, ``.inf`` or ``1.0e+400`` are
+floats, and whole numbers have no size limit. :func:`parse_yaml` refuses all three, naming the line and the
+dotted field, before any model sees the data.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ from outreach.errors import DataError, read_input
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
+_INT_TAG = "tag:yaml.org,2002:int"
+MAX_WHOLE_NUMBER = 2**63 - 1  # the engine keeps whole numbers as 64-bit integers
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -42,9 +44,13 @@ class FieldProblem(ValueError):
 
 
 def _line_of(node: yaml.Node | None, location: tuple[int | str, ...]) -> int | None:
-    """Walk the composed YAML node tree along a pydantic error location; return the 1-based line."""
+    """Walk the composed YAML node tree along a pydantic error location; return the 1-based line of the value
+    it names, or of the nearest mapping or list holding it when it is missing (None: missing at the top, a
+    problem of the whole file)."""
     current = node
     line = current.start_mark.line + 1 if current is not None else None
+    if location and isinstance(current, yaml.MappingNode):
+        line = None  # until the first key is found
     for part in location:
         if isinstance(current, yaml.MappingNode):
             found = None
@@ -108,6 +114,17 @@ def _strictness_problem(root: yaml.Node, path: Path, line_offset: int) -> DataEr
             return DataError(
                 path,
                 f"'{node.value}' is not a finite number",
+                line=node.start_mark.line + 1 + line_offset,
+                field=_dotted(location),
+            )
+        elif (
+            isinstance(node, yaml.ScalarNode)
+            and node.tag == _INT_TAG
+            and abs(loader.construct_yaml_int(node)) > MAX_WHOLE_NUMBER
+        ):
+            return DataError(
+                path,
+                f"{node.value} is out of range (whole numbers are at most {MAX_WHOLE_NUMBER})",
                 line=node.start_mark.line + 1 + line_offset,
                 field=_dotted(location),
             )
@@ -191,6 +208,15 @@ def read_yaml_text(path: Path, *, missing_hint: str | None = None) -> str:
 
 def load_yaml_model(model: type[ModelT], path: Path, *, missing_hint: str | None = None) -> ModelT:
     return validate_yaml(model, read_yaml_text(path, missing_hint=missing_hint), path)
+
+
+def line_in_file(path: Path, location: tuple[int | str, ...]) -> int | None:
+    """The line of the value at ``location`` in the YAML file ``path`` (an error path that lost the node)."""
+    try:
+        _, node = parse_yaml(read_yaml_text(path), path)
+    except DataError:
+        return None
+    return _line_of(node, location)
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from outreach import bundled
 from outreach.errors import OutreachError
@@ -42,9 +43,10 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except OutreachError as error:
-        err_console.print(f"[bold red]Error:[/] {error.message}", highlight=False, soft_wrap=True)
+        # The message quotes the user's data: no rich markup or emoji codes in it (":100:" is a line number).
+        err_console.print(f"[bold red]Error:[/] {escape(error.message)}", highlight=False, soft_wrap=True, emoji=False)
         if error.hint:
-            err_console.print(f"[dim]Hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+            err_console.print(f"[dim]Hint:[/] {escape(error.hint)}", highlight=False, soft_wrap=True, emoji=False)
         raise typer.Exit(error.exit_code) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise

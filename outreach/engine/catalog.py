@@ -12,9 +12,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from outreach.engine.values import email_problem, http_url_problem
-from outreach.yamlfile import FieldProblem, load_yaml_model
+from outreach.yamlfile import MAX_WHOLE_NUMBER, FieldProblem, load_yaml_model
 
-MAX_WHOLE_NUMBER = 2**63 - 1  # the engine keeps whole numbers as 64-bit integers
 MAX_PRICE = 1e9
 
 

@@ -974,10 +974,10 @@ FROM read_json('{path}', format='newline_delimited', maximum_object_size={max_li
 _CONTEXT_FORMS = (("STRUCT(groupId VARCHAR)", "context.groupId"), ("JSON", "context->>'groupId'"))
 
 # DuckDB's JSON reader accepts what the JSON standard does not: NaN and Infinity (in any case), numbers beyond
-# a double (1e400, kept as written), trailing commas. The properties it keeps are minified JSON, so a literal
-# outside a string follows ':', ',' or '['; a row matching this goes to the strict parser (orjson), which
+# a double (1e400, kept as written), trailing commas. In the properties it keeps, a literal outside a string
+# follows ':', ',' or '[' (and maybe spaces); a row matching this goes to the strict parser (orjson), which
 # decides. Strings that merely contain such text (":NaN") pass that check.
-_LENIENT_JSON = r"[:,\[]-?[nNiI][aAnN]|[0-9][eE][+]?[0-9]{3}|[0-9]{300}"
+_LENIENT_JSON = r"[:,\[]\s*-?[nNiI][aAnN]|[0-9][eE][+]?[0-9]{3}|[0-9]{300}"
 
 
 def _file_line(path: Path, row: int) -> int:
@@ -1316,7 +1316,7 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
 def find_events_file(root: Path) -> Path | None:
     for name in ("events.jsonl", "events.parquet", "events.csv"):
         candidate = root / name
-        if candidate.exists():
+        if candidate.exists() or candidate.is_symlink():  # a dangling link is an error, not "no events"
             return candidate
     return None
 

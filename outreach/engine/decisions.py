@@ -263,6 +263,7 @@ def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:
         local if local.exists() else None,
         rules_path,
         policy_overrides=dataset.catalog.policy.thresholds,
+        policy_path=dataset.root / "catalog.yaml",
     )
 
 

@@ -14,13 +14,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outreach import bundled
 from outreach.errors import ConfigError, DataError
-from outreach.yamlfile import deep_merge, parse_yaml, read_yaml_text, validate_yaml
+from outreach.yamlfile import deep_merge, line_in_file, parse_yaml, read_yaml_text, validate_yaml
 
 DEFAULT_RULES_PATH = bundled.RULES
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Upper bounds, so a typo such as 10000000000 is an error naming its line instead of an overflow in SQL.
+MAX_DAYS = 3650
+MAX_COUNT = 1_000_000
+MAX_FACTOR = 100.0
+MAX_WEIGHT = 1000.0
+MAX_EVIDENCE = 100
 
 
 class EventNames(_Strict):
@@ -41,20 +49,20 @@ class EventNames(_Strict):
 
 
 class Window(_Strict):
-    window_days: int = Field(default=30, gt=0)
+    window_days: int = Field(default=30, gt=0, le=MAX_DAYS)
 
 
 class UsageNearLimit(_Strict):
     pct: float = Field(default=0.8, gt=0, le=1)
-    window_days: int = Field(default=30, gt=0, description="A usage snapshot older than this is ignored.")
+    window_days: int = Field(default=30, gt=0, le=MAX_DAYS, description="A usage snapshot older than this is ignored.")
 
 
 class RepeatedLimitHits(Window):
-    min_hits: int = Field(default=3, gt=0)
+    min_hits: int = Field(default=3, gt=0, le=MAX_COUNT)
 
 
 class LockedFeature(Window):
-    min_clicks: int = Field(default=3, gt=0)
+    min_clicks: int = Field(default=3, gt=0, le=MAX_COUNT)
 
 
 class SeatPressure(Window):
@@ -62,7 +70,7 @@ class SeatPressure(Window):
 
 
 class HeadcountGrowth(_Strict):
-    pct: float = Field(default=0.25, gt=0)
+    pct: float = Field(default=0.25, gt=0, le=MAX_FACTOR)
 
 
 class StrongNps(_Strict):
@@ -70,31 +78,31 @@ class StrongNps(_Strict):
 
 
 class IntegrationRequest(Window):
-    window_days: int = Field(default=60, gt=0)
-    min_requests: int = Field(default=1, gt=0)
+    window_days: int = Field(default=60, gt=0, le=MAX_DAYS)
+    min_requests: int = Field(default=1, gt=0, le=MAX_COUNT)
 
 
 class FrequentExports(Window):
-    window_days: int = Field(default=14, gt=0)
-    min_exports: int = Field(default=8, gt=0)
+    window_days: int = Field(default=14, gt=0, le=MAX_DAYS)
+    min_exports: int = Field(default=8, gt=0, le=MAX_COUNT)
 
 
 class TicketTopicCluster(Window):
-    window_days: int = Field(default=90, gt=0)
+    window_days: int = Field(default=90, gt=0, le=MAX_DAYS)
     share: float = Field(default=0.3, gt=0, le=1)
-    min_tickets: int = Field(default=3, gt=0)
+    min_tickets: int = Field(default=3, gt=0, le=MAX_COUNT)
 
 
 class AddonPageVisits(Window):
-    min_visits: int = Field(default=3, gt=0)
+    min_visits: int = Field(default=3, gt=0, le=MAX_COUNT)
 
 
 class NewDepartment(Window):
-    min_invites: int = Field(default=1, gt=0)
+    min_invites: int = Field(default=1, gt=0, le=MAX_COUNT)
 
 
 class WorkflowAbandoned(Window):
-    min_abandons: int = Field(default=3, gt=0)
+    min_abandons: int = Field(default=3, gt=0, le=MAX_COUNT)
 
 
 class Triggers(_Strict):
@@ -114,12 +122,12 @@ class Triggers(_Strict):
 
 
 class HealthWeights(_Strict):
-    activation: float = 20
-    usage_trend: float = 25
-    champion: float = 15
-    support: float = 15
-    nps: float = 10
-    adoption: float = 15
+    activation: float = Field(default=20, ge=0, le=MAX_WEIGHT)
+    usage_trend: float = Field(default=25, ge=0, le=MAX_WEIGHT)
+    champion: float = Field(default=15, ge=0, le=MAX_WEIGHT)
+    support: float = Field(default=15, ge=0, le=MAX_WEIGHT)
+    nps: float = Field(default=10, ge=0, le=MAX_WEIGHT)
+    adoption: float = Field(default=15, ge=0, le=MAX_WEIGHT)
 
     @property
     def total(self) -> float:
@@ -134,16 +142,16 @@ class HealthRules(_Strict):
 
 
 class GateRules(_Strict):
-    onboarding_days: int = Field(default=60, ge=0)
+    onboarding_days: int = Field(default=60, ge=0, le=MAX_DAYS)
     usage_drop_pct: float = Field(default=0.2, gt=0, le=1)
-    champion_silent_days: int = Field(default=21, gt=0)
-    contact_cooldown_days: int = Field(default=14, ge=0)
+    champion_silent_days: int = Field(default=21, gt=0, le=MAX_DAYS)
+    contact_cooldown_days: int = Field(default=14, ge=0, le=MAX_DAYS)
     block_on_open_priorities: list[str] = Field(default_factory=lambda: ["high", "urgent"])
 
 
 class OfferRules(_Strict):
-    headroom: float = Field(default=0.2, ge=0, description="Extra capacity a recommended plan must leave.")
-    seat_growth_pct: float = Field(default=0.2, ge=0, description="Growth a seat pack is sized for.")
+    headroom: float = Field(default=0.2, ge=0, le=MAX_FACTOR, description="Extra capacity a recommended plan must leave.")
+    seat_growth_pct: float = Field(default=0.2, ge=0, le=MAX_FACTOR, description="Growth a seat pack is sized for.")
 
 
 class Rules(_Strict):
@@ -152,7 +160,7 @@ class Rules(_Strict):
     health: HealthRules = HealthRules()
     gate: GateRules = GateRules()
     offers: OfferRules = OfferRules()
-    evidence_cap: int = Field(default=5, gt=0, description="Evidence ids kept per signal.")
+    evidence_cap: int = Field(default=5, gt=0, le=MAX_EVIDENCE, description="Evidence ids kept per signal.")
 
 
 def _dotted(overrides: dict[str, float]) -> dict[str, Any]:
@@ -170,8 +178,11 @@ def _dotted(overrides: dict[str, float]) -> dict[str, Any]:
     return nested
 
 
-def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = None) -> Rules:
-    """Defaults, then each existing file in ``paths`` (later wins), then the catalog policy's dotted overrides."""
+def load_rules(
+    *paths: Path | None, policy_overrides: dict[str, float] | None = None, policy_path: Path | None = None
+) -> Rules:
+    """Defaults, then each existing file in ``paths`` (later wins), then the catalog policy's dotted overrides
+    (from ``policy_path``, the catalog.yaml errors name)."""
     merged: dict[str, Any] = {}
     files = [path for path in paths if path is not None]
     for path in files:
@@ -194,8 +205,14 @@ def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = 
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(
-            f"catalog.yaml policy.thresholds: '{field}': {first['msg']}",
+        key = next((k for k in policy_overrides or {} if field in (k, f"triggers.{k}")), field)
+        location = ("policy", "thresholds", key)
+        catalog = policy_path or Path("catalog.yaml")
+        raise DataError(
+            catalog,
+            "not a rule name (check the spelling)" if first["type"] == "extra_forbidden" else first["msg"],
+            line=line_in_file(catalog, location) if policy_path else None,
+            field=".".join(location),
             hint="policy.thresholds keys are dotted rule names, e.g. frequent_exports.min_exports: 10",
         ) from None
 

@@ -14,7 +14,7 @@ from outreach import bundled
 from outreach.engine.catalog import load_catalog
 from outreach.engine.data import Account, Ticket, load_accounts, load_dataset, load_tickets
 from outreach.engine.decisions import decide, rules_for
-from outreach.errors import ConfigError, DataError
+from outreach.errors import DataError
 from tests.datadir import AS_OF, DataDir
 
 
@@ -179,8 +179,11 @@ def test_policy_threshold_override(root: Path) -> None:
     )
     assert rules_for(load_dataset(root)).triggers.frequent_exports.min_exports == 2
     path.write_text(path.read_text().replace("min_exports: 2", "min_exports: -2"))
-    with pytest.raises(ConfigError, match=r"policy\.thresholds"):
+    with pytest.raises(DataError) as caught:
         rules_for(load_dataset(root))
+    line = path.read_text().splitlines().index("    frequent_exports.min_exports: -2") + 1
+    assert (caught.value.path, caught.value.line) == (path, line)
+    assert caught.value.field == "policy.thresholds.frequent_exports.min_exports"
 
 
 def _same_decisions(jsonl_root: Path, other_root: Path) -> None:
