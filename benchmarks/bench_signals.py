@@ -205,8 +205,11 @@ def engine(data: Path) -> dict[str, float]:
 
 def child(kind: str, data: Path) -> None:
     """Run one side in this (fresh) process and print its figures and peak memory as JSON."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
     figures = floor(data) if kind == "floor" else engine(data)
-    figures["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    figures["cpu"] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    figures["peak_mb"] = after.ru_maxrss / 1024
     print(json.dumps(figures))
 
 
@@ -226,19 +229,20 @@ def compare(data: Path, runs: int) -> dict[str, float]:
     best_floor = min(floors, key=lambda f: f["total"])
     best = min(engines, key=lambda e: e["total"])
     ratios = [e["total"] / f["total"] for e, f in zip(engines, floors, strict=True)]
+    cpu_ratios = [e["cpu"] / f["cpu"] for e, f in zip(engines, floors, strict=True)]
     print(
-        f"  floor: {best_floor['total']:.2f}s (events {best_floor['events']:.2f}s), "
-        f"peak {best_floor['peak_mb']:.0f} MB"
+        f"  floor: {best_floor['total']:.2f}s (events {best_floor['events']:.2f}s), {best_floor['cpu']:.2f} "
+        f"CPU-s, peak {best_floor['peak_mb']:.0f} MB"
     )
     print(
-        f"  engine: {best['total']:.2f}s = load {best['load']:.2f}s + decide and JSON {best['decide']:.2f}s "
-        f"for {int(best['accounts']):,} accounts / {int(best['events']):,} events, {best['json_mb']:.0f} MB "
-        f"of JSON; peak {max(e['peak_mb'] for e in engines):.0f} MB"
+        f"  engine: {best['total']:.2f}s = load {best['load']:.2f}s + decide and JSON {best['decide']:.2f}s, "
+        f"{best['cpu']:.2f} CPU-s, for {int(best['accounts']):,} accounts / {int(best['events']):,} events, "
+        f"{best['json_mb']:.0f} MB of JSON; peak {max(e['peak_mb'] for e in engines):.0f} MB"
     )
     print(
-        f"  ratio engine/floor per run: {', '.join(f'{r:.2f}x' for r in ratios)}; best/best "
-        f"{best['total'] / best_floor['total']:.2f}x (against the events-only floor "
-        f"{best['total'] / best_floor['events']:.2f}x)"
+        f"  ratio engine/floor per run: {', '.join(f'{r:.2f}x' for r in ratios)} (CPU-seconds: "
+        f"{', '.join(f'{r:.2f}x' for r in cpu_ratios)}); best/best {best['total'] / best_floor['total']:.2f}x "
+        f"(against the events-only floor {best['total'] / best_floor['events']:.2f}x)"
     )
     return {"engine": best["total"], "floor": best_floor["total"]}
 
