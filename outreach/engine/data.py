@@ -26,7 +26,7 @@ from datetime import UTC, date, datetime
 from itertools import compress
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -34,6 +34,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.engine.catalog import Catalog, load_catalog
+from outreach.engine.rules import EventNames
 from outreach.engine.tables import (
     BOOL,
     DATE,
@@ -149,6 +150,7 @@ class Dataset:
         self._tickets_by_account: dict[str, list[Ticket]] | None = None
         self._lock = threading.RLock()  # web request threads may ask at once
         self.checked_numbers: set[tuple[tuple[str, str, bool], ...]] = set()  # see check_event_numbers
+        self.wrong_number_line: int | None = None  # found when the events were read (default event names)
 
     @property
     def accounts(self) -> list[Account]:
@@ -1099,9 +1101,9 @@ def _event_problem(doc: Any, path: Path, line: int) -> DataError | None:
     return None
 
 
-def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
+def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> int | None:
     """Fast path: DuckDB's parallel JSON reader. Only when it or the checks find a problem does a Python pass
-    read the file line by line to name the exact line and field."""
+    read the file line by line to name the exact line and field. Returns :attr:`_EventScan.wrong_number`."""
     for context, group in _CONTEXT_FORMS:
         query = _JSONL_SOURCE.format(
             path=source.replace("'", "''"),
@@ -1117,21 +1119,44 @@ def _load_jsonl_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) 
             if group == _CONTEXT_FORMS[-1][1]:
                 raise _jsonl_problem(path, error) from None
     con.execute(_EVENT_VIEW.format(label=path.name, first_line=1))
-    bad = con.execute(
-        "SELECT min(line) FROM events WHERE event IS NULL OR ts IS NULL OR account_id IS NULL "
-        "OR NOT starts_with(props::VARCHAR, '{')"  # DuckDB writes JSON minified: an object starts with '{'.
-    ).fetchone()
-    if bad is not None and bad[0] is not None:
+    scan = _scan_events(con)
+    if scan.missing is not None:
         raise _jsonl_problem(path)
-    _check_strict_properties(con, path)
+    _check_strict_properties(con, path, scan.lenient)
+    return scan.wrong_number
 
 
-def _check_strict_properties(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Properties DuckDB read leniently (NaN, Infinity, 1e400) are malformed JSON, named by their line."""
-    suspects = con.execute(
-        "SELECT line, props::VARCHAR FROM events WHERE regexp_matches(props::VARCHAR, ?) ORDER BY line",
+class _EventScan(NamedTuple):
+    missing: int | None  # the first row without event, timestamp or account, or whose properties are no object
+    lenient: list[int]  # the rows whose properties DuckDB may have read leniently (NaN, 1e400, …)
+    wrong_number: int | None  # the first row with a number the default trigger events cannot use
+
+
+def _scan_events(con: duckdb.DuckDBPyConnection) -> _EventScan:
+    """Every check of the loaded rows in one pass over the events (each pass over 10M rows costs ~0.2 s)."""
+    defaults = EventNames().model_dump()
+    wrong_number = _wrong_number_sql(tuple((defaults[key], prop, whole) for key, prop, whole in EVENT_NUMBERS))
+    row = con.execute(
+        "SELECT min(line) FILTER (WHERE event IS NULL OR ts IS NULL OR account_id IS NULL "
+        "    OR NOT starts_with(props::VARCHAR, '{')), "  # DuckDB writes JSON minified: an object starts with '{'
+        "  list(line ORDER BY line) FILTER (WHERE length(props::VARCHAR) > 2 AND regexp_matches(props::VARCHAR, ?)), "
+        f"  min(line) FILTER (WHERE {wrong_number}) "
+        "FROM events",
         [_LENIENT_JSON],
-    ).fetchall()
+    ).fetchone()
+    assert row is not None  # an aggregate always has its one row
+    return _EventScan(row[0], row[1] or [], row[2])
+
+
+def _check_strict_properties(con: duckdb.DuckDBPyConnection, path: Path, rows: list[int]) -> None:
+    """Properties DuckDB read leniently (NaN, Infinity, 1e400) are malformed JSON, named by their line."""
+    suspects = (
+        con.execute(
+            "SELECT line, props::VARCHAR FROM events WHERE list_contains(?, line) ORDER BY line", [rows]
+        ).fetchall()
+        if rows
+        else []
+    )
     for row, props in suspects:
         try:
             orjson.loads(props)
@@ -1223,7 +1248,7 @@ def _tabular_reader(path: Path, source: str) -> tuple[str, list[str]]:
     return reader, header
 
 
-def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> None:
+def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str) -> int | None:
     """events.parquet / events.csv: flat columns event, userId, timestamp, groupId|account_id, messageId?,
     and either a ``properties`` JSON column or any other columns, which become properties.
 
@@ -1289,12 +1314,12 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
         raise DataError(path, f"not {kind} DuckDB can read ({detail})") from None
     first_line = 1 if path.suffix == ".parquet" else 2  # a CSV's header is line 1
     con.execute(_EVENT_VIEW.format(label=path.name, first_line=first_line))
-    bad = con.execute(
-        "SELECT line, event IS NULL, ts IS NULL, account_id IS NULL FROM events "
-        "WHERE event IS NULL OR ts IS NULL OR account_id IS NULL OR NOT starts_with(props::VARCHAR, '{') "
-        "ORDER BY line LIMIT 1"
-    ).fetchone()
-    if bad:
+    scan = _scan_events(con)
+    if scan.missing is not None:
+        bad = con.execute(
+            "SELECT line, event IS NULL, ts IS NULL, account_id IS NULL FROM events WHERE line = ?", [scan.missing]
+        ).fetchone()
+        assert bad is not None
         number, no_event, bad_stamp, _no_account = bad
         row = con.execute(
             f"SELECT CAST({stamp} AS VARCHAR) FROM {reader} LIMIT 1 OFFSET {int(number) - first_line}"
@@ -1310,7 +1335,8 @@ def _load_tabular_events(con: duckdb.DuckDBPyConnection, path: Path, source: str
         else:
             field_name, problem = "properties", "must be a JSON object, e.g. {\"limit\": \"reports\"}"
         raise DataError(path, problem, line=int(number), field=field_name)
-    _check_strict_properties(con, path)
+    _check_strict_properties(con, path, scan.lenient)
+    return scan.wrong_number
 
 
 def find_events_file(root: Path) -> Path | None:
@@ -1328,24 +1354,24 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
-    """Fill ``con`` with the ``events`` view (all timestamps UTC); no check against accounts.csv yet."""
+def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> int | None:
+    """Fill ``con`` with the ``events`` view (all timestamps UTC); no check against accounts.csv yet. Returns the
+    first row whose number the default trigger events cannot use (see :func:`check_event_numbers`)."""
     if path is None:
         con.execute(
             "CREATE TABLE event_rows (message_id VARCHAR, event VARCHAR, user_id VARCHAR, "
             "ts TIMESTAMP, account_id VARCHAR, props JSON)"
         )
         con.execute(_EVENT_VIEW.format(label="events", first_line=1))
-        return
+        return None
     try:  # DuckDB's own message for a directory or a file it may not open would be a bug report's
         path.open("rb").close()
     except OSError as error:
         raise DataError.unreadable(path, error) from None
     with duckdb_source(path) as source:
         if path.suffix == ".jsonl":
-            _load_jsonl_events(con, path, source)
-        else:
-            _load_tabular_events(con, path, source)
+            return _load_jsonl_events(con, path, source)
+        return _load_tabular_events(con, path, source)
 
 
 def _check_event_accounts(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
@@ -1398,54 +1424,70 @@ EVENT_NUMBERS: tuple[tuple[str, str, bool], ...] = (
 )
 
 
+def _wrong_number_sql(checks: tuple[tuple[str, str, bool], ...]) -> str:
+    """SQL true for an event row with one of ``checks``' (event, property, whole) numbers present but not a
+    finite number >= 0 as the triggers cast it."""
+
+    def cast(prop: str, whole: bool) -> str:
+        return f"TRY_CAST(props->>{sql_text(prop)} AS {'BIGINT' if whole else 'DOUBLE'})"
+
+    return "(" + " OR ".join(
+        f"(event = {sql_text(event)} AND props->>{sql_text(prop)} IS NOT NULL "
+        f"AND NOT coalesce(isfinite({cast(prop, whole)}::DOUBLE) AND {cast(prop, whole)} >= 0, false))"
+        for event, prop, whole in checks
+    ) + ")"
+
+
 def check_event_numbers(
     con: duckdb.DuckDBPyConnection, dataset: Dataset, event_names: Mapping[str, str]
 ) -> None:
     """Raise a DataError for the first event whose numeric property (:data:`EVENT_NUMBERS`, under the product's
     own event names) is not a number, not finite or negative: a trigger would otherwise read it as missing, or
-    compare with NaN. Once per dataset and set of names; a flat events file's properties are text, so "50" is
-    a number there as everywhere."""
+    compare with NaN. Once per dataset and set of names: the default names were checked in the pass that
+    loaded the events. A flat events file's properties are text, so "50" is a number there as everywhere."""
     checks = tuple((event_names[key], prop, whole) for key, prop, whole in EVENT_NUMBERS)
-    if checks in dataset.checked_numbers or dataset.events_file is None:
+    path = dataset.events_file
+    if checks in dataset.checked_numbers or path is None:
         return
-
-    def cast(prop: str, whole: bool) -> str:
-        return f"TRY_CAST(props->>{sql_text(prop)} AS {'BIGINT' if whole else 'DOUBLE'})"
-
-    wrong = " OR ".join(
-        f"(event = {sql_text(event)} AND props->>{sql_text(prop)} IS NOT NULL "
-        f"AND NOT coalesce(isfinite({cast(prop, whole)}::DOUBLE) AND {cast(prop, whole)} >= 0, false))"
-        for event, prop, whole in checks
-    )
-    row = con.execute(f"SELECT line, event, props::VARCHAR FROM events WHERE {wrong} ORDER BY line LIMIT 1").fetchone()
-    if row is not None:
-        line, event, props = int(row[0]), str(row[1]), orjson.loads(row[2])
-        path = dataset.events_file
-        for name, prop, whole in checks:
-            value = props.get(prop)
-            if name != event or value is None:
-                continue
-            text = value if isinstance(value, str) else orjson.dumps(value).decode()
-            try:
-                number = int(text) if whole and isinstance(value, int) else float(text)
-            except ValueError:
-                problem = f"'{text}' is not a {'whole ' if whole else ''}number"
-            else:
-                if not math.isfinite(number):
-                    problem = f"'{text}' is not a finite number"
-                elif number < 0:
-                    problem = f"{text} must not be negative"
-                elif whole and number > _MAX_INT:
-                    problem = f"{text} is out of range (at most {_MAX_INT})"
-                else:
-                    continue
-            raise DataError(
-                path,
-                f"{problem} ('{prop}' of a '{event}' event)",
-                line=_file_line(path, line) if path.suffix == ".jsonl" else line,
-                field=f"properties.{prop}",
-            )
+    defaults = EventNames().model_dump()
+    if checks == tuple((defaults[key], prop, whole) for key, prop, whole in EVENT_NUMBERS):
+        line = dataset.wrong_number_line
+    else:
+        found = con.execute(f"SELECT min(line) FROM events WHERE {_wrong_number_sql(checks)}").fetchone()
+        line = found[0] if found else None
+    if line is not None:
+        row = con.execute("SELECT event, props::VARCHAR FROM events WHERE line = ?", [line]).fetchone()
+        assert row is not None
+        raise _number_problem(path, int(line), checks, str(row[0]), orjson.loads(row[1]))
     dataset.checked_numbers.add(checks)
+
+
+def _number_problem(
+    path: Path, line: int, checks: tuple[tuple[str, str, bool], ...], event: str, props: dict[str, Any]
+) -> DataError:
+    """What is wrong with the number on this event row (found by :func:`_wrong_number_sql`)."""
+    file_line = _file_line(path, line) if path.suffix == ".jsonl" else line
+    for name, prop, whole in checks:
+        value = props.get(prop)
+        if name != event or value is None:
+            continue
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        try:
+            number = int(text) if whole and isinstance(value, int) else float(text)
+        except ValueError:
+            problem = f"'{text}' is not a {'whole ' if whole else ''}number"
+        else:
+            if not math.isfinite(number):
+                problem = f"'{text}' is not a finite number"
+            elif number < 0:
+                problem = f"{text} must not be negative"
+            elif whole and number > _MAX_INT:
+                problem = f"{text} is out of range (at most {_MAX_INT})"
+            else:
+                continue
+        return DataError(path, f"{problem} ('{prop}' of a '{event}' event)", line=file_line,
+                         field=f"properties.{prop}")
+    return DataError(path, f"a number of this '{event}' event cannot be used", line=file_line, field="properties")
 
 
 def _count_events(con: duckdb.DuckDBPyConnection) -> int:
@@ -1481,9 +1523,9 @@ def _load_dataset(root: Path) -> Dataset:
             events.interrupt()
             wait([reading])
             raise
-        reading.result()
+        wrong_number_line = reading.result()
     _check_event_accounts(events, events_file)
-    return Dataset(
+    dataset = Dataset(
         root=root,
         catalog=catalog,
         events=events,
@@ -1496,6 +1538,8 @@ def _load_dataset(root: Path) -> Dataset:
         if tickets is not None
         else lambda account_ids: load_tickets(tickets_path, account_ids, ticket_data),
     )
+    dataset.wrong_number_line = wrong_number_line
+    return dataset
 
 
 def _account_rows(

@@ -594,3 +594,21 @@ def test_a_data_directory_whose_path_looks_like_a_glob_is_read_as_is(root: Path,
     assert [a.account_id for a in dataset.accounts] == ["acme", "beta"]
     assert dataset.events.execute("SELECT count(DISTINCT account_id) FROM account_rows").fetchone() == (2,)
     assert dataset.event_count == load_dataset(root).event_count > 0
+
+
+def test_event_numbers_are_checked_under_the_products_own_event_names(root: Path) -> None:
+    """rules.yaml maps limit_reached to "Quota Hit": its numbers are checked, "Limit Reached" is any event."""
+    path = root / "events.jsonl"
+    lines = path.read_text().splitlines()
+    quota = json.loads(lines[0]) | {"event": "Quota Hit", "properties": {"limit": "reports", "used": -1}}
+    other = json.loads(lines[1]) | {"event": "Limit Reached", "properties": {"used": "lots"}}
+    path.write_text("\n".join([json.dumps(other), *lines[1:], json.dumps(quota)]) + "\n")
+    dataset = load_dataset(root)
+    with pytest.raises(DataError) as caught:
+        decide(dataset, rules_for(dataset), AS_OF)  # the default names: "Limit Reached" is read, "lots" is not a number
+    assert (caught.value.line, caught.value.field) == (1, "properties.used") and "'lots'" in str(caught.value)
+    (root / "rules.yaml").write_text("events:\n  limit_reached: Quota Hit\n")
+    with pytest.raises(DataError) as caught:
+        decide(dataset, rules_for(dataset), AS_OF)
+    assert (caught.value.line, caught.value.field) == (len(lines) + 1, "properties.used")
+    assert "-1 must not be negative ('used' of a 'Quota Hit' event)" in str(caught.value)
