@@ -57,6 +57,7 @@ from outreach.engine.values import (
 from outreach.errors import DataError, read_input
 
 TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
+OPEN_TICKET_STATUSES: tuple[TicketStatus, ...] = ("new", "open", "pending", "hold")
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 
 ACCOUNT_REQUIRED = ("account_id", "name", "plan")
@@ -111,7 +112,7 @@ class Ticket(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("new", "open", "pending", "hold")
+        return self.status in OPEN_TICKET_STATUSES
 
 
 class Dataset:

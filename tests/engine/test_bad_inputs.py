@@ -295,7 +295,7 @@ CASES: list[tuple[str, Mutate, str, Line, str | None, str]] = [
     ("evidence cap beyond 64 bits", write("rules.yaml", "evidence_cap: 99999999999999999999\n"), "rules.yaml", 1,
      "evidence_cap", "out of range"),
     ("window of a million days", write("rules.yaml", "triggers:\n  frequent_exports: {window_days: 1000000}\n"),
-     "rules.yaml", 2, "triggers.frequent_exports.window_days", "less than or equal to 3650"),
+     "rules.yaml", 2, "triggers.frequent_exports.window_days", "more than 3650"),
     ("policy threshold that is no rule", text_sub("catalog.yaml", "thresholds: {}",
                                                   "thresholds: {frequent_exports.min_exportz: 2}"),
      "catalog.yaml", lambda root: line_of(root, "catalog.yaml", "min_exportz"),
