@@ -14,18 +14,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.errors import ConfigError
 from outreach.settings import Settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -91,6 +90,9 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def _alembic_config(url: str) -> Config:
+    # Alembic is imported here, not at the top: it costs a third of a second, and only migrations need it.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     # ConfigParser interpolation would choke on '%' in passwords.
@@ -100,6 +102,8 @@ def _alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -> None:
     """Apply migrations up to ``revision`` (``outreach db upgrade``). Safe to run again: it is a no-op at head."""
+    from alembic import command
+
     config = _alembic_config(url)
     own = engine is None
     engine = engine or make_engine(url)
@@ -113,6 +117,8 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
 
 
 def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
     if head is None:  # pragma: no cover - the package always ships migrations
         raise ConfigError("no migrations found in the outreach package")
@@ -120,6 +126,8 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Motion = Literal["upsell", "cross_sell"]
 OfferMotion = Literal["upsell", "cross_sell", "bundle"]
@@ -32,3 +32,21 @@ GATE_RULES: tuple[GateRule, ...] = (
     "recently_contacted",
     "held_out",
 )
+
+# The review queue's vocabulary (outreach.review), here so the CLI can name it without loading the database layer.
+DraftStatus = Literal["pending_review", "approved", "rejected", "scheduled", "sent", "expired"]
+STATUSES: tuple[DraftStatus, ...] = get_args(DraftStatus)
+RejectReason = Literal["wrong_offer", "wrong_friction", "tone", "timing", "factual_error", "other"]
+REJECT_REASONS: dict[RejectReason, str] = {
+    "wrong_offer": "Wrong offer",
+    "wrong_friction": "Wrong friction",
+    "tone": "Tone",
+    "timing": "Timing",
+    "factual_error": "Factual error",
+    "other": "Other",
+}
+Role = Literal["sdr", "marketing", "admin"]
+ROLES: tuple[Role, ...] = get_args(Role)
+
+# The prompt registry's label for what drafting uses (outreach.drafting.registry), named by CLI option defaults.
+DEFAULT_LABEL = "production"

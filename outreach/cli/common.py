@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,7 +21,9 @@ from rich.markup import escape
 
 from outreach import bundled
 from outreach.errors import OutreachError
-from outreach.settings import get_settings
+
+if TYPE_CHECKING:
+    from outreach.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -31,6 +33,13 @@ DEMO_DATA = bundled.DEMO_DATA
 DEMO_AS_OF = date(2026, 11, 20)
 
 T = TypeVar("T")
+
+
+def get_settings() -> Settings:
+    """The settings, read when a command runs: importing pydantic-settings is a third of `outreach --help`."""
+    from outreach.settings import get_settings as read_settings
+
+    return read_settings()
 
 
 def _raise_unexpected() -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.markup import escape
@@ -17,7 +17,6 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outreach.application import Application
 from outreach.cli.common import (
     DEMO_AS_OF,
     DEMO_DATA,
@@ -26,32 +25,24 @@ from outreach.cli.common import (
     RulesOption,
     console,
     err_console,
+    get_settings,
     parse_as_of,
     run,
 )
 from outreach.cli.metrics import register as register_metrics
-from outreach.cli.review import enqueue_drafts, prepare_demo
 from outreach.cli.review import register as register_review
 from outreach.cli.sequences import register as register_sequences
 from outreach.cli.tuning import register as register_tuning
-from outreach.drafting.drafts import (
-    DraftRecord,
-    RunSummary,
-    Workspace,
-    open_workspace,
-    run_drafts,
-    write_jsonl,
-)
-from outreach.drafting.facts import fact_variables
-from outreach.drafting.providers import get_provider
-from outreach.drafting.providers.offline import OfflineProvider
-from outreach.drafting.registry import load_templates
-from outreach.drafting.templates import RenderedPrompt, get_template, render
-from outreach.engine.data import load_dataset
-from outreach.engine.decisions import Decision, explain, explain_json, rules_for
 from outreach.errors import OutreachError
-from outreach.settings import get_settings
 from outreach.types import Cohort
+
+if TYPE_CHECKING:
+    from outreach.drafting.drafts import DraftRecord, RunSummary, Workspace
+    from outreach.drafting.templates import RenderedPrompt
+    from outreach.engine.decisions import Decision
+
+# Each command imports the library it needs when it runs: `outreach --help` and `outreach explain` start
+# without the drafting, database and web stacks (docs/BENCHMARKS.md, "Start-up").
 
 app = typer.Typer(
     name="outreach",
@@ -63,6 +54,8 @@ app = typer.Typer(
 
 
 def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
+    from outreach.engine.decisions import explain
+
     settings = get_settings()
     return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
 
@@ -130,6 +123,9 @@ def explain_command(
     if as_json:
 
         def payload() -> bytes:
+            from outreach.engine.data import load_dataset
+            from outreach.engine.decisions import explain_json, rules_for
+
             dataset = load_dataset(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
             return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
@@ -154,6 +150,8 @@ def demo_command(
     """Run the whole job on the bundled demo data (outreach/defaults/demo): explain, draft every ready account, fill the
     review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
     fast clock, and serve the review app on localhost."""
+    from outreach.application import Application
+    from outreach.cli.review import prepare_demo
     from outreach.metrics.demo_history import load_demo_history
     from outreach.sending.scheduler import run_demo_sequence
     from outreach.web.app import create_app
@@ -231,6 +229,9 @@ def _draft_run(
     *,
     progress_bar: bool = True,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
+    from outreach.drafting.drafts import open_workspace, run_drafts, write_jsonl
+    from outreach.drafting.providers import get_provider
+
     settings = get_settings()
 
     def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
@@ -282,6 +283,7 @@ def draft_command(
 ) -> None:
     """Draft a friction-led email for every ready account, validate it, write the drafts as JSONL and put them
     into the review queue."""
+    from outreach.cli.review import enqueue_drafts
 
     settings = get_settings()
     target = out or settings.resolved_home() / "drafts.jsonl"
@@ -321,6 +323,8 @@ def prompts_list_command(
     variables: Annotated[bool, typer.Option("--variables", help="List the variables templates can use.")] = False,
 ) -> None:
     """List the prompt templates (name, version, motion, hash) or the variables they can use."""
+    from outreach.drafting.facts import fact_variables
+    from outreach.drafting.registry import load_templates
     if variables:
         table = Table(title="Template variables")
         for column in ("Name", "Type", "Description"):
@@ -352,6 +356,9 @@ def prompts_preview_command(
     with_draft: Annotated[bool, typer.Option("--draft", help="Also show the offline draft for the account.")] = False,
 ) -> None:
     """Show the rendered prompt (system, then user) for one account; with --draft, the offline draft too."""
+    from outreach.drafting.drafts import open_workspace, run_drafts
+    from outreach.drafting.providers.offline import OfflineProvider
+    from outreach.drafting.templates import get_template, render
     settings = get_settings()
 
     def action() -> tuple[RenderedPrompt, DraftRecord | None]:

@@ -10,7 +10,7 @@ import json
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,7 +18,9 @@ from rich.table import Table
 
 from outreach.cli.common import parse_as_of, run
 from outreach.errors import OutreachError
-from outreach.metrics.report import DIMENSIONS, Report, build_report, parse_period
+
+if TYPE_CHECKING:
+    from outreach.metrics.report import Report
 
 console = Console()
 
@@ -41,6 +43,7 @@ def _money(value: float) -> str:
 
 
 def print_report(report: Report) -> None:
+    from outreach.metrics.report import DIMENSIONS
     console.print(f"[bold]Expansion report {report.period}[/] ({report.start} – {report.end}, as of {report.as_of}, "
                   f"attribution window {report.window_days} days)", highlight=False)
     for dimension in DIMENSIONS:
@@ -93,6 +96,7 @@ def report_command(
 ) -> None:
     """Expansion metrics: funnel by motion, trigger, prompt version and owner; NRR/GRR; post-expansion churn."""
     from outreach import db
+    from outreach.metrics.report import build_report, parse_period
     from outreach.settings import get_settings
 
     def action() -> Report:

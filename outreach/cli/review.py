@@ -9,40 +9,28 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.engine import make_url
 
-from outreach import db
-from outreach.application import Application, application_for
-from outreach.cli.common import parse_as_of, run
-from outreach.drafting.drafts import DraftRecord, Workspace
+from outreach.cli.common import get_settings, parse_as_of, run
 from outreach.errors import NotFoundError, OutreachError
-from outreach.review.queue import (
-    REJECT_REASONS,
-    STATUSES,
-    DraftDetail,
-    EnqueueResult,
-    QueueFilter,
-    ReviewQueue,
-)
-from outreach.review.users import (
-    ROLES,
-    Principal,
-    add_user,
-    create_token,
-    generate_password,
-    list_users,
-    normalize_email,
-    set_password,
-)
-from outreach.settings import Settings, get_settings
+from outreach.types import REJECT_REASONS, ROLES, STATUSES
+
+if TYPE_CHECKING:
+    from outreach.application import Application
+    from outreach.drafting.drafts import DraftRecord, Workspace
+    from outreach.review.queue import DraftDetail, EnqueueResult, ReviewQueue
+    from outreach.review.users import Principal
+    from outreach.settings import Settings
+
+# The database layer (SQLAlchemy, the queue, argon2) is imported by the commands that use it, so `outreach
+# --help` and the commands without a database start without it.
 
 console = Console(soft_wrap=True)
 db_app = typer.Typer(help="Database schema: apply migrations.", no_args_is_help=True)
@@ -61,11 +49,14 @@ VersionOption = Annotated[
 
 
 def _display_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
     return make_url(url).render_as_string(hide_password=True)
 
 
 def _queue(settings: Settings, data: Path | None = None, as_of: str | None = None) -> ReviewQueue:
-    from outreach.review.queue import DatasetGateCheck
+    from outreach.application import Application
+    from outreach.review.queue import DatasetGateCheck, ReviewQueue
 
     application = Application.from_settings(settings)
     gate_check = None
@@ -76,6 +67,8 @@ def _queue(settings: Settings, data: Path | None = None, as_of: str | None = Non
 
 
 def _actor(queue: ReviewQueue, email: str) -> Principal:
+    from outreach.review.users import list_users, normalize_email
+
     address = normalize_email(email)
     with queue.factory() as session:
         for user in list_users(session):
@@ -90,6 +83,7 @@ def _actor(queue: ReviewQueue, email: str) -> Principal:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create the database or bring it to the latest schema. Keeps existing data; safe to re-run."""
+    from outreach import db
 
     def action() -> str:
         url = db.database_url(get_settings())
@@ -110,6 +104,8 @@ def users_add(
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
 ) -> None:
     """Create a login. Prompts for the password (or reads it from stdin when piped) unless --generate."""
+    from outreach import db
+    from outreach.review.users import add_user, generate_password
     if generate:
         password = generate_password()
     elif sys.stdin.isatty():
@@ -131,6 +127,7 @@ def users_add(
 @users_app.command("list")
 def users_list() -> None:
     """List logins and their roles."""
+    from outreach.review.users import list_users
 
     def action() -> list[Principal]:
         queue = _queue(get_settings())
@@ -150,6 +147,8 @@ def tokens_create(
     name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. slack.")] = "api",
 ) -> None:
     """Create an API token; it is printed once and only a hash is stored."""
+    from outreach import db
+    from outreach.review.users import create_token
 
     def action() -> str:
         queue = _queue(get_settings())
@@ -195,6 +194,8 @@ def queue_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (rows and counts).")] = False,
 ) -> None:
     """List drafts, newest change first, with counts per status."""
+    from outreach.review.queue import QueueFilter
+    from outreach.review.users import Principal
 
     def action() -> Any:
         if status != "all" and status not in STATUSES:
@@ -227,6 +228,7 @@ def queue_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full draft as JSON.")] = False,
 ) -> None:
     """Show one draft beside its friction, evidence and gate."""
+    from outreach.review.users import Principal
 
     def action() -> DraftDetail:
         queue = _queue(get_settings())
@@ -316,7 +318,8 @@ def serve_command(
 # ------------------------------------------------------------------------------------------------ demo
 
 
-class DemoSetup(BaseModel):
+@dataclass(frozen=True)
+class DemoSetup:
     """What ``outreach demo`` needs to tell the user: where to log in and with what (shown once)."""
 
     email: str
@@ -336,6 +339,8 @@ def enqueue_drafts(
     application: Application | Settings, workspace: Workspace, records: Sequence[DraftRecord]
 ) -> list[EnqueueResult]:
     """Put a drafting run into the review queue (migrating the database first), merging per account+motion."""
+    from outreach.application import application_for
+    from outreach.review.queue import ReviewQueue
     from outreach.review.redraft import inputs_by_account
 
     with application_for(application) as app:
@@ -349,7 +354,9 @@ def prepare_demo(
 ) -> DemoSetup:
     """Migrate the database, draft the demo data, fill the queue and (re)create the demo admin login with a
     fresh random password."""
+    from outreach.application import application_for
     from outreach.drafting.drafts import open_workspace, run_drafts
+    from outreach.review.users import add_user, generate_password, list_users, set_password
 
     with application_for(application) as app:
         settings = app.settings

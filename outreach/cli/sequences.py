@@ -11,16 +11,17 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
 
-from outreach import db
+from outreach.cli.common import get_settings
 from outreach.errors import OutreachError
-from outreach.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from outreach.settings import Settings
 
 console = Console(soft_wrap=True)
 sequences_app = typer.Typer(help="Sequences: check files, enroll approved drafts, stop and release.",
@@ -120,6 +121,9 @@ def status_command(
     status: Annotated[str | None, typer.Option("--status", help="active, held, exited, completed, …")] = None,
 ) -> None:
     """Enrollments with their step, next due time, hold or exit reason."""
+    from sqlalchemy import select
+
+    from outreach import db
     from outreach.sending.tables import EnrollmentRow
 
     engine = db.make_engine(db.database_url(_settings()))
@@ -218,6 +222,7 @@ def ingest_command(
 ) -> None:
     """Record reply, bounce, unsubscribe, click, meeting and conversion events, and expansion outcomes
     (upgrade, seat_add, addon_purchase, contraction, downgrade, churn), from a file ('-' = stdin)."""
+    from outreach import db
     from outreach.metrics.ingest import ingest, parse_events
 
     settings = _settings()
@@ -242,6 +247,7 @@ def ingest_command(
 @replies_app.command("poll")
 def poll_command() -> None:
     """Read new mail from the IMAP folder: replies, auto-replies (ignored) and bounces (RFC 3464)."""
+    from outreach import db
     from outreach.sending.replies import poll
 
     settings = _settings()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,19 +18,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from outreach import bundled
-from outreach.cli.common import run
-from outreach.drafting.evaluation import (
-    REGRESSION_EXIT_CODE,
-    REQUIRED,
-    EvalCache,
-    EvalReport,
-    load_eval_set,
-    run_eval,
-    write_html_report,
-)
-from outreach.drafting.registry import DEFAULT_LABEL, Registry, Split
+from outreach.cli.common import get_settings, run
 from outreach.errors import OutreachError
-from outreach.settings import Settings, get_settings
+from outreach.types import DEFAULT_LABEL
+
+if TYPE_CHECKING:
+    from outreach.drafting.evaluation import EvalReport
+    from outreach.drafting.registry import Registry
+    from outreach.settings import Settings
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,6 +37,8 @@ PromptsDir = Annotated[
 
 
 def _registry(prompts: Path | None) -> Registry:
+    from outreach.drafting.registry import Registry
+
     return Registry.open(prompts or get_settings().prompts_dir)
 
 
@@ -153,6 +150,8 @@ def split_command(
     """Split a label's traffic between versions (an A/B test) with an optional held-out control share."""
 
     def action() -> None:
+        from outreach.drafting.registry import Split
+
         split = Split(experiment=experiment, weights=_weights(weights), control_pct=control, min_sample=min_sample)
         _registry(prompts).set_split(name, label, split, author=author)
 
@@ -242,6 +241,8 @@ def feedback_command(
 
 
 def print_eval_summary(report: EvalReport) -> None:
+    from outreach.drafting.evaluation import REQUIRED
+
     table = Table(title=f"Evaluation: {report.set_name} ({len(report.cases)} cases, {report.provider})")
     table.add_column("Check")
     for variant in report.variants:
@@ -278,6 +279,13 @@ def eval_command(
     """Draft every case of an evaluation set with each prompt version, score them, write an HTML report.
 
     Exit code 3 when a later --prompt regresses on a required check against the first (for CI)."""
+    from outreach.drafting.evaluation import (
+        REGRESSION_EXIT_CODE,
+        EvalCache,
+        load_eval_set,
+        run_eval,
+        write_html_report,
+    )
     from outreach.drafting.providers import get_provider
 
     settings = get_settings()

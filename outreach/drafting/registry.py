@@ -35,12 +35,12 @@ from outreach.drafting.templates import (
     load_working_templates,
 )
 from outreach.errors import ConflictError, DataError, NotFoundError, OutreachError
+from outreach.types import DEFAULT_LABEL as DEFAULT_LABEL
 from outreach.yamlfile import validate_yaml
 
 REGISTRY_FILE = "registry.yaml"
 HISTORY_DIR = "history"
 LOCK_FILE = ".registry.lock"
-DEFAULT_LABEL = "production"
 WORKING = "working"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 MAX_SOURCE_CHARS = 100_000

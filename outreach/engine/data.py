@@ -1543,11 +1543,16 @@ def _load_dataset(root: Path) -> Dataset:
     return dataset
 
 
+# Below this size the Python readers are quicker than planning the DuckDB pass (the demo's 40 accounts read in
+# ~1 ms against ~40 ms); above it, DuckDB is (docs/BENCHMARKS.md). Both fill the same tables.
+SMALL_FILE_BYTES = 256 * 1024
+
+
 def _account_rows(
     con: duckdb.DuckDBPyConnection, path: Path, data: bytes, catalog: Catalog
 ) -> list[Account] | None:
     """Fill ``account_rows``; the records too when the Python reader had to read them (else None)."""
-    if _accounts_in_duckdb(con, path, data, catalog):
+    if len(data) >= SMALL_FILE_BYTES and _accounts_in_duckdb(con, path, data, catalog):
         return None
     accounts = load_accounts(path, catalog, data)
     _account_rows_from_records(con, accounts)
@@ -1558,7 +1563,7 @@ def _ticket_rows(
     con: duckdb.DuckDBPyConnection, path: Path, data: bytes, accounts: list[Account] | None
 ) -> list[Ticket] | None:
     """Fill ``ticket_rows``; the records too when the Python reader had to read them (else None)."""
-    if data.strip() and _tickets_in_duckdb(con, path, data):
+    if len(data) >= SMALL_FILE_BYTES and _tickets_in_duckdb(con, path, data):
         return None
     if accounts is None:
         account_ids = {str(row[0]) for row in con.execute("SELECT account_id FROM account_rows").fetchall()}

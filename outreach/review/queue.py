@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz.distance import Levenshtein
@@ -51,18 +51,11 @@ from outreach.review.storage import (
     ReviewActionRow,
 )
 from outreach.review.users import Principal
+from outreach.types import REJECT_REASONS as REJECT_REASONS
+from outreach.types import STATUSES as STATUSES
+from outreach.types import DraftStatus as DraftStatus
+from outreach.types import RejectReason as RejectReason
 
-DraftStatus = Literal["pending_review", "approved", "rejected", "scheduled", "sent", "expired"]
-STATUSES: tuple[DraftStatus, ...] = get_args(DraftStatus)
-RejectReason = Literal["wrong_offer", "wrong_friction", "tone", "timing", "factual_error", "other"]
-REJECT_REASONS: dict[RejectReason, str] = {
-    "wrong_offer": "Wrong offer",
-    "wrong_friction": "Wrong friction",
-    "tone": "Tone",
-    "timing": "Timing",
-    "factual_error": "Factual error",
-    "other": "Other",
-}
 Quality = Literal["ok", "flagged", "failed"]
 VersionSource = Literal["model", "edit", "regeneration", "merge"]
 

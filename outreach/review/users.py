@@ -15,7 +15,7 @@ import hmac
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Literal, get_args
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -25,16 +25,21 @@ from sqlalchemy.orm import Session
 
 from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
 from outreach.review.storage import ApiTokenRow, AuditRow, UserRow
+from outreach.types import ROLES as ROLES
+from outreach.types import Role as Role
 
-Role = Literal["sdr", "marketing", "admin"]
-ROLES: tuple[Role, ...] = get_args(Role)
 MIN_PASSWORD_LENGTH = 10
 TOKEN_PREFIX = "otk"
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _hasher = PasswordHasher()
-# Verifying against this keeps a login for an unknown email as slow as one for a known email.
-_DUMMY_HASH = _hasher.hash("outreach-timing-equaliser")
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verifying against this keeps a login for an unknown email as slow as one for a known email. Hashed on
+    the first such login, not at import: an argon2 hash costs tens of milliseconds, and the CLI imports this."""
+    return _hasher.hash("outreach-timing-equaliser")
 
 
 class Principal(BaseModel):
@@ -131,7 +136,7 @@ def authenticate(session: Session, email: str, password: str) -> Principal:
     row = session.scalar(select(UserRow).where(UserRow.email == address))
     if row is None or not row.active:
         with contextlib.suppress(VerificationError):
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_dummy_hash(), password)
         raise denied
     try:
         _hasher.verify(row.password_hash, password)
