@@ -7,7 +7,9 @@ pytest, and otherwise prints one line asking for a bug report.
 
 from __future__ import annotations
 
+import itertools
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, cast
 
@@ -122,17 +124,24 @@ def explain_command(
     wanted = run(wanted_cohort)
     if as_json:
 
-        def payload() -> bytes:
+        def payload() -> Iterator[bytes]:
             from outreach.engine.data import load_dataset
-            from outreach.engine.decisions import explain_json, rules_for
+            from outreach.engine.decisions import explain_json_chunks, rules_for
 
             dataset = load_dataset(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
-            return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
+            chunks = explain_json_chunks(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
+            return itertools.chain([next(chunks)], chunks)  # every check has run before the first byte is out
 
-        sys.stdout.flush()
-        sys.stdout.buffer.write(run(payload))
-        sys.stdout.buffer.flush()
+        chunks = run(payload)
+
+        def write() -> None:
+            sys.stdout.flush()
+            for chunk in chunks:
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+
+        run(write)
         return
     decisions = [d for d in run(lambda: _decisions(data, as_of, rules)) if wanted in (None, d.cohort)]
     console.print(explain_table(decisions))

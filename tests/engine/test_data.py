@@ -620,3 +620,14 @@ def test_event_numbers_are_checked_under_the_products_own_event_names(root: Path
         decide(dataset, rules_for(dataset), AS_OF)
     assert (caught.value.line, caught.value.field) == (len(lines) + 1, "properties.used")
     assert "-1 must not be negative ('used' of a 'Quota Hit' event)" in str(caught.value)
+
+
+def test_records_built_later_come_from_the_file_as_loaded(root: Path) -> None:
+    """Records are read again on first use; a file changed since the load is an error, not other records."""
+    dataset = load_dataset(root)
+    assert dataset._accounts is None  # the DuckDB pass read it; no records, no bytes kept
+    path = root / "accounts.csv"
+    path.write_text(path.read_text() + "gamma,Gamma,team\n")
+    with pytest.raises(DataError, match="changed since outreach loaded it"):
+        _ = dataset.accounts
+    assert [a.account_id for a in load_dataset(root).accounts] == ["acme", "beta", "gamma"]
