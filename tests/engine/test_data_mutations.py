@@ -290,10 +290,12 @@ TICKET_VALUES = {
     "account_id": st.sampled_from(["acme", "beta", "", None, 7]),
     "created_at": st.sampled_from(["2026-11-01T10:00:00Z", "2026-11-01T10:00:00+02:00", "2026-11-01", "soon",
                                    "2026-11-01T10:00:00.123456Z", 1700000000, None]),
-    "status": st.sampled_from(["open", "Solved", "", None, "done", 1]),
-    "priority": st.sampled_from(["high", "URGENT", None, "p1"]),
-    "tags": st.sampled_from([["Exports"], "billing, sso", [], None, ["caf\u00e9"], [None], [1], {"a": 1}]),
-    "subject": st.sampled_from(["Export", "", None, 5, "caf\u00e9 \u2014"]),
+    "status": st.sampled_from(["open", "Solved", "", None, "done", 1, "\uff4fpen", "HOLD", "pend\u0130ng"]),
+    "priority": st.sampled_from(["high", "URGENT", None, "p1", "\u212aigh"]),
+    "tags": st.sampled_from([["Exports"], "billing, sso", [], None, ["caf\u00e9"], [None], [1], {"a": 1},
+                             ["a\\b", 'say "hi"']]),
+    "subject": st.sampled_from(["Export", "", None, 5, "caf\u00e9 \u2014", 'a "quoted" \\ back/slash\ttab',
+                                "\u2028line"]),
     "solved_at": st.sampled_from([None, "", "2026-11-02T00:00:00Z", "later"]),
 }  # fmt: skip
 
@@ -303,7 +305,8 @@ def tickets_jsonl(draw: st.DrawFn) -> str:
     lines = []
     for _ in range(draw(st.integers(0, 4))):
         keys = draw(st.lists(st.sampled_from(list(TICKET_VALUES)), unique=True, min_size=3))
-        lines.append(json.dumps({key: draw(TICKET_VALUES[key]) for key in keys}))
+        doc = {key: draw(TICKET_VALUES[key]) for key in keys}
+        lines.append(json.dumps(doc, ensure_ascii=draw(st.booleans())))  # \u escapes, or the characters
     return "".join(line + "\n" for line in lines)
 
 
