@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from outreach import bundled
 from outreach.drafting.templates import (
     PromptTemplate,
     default_prompts_dir,
@@ -316,7 +317,9 @@ class Registry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One writer at a time (CLI and web app may both save); re-reads the file under the lock."""
+        """One writer at a time (CLI and web app may both save); re-reads the file under the lock. The packaged
+        prompts are never written: saving needs a workspace copy (``outreach init``)."""
+        bundled.require_writable(self.directory, "the prompt registry")
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / LOCK_FILE).open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)

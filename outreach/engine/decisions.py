@@ -17,6 +17,7 @@ import duckdb
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from outreach import bundled
 from outreach.engine.data import Account, Dataset, load_dataset, paused_gc
 from outreach.engine.friction import Friction, FrictionRecord, rank_frictions
 from outreach.engine.health import Gate, GateRecord, Health, HealthRecord, health_sql, register_open_tickets
@@ -256,9 +257,11 @@ def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort 
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:
-    """Defaults < ``<data dir>/rules.yaml`` < ``rules_path`` < catalog ``policy.thresholds``."""
+    """Defaults < the workspace's ``rules.yaml`` (``outreach init``) < ``<data dir>/rules.yaml`` < ``rules_path``
+    < catalog ``policy.thresholds``."""
     local = dataset.root / "rules.yaml"
     return load_rules(
+        bundled.workspace_layer("rules"),
         local if local.exists() else None,
         rules_path,
         policy_overrides=dataset.catalog.policy.thresholds,

@@ -764,7 +764,7 @@ def build_scheduler(
     settings = application.settings
     if factory is None:
         factory = application.sessions
-    sequences = load_sequences(sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir))
+    sequences = load_sequences(sequences_dir(settings.sequences_dir, settings), templates=template_kinds(settings.prompts_dir))
     return Scheduler(factory, settings, sequences, transport or transport_for(settings), clock=clock,
                      followups=followups)
 
