@@ -221,7 +221,9 @@ def init_workspace(target: Path, *, force: bool = False, example_data: bool = Tr
         return write
 
     def text(content: str) -> Callable[[Path], None]:
-        return lambda path: path.write_text(content, encoding="utf-8")
+        def write(path: Path) -> None:
+            path.write_text(content, encoding="utf-8")
+        return write
 
     def prompts(path: Path) -> None:
         tree(PROMPTS)(path)

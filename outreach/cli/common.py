@@ -43,12 +43,12 @@ from rich.logging import RichHandler
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from typer._click.exceptions import (  # typer carries its own click
+    ClickException,
+    NoArgsIsHelpError,
+    UsageError,
+)
 from typer.core import TyperGroup
-
-try:  # typer >= 0.29 carries its own copy of click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
-except ImportError:  # pragma: no cover - older typer on plain click
-    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
 
 from outreach import bundled
 from outreach.errors import InputError, OutreachError
@@ -88,7 +88,7 @@ class OutputConsole(Console):
     """A console that stays pipe-friendly. On a terminal it renders as rich does; otherwise tables become TSV
     (header, then one line per row), panels plain text, and no line is wrapped at 80 columns."""
 
-    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def print(self, *objects: Any, **kwargs: Any) -> None:
         if self.is_terminal:
             super().print(*objects, **kwargs)
             return
@@ -107,6 +107,7 @@ class OutputConsole(Console):
                 continue
             renderable: RenderableType = Text.from_markup(part) if isinstance(part, str) else part
             super().print(renderable, **kwargs)
+        super().print()
 
 
 console = OutputConsole()
@@ -140,9 +141,13 @@ def user_errors() -> Iterator[None]:
     except Exception as error:
         if _raise_unexpected():
             raise
-        print_error(f"unexpected {type(error).__name__}: {error}",
-                    "this is a bug: set OUTREACH_RAISE_ERRORS=1 for the traceback and report it")
+        _print_bug(error)
         raise typer.Exit(EXIT_BUG) from None
+
+
+def _print_bug(error: Exception) -> None:
+    print_error(f"unexpected {type(error).__name__}: {error}",
+                "this is a bug: set OUTREACH_RAISE_ERRORS=1 for the traceback and report it")
 
 
 def run(action: Callable[[], T]) -> T:
@@ -155,11 +160,12 @@ class OutreachGroup(TyperGroup):
     ``Error: …`` and ``Hint: see 'outreach CMD --help'``, with exit code 2, instead of a usage box."""
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+             complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
+             **extra: Any) -> Any:
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         except NoArgsIsHelpError as error:
             if error.format_message().strip():  # rich help printed itself while the error was built
                 console.print(error.format_message(), markup=False, highlight=False)
@@ -174,16 +180,21 @@ class OutreachGroup(TyperGroup):
         except typer.Abort:
             err_console.print("Aborted.")
             sys.exit(EXIT_NOTHING_TO_DO)
+        except OutreachError as error:  # a command that did not wrap its library call in run()
+            print_error(error.message, error.hint)
+            sys.exit(error.exit_code)
+        except Exception as error:
+            if _raise_unexpected():
+                raise
+            _print_bug(error)
+            sys.exit(EXIT_BUG)
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 # ------------------------------------------------------------------------------------------------ logging
 
 
-class _OutreachHandler(logging.Handler):
-    """Marker base so a second CLI invocation in one process replaces, not stacks, the handler."""
-
-
+_HANDLER = "outreach-cli"
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -202,8 +213,8 @@ def configure_logging(level: str) -> None:
     """Show the library's logs (the ``outreach`` logger) on stderr at ``level``: rich on a terminal, one plain
     ``LEVEL name: message`` line otherwise."""
     logger = logging.getLogger("outreach")
-    for handler in [h for h in logger.handlers if getattr(h, "_outreach", False)]:
-        logger.removeHandler(handler)
+    for old in [h for h in logger.handlers if h.name == _HANDLER]:  # a second run in one process replaces it
+        logger.removeHandler(old)
     handler: logging.Handler
     if err_console.is_terminal:
         handler = RichHandler(console=err_console, show_time=False, show_path=False, markup=False)
@@ -211,7 +222,7 @@ def configure_logging(level: str) -> None:
     else:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    handler._outreach = True  # type: ignore[attr-defined]
+    handler.name = _HANDLER
     logger.addHandler(handler)
     logger.setLevel(level)
 
@@ -254,6 +265,11 @@ def actor(value: str | None) -> str:
     print_error("who is acting? this command records its user in the audit log",
                 "pass --as EMAIL or set OUTREACH_USER=you@yourco.example")
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def optional_actor(value: str | None) -> str | None:
+    """``--as`` where naming the user is optional: the value, else OUTREACH_USER, else nobody."""
+    return value or get_settings().user
 
 
 def deprecated_alias(old: str, new: str, value: T | None, current: T | None) -> T | None:

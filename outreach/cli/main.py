@@ -16,16 +16,15 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from outreach.application import Application
 from outreach import __version__, bundled
+from outreach.application import Application
 from outreach.cli.common import (
     DEMO_AS_OF,
     DEMO_DATA,
-    LogLevel,
     AsOfOption,
     DataOption,
     JsonOption,
-    OutputConsole,
+    LogLevel,
     OutreachGroup,
     RulesOption,
     check_date,

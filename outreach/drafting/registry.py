@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -37,6 +38,8 @@ from outreach.drafting.templates import (
 )
 from outreach.errors import ConflictError, DataError, NotFoundError, OutreachError
 from outreach.yamlfile import validate_yaml
+
+logger = logging.getLogger(__name__)
 
 REGISTRY_FILE = "registry.yaml"
 HISTORY_DIR = "history"
@@ -385,6 +388,7 @@ class Registry:
                 name: entry.model_copy(update={"versions": [*entry.versions, saved], "labels": labels}),
             }})
             self._write()
+            logger.info("saved %s version %s in %s", name, number, self.directory)
             if update_working:
                 try:
                     working = self.working_path(name)
@@ -400,6 +404,7 @@ class Registry:
         with self._locked():
             entry = self.entry(name)
             move = Promotion(label=label, target=version, author=author, at=self.clock())
+            logger.info("%s: label %s now points at version %s", name, label, version)
             self._replace(name, entry.model_copy(update={
                 "labels": {**entry.labels, label: version}, "promotions": [*entry.promotions, move],
             }))

@@ -7,6 +7,8 @@ the account bought one thing).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date
 from operator import itemgetter
@@ -26,6 +28,8 @@ from outreach.engine.rules import Rules, load_rules
 from outreach.engine.tables import BOOL, DATE, TEXT, create_table, engine_session
 from outreach.engine.triggers import detect
 from outreach.types import Cohort
+
+logger = logging.getLogger(__name__)
 
 
 class DecisionRecord(TypedDict):
@@ -113,7 +117,12 @@ def decide(
         dataset, rules, as_of, last_contacted=last_contacted, held_out=held_out, account_ids=account_ids
     )
     with paused_gc():
-        return [Decision(account=account, as_of=as_of, **record) for account, record in records]
+        decisions = [Decision(account=account, as_of=as_of, **record) for account, record in records]
+    if logger.isEnabledFor(logging.INFO):
+        cohorts = Counter(d.cohort for d in decisions)
+        logger.info("decided %d accounts as of %s: %d ready, %d nurture, %d not fit", len(decisions), as_of,
+                    cohorts["ready"], cohorts["nurture"], cohorts["not_fit"])
+    return decisions
 
 
 def decide_records(
