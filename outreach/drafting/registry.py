@@ -36,7 +36,7 @@ from outreach.drafting.templates import (
     load_template,
     load_working_templates,
 )
-from outreach.errors import ConflictError, DataError, NotFoundError, OutreachError
+from outreach.errors import ConflictError, DataError, InputError, NotFoundError
 from outreach.yamlfile import validate_yaml
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ class Registry:
             return load_template(path)
         name, _, which = ref.partition("@")
         if not re.match(NAME_PATTERN, name):
-            raise OutreachError(f"'{ref}' is not a template reference", hint="use NAME, NAME@VERSION or NAME@LABEL")
+            raise InputError(f"'{ref}' is not a template reference", hint="use NAME, NAME@VERSION or NAME@LABEL")
         if which == WORKING or (not which and name not in self.data.templates):
             return self.working(name)
         if which.isdigit():
@@ -349,13 +349,13 @@ class Registry:
         ``update_working`` is false. Raises when nothing changed since the latest version."""
         note = note.strip()
         if not note:
-            raise OutreachError("say what changed in a change note", hint="e.g. --note 'shorter, warmer opening'")
+            raise InputError("say what changed in a change note", hint="e.g. --note 'shorter, warmer opening'")
         if len(note) > MAX_NOTE_CHARS:
-            raise OutreachError(f"the change note is {len(note)} characters; the limit is {MAX_NOTE_CHARS}")
+            raise InputError(f"the change note is {len(note)} characters; the limit is {MAX_NOTE_CHARS}")
         if len(source) > MAX_SOURCE_CHARS:
-            raise OutreachError(f"the template is {len(source):,} characters; the limit is {MAX_SOURCE_CHARS:,}")
+            raise InputError(f"the template is {len(source):,} characters; the limit is {MAX_SOURCE_CHARS:,}")
         if not re.match(NAME_PATTERN, name):
-            raise OutreachError(f"'{name}' is not a template name")
+            raise InputError(f"'{name}' is not a template name")
         source = source.replace("\r\n", "\n")
         with self._locked():
             entry = self.data.templates.get(name, TemplateEntry())
@@ -441,7 +441,7 @@ def _declared_version(source: str) -> str | None:
 
 def _check_label(label: str) -> None:
     if not re.match(NAME_PATTERN, label) or label == WORKING or label.isdigit():
-        raise OutreachError(f"'{label}' cannot be a label",
+        raise InputError(f"'{label}' cannot be a label",
                             hint="use lower-case letters, digits, '-' or '_' (not a number, not 'working')")
 
 
