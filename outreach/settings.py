@@ -106,6 +106,12 @@ class Settings(BaseSettings):
     )
     default_timezone: str = Field(default="UTC", description="Timezone for contacts whose account has none.")
 
+    # Metrics (docs/metrics.md).
+    attribution_window_days: int = Field(
+        default=60, ge=0, le=3650, description="Days after a send in which a matching expansion counts as the "
+        "email's (`outreach report --window` overrides it)."
+    )
+
     # The review web app (docs/review-queue.md).
     secret_key: SecretStr | None = Field(
         default=None, description="Signs session cookies; default: a random key kept in OUTREACH_HOME."
