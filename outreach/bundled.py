@@ -119,6 +119,11 @@ def locate(resource: Resource, settings: Settings | None = None, option: Path | 
 _logged: dict[Resource, str] = {}
 
 
+def forget_logged_sources() -> None:
+    """Log every source again from now on (a new command starts in this process)."""
+    _logged.clear()
+
+
 def _log_source(found: Located) -> None:
     """Say where a resource comes from at INFO (``outreach -v``), once per change rather than per read."""
     text = found.describe()

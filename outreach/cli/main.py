@@ -89,6 +89,7 @@ def root(
 ) -> None:
     """Turn product-usage and support signals into reviewed, friction-led expansion emails."""
     configure_logging(run(lambda: log_level_for(verbose, quiet, log_level)))
+    bundled.forget_logged_sources()
 
 
 def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
