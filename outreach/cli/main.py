@@ -437,6 +437,61 @@ def init_command(
                   "rules.yaml to make them yours.", highlight=False, markup=False)
 
 
+@app.command("config")
+def config_command(as_json: JsonOption = False) -> None:
+    """Show the effective configuration: every variable's value and where the workspace files come from.
+
+    Secrets are shown as set or not, never their value. The variables are documented in docs/configuration.md."""
+    import json
+    import os
+
+    from pydantic import SecretStr
+    from sqlalchemy.engine import make_url
+
+    from outreach.errors import InputError
+    from outreach.settings import Settings
+
+    settings = get_settings()
+    rows = []
+    for name, field in Settings.model_fields.items():
+        variable = field.validation_alias if isinstance(field.validation_alias, str) else f"OUTREACH_{name.upper()}"
+        value = getattr(settings, name)
+        origin = "environment" if variable in os.environ else "default" if value == field.default else ".env"
+        if value is None:
+            shown = "—"
+        elif isinstance(value, SecretStr):
+            shown = "(set)"
+        elif name == "database_url":
+            shown = make_url(value).render_as_string(hide_password=True)
+        else:
+            shown = str(value)
+        rows.append({"variable": variable, "value": shown, "from": origin})
+    sources = []
+    resources: tuple[bundled.Resource, ...] = ("prompts", "sequences", "eval", "rules", "drafting", "data")
+    for resource in resources:
+        try:
+            found = bundled.locate(resource, settings)
+            sources.append({"resource": resource, "path": str(found.path), "origin": found.origin})
+        except InputError:
+            sources.append({"resource": resource, "path": "", "origin": "none (give --data or run outreach init)"})
+    if as_json:
+        sys.stdout.write(json.dumps({"workspace": str(bundled.workspace(settings)), "variables": rows,
+                                     "sources": sources}, indent=2) + "\n")
+        return
+    table = Table(title=f"Workspace {bundled.workspace(settings)}")
+    for column in ("Resource", "Origin", "Path"):
+        table.add_column(column, overflow="fold")
+    for source in sources:
+        table.add_row(source["resource"], source["origin"], source["path"])
+    console.print(table)
+    table = Table(title="Variables (docs/configuration.md)")
+    for column in ("Variable", "Value", "From"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["variable"], escape(row["value"]), row["from"])
+    console.print(table)
+
+
 def _register_subcommands() -> None:
     """Review queue, prompt-tuning, sequence and metrics commands live in their own modules; they join the one ``outreach`` app."""
     register_review(app)

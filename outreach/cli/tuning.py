@@ -169,7 +169,7 @@ def split_command(
 def results_command(
     name: Annotated[str, typer.Argument(help="Template name.")],
     label: Annotated[str, typer.Option("--label", help="Label whose split to report.")] = DEFAULT_LABEL,
-    data: Annotated[Path | None, typer.Option("--data", help="Data directory, to count the control group.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Data directory, to count the control group ('demo' for the packaged demo data).")] = None,
     prompts: PromptsDir = None,
 ) -> None:
     """Per-version results from the review queue: approval, edits, rejections, sends, replies (A/B view)."""
@@ -177,7 +177,7 @@ def results_command(
     from outreach.metrics.experiments import experiment_report
 
     def action() -> Any:
-        accounts = load_dataset(data).accounts if data else []
+        accounts = load_dataset(bundled.data_dir(data).path).accounts if data else []
         return experiment_report(_factory(get_settings()), _registry(prompts), name, label=label, accounts=accounts)
 
     report = run(action)

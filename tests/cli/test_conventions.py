@@ -109,3 +109,18 @@ def test_the_library_logs_and_never_prints() -> None:
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
                 printing.append(f"{path.relative_to(package)}:{node.lineno}")
     assert printing == []
+
+
+def test_config_shows_values_and_sources_but_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-very-secret")
+    monkeypatch.setenv("OUTREACH_DATABASE_URL", "postgresql+psycopg://rep:hunter2@db.example/outreach")
+    monkeypatch.setenv("OUTREACH_USER", "rep@acme.example")
+    result = runner.invoke(app, ["config", "--json"])
+    assert result.exit_code == 0 and "sk-very-secret" not in result.stdout and "hunter2" not in result.stdout
+    shown = json.loads(result.stdout)
+    variables = {row["variable"]: row for row in shown["variables"]}
+    assert variables["OPENAI_API_KEY"] == {"variable": "OPENAI_API_KEY", "value": "(set)", "from": "environment"}
+    assert variables["OUTREACH_USER"]["value"] == "rep@acme.example"
+    assert variables["OUTREACH_SMTP_PORT"] == {"variable": "OUTREACH_SMTP_PORT", "value": "587", "from": "default"}
+    sources = {row["resource"]: row["origin"] for row in shown["sources"]}
+    assert sources["prompts"] == "packaged" and sources["data"].startswith("none")
