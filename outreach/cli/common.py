@@ -21,7 +21,9 @@ Adding a command
   :class:`outreach.errors.InputError` for a bad value found later.
 - Print results with :data:`console` (stdout) and messages with :data:`err_console` (stderr). When stdout is
   not a terminal :data:`console` prints tables as TSV (a header line, then a row per line) and panels as plain
-  text, never wrapped, so ``outreach … | grep`` works; offer ``--json`` where a script wants structure.
+  text, never wrapped, so ``outreach … | grep`` works; offer ``--json`` where a script wants structure. A piped
+  table has no title: a command that prints several tables prints a heading line before each when
+  ``not console.is_terminal`` (see ``outreach report``).
 - The library logs with ``logging.getLogger(__name__)`` and never prints; the root callback
   (:func:`configure_logging`) shows those logs on stderr by ``-v``/``-q``/``--log-level``/OUTREACH_LOG_LEVEL.
 """

@@ -51,6 +51,8 @@ def print_report(report: Report) -> None:
                           str(row.sent), str(row.replied), str(row.converted), _pct(row.conversion_rate),
                           _money(row.expansion_mrr),
                           "—" if row.median_days_to_convert is None else f"{row.median_days_to_convert:g}")
+        if not console.is_terminal:  # piped tables lose their title: keep the section heading
+            console.print(f"Funnel by {dimension.replace('_', ' ')}", highlight=False)
         console.print(table)
     if report.totals.gated_by_reason:
         reasons = ", ".join(f"{k} {v}" for k, v in report.totals.gated_by_reason.items())
