@@ -12,8 +12,9 @@ Adding a command
 ----------------
 - Declare options with the shared types below (:data:`DataOption`, :data:`AsOfOption`, :data:`ActorOption`,
   :data:`JsonOption`, :data:`OutOption`, :data:`LimitOption`, …) so names, short flags and help read the same
-  everywhere. Check what can be checked while parsing — ``click_type=click.Choice(...)`` for a fixed set,
-  :func:`check_date` as a callback for dates — so a bad value exits 2 before any work starts.
+  everywhere. Check what can be checked while parsing — a ``Literal[...]`` type for a fixed set (typer turns
+  it into a choice), ``min=``/``max=`` for numbers, :func:`check_date` as a callback for dates — so a bad
+  value exits 2 before any work starts. Give common options a short flag (``-d -t -u -j -o -n -p -r -m``).
 - Resolve defaults with the helpers, not by hand: :func:`data_dir` for ``--data`` (``demo``, OUTREACH_DATA_DIR,
   the workspace's data/), :func:`actor` for ``--as`` (OUTREACH_USER), :func:`outreach.bundled.locate` for
   prompts, sequences, eval sets (workspace copy, else packaged defaults).
