@@ -11,6 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from outreach import db
+from outreach.cli.common import OutreachGroup
 from outreach.cli.review import prepare_demo, register
 from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
 from outreach.review.storage import ApiTokenRow, UserRow
@@ -74,7 +75,7 @@ def test_api_tokens_are_stored_hashed_and_revocable(db_url: str) -> None:
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer()
+    app = typer.Typer(cls=OutreachGroup)  # the real CLI's error format
 
     @app.callback()
     def main() -> None:
