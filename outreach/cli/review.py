@@ -196,7 +196,7 @@ def queue_list(
     status: Annotated[StatusFilter, typer.Option("--status", "-s", help="Drafts in this state, or all.")] = "pending_review",
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's drafts.")] = None,
     motion: Annotated[OfferMotion | None, typer.Option("--motion", help="Only this motion.")] = None,
-    trigger: Annotated[str | None, typer.Option("--trigger", help="Signal kind, e.g. repeated_limit_hits.")] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Trigger kind, as `outreach explain --json` names it.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="At most this many rows.")] = 50,
     as_json: JsonOption = False,
 ) -> None:

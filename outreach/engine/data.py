@@ -40,6 +40,7 @@ from outreach.errors import DataError
 logger = logging.getLogger(__name__)
 
 TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
+OPEN_TICKET_STATUSES: tuple[TicketStatus, ...] = ("new", "open", "pending", "hold")
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 
 ACCOUNT_REQUIRED = ("account_id", "name", "plan")
@@ -93,7 +94,7 @@ class Ticket(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("new", "open", "pending", "hold")
+        return self.status in OPEN_TICKET_STATUSES
 
 
 class Dataset:
