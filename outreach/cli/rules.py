@@ -8,19 +8,18 @@ each trigger, built-in and custom, with its motion, state and thresholds. ``regi
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from outreach.cli.common import RulesOption, run
+from outreach import bundled
+from outreach.cli.common import DataOption, JsonOption, RulesOption, console, run
 from outreach.engine.rules import ProjectRules, load_project_rules
+from outreach.errors import InputError
 from outreach.settings import get_settings
-
-console = Console()
 
 rules_app = typer.Typer(help="Rules: check rules.yaml and list every trigger with its thresholds.", no_args_is_help=True)
 
@@ -53,20 +52,32 @@ def trigger_table(project: ProjectRules) -> Table:
     return table
 
 
+def _data_dir(option: Path | None) -> Path | None:
+    """``--data`` as every command resolves it; without it, the default data directory if there is one (the rules
+    alone are checked otherwise)."""
+    try:
+        return bundled.data_dir(option).path
+    except InputError:
+        if option is not None:
+            raise
+        return None
+
+
 @rules_app.command("check")
-def check_command(
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Data directory: its rules.yaml and catalog.yaml are checked too.")
-    ] = None,
-    rules: RulesOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the triggers as JSON instead of a table.")] = False,
-) -> None:
-    """Validate the rules (defaults, the data directory's rules.yaml, --rules, the catalog's policy.thresholds and
-    its trigger:<kind> solves) and list every trigger, built-in and custom, with its thresholds."""
-    project = run(lambda: load_project_rules(data, rules or get_settings().rules_path))
+def check_command(data: DataOption = None, rules: RulesOption = None, as_json: JsonOption = False) -> None:
+    """Validate the rules (defaults, the workspace's and the data directory's rules.yaml, --rules, the catalog's
+    policy.thresholds and its trigger:<kind> solves) and list every trigger, built-in and custom, with its
+    thresholds. Reads no events."""
+
+    def check() -> ProjectRules:
+        return load_project_rules(
+            _data_dir(data), rules or get_settings().rules_path, workspace=bundled.workspace_layer("rules")
+        )
+
+    project = run(check)
     if as_json:
         payload = [row.model_dump() for row in project.trigger_rows()]
-        typer.echo(json.dumps(payload, indent=1, ensure_ascii=False))
+        sys.stdout.write(json.dumps(payload, indent=1, ensure_ascii=False) + "\n")
         return
     console.print(trigger_table(project))
     console.print(project.summary(), highlight=False)

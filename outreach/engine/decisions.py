@@ -8,6 +8,8 @@ account bought one thing).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date
 from operator import itemgetter
@@ -18,6 +20,7 @@ import duckdb
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from outreach import bundled
 from outreach.engine.data import Account, Dataset, load_dataset, paused_gc
 from outreach.engine.friction import Friction, FrictionRecord, rank_frictions
 from outreach.engine.health import Gate, GateRecord, Health, HealthRecord, health_sql, register_open_tickets
@@ -28,6 +31,8 @@ from outreach.engine.triggers.detection import detect
 from outreach.types import Cohort, OfferMotion
 
 NO_TRIGGER = "none"
+
+logger = logging.getLogger(__name__)
 
 
 class DecisionRecord(TypedDict):
@@ -134,7 +139,12 @@ def decide(
         dataset, rules, as_of, last_contacted=last_contacted, held_out=held_out, account_ids=account_ids
     )
     with paused_gc():
-        return [Decision(account=account, as_of=as_of, **record) for account, record in records]
+        decisions = [Decision(account=account, as_of=as_of, **record) for account, record in records]
+    if logger.isEnabledFor(logging.INFO):
+        cohorts = Counter(d.cohort for d in decisions)
+        logger.info("decided %d accounts as of %s: %d ready, %d nurture, %d not fit", len(decisions), as_of,
+                    cohorts["ready"], cohorts["nurture"], cohorts["not_fit"])
+    return decisions
 
 
 def decide_records(
@@ -307,9 +317,10 @@ def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort 
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:
-    """Defaults < ``<data dir>/rules.yaml`` < ``rules_path`` < catalog ``policy.thresholds`` (and the catalog's
-    ``trigger:<kind>`` solves checked against them)."""
-    return load_project_rules(dataset.root, rules_path, catalog=dataset.catalog).rules
+    """Defaults < the workspace's ``rules.yaml`` (``outreach init``) < ``<data dir>/rules.yaml`` < ``rules_path``
+    < catalog ``policy.thresholds`` (and the catalog's ``trigger:<kind>`` solves checked against them)."""
+    workspace = bundled.workspace_layer("rules")
+    return load_project_rules(dataset.root, rules_path, catalog=dataset.catalog, workspace=workspace).rules
 
 
 def explain(data_dir: Path | str, as_of: date, *, rules_path: Path | None = None) -> list[Decision]:

@@ -311,16 +311,21 @@ class ProjectRules:
 
 
 def load_project_rules(
-    data_dir: Path | None, rules_path: Path | None = None, *, catalog: Catalog | None = None
+    data_dir: Path | None,
+    rules_path: Path | None = None,
+    *,
+    catalog: Catalog | None = None,
+    workspace: Path | None = None,
 ) -> ProjectRules:
-    """Defaults < ``<data dir>/rules.yaml`` < ``rules_path`` < the catalog's ``policy.thresholds``; the catalog's
-    ``trigger:<kind>`` solves are checked against the result. ``catalog`` is the data directory's, when loaded."""
+    """Defaults < the workspace's ``rules.yaml`` (``workspace``) < ``<data dir>/rules.yaml`` < ``rules_path`` < the
+    catalog's ``policy.thresholds``; the catalog's ``trigger:<kind>`` solves are checked against the result.
+    ``catalog`` is the data directory's, when already loaded."""
     catalog_path = data_dir / "catalog.yaml" if data_dir is not None else None
     if catalog is None and catalog_path is not None:
         catalog = load_catalog(catalog_path)
     local = data_dir / "rules.yaml" if data_dir is not None else None
     rules, files = _load(
-        (local if local is not None and local.exists() else None, rules_path),
+        (workspace, local if local is not None and local.exists() else None, rules_path),
         catalog.policy.thresholds if catalog is not None else None,
     )
     if catalog is not None and catalog_path is not None:
