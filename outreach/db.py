@@ -11,6 +11,7 @@ The schema is only ever changed by the Alembic migrations shipped in :mod:`outre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,8 @@ from outreach.settings import Settings
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -111,6 +114,7 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+        logger.info("database %s upgraded to %s", engine.url.render_as_string(hide_password=True), revision)
     finally:
         if own:
             engine.dispose()

@@ -20,6 +20,7 @@ GateRule = Literal[
     "cs_veto",
     "recently_contacted",
     "held_out",
+    "no_offer",
 ]
 GATE_RULES: tuple[GateRule, ...] = (
     "not_activated",
@@ -31,6 +32,7 @@ GATE_RULES: tuple[GateRule, ...] = (
     "cs_veto",
     "recently_contacted",
     "held_out",
+    "no_offer",
 )
 
 # The review queue's vocabulary (outreach.review), here so the CLI can name it without loading the database layer.
@@ -47,6 +49,10 @@ REJECT_REASONS: dict[RejectReason, str] = {
 }
 Role = Literal["sdr", "marketing", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+# A sequence enrollment's states (outreach.sending.tables), named by `outreach sequences status --status`.
+EnrollmentStatus = Literal["active", "waiting_review", "sending", "held", "exited", "completed"]
+ENROLLMENT_STATUSES: tuple[EnrollmentStatus, ...] = get_args(EnrollmentStatus)
 
 # The prompt registry's label for what drafting uses (outreach.drafting.registry), named by CLI option defaults.
 DEFAULT_LABEL = "production"

@@ -15,10 +15,12 @@ import csv
 import gc
 import io
 import json
+import logging
 import math
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -55,6 +57,8 @@ from outreach.engine.values import (
     email_problem,
 )
 from outreach.errors import DataError, read_input
+
+logger = logging.getLogger(__name__)
 
 TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
 OPEN_TICKET_STATUSES: tuple[TicketStatus, ...] = ("new", "open", "pending", "hold")
@@ -1540,8 +1544,13 @@ def _count_events(con: duckdb.DuckDBPyConnection) -> int:
 
 def load_dataset(root: Path | str) -> Dataset:
     """Read a whole data directory. Raises DataError on the first problem; nothing is written anywhere."""
+    started = time.perf_counter()
     with paused_gc():
-        return _load_dataset(Path(root))
+        dataset = _load_dataset(Path(root))
+    logger.info("loaded %s: %d events (%s) in %.2f s", root, dataset.event_count,
+                dataset.events_file.name if dataset.events_file else "no events file",
+                time.perf_counter() - started)
+    return dataset
 
 
 def _load_dataset(root: Path) -> Dataset:

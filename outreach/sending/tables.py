@@ -24,6 +24,8 @@ from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.schema import Base
+from outreach.types import ENROLLMENT_STATUSES as ENROLLMENT_STATUSES
+from outreach.types import EnrollmentStatus as EnrollmentStatus
 
 
 class EnrollmentRow(Base):

@@ -1,0 +1,43 @@
+"""Start-up stays cheap: the CLI's modules (and ``outreach`` itself) import no heavy library until a command
+runs (docs/BENCHMARKS.md, "Start-up"; issue 16 item 5). Not timed — which modules are loaded is what a merge
+breaks, so that is what is pinned."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+# Each of these costs tens of milliseconds or more to import; none is needed to parse options or print help.
+HEAVY = ("alembic", "argon2", "duckdb", "fastapi", "jinja2", "langchain_core", "pyarrow", "pydantic",
+         "pydantic_settings", "sqlalchemy", "yaml")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
+    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
+    return [name for name in json.loads(output.splitlines()[-1]) if name in HEAVY]
+
+
+@pytest.mark.parametrize("code", ["import outreach", "import outreach.cli.main"])
+def test_importing_loads_no_heavy_library(code: str) -> None:
+    assert _loaded_after(code) == []
+
+
+def test_help_loads_no_heavy_library() -> None:
+    code = (
+        "import contextlib, io, sys\nfrom outreach.cli.main import app\nsys.argv = ['outreach', '--help']\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n    app()"
+    )
+    assert _loaded_after(code) == []
+
+
+def test_a_lazy_name_still_resolves() -> None:
+    import outreach
+
+    assert outreach.InputError.__module__ == "outreach.errors"
+    assert "load_dataset" in dir(outreach)
+    with pytest.raises(AttributeError):
+        _ = outreach.no_such_name  # type: ignore[attr-defined]
