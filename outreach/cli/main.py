@@ -22,6 +22,7 @@ from outreach import __version__, bundled
 from outreach.cli.common import (
     DEMO_AS_OF,
     DEMO_DATA,
+    EXIT_NOTHING_TO_DO,
     AsOfOption,
     DataOption,
     JsonOption,
@@ -36,6 +37,7 @@ from outreach.cli.common import (
     get_settings,
     log_level_for,
     parse_as_of,
+    print_error,
     run,
 )
 from outreach.cli.metrics import register as register_metrics
@@ -304,10 +306,9 @@ def _print_unoffered(decisions: list[Decision]) -> None:
 
 def _report_run_error(summary: RunSummary) -> None:
     if summary.error:
-        err_console.print(f"[bold red]Error:[/] {summary.error}", highlight=False, soft_wrap=True)
-        err_console.print("[dim]Hint:[/] drafts not attempted are recorded as failed; fix the provider and re-run "
-                          "(finished drafts come from the cache)", highlight=False)
-        raise typer.Exit(1)
+        print_error(summary.error, "drafts not attempted are recorded as failed; fix the provider and re-run "
+                    "(finished drafts come from the cache)")
+        raise typer.Exit(EXIT_NOTHING_TO_DO)
 
 
 @app.command("draft")
