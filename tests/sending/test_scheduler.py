@@ -293,7 +293,10 @@ def test_a_follow_up_version_that_earned_auto_approval_skips_review(seq_world: R
 
     prompts = copy_prompts(tmp_path / "prompts")
     registry = prompts / "registry.yaml"
-    registry.write_text(registry.read_text() + "auto_approve: {enabled: true, min_approvals: 2}\n")
+    shipped = "auto_approve:\n  enabled: false\n  min_approvals: 20\n"
+    text = registry.read_text()
+    assert shipped in text  # the packaged registry's block, switched on (a second key would be a duplicate)
+    registry.write_text(text.replace(shipped, "auto_approve:\n  enabled: true\n  min_approvals: 2\n"))
     setup = make_setup(seq_world, tmp_path, prompts_dir=prompts, mail_sender="maya@ledgerly.example")
     earlier = [setup.approve_and_enroll(account) for account in ("acme", "globex")]
     setup.scheduler.run_until(START + timedelta(days=8), setup.clock)
