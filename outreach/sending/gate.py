@@ -50,9 +50,17 @@ class GateDecisions:
         self.clock = clock
         self.engine_runs = 0
         self._entries: dict[GateKey, _Entry] = {}
+        self._datasets: dict[str, Dataset] = {}
+
+    def refresh(self) -> None:
+        """Look at the data files again at the next use (the scheduler calls this for every claimed batch)."""
+        self._datasets.clear()
 
     def dataset(self, data_dir: str) -> Dataset:
-        return self.application.dataset(Path(data_dir))
+        """The data set in ``data_dir`` as of the last :meth:`refresh` (reloaded when a file changed)."""
+        if data_dir not in self._datasets:
+            self._datasets[data_dir] = self.application.dataset(Path(data_dir))
+        return self._datasets[data_dir]
 
     def cached(self, key: GateKey) -> _Entry | None:
         entry = self._entries.get(key)

@@ -353,8 +353,9 @@ class Scheduler:
             elif was_sent:
                 raise ConflictError(f"enrollment {enrollment_id} has no send in doubt to confirm",
                                     hint="release without --sent")
-            row.status, row.hold_reason = "active", None
-            row.next_due_at = row.step_due_at = row.updated_at = now
+            row.hold_reason, row.updated_at = None, now
+            if row.status == "held":  # (recorded as sent: already moved on, or completed)
+                row.status, row.next_due_at, row.step_due_at = "active", now, now
             row.lease_token = row.lease_until = None
             session.add(AuditRow(at=now, actor=actor, action="enrollment.release", entity="enrollment",
                                  entity_id=str(row.id), before=None, after={"was_sent": was_sent, "done": done}))
@@ -383,6 +384,7 @@ class Scheduler:
             if not claims:
                 return report
             batch = _Batch(claims)
+            self.gates.refresh()  # data files are looked at once per batch
             for index, claim in enumerate(claims):
                 try:
                     outcome = self._process(claim, batch)
@@ -565,11 +567,6 @@ class Scheduler:
             if step_index >= len(seq.steps):
                 return self._write(claim, partial(self._act_complete, step_index=step_index))
             step = seq.steps[step_index]
-            if isinstance(step, EmailStep | TaskStep):  # before the gate and drafting: skip them if stopped
-                with self.factory() as session:
-                    stopped = self._stop_reason(session, row) is not None
-                if stopped:
-                    return self._write(claim, self._stopped)
             if isinstance(step, WaitStep):
                 return self._write(claim, partial(self._act_wait, step_index=step_index, step=step))
             if isinstance(step, BranchStep):
@@ -789,6 +786,10 @@ class Scheduler:
         review unless the sequence auto-sends), then it waits for the review."""
         pending_id = row.pending_draft_id
         if pending_id is None:
+            with self.factory() as session:  # a model call is slow and costs money: not for a stopped enrollment
+                stopped = self._stop_reason(session, row) is not None
+            if stopped:
+                return self._write(claim, self._stopped)
             now = self.clock()
             decision = self._decision(row, batch, now)
             assert decision is not None and step.prompt is not None  # checked by the gate verdict / the loader
