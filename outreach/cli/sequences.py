@@ -157,18 +157,43 @@ def stop_command(
 
 @sequences_app.command("release")
 def release_command(
-    enrollment_id: int,
-    as_user: Annotated[str, typer.Option("--as")],
-    sent: Annotated[bool | None, typer.Option("--sent/--not-sent", help="For an unknown-outcome send.")] = None,
+    as_user: Annotated[str, typer.Option("--as", help="Who releases them (recorded in the audit log).")],
+    enrollment_ids: Annotated[list[int] | None, typer.Argument(help="Held enrollment ids.")] = None,
+    sent: Annotated[bool | None, typer.Option(
+        "--sent/--not-sent", help="For a send whose outcome is unknown: you checked, it went out / it did not.")] = None,
+    all_failed: Annotated[bool, typer.Option(
+        "--all-failed", help="Every enrollment held because its send was refused or ran out of retries "
+        "(outbox state failed), e.g. after fixing the relay.")] = False,
 ) -> None:
-    """Resume a held enrollment after checking it."""
+    """Resume held enrollments after checking them: a send in doubt (--sent/--not-sent), a refused send
+    (tried again), a step sent back to review (after re-approving it)."""
     from outreach.sending.scheduler import build_scheduler
 
+    first_error: OutreachError | None = None
     try:
-        build_scheduler(_settings()).release(enrollment_id, actor=as_user, was_sent=sent)
+        scheduler = build_scheduler(_settings())
+        ids = list(enrollment_ids or [])
+        if all_failed:
+            ids += [i for i in scheduler.held_failed() if i not in ids]
+        if not ids:
+            console.print("nothing to release" if all_failed else
+                          "[red]Error:[/red] give enrollment ids, or --all-failed")
+            if not all_failed:
+                raise typer.Exit(2)
+        for enrollment_id in ids:
+            try:
+                done = scheduler.release(enrollment_id, actor=as_user, was_sent=sent)
+            except OutreachError as error:
+                first_error = first_error or error
+                console.print(f"[red]Error:[/red] {error.message}")
+                if error.hint:
+                    console.print(f"[dim]hint: {error.hint}[/dim]")
+                continue
+            console.print(f"enrollment {enrollment_id}: {done}")
     except OutreachError as error:
         _fail(error)
-    console.print(f"enrollment {enrollment_id} released")
+    if first_error is not None:
+        raise typer.Exit(first_error.exit_code)
 
 
 def tick_command(
