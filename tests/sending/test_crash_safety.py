@@ -1,6 +1,7 @@
 """Crash safety with real worker processes: SIGKILL at arbitrary moments and exactly between the transport's
 answer and recording it, over the outbox transport and over SMTP into a real server (aiosmtpd); four workers
-on PostgreSQL (SKIP LOCKED) share the load without a duplicate.
+on PostgreSQL (SKIP LOCKED) share the load without a duplicate; a slow batch is never taken over under a
+live worker (per-message leases).
 
 Each worker is ``python -m tests.sendload`` (a separate OS process running the library's scheduler on a fixed
 fake clock). "Exactly once" is checked where it matters: in what the SMTP server received (or one ``.eml`` per
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +28,12 @@ import pytest
 from sqlalchemy import func, select
 
 from outreach import db
-from outreach.sending.scheduler import build_scheduler
+from outreach.sending.scheduler import FakeClock, Scheduler, build_scheduler
 from outreach.sending.tables import EnrollmentRow, OutboxRow
+from outreach.sending.transports import OutboxTransport
 from outreach.settings import Settings
 from tests.review_world import postgres_url_or_skip, reset_postgres
-from tests.sendload import eml_counts, populate
+from tests.sendload import NOW, eml_counts, populate
 from tests.smtpsink import Sink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,3 +197,36 @@ def test_four_workers_on_postgres_skip_locked_send_each_step_once(tmp_path: Path
         assert_sent_once_each(url, count)
     finally:
         reset_postgres(url)
+
+
+def test_a_slow_batch_is_never_taken_over_under_a_live_worker(tmp_path: Path) -> None:
+    """Per-message leases: worker A's relay takes 400 s per message. While A hands over its second message,
+    worker B runs a pass: it must leave that message alone (its own lease is fresh) and may take only the steps
+    A claimed but has not started (their claim ran out); A then skips those. Each step goes out once."""
+    url = f"sqlite:///{tmp_path / 'slow.db'}"
+    settings = settings_of(populate(url, tmp_path, 6))
+    clock = FakeClock(NOW)
+    outbox = OutboxTransport(tmp_path / "outbox")
+    worker_b = build_scheduler(settings, clock=clock, transport=outbox)
+    b_passes = []
+
+    class SlowRelay:
+        name = "outbox"
+
+        def send(self, key: str, message: EmailMessage) -> None:
+            outbox.send(key, message)
+            clock.advance(timedelta(seconds=400))
+            b_passes.append(worker_b.tick())  # meanwhile, another worker
+
+        def delivered(self, key: str) -> bool | None:
+            return outbox.delivered(key)
+
+    worker_a: Scheduler = build_scheduler(settings, clock=clock, transport=SlowRelay())
+    a_pass = worker_a.tick()
+    assert a_pass.count("sent") == 2 and [p.count("sent") for p in b_passes] == [0, 4]
+    assert not any(o.kind in ("held", "recovered") for p in [a_pass, *b_passes] for o in p.outcomes)
+    files = eml_counts(tmp_path / "outbox")
+    assert len(files) == 6 and max(files.values()) == 1
+    assert_sent_once_each(url, 6)
+    worker_a.application.close()
+    worker_b.application.close()
