@@ -16,12 +16,12 @@ set from the test while the server runs:
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -31,8 +31,10 @@ from aiosmtpd.controller import Controller
 class Received:
     key: str
     recipient: str
-    subject: str
     at: float
+
+
+_KEY = re.compile(rb"^X-Outreach-Key: *(\S+)\r?$", re.MULTILINE)  # not a full parse: the sink must stay cheap
 
 
 def free_port() -> int:
@@ -64,13 +66,13 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = message_from_bytes(envelope.original_content, policy=policy.default)
         recipient = envelope.rcpt_tos[0].lower()
         if not self.data_reply.startswith("250"):
             return self.data_reply
+        key = _KEY.search(envelope.original_content)
         with self.lock:
-            self.received.append(Received(key=str(message.get("X-Outreach-Key", "")), recipient=recipient,
-                                          subject=str(message.get("Subject", "")), at=time.time()))
+            self.received.append(Received(key=key.group(1).decode() if key else "", recipient=recipient,
+                                          at=time.time()))
         if recipient in self.drop_after_data:
             server.transport.abort()  # taken in full, then the line goes dead before "250"
             return "250 OK"

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
@@ -185,7 +185,8 @@ def idempotency_key(enrollment_id: int, step: int) -> str:
 
 @dataclass(frozen=True)
 class _Claim:
-    """One claimed step: the lease this worker holds on it and the step it was on when claimed."""
+    """One claimed step: the lease this worker holds on it, the step it was on when claimed, and the row as
+    it was then (a detached snapshot to plan with; every write re-reads and re-checks the locked row)."""
 
     enrollment_id: int
     token: str
@@ -193,6 +194,7 @@ class _Claim:
     account_id: str
     data_dir: str
     claimed_at: datetime
+    row: EnrollmentRow
 
 
 @dataclass
@@ -201,6 +203,8 @@ class _Batch:
     contacted: dict[int, date | None] = field(default_factory=dict)
     primed: bool = False
     relay_down: str | None = None
+    tokens: dict[tuple[str, str], str] | None = None  # (recipient, list) → unsubscribe token
+    retries: dict[str, str] = field(default_factory=dict)  # idempotency key → Message-ID of a send to retry
 
 
 @dataclass(frozen=True)
@@ -476,7 +480,7 @@ class Scheduler:
         token = secrets.token_hex(8)
         with db.transaction(self.factory) as session:
             query = (
-                select(EnrollmentRow.id, EnrollmentRow.step_index, EnrollmentRow.account_id, EnrollmentRow.data_dir)
+                select(EnrollmentRow)
                 .where(EnrollmentRow.status.in_(CLAIMABLE), EnrollmentRow.next_due_at <= now)
                 .order_by(EnrollmentRow.next_due_at, EnrollmentRow.id)
                 .limit(self.settings.worker_batch_size)
@@ -485,12 +489,17 @@ class Scheduler:
                 query = query.where((EnrollmentRow.lease_until.is_(None)) | (EnrollmentRow.lease_until <= now))
             if self.postgres:
                 query = query.with_for_update(skip_locked=True)
-            rows = list(session.execute(query))
+            rows = list(session.scalars(query))
             if not rows:
                 return []
             session.execute(update(EnrollmentRow).where(EnrollmentRow.id.in_([r.id for r in rows])).values(
-                lease_token=token, lease_until=now + self.lease, claimed_by=self.worker_id, claimed_at=now))
-        return [_Claim(r.id, token, r.step_index, r.account_id, r.data_dir or "", now) for r in rows]
+                lease_token=token, lease_until=now + self.lease, claimed_by=self.worker_id, claimed_at=now),
+                execution_options={"synchronize_session": False})
+            for row in rows:
+                row.lease_token, row.lease_until, row.claimed_by, row.claimed_at = (
+                    token, now + self.lease, self.worker_id, now)
+            session.expunge_all()  # snapshots: the in-memory values above are never flushed
+        return [_Claim(r.id, token, r.step_index, r.account_id, r.data_dir or "", now, r) for r in rows]
 
     def _unclaim(self, claims: list[_Claim]) -> None:
         """Give back claimed steps this pass will not run (their due time is untouched)."""
@@ -546,17 +555,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------------------------------ one step
 
-    def _snapshot(self, enrollment_id: int) -> EnrollmentRow | None:
-        with self.factory() as session:
-            return session.get(EnrollmentRow, enrollment_id)
-
     def _process(self, claim: _Claim, batch: _Batch) -> StepOutcome | None:
         """Run a claimed enrollment's steps from its current one until it must wait, sends, or stops."""
         if self.clock() - claim.claimed_at > self.lease / 2 and not self._renew(claim):
             return None
-        row = self._snapshot(claim.enrollment_id)
-        if row is None or not self._holds(row, claim):
-            return None
+        row = claim.row
         seq = self.sequences.get(row.sequence_id)
         if seq is None:
             return self._write(claim, partial(self._act_hold, reason=f"sequence '{row.sequence_id}' is no longer "
@@ -739,7 +742,7 @@ class Scheduler:
         if timing is not None:
             return self._write(claim, lambda s, r, n: self._stopped(s, r, n) or self._apply_timing(
                 s, r, step_index, draft_id, seq.window, n))
-        ready = self._render(row, step_index, subject, body, draft_id, first, seq.window)
+        ready = self._render(batch, row, step_index, subject, body, draft_id, first, seq.window)
         for _ in range(MAX_REDECIDE):
             handed = self._write(claim, lambda s, r, n: self._hand_over(s, r, ready, n), keep_lease=True)
             if isinstance(handed, _Redecide):
@@ -901,17 +904,19 @@ class Scheduler:
                 now: datetime) -> tuple[str, datetime] | None:
         """(reason, when to try again) when the sender's daily cap or the global hourly throttle is reached."""
         day_start = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)
-        sent_today = session.scalar(select(func.count()).select_from(OutboxRow).where(
-            OutboxRow.kind == "email", OutboxRow.sender == row.sender, OutboxRow.attempted_at >= day_start,
-            OutboxRow.state.in_(CONTACTED_STATES))) or 0
+        hour_ago = now - timedelta(hours=1)
+        sender_today = func.sum(case(((OutboxRow.sender == row.sender) & (OutboxRow.attempted_at >= day_start), 1),
+                                     else_=0))
+        last_hour = func.sum(case((OutboxRow.attempted_at > hour_ago, 1), else_=0))
+        counts = session.execute(select(sender_today, last_hour).where(
+            OutboxRow.kind == "email", OutboxRow.attempted_at >= min(day_start, hour_ago),
+            OutboxRow.state.in_(CONTACTED_STATES))).one()
+        today = int(counts[0] or 0)
         zone_info = zone(row.timezone)
-        if sent_today >= self.settings.send_daily_cap_per_sender:
+        if today >= self.settings.send_daily_cap_per_sender:
             return (f"{row.sender} reached the daily cap ({self.settings.send_daily_cap_per_sender})",
                     window.next_open(day_start + timedelta(days=1), zone_info))
-        last_hour = session.scalar(select(func.count()).select_from(OutboxRow).where(
-            OutboxRow.kind == "email", OutboxRow.attempted_at > now - timedelta(hours=1),
-            OutboxRow.state.in_(CONTACTED_STATES))) or 0
-        if last_hour >= self.settings.send_hourly_cap:
+        if int(counts[1] or 0) >= self.settings.send_hourly_cap:
             return (f"global throttle ({self.settings.send_hourly_cap}/hour)",
                     window.next_open(now + THROTTLE_RETRY, zone_info))
         return None
@@ -932,21 +937,29 @@ class Scheduler:
             reason += f"; draft {draft.id} is pending review again (release the enrollment after re-approving)"
         return self._hold(session, row, reason, now)
 
-    def _render(self, row: EnrollmentRow, step_index: int, subject: str, body: str, draft_id: int | None,
-                first: bool, window: Window) -> _Ready:
-        """The message as it will go out (built outside any write transaction). A retry keeps its Message-ID."""
+    def _render(self, batch: _Batch, row: EnrollmentRow, step_index: int, subject: str, body: str,
+                draft_id: int | None, first: bool, window: Window) -> _Ready:
+        """The message as it will go out (built outside any write transaction). A retry keeps its Message-ID.
+        Unsubscribe tokens and retried Message-IDs are read once for the whole batch."""
         key = idempotency_key(row.id, step_index)
         company = self.company(row)
         list_id = f"{row.sequence_id}.{company.domains[0] if company.domains else 'outreach'}"
         now = self.clock()
-        with self.factory() as session:
-            token = session.scalar(select(UnsubscribeTokenRow.token).where(
-                UnsubscribeTokenRow.email == row.recipient, UnsubscribeTokenRow.list_id == list_id))
-            previous = session.scalar(select(OutboxRow.message_id).where(OutboxRow.idempotency_key == key,
-                                                                         OutboxRow.state == "retry"))
+        if batch.tokens is None:
+            ids = [c.enrollment_id for c in batch.claims]
+            with self.factory() as session:
+                batch.tokens = {(email, list_name): value for email, list_name, value in session.execute(
+                    select(UnsubscribeTokenRow.email, UnsubscribeTokenRow.list_id, UnsubscribeTokenRow.token).where(
+                        UnsubscribeTokenRow.email.in_(sorted({c.row.recipient for c in batch.claims}))))}
+                batch.retries = {k: m for k, m in session.execute(select(
+                    OutboxRow.idempotency_key, OutboxRow.message_id).where(
+                        OutboxRow.enrollment_id.in_(ids), OutboxRow.state == "retry")) if m}
+        token = batch.tokens.get((row.recipient, list_id))
+        previous = batch.retries.get(key)
         if token is None:
             with db.transaction(self.factory) as session:
                 token = token_for(session, row.recipient, list_id, now)
+            batch.tokens[(row.recipient, list_id)] = token
         base = (self.settings.public_url.rstrip("/") + "/unsubscribe") if self.settings.public_url \
             else company.unsubscribe_url.rstrip("/")
         mailto = self.settings.unsubscribe_mailto or f"unsubscribe@{row.sender.rpartition('@')[2]}"
@@ -970,8 +983,8 @@ class Scheduler:
         """The last look before the transport, in one short transaction on the locked enrollment: everything
         that can stop the message, then its outbox row marked ``sending``."""
         if self.postgres:  # one hand-over at a time per account (cooldown) and per sender (daily cap)
-            for name in sorted({f"outreach:account:{row.account_id}", f"outreach:sender:{row.sender}"}):
-                session.execute(select(func.pg_advisory_xact_lock(func.hashtext(name))))
+            names = sorted({f"outreach:account:{row.account_id}", f"outreach:sender:{row.sender}"})
+            session.execute(select(*[func.pg_advisory_xact_lock(func.hashtext(name)) for name in names]))
         stopped = self._stopped(session, row, now)
         if stopped is not None:
             return stopped
