@@ -81,6 +81,7 @@ REVIEW_RECHECK = timedelta(minutes=30)
 THROTTLE_RETRY = timedelta(minutes=5)
 MAX_STEPS_PER_CLAIM = 50  # a branch loop in a sequence file must not spin a worker forever
 MAX_REDECIDE = 3  # hand-overs retried when a send by another enrollment changed the account's cooldown
+LOOKAHEAD_BATCHES = 10  # a batch's engine run also decides the accounts of this many batches due after it
 CLAIMABLE = ("active", "waiting_review")
 ExitReason = Literal[
     "replied", "meeting_booked", "converted", "unsubscribed", "hard_bounce", "health_gate", "manual_stop",
@@ -703,23 +704,36 @@ class Scheduler:
         return latest.astimezone(UTC).date() if latest is not None else None
 
     def _decision(self, row: EnrollmentRow, batch: _Batch, now: datetime) -> Decision | None:
-        """The account's decision for the gate: for the whole claimed batch in one engine run, the first time
-        any of its steps needs one (or reused while fresh)."""
+        """The account's decision for the gate: the first time a claimed batch needs one, one engine run
+        decides the accounts of the batch — and of the next steps due after it (``LOOKAHEAD_BATCHES``
+        batches, which this or another worker claims next: they then find their decisions made, while fresh).
+        The last contact of each is read in the same single query."""
         if not row.data_dir:
             raise ConfigError(f"enrollment {row.id} has no data directory to re-check the gate against")
         as_of = now.astimezone(UTC).date()
         if not batch.primed:
             batch.primed = True
+            wanted = {c.enrollment_id: (c.account_id, c.data_dir) for c in batch.claims}
             with self.factory() as session:
+                upcoming = session.execute(
+                    select(EnrollmentRow.id, EnrollmentRow.account_id, EnrollmentRow.data_dir)
+                    .where(EnrollmentRow.status.in_(CLAIMABLE), EnrollmentRow.next_due_at <= now)
+                    .order_by(EnrollmentRow.next_due_at, EnrollmentRow.id)
+                    .limit(self.settings.worker_batch_size * LOOKAHEAD_BATCHES))
+                for enrollment_id, account_id, data_dir in upcoming:
+                    wanted.setdefault(enrollment_id, (account_id, data_dir or ""))
                 latest: dict[str, list[tuple[int, datetime]]] = {}
-                accounts = {c.account_id for c in batch.claims}
+                accounts = {account_id for account_id, _ in wanted.values()}
                 for account_id, enrollment_id, when in session.execute(self._contacted_query(accounts)):
                     latest.setdefault(account_id, []).append((enrollment_id, when))
-            for claim in batch.claims:
-                others = [w for e, w in latest.get(claim.account_id, []) if e != claim.enrollment_id and w]
-                batch.contacted[claim.enrollment_id] = max(others).astimezone(UTC).date() if others else None
-            self.gates.prime([(c.data_dir, c.account_id, batch.contacted[c.enrollment_id], as_of)
-                              for c in batch.claims if c.data_dir])
+            keys: list[GateKey] = []
+            for enrollment_id, (account_id, data_dir) in wanted.items():
+                others = [w for e, w in latest.get(account_id, []) if e != enrollment_id and w]
+                contacted = max(others).astimezone(UTC).date() if others else None
+                batch.contacted[enrollment_id] = contacted
+                if data_dir:
+                    keys.append((data_dir, account_id, contacted, as_of))
+            self.gates.prime(keys)
         if row.id not in batch.contacted:
             with self.factory() as session:
                 batch.contacted[row.id] = self.last_contacted(session, row)
