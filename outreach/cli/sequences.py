@@ -119,19 +119,23 @@ def enroll_command(
 def status_command(
     status: Annotated[str | None, typer.Option("--status", help="active, held, exited, completed, …")] = None,
 ) -> None:
-    """Enrollments with their step, next due time, hold or exit reason."""
-    from outreach.sending.tables import EnrollmentRow
+    """Enrollments with their step, next due time, hold or exit reason; a send being retried shows its attempts."""
+    from outreach.sending.tables import EnrollmentRow, OutboxRow
 
     engine = db.make_engine(db.database_url(_settings()))
     try:
         with db.session_factory(engine)() as session:
-            query = select(EnrollmentRow).order_by(EnrollmentRow.id)
+            current = (OutboxRow.enrollment_id == EnrollmentRow.id) & (OutboxRow.step_index == EnrollmentRow.step_index)
+            query = (select(EnrollmentRow, OutboxRow).outerjoin(OutboxRow, current & (OutboxRow.kind == "email"))
+                     .order_by(EnrollmentRow.id))
             if status:
                 query = query.where(EnrollmentRow.status == status)
             table = Table("id", "account", "sequence", "step", "status", "next due (UTC)", "reason")
-            for row in session.scalars(query):
+            for row, outbox in session.execute(query):
                 due = f"{row.next_due_at:%Y-%m-%d %H:%M}" if row.next_due_at else ""
                 reason = row.hold_reason or (f"{row.exit_reason}: {row.exit_detail}" if row.exit_reason else "")
+                if outbox is not None and outbox.state == "retry" and row.status == "active":
+                    reason = f"retrying (attempt {outbox.attempts + 1} next): {outbox.detail or ''}"
                 table.add_row(str(row.id), row.account_id, row.sequence_id, str(row.step_index), row.status,
                               due, reason)
         console.print(table)

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from outreach.cli import sequences as sequences_cli
 from outreach.cli.main import app
 from outreach.sending.scheduler import FakeClock, Scheduler, TickReport, build_scheduler
 from outreach.sending.suppression import is_suppressed
@@ -166,9 +167,14 @@ def test_a_relay_that_stays_down_holds_what_it_refused_and_release_all_failed_br
 
     for name in ("DATABASE_URL", "SEQUENCES_DIR", "HOME"):
         monkeypatch.setenv(f"OUTREACH_{name}", str(getattr(run.settings, name.lower())))
+    monkeypatch.setattr(sequences_cli.console, "width", 250)  # one table row per line
+    held = CliRunner().invoke(app, ["sequences", "status", "--status", "held"])
+    assert held.exit_code == 0 and held.output.count("not sent after 3 attempts") == 20, held.output
     result = CliRunner().invoke(app, ["sequences", "release", "--all-failed", "--as", "ops@ledgerly.example"])
     assert result.exit_code == 0, result.output
     assert result.output.count("will be tried again") == 20
     assert run.statuses() == {"active": 20, "completed": 280} and run.states() == {"retry": 20}
+    waiting = CliRunner().invoke(app, ["sequences", "status", "--status", "active"])
+    assert waiting.output.count("retrying (attempt 1 next)") == 20, waiting.output
     again = CliRunner().invoke(app, ["sequences", "release", "--all-failed", "--as", "ops@ledgerly.example"])
     assert again.exit_code == 0 and "nothing to release" in again.output
