@@ -996,9 +996,12 @@ class Scheduler:
                    now: datetime) -> _Handed | _Redecide | StepOutcome:
         """The last look before the transport, in one short transaction on the locked enrollment: everything
         that can stop the message, then its outbox row marked ``sending``."""
-        if self.postgres:  # one hand-over at a time per account (cooldown) and per sender (daily cap)
-            names = sorted({f"outreach:account:{row.account_id}", f"outreach:sender:{row.sender}"})
-            session.execute(select(*[func.pg_advisory_xact_lock(func.hashtext(name)) for name in names]))
+        if self.postgres:
+            # One hand-over at a time per account, so two enrollments of one account (two motions) never both
+            # pass the cooldown. Not per sender: that would make every worker queue behind one lock (a rep
+            # sends for many accounts); the daily cap can then be passed by one message per other worker
+            # handing over for the same sender at the same instant.
+            session.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"outreach:account:{row.account_id}"))))
         stopped = self._stopped(session, row, now)
         if stopped is not None:
             return stopped
