@@ -94,7 +94,9 @@ def run(url: str, steps: int, workers: int, batch: int, delay: float) -> dict[st
             return {"workers": workers, "steps": steps, "batch": batch, "seconds": round(elapsed, 2),
                     "steps_per_second": round(steps / elapsed, 1), "duplicates": duplicates,
                     "lost": steps - len(received), "sent_per_worker": [r["sent"] for r in results],
-                    "engine_runs": sum(r["engine_runs"] for r in results)}
+                    "engine_runs": sum(r["engine_runs"] for r in results),
+                    "worker_cpu_ms_per_step": round(sum(r["cpu_seconds"] for r in results) / steps * 1000, 1),
+                    "load_average": round(os.getloadavg()[0], 1)}
     finally:
         sink.stop()
         _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -202,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         args.go.with_name(f"{args.go.name}.{os.getpid()}.ready").touch()
         while not args.go.exists():
             time.sleep(0.01)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = scheduler.tick(recover_all=args.recover_all)
-    elapsed = time.perf_counter() - started
-    print(json.dumps({"pid": os.getpid(), "seconds": elapsed, "sent": report.count("sent"),
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    print(json.dumps({"pid": os.getpid(), "seconds": elapsed, "cpu_seconds": cpu, "sent": report.count("sent"),
                       "recovered": report.count("recovered"), "held": report.count("held"),
                       "exited": report.count("exited"), "retrying": report.count("retrying"),
                       "outcomes": len(report.outcomes), "engine_runs": scheduler.gates.engine_runs}), flush=True)
