@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Select, case, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
@@ -690,8 +690,10 @@ class Scheduler:
             value = row.motion == name.partition(":")[2].strip()
         return value != negate
 
-    def _contacted_query(self, accounts: set[str]):  # type: ignore[no-untyped-def]
-        when = func.max(func.coalesce(OutboxRow.sent_at, OutboxRow.attempted_at, OutboxRow.created_at))
+    def _contacted_query(self, accounts: set[str]) -> Select[str, int, datetime]:
+        """The latest email each enrollment of these accounts sent (or may have sent)."""
+        when = func.max(func.coalesce(OutboxRow.sent_at, OutboxRow.attempted_at, OutboxRow.created_at),
+                        type_=OutboxRow.__table__.c.sent_at.type)
         return (select(OutboxRow.account_id, OutboxRow.enrollment_id, when)
                 .where(OutboxRow.kind == "email", OutboxRow.state.in_(CONTACTED_STATES),
                        OutboxRow.account_id.in_(sorted(accounts)))
