@@ -1,12 +1,13 @@
 """Due sequence steps sent per second on PostgreSQL by 1, 2 and 4 worker processes, side by side in one run,
-into a real SMTP server that answers after ~50 ms (as a relay does).
+into real SMTP servers that answer after ~50 ms (as a relay does).
 
 For each worker count: a fresh database with the real migrations, N enrollments whose one email step is due
 now, each for a different ready account (``tests/sendload.py``: the health gate really is decided for N
 accounts), caps out of the way; W worker processes (``python -m tests.sendload``: the library's scheduler on a
 fixed fake clock, per-step leases claimed with ``SELECT … FOR UPDATE SKIP LOCKED``, the gate decided once per
-claimed batch, SMTP to the sink) are released together and timed from the start signal until the last one
-exits. Every run is checked: each message reached the SMTP server exactly once, one ``sent`` outbox row per
+claimed batch, SMTP) are released together and timed from the start signal until the last one exits. Each
+worker has an aiosmtpd relay process of its own (``python -m tests.smtpsink``), as a relay cluster would
+scale, so on a busy two-core machine the relay (one Python event loop) is never what limits the workers. Every run is checked: each message reached the SMTP server exactly once, one ``sent`` outbox row per
 enrollment. The worker counts are interleaved (1, 2, 4, 1, 2, 4, … with ``--rounds``) so a noisy, shared
 machine slows them alike; the median of each is reported, and the speed-up of 4 workers over 1.
 
@@ -28,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from outreach import db  # noqa: E402
 from outreach.sending.tables import OutboxRow  # noqa: E402
 from tests.sendload import populate  # noqa: E402
-from tests.smtpsink import Handler, Sink  # noqa: E402
+from tests.smtpsink import Sink, free_port  # noqa: E402
 
 
 def _admin(url: str, statement: str) -> None:
@@ -52,27 +54,41 @@ def _admin(url: str, statement: str) -> None:
     engine.dispose()
 
 
+def start_relays(root: Path, count: int, delay: float) -> list[tuple[subprocess.Popen[str], int, Path]]:
+    relays = []
+    for index in range(count):
+        port, log = free_port(), root / f"relay{index}.log"
+        process = subprocess.Popen([sys.executable, "-m", "tests.smtpsink", "--port", str(port), "--delay",
+                                    str(delay), "--log", str(log)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        relays.append((process, port, log))
+    return relays
+
+
 def run(url: str, steps: int, workers: int, batch: int, delay: float) -> dict[str, Any]:
     base = make_url(db.normalize_url(url))
     name = f"{base.database or 'outreach'}_bench_sched"
     _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     _admin(url, f'CREATE DATABASE "{name}"')
     bench_url = base.set(database=name).render_as_string(hide_password=False)
-    sink = Sink(Handler(delay=delay)).start()
+    relays: list[tuple[subprocess.Popen[str], int, Path]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-scheduler-") as tmp:
             root = Path(tmp)
-            env = populate(bench_url, root, steps, own_accounts=True) | sink.env()
+            env = populate(bench_url, root, steps, own_accounts=True) | Sink().env()
             env["OUTREACH_WORKER_BATCH_SIZE"] = str(batch)
+            relays = start_relays(root, workers, delay)
             go = root / "go"
-            processes = [subprocess.Popen([sys.executable, "-m", "tests.sendload", "--go", str(go)], env=env,
-                                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                         for _ in range(workers)]
+            processes = [subprocess.Popen([sys.executable, "-m", "tests.sendload", "--go", str(go)],
+                                          env=env | {"OUTREACH_SMTP_PORT": str(port)}, cwd=ROOT,
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         for _, port, _ in relays]
             while len(list(root.glob("go.*.ready"))) < workers:
                 if any(p.poll() is not None for p in processes):
                     raise SystemExit("a worker died while starting: " + "".join(
                         (p.stderr.read() if p.stderr else "") for p in processes if p.poll() is not None))
                 time.sleep(0.01)
+            load = os.getloadavg()[0]
             started = time.perf_counter()
             go.touch()
             results = []
@@ -82,12 +98,15 @@ def run(url: str, steps: int, workers: int, batch: int, delay: float) -> dict[st
                     raise SystemExit(err)
                 results.append(json.loads(out.strip().splitlines()[-1]))
             elapsed = time.perf_counter() - started
+            for relay, _, _ in relays:
+                relay.terminate()
+                relay.wait()
             engine = db.make_engine(bench_url)
             with db.session_factory(engine)() as session:
                 sent_rows = session.scalar(select(func.count()).select_from(OutboxRow)
                                            .where(OutboxRow.state == "sent"))
             engine.dispose()
-            received = sink.keys()
+            received = Counter(line for _, _, log in relays for line in log.read_text().split())
             duplicates = sum(n - 1 for n in received.values())
             assert len(received) == steps and duplicates == 0 and sent_rows == steps, (
                 len(received), duplicates, sent_rows)
@@ -96,9 +115,11 @@ def run(url: str, steps: int, workers: int, batch: int, delay: float) -> dict[st
                     "lost": steps - len(received), "sent_per_worker": [r["sent"] for r in results],
                     "engine_runs": sum(r["engine_runs"] for r in results),
                     "worker_cpu_ms_per_step": round(sum(r["cpu_seconds"] for r in results) / steps * 1000, 1),
-                    "load_average": round(os.getloadavg()[0], 1)}
+                    "load_average_before": round(load, 1)}
     finally:
-        sink.stop()
+        for relay, _, _ in relays:
+            if relay.poll() is None:
+                relay.kill()
         _admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -11,6 +11,10 @@ set from the test while the server runs:
   (the client cannot know it was delivered: the outcome is unknown, and the server does have it);
 - ``data_reply``: the answer to the end of DATA (``554 5.7.1 …`` rejects the message; it is not kept);
 - :meth:`Sink.stop` / :meth:`Sink.start`: the relay goes away (connection refused) and comes back on its port.
+
+Run as a module it is a relay process of its own (``benchmarks/bench_scheduler.py`` starts one per worker, so
+the relay is never what limits the workers): ``python -m tests.smtpsink --port P --delay 0.05 --log FILE``
+writes the key of every message it accepts to FILE, a line each, until it is terminated.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ class Handler:
     data_reply: str = "250 OK"
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    log: Any = None  # a text file each accepted key is written to, when set
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
@@ -73,6 +78,9 @@ class Handler:
         with self.lock:
             self.received.append(Received(key=key.group(1).decode() if key else "", recipient=recipient,
                                           at=time.time()))
+            if self.log is not None:
+                self.log.write(f"{self.received[-1].key}\n")
+                self.log.flush()
         if recipient in self.drop_after_data:
             server.transport.abort()  # taken in full, then the line goes dead before "250"
             return "250 OK"
@@ -121,3 +129,25 @@ class Sink:
         return {"OUTREACH_MAIL_TRANSPORT": "smtp", "OUTREACH_SMTP_HOST": "127.0.0.1",
                 "OUTREACH_SMTP_PORT": str(self.port), "OUTREACH_SMTP_SECURITY": "none",
                 "OUTREACH_SMTP_TIMEOUT_SECONDS": "5"}
+
+
+def main() -> None:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--log", required=True)
+    args = parser.parse_args()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with open(args.log, "a", encoding="utf-8") as log:
+        sink = Sink(Handler(delay=args.delay, log=log), port=args.port).start()
+        print("ready", flush=True)
+        stop.wait()
+        sink.stop()
+
+
+if __name__ == "__main__":
+    main()

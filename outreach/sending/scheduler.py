@@ -708,38 +708,46 @@ class Scheduler:
     def _decision(self, row: EnrollmentRow, batch: _Batch, now: datetime) -> Decision | None:
         """The account's decision for the gate: the first time a claimed batch needs one, one engine run
         decides the accounts of the batch — and of the next steps due after it (``LOOKAHEAD_BATCHES``
-        batches, which this or another worker claims next: they then find their decisions made, while fresh).
-        The last contact of each is read in the same single query."""
+        batches, which this worker may claim next: they then find their decisions made, while fresh)."""
         if not row.data_dir:
             raise ConfigError(f"enrollment {row.id} has no data directory to re-check the gate against")
         as_of = now.astimezone(UTC).date()
         if not batch.primed:
             batch.primed = True
-            wanted = {c.enrollment_id: (c.account_id, c.data_dir) for c in batch.claims}
-            with self.factory() as session:
-                upcoming = session.execute(
-                    select(EnrollmentRow.id, EnrollmentRow.account_id, EnrollmentRow.data_dir)
-                    .where(EnrollmentRow.status.in_(CLAIMABLE), EnrollmentRow.next_due_at <= now)
-                    .order_by(EnrollmentRow.next_due_at, EnrollmentRow.id)
-                    .limit(self.settings.worker_batch_size * LOOKAHEAD_BATCHES))
-                for enrollment_id, account_id, data_dir in upcoming:
-                    wanted.setdefault(enrollment_id, (account_id, data_dir or ""))
-                latest: dict[str, list[tuple[int, datetime]]] = {}
-                accounts = {account_id for account_id, _ in wanted.values()}
-                for account_id, enrollment_id, when in session.execute(self._contacted_query(accounts)):
-                    latest.setdefault(account_id, []).append((enrollment_id, when))
-            keys: list[GateKey] = []
-            for enrollment_id, (account_id, data_dir) in wanted.items():
-                others = [w for e, w in latest.get(account_id, []) if e != enrollment_id and w]
-                contacted = max(others).astimezone(UTC).date() if others else None
-                batch.contacted[enrollment_id] = contacted
-                if data_dir:
-                    keys.append((data_dir, account_id, contacted, as_of))
-            self.gates.prime(keys)
+            self._prime(batch, as_of, now)
         if row.id not in batch.contacted:
             with self.factory() as session:
                 batch.contacted[row.id] = self.last_contacted(session, row)
         return self.gates.get((row.data_dir, row.account_id, batch.contacted[row.id], as_of))
+
+    def _prime(self, batch: _Batch, as_of: date, now: datetime) -> None:
+        """The last contact of every claimed enrollment (one query); then, unless their decisions are all still
+        cached, one engine run for them and the steps due after them."""
+        with self.factory() as session:
+            wanted = {c.enrollment_id: (c.account_id, c.data_dir) for c in batch.claims}
+            self._contacted_into(session, batch, wanted)
+            if all(self.gates.cached((d, a, batch.contacted[e], as_of)) is not None
+                   for e, (a, d) in wanted.items() if d):
+                return
+            upcoming = session.execute(
+                select(EnrollmentRow.id, EnrollmentRow.account_id, EnrollmentRow.data_dir)
+                .where(EnrollmentRow.status.in_(CLAIMABLE), EnrollmentRow.next_due_at <= now)
+                .order_by(EnrollmentRow.next_due_at, EnrollmentRow.id)
+                .limit(self.settings.worker_batch_size * LOOKAHEAD_BATCHES))
+            ahead = {e: (a, d or "") for e, a, d in upcoming if e not in wanted}
+            self._contacted_into(session, batch, ahead)
+        self.gates.prime([(d, a, batch.contacted[e], as_of) for e, (a, d) in (wanted | ahead).items() if d])
+
+    def _contacted_into(self, session: Session, batch: _Batch, wanted: dict[int, tuple[str, str]]) -> None:
+        """Each enrollment's last contact (another enrollment's latest email to the account), in one query."""
+        latest: dict[str, list[tuple[int, datetime]]] = {}
+        if wanted:
+            for account_id, enrollment_id, when in session.execute(
+                    self._contacted_query({a for a, _ in wanted.values()})):
+                latest.setdefault(account_id, []).append((enrollment_id, when))
+        for enrollment_id, (account_id, _) in wanted.items():
+            others = [w for e, w in latest.get(account_id, []) if e != enrollment_id and w]
+            batch.contacted[enrollment_id] = max(others).astimezone(UTC).date() if others else None
 
     # ------------------------------------------------------------------------------------------ email steps
 
