@@ -81,6 +81,31 @@ def token_for(session: Session, email: str, list_id: str, now: datetime) -> str:
     return token
 
 
+def tokens_for(session: Session, pairs: set[tuple[str, str]], now: datetime) -> dict[tuple[str, str], str]:
+    """:func:`token_for` for many (email, list) pairs at once: the missing ones created in one statement (a
+    pair another writer creates at the same moment keeps that writer's token). Keys are normalized emails."""
+    wanted = {(normalize(email), list_id) for email, list_id in pairs}
+    emails = sorted({email for email, _ in wanted})
+
+    def existing() -> dict[tuple[str, str], str]:
+        rows = session.execute(select(UnsubscribeTokenRow.email, UnsubscribeTokenRow.list_id, UnsubscribeTokenRow.token)
+                               .where(UnsubscribeTokenRow.email.in_(emails)))
+        return {(email, list_id): token for email, list_id, token in rows if (email, list_id) in wanted}
+
+    found = existing() if emails else {}
+    missing = sorted(wanted - set(found))
+    if missing:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        rows = [{"token": secrets.token_urlsafe(32), "email": email, "list_id": list_id, "created_at": now}
+                for email, list_id in missing]
+        postgres = session.get_bind().dialect.name == "postgresql"
+        insert = postgresql.insert(UnsubscribeTokenRow) if postgres else sqlite.insert(UnsubscribeTokenRow)
+        session.execute(insert.values(rows).on_conflict_do_nothing())
+        found = existing()
+    return found
+
+
 def lookup(session: Session, token: str) -> UnsubscribeTokenRow:
     row = session.get(UnsubscribeTokenRow, token) if token else None
     if row is None:
