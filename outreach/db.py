@@ -16,6 +16,7 @@ The schema is only ever changed by the Alembic migrations shipped in :mod:`outre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.errors import ConfigError
 from outreach.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # How long a SQLite writer waits for another one before "database is locked". Transactions are short, so
@@ -121,6 +124,7 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+        logger.info("database %s upgraded to %s", engine.url.render_as_string(hide_password=True), revision)
     finally:
         if own:
             engine.dispose()

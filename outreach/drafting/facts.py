@@ -25,7 +25,7 @@ from outreach.engine.names import label
 from outreach.engine.offers import OfferKind
 from outreach.engine.triggers import registry
 from outreach.engine.triggers.spec import Figure
-from outreach.errors import OutreachError
+from outreach.errors import InputError
 from outreach.types import Band, Motion, OfferMotion
 
 PromptMotion = Literal["upsell", "cross_sell", "bundle", "any"]
@@ -210,17 +210,16 @@ def _headline(friction: Friction, catalog: Catalog) -> str:
     return registry.wording(friction.kind).headline(friction, catalog)
 
 
+# The fields a friction keeps in the facts are the engine's own (copied, not restated one by one).
+_FRICTION_FIELDS = set(FrictionFacts.model_fields) & set(Friction.model_fields)
+
+
 def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> FrictionFacts:
     return FrictionFacts(
+        **friction.model_dump(include=_FRICTION_FIELDS),
         id=friction.id,
-        kind=friction.kind,
-        motion=friction.motion,
-        subject=friction.subject,
-        statement=friction.statement,
         sentence=_sentence(friction),
         headline=_headline(friction, catalog),
-        figures=friction.figures,
-        window_days=friction.window_days,
         primary=friction.id == primary_id,
     )
 
@@ -293,7 +292,7 @@ def build_facts(
     """The facts for one decided account. Only accounts with an offer can be drafted."""
     offer = decision.offer
     if offer is None or not decision.frictions:
-        raise OutreachError(
+        raise InputError(
             f"account '{decision.account_id}' has no offer to draft (cohort {decision.cohort})",
             hint="only accounts with a signal and a catalog offer can be drafted; see `outreach explain`",
         )

@@ -388,6 +388,8 @@ class Scheduler:
         while True:
             claims = self._claim(ignore_leases=recover_all)
             if not claims:
+                if report.outcomes:
+                    log.info("scheduler pass: %s", report.line())
                 return report
             batch = _Batch(claims)
             self.gates.refresh()  # data files are looked at once per batch
@@ -1206,7 +1208,7 @@ def build_scheduler(
 
     application = as_application(application)
     settings = application.settings
-    sequences = load_sequences(sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir))
+    sequences = load_sequences(sequences_dir(settings.sequences_dir, settings), templates=template_kinds(settings.prompts_dir))
     return Scheduler(application, sequences, transport or transport_for(settings), clock=clock, followups=followups,
                      factory=factory)
 

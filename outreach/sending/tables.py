@@ -22,7 +22,7 @@ Why these shapes:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -41,6 +41,8 @@ OUTBOX_STATES: dict[str, str] = {
 }
 # States in which a message counts as (possibly) delivered: caps, the cooldown and "contacted" read these.
 CONTACTED_STATES = ("sending", "sent", "unknown")
+EnrollmentStatus = Literal["active", "waiting_review", "sending", "held", "exited", "completed"]
+ENROLLMENT_STATUSES: tuple[EnrollmentStatus, ...] = get_args(EnrollmentStatus)
 
 
 class EnrollmentRow(Base):

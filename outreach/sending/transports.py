@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import html
 import io
+import logging
 import os
 import re
 import smtplib
@@ -40,6 +41,8 @@ from pydantic import BaseModel, ConfigDict
 
 from outreach.errors import OutreachError
 from outreach.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class OutgoingEmail(BaseModel):
@@ -162,6 +165,7 @@ class OutboxTransport:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, final)
+        logger.info("outbox: wrote %s", final.name)
 
     def files(self, key: str) -> list[Path]:
         return sorted(self.directory.glob(f"{self._stem(key)}--*.eml"))
@@ -256,6 +260,7 @@ class SmtpTransport:
             code, text = client.data(data)  # raises SMTPDataError unless DATA got 354; returns the final reply
             if code != 250:
                 raise smtplib.SMTPDataError(code, text)
+            logger.info("smtp: %s accepted message %s", self.where, key)
         except smtplib.SMTPRecipientsRefused as refused:
             code, text = next(iter(refused.recipients.values()))
             raise self._refusal(phase, code, text) from None
