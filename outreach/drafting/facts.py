@@ -8,15 +8,18 @@ the champion's name) is marked untrusted and truncated to a budget.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.drafting.config import UntrustedBudget
+from outreach.drafting.spotlight import datamark, steering_attempt
 from outreach.engine.catalog import Catalog, Plan
 from outreach.engine.data import Ticket
 from outreach.engine.decisions import Decision
@@ -48,11 +51,28 @@ class CompanyFacts(Frozen):
 
     name: str
     product_name: str = Field(description="Product name (the company name when the catalog has none).")
-    sender_name: str
+    sender_name: str = Field(description="The catalog's sender: signs when the account has no known owner.")
+    sender_title: str = ""
     sender_email: str
     upgrade_url: str
     unsubscribe_url: str
-    domains: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(
+        default_factory=list, description="Domains links may point to (the upgrade and unsubscribe hosts when unset)."
+    )
+    phone: str | None = Field(default=None, description="The only phone number an email may give.")
+
+
+class SenderFacts(Frozen):
+    """Who signs the email: the account's owner (the rep who reviews it) or, failing that, the catalog sender."""
+
+    name: str
+    title: str = ""
+    email: str
+    owner: bool = Field(default=False, description="True when the account's owner signs (not the catalog sender).")
+
+    @property
+    def signature(self) -> str:
+        return f"{self.name}, {self.title}" if self.title else self.name
 
 
 class PlanFacts(Frozen):
@@ -99,6 +119,9 @@ class FrictionFacts(Frozen):
     figures: dict[str, Figure] = Field(default_factory=dict)
     window_days: int | None = None
     primary: bool = False
+    terms: list[str] = Field(
+        default_factory=list, description="Words that name what the friction is about (the offer must mention one)."
+    )
 
 
 class TicketExcerpt(Frozen):
@@ -109,6 +132,7 @@ class TicketExcerpt(Frozen):
     status: str
     subject: str
     excerpt: str = ""
+    steering: str | None = Field(default=None, description="Why the ticket looks written to steer the model.")
 
 
 class AccountFacts(Frozen):
@@ -129,6 +153,7 @@ class DraftFacts(Frozen):
     as_of: date
     kind: PromptKind = "first_touch"
     company: CompanyFacts
+    sender: SenderFacts
     account: AccountFacts
     offer: OfferFacts
     frictions: list[FrictionFacts] = Field(description="Strongest first; the primary one is flagged.")
@@ -156,14 +181,16 @@ class DraftFacts(Frozen):
         return json.dumps(self.trusted(), indent=1, sort_keys=False, ensure_ascii=False)
 
     def customer_data(self) -> str:
-        """Customer-written text inside delimiters; the delimiters cannot occur inside (see :func:`untrusted`)."""
+        """Customer-written text inside delimiters, datamarked (:mod:`outreach.drafting.spotlight`); the
+        delimiters cannot occur inside (see :func:`untrusted`)."""
         lines = [DATA_OPEN]
         if self.champion_name:
-            lines.append(f"champion_name: {self.champion_name}")
+            lines.append(f"champion_name: {datamark(self.champion_name)}")
         for ticket in self.tickets:
-            lines.append(f"- ticket {ticket.id} ({ticket.created.isoformat()}, {ticket.status}): {ticket.subject}")
+            lines.append(f"- ticket {ticket.id} ({ticket.created.isoformat()}, {ticket.status}): "
+                         f"{datamark(ticket.subject)}")
             if ticket.excerpt:
-                lines.append(f"  excerpt: {ticket.excerpt}")
+                lines.append(f"  excerpt: {datamark(ticket.excerpt)}")
         if len(lines) == 1:
             lines.append("(none)")
         lines.append(DATA_CLOSE)
@@ -253,6 +280,28 @@ def _headline(friction: Friction, catalog: Catalog) -> str:
     return _title(kind)  # pragma: no cover - SignalKind is closed
 
 
+def _terms(friction: Friction, catalog: Catalog) -> list[str]:
+    f = friction.figures
+    kind = friction.kind
+    if kind in ("repeated_limit_hits", "usage_near_limit"):
+        metric = str(f.get("limit") or f.get("metric") or friction.subject or "")
+        return [catalog.metric_label(metric), display_label(metric)]
+    if kind in ("seat_pressure", "headcount_growth"):
+        return ["seat", "people", "users"]
+    if kind == "frequent_exports":
+        return ["export", "CSV", "spreadsheet", "file", "download"]
+    if kind == "strong_nps":
+        return []
+    subject = str(friction.subject or "")
+    words = [display_label(subject)]
+    if kind == "addon_page_visits":
+        with contextlib.suppress(KeyError):
+            words.insert(0, catalog.addon(subject).name)
+    if kind == "workflow_abandoned" and f.get("step"):
+        words.append(display_label(str(f["step"])))
+    return [w for w in words if w]
+
+
 def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> FrictionFacts:
     return FrictionFacts(
         id=friction.id,
@@ -265,6 +314,7 @@ def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> Fr
         figures=friction.figures,
         window_days=friction.window_days,
         primary=friction.id == primary_id,
+        terms=_terms(friction, catalog),
     )
 
 
@@ -334,8 +384,13 @@ def build_facts(
     budget: UntrustedBudget | None = None,
     kind: PromptKind = "first_touch",
     previous_subject: str | None = None,
+    sender: SenderFacts | None = None,
 ) -> DraftFacts:
-    """The facts for one decided account. Only accounts with an offer can be drafted."""
+    """The facts for one decided account. Only accounts with an offer can be drafted.
+
+    ``sender`` is who signs (the account owner from the users table, resolved by the caller); without one
+    the catalog's sender signs.
+    """
     offer = decision.offer
     if offer is None or not decision.frictions:
         raise OutreachError(
@@ -402,8 +457,12 @@ def build_facts(
             TicketExcerpt(
                 id=untrusted(ticket.id, 40), created=ticket.created_at.date(), status=ticket.status,
                 subject=subject, excerpt=excerpt,
+                steering=steering_attempt(f"{ticket.subject}\n{ticket.description}"),
             )
         )
+    domains = list(company.domains) or sorted(
+        {host for url in (company.upgrade_url, company.unsubscribe_url) if (host := urlsplit(url).hostname)}
+    )
 
     return DraftFacts(
         as_of=as_of,
@@ -412,10 +471,15 @@ def build_facts(
             name=company.name,
             product_name=company.product_name or company.name,
             sender_name=company.sender_name,
+            sender_title=company.sender_title or "",
             sender_email=company.sender_email,
             upgrade_url=company.upgrade_url,
             unsubscribe_url=company.unsubscribe_url,
-            domains=company.domains,
+            domains=domains,
+            phone=company.phone,
+        ),
+        sender=sender or SenderFacts(
+            name=company.sender_name, title=company.sender_title or "", email=company.sender_email,
         ),
         account=AccountFacts(
             id=account.account_id,
@@ -464,6 +528,7 @@ def example_facts() -> DraftFacts:
             upgrade_url="https://example.com/upgrade", unsubscribe_url="https://example.com/unsubscribe",
             domains=["example.com"],
         ),
+        sender=SenderFacts(name="Sam Seller", title="Account Manager", email="sam@example.com", owner=True),
         account=AccountFacts(id="a1", name="Acme", plan=plan, seats_purchased=10, health_band="green", health_score=80),
         offer=OfferFacts(
             id="business", kind="plan", motion="upsell", name="Business", price_monthly=299, price_after_discount=299,

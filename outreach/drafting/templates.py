@@ -118,9 +118,14 @@ class RenderedPrompt(Frozen):
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
-    def cache_key(self, model: str, extra: str = "") -> str:
+    def cache_key(
+        self, model: str, extra: str = "", *, provider: str = "", endpoint: str = "", method: str = ""
+    ) -> str:
+        """What a cached answer is valid for: provider, endpoint (base URL), model, structured-output method,
+        template name, version and hash, the rendered prompt, parameters and ``extra`` (a repair's context)."""
         payload = json.dumps(
-            [self.template, self.version, self.sha256, self.system, self.user, model, self.params.model_dump(), extra],
+            [provider, endpoint, model, method, self.template, self.version, self.sha256, self.system, self.user,
+             self.params.model_dump(), extra],
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -86,7 +86,7 @@ def test_invalid_draft_gets_one_repair_with_the_reasons(workspace: Workspace) ->
     assert record.status == "ok" and not record.fallback
     repair = fake.calls[1][1]
     assert isinstance(repair, RepairRequest)
-    assert {i.rule for i in repair.issues} == {"number", "banned_phrase"}
+    assert {i.rule for i in repair.issues} == {"number", "banned_phrase", "deadline"}  # "act now" is both
     assert "'37' does not appear in the facts" in repair.instructions()
     assert record.usage.requests == 2
 
@@ -164,6 +164,11 @@ def test_default_provider_is_offline_without_a_key() -> None:
         get_provider("openai", settings)
     with pytest.raises(ConfigError, match="unknown provider"):
         get_provider("claude", settings)
+    with pytest.raises(ConfigError, match="LangChain cannot build a 'claude' chat model"):
+        get_provider("claude:opus", settings)
+    with pytest.raises(ConfigError, match="anthropic provider needs an API key") as missing:
+        get_provider("anthropic:claude-3-5-haiku-latest", settings)
+    assert missing.value.hint == "set ANTHROPIC_API_KEY"
 
 
 def test_ledger_prices_and_totals() -> None:

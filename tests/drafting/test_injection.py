@@ -102,7 +102,7 @@ def test_injected_subject_is_caught_too(workspace: Workspace) -> None:
         offer_id=facts.offer.id,
     )
     rules = {issue.rule for issue in workspace.context.validate(draft, facts)}
-    assert {"url", "catalog_name", "discount"} <= rules
+    assert {"url", "catalog_name", "giveaway"} <= rules
 
 
 def test_injection_set_is_not_trivially_empty(tmp_path: Path) -> None:
