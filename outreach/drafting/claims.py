@@ -73,6 +73,12 @@ _FRACTION = re.compile(
     r"|twentieth)s?\b(?P<of>\s+(?:off|of|price)\b)?"
 )
 _COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "nine": 9}
+#: Fractions are written as these symbols before number words become digits ("a tenth" must not become
+#: "a 10th"); other values as decimals.
+FRACTION_SYMBOLS = {0.5: "½", round(1 / 3, 4): "⅓", round(2 / 3, 4): "⅔", 0.25: "¼", 0.75: "¾", 0.2: "⅕",
+                    round(1 / 6, 4): "⅙", 0.1: "⅒"}
+_SYMBOL_VALUES = {symbol: value for value, symbol in FRACTION_SYMBOLS.items()}
+_FRACTION_SYMBOL = re.compile("[" + "".join(_SYMBOL_VALUES) + "]")
 
 
 def _fraction_value(match: re.Match[str]) -> float | None:
@@ -84,7 +90,15 @@ def _fraction_value(match: re.Match[str]) -> float | None:
         return 0.5 * (_COUNTS[count.lower()] if count and count.lower() not in ("a", "an") else 1)
     if count is None and match.group("of") is None:
         return None
-    return _FRACTIONS[part] * _COUNTS[(count or "a").lower()]
+    return round(_FRACTIONS[part] * _COUNTS[(count or "a").lower()], 4)
+
+
+def _fraction_symbol(match: re.Match[str]) -> str:
+    value = _fraction_value(match)
+    if value is None:
+        return match.group(0)
+    written = FRACTION_SYMBOLS.get(value) or f"{value:g}"
+    return written + (match.group("of") or "")
 
 
 def normalise(text: str) -> str:
@@ -95,6 +109,7 @@ def normalise(text: str) -> str:
     clean = _HXXP.sub(lambda m: f"http{m.group(1)}://", clean)
     clean = _DOT.sub(".", clean)
     clean = _AT.sub("@", clean)
+    clean = _FRACTION.sub(_fraction_symbol, clean)
     try:
         converted = alpha2digit(clean, "en")
     except Exception:  # pragma: no cover - text2num rejects nothing we know of; never let it stop validation
@@ -166,7 +181,7 @@ def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
 
 # ------------------------------------------------------------------------------------------------ numbers
 
-_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?!\d)(?!(?:st|nd|rd|th)\b)")
+_NUMBER = re.compile(r"(?<![\w.½⅓⅔¼¾⅕⅙⅒])(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d+))?(?!\d)(?!(?:st|nd|rd|th)\b)")
 _MONEY = re.compile(
     r"(?i)(?:(?:[$€£¥]|\b(?:usd|eur|gbp|us\$)\s?)\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(\s?[km]\b)?"
     r"|\b(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(\s?[km])?\s?(?:usd|eur|gbp|dollars?|bucks|euros?|pounds?)\b)"
@@ -243,7 +258,8 @@ _DISCOUNT = re.compile(
     r"|\b(?:off|save|saves|saving|savings|discount(?:ed)?|reduction|reduce[sd]?|cut|cuts|knock(?:s|ed)?|take[sn]?|taking"
     r"|slash(?:es|ed)?|lower(?:s|ed)?|drop(?:s|ped)?)\s(?:(?:it|the price|your bill|the cost|that)\s)?(?:of\s|by\s)?"
     r"(?:up to\s|almost\s|nearly\s|over\s)?\d+(?:\.\d+)?\s?(?:%|percent|per cent|pct)"
-    r"|\bdiscount\w*|\bcoupons?\b|\bvouchers?\b|\bpromo(?:tion|tional)?(?: code)?\b|\bhalf[\s-](?:off|price)\b"
+    r"|\b(?:knock|take|shave|cut)\w*\s[^.!?\n]{0,25}?\boff (?:the |your |of the )?(?:bill|price|invoice|cost|plan|fee|total)s?\b"
+    r"|\bdiscount\w*|\bcoupons?\b|\bvouchers?\b|\bpromo(?:tion|tional)?(?: code)?\b|[½⅓¼⅕⅒][\s-]?(?:off|price)\b"
     r"|\b(?:price|cost|bill|invoice|rate|fee)s?\s(?:cut|reduction|drop|decrease|break)\b"
     r"|\b(?:reduce|lower|cut|slash|drop|knock down|bring down|halve)\s(?:the\s|your\s|its\s)?(?:price|cost|bill|rate|invoice|fee)s?\b"
     r"|\bcheaper\b|\bmarkdown\b|\bspecial (?:price|pricing|rate|deal|offer)\b|\breduced (?:price|rate|pricing|fee)\b"
@@ -413,10 +429,8 @@ def extract_claims(text: str, accounts: AccountIndex | None = None) -> list[Clai
         claims.append(Claim("money", match.group(0).strip(), round(amount, 2)))
     for match in _PERCENT.finditer(rest):
         claims.append(Claim("percent", match.group(0), float(match.group(1))))
-    for match in _FRACTION.finditer(rest):
-        value = _fraction_value(match)
-        if value is not None:
-            claims.append(Claim("fraction", match.group(0).strip(), round(value, 4)))
+    for match in _FRACTION_SYMBOL.finditer(rest):
+        claims.append(Claim("fraction", match.group(0), _SYMBOL_VALUES[match.group(0)]))
     for match in _NUMBER.finditer(rest):
         claims.append(Claim("number", match.group(0), _number(match.group(1), match.group(2))))
 

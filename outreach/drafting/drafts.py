@@ -48,6 +48,13 @@ class Attempt(BaseModel):
     usage: TokenUsage = Field(default_factory=TokenUsage)
 
 
+class SteeringNote(BaseModel):
+    """A ticket in the prompt whose text looks written to steer the model (see outreach.drafting.spotlight)."""
+
+    ticket_id: str
+    reason: str
+
+
 class DraftRecord(BaseModel):
     """A written draft with everything a reviewer needs to trust it (one line of drafts.jsonl)."""
 
@@ -72,7 +79,34 @@ class DraftRecord(BaseModel):
     cached: bool = False
     usage: TokenUsage = Field(default_factory=TokenUsage)
     error: str | None = None
+    steering: list[SteeringNote] = Field(default_factory=list, description="Tickets that tried to steer the model.")
+    sender: str | None = Field(default=None, description="Who signs: the account owner's email, else the catalog's.")
     created_at: datetime
+
+    def review_notes(self) -> list[str]:
+        """Why a reviewer should look, in plain words: the final draft's issues, what the model's rejected or
+        repaired attempts got wrong, a provider failure, and tickets that tried to steer the model."""
+        notes = [issue.line() for issue in self.issues]
+        llm = [a for a in self.attempts if a.provider != "offline"]
+        rejected = [a for a in llm if a.issues]
+        if self.fallback:
+            last = llm[-1] if llm else None
+            if last is not None and last.error:
+                notes.append(f"The model gave no usable draft ({last.error}); the offline draft replaced it.")
+            elif last is not None and last.issues:
+                notes.append("The model's draft was replaced by the offline draft because it broke these rules: "
+                             + "; ".join(issue.line() for issue in last.issues))
+            for number, attempt in enumerate(rejected[:-1] if last is not None and last.issues else rejected, 1):
+                notes.append(f"Attempt {number} was sent back for repair: "
+                             + "; ".join(issue.line() for issue in attempt.issues))
+        elif rejected:
+            notes.append("The model's first draft was repaired after it broke these rules: "
+                         + "; ".join(issue.line() for issue in rejected[0].issues))
+        for note in self.steering:
+            notes.append(f"Ticket {note.ticket_id} tried to steer the model ({note.reason}); it was treated as data.")
+        if self.error and not self.draft:
+            notes.append(self.error)
+        return notes
 
 
 class RunSummary(BaseModel):
@@ -174,6 +208,9 @@ def _record(
             "template": template,
             "template_version": prompt.version if prompt else None,
             "template_sha256": prompt.sha256 if prompt else None,
+            "steering": [{"ticket_id": t.id, "reason": t.steering} for t in facts.tickets if t.steering]
+            if facts else [],
+            "sender": facts.sender.email if facts else None,
             "provider": provider,
             "model": model,
             "status": status,

@@ -245,7 +245,8 @@ def _claim_issues(
 ) -> Iterable[tuple[IssueRule, str, str]]:
     numbers = fact_numbers(facts)
     quoted = fact_text(facts)
-    percents = {n for n in numbers if 0 < n <= 100}
+    percents = {float(v) for f in facts.frictions for k, v in f.figures.items()
+                if ("pct" in k or "share" in k) and isinstance(v, int | float) and not isinstance(v, bool)}
     prices = _allowed_prices(facts)
     hosts = allowed_hosts(facts, policy)
     offer = facts.offer
