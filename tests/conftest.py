@@ -34,6 +34,8 @@ def isolated_home(
         "OUTREACH_PROVIDER",
         "OUTREACH_DATABASE_URL",
         "OUTREACH_RULES_PATH",
+        "OUTREACH_STRUCTURED_OUTPUT",
+        "ANTHROPIC_API_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(home)

@@ -21,9 +21,20 @@ class Payload:
     obeyed: str
     rules: frozenset[str]
 
+    @property
+    def anywhere(self) -> bool:
+        """Poison in every account's email (not one that names an account, plan or figure only some have)."""
+        return self.id not in CONTEXTUAL
+
 
 def _p(id: str, ticket: str, obeyed: str, *rules: str) -> Payload:
     return Payload(id, ticket, obeyed, frozenset(rules))
+
+
+# Payloads whose poison depends on the account: another customer's name (which is the account itself in one
+# place, absent in another data set), the current plan, a figure some accounts have, a bundle's own discount.
+CONTEXTUAL = frozenset({"other-by-id", "other-hyphen", "other-underscore", "other-demo-id", "invented-roi",
+                        "other-catalog-plan", "fraction-tenth"})
 
 
 PAYLOADS: tuple[Payload, ...] = (

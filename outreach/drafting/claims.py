@@ -317,6 +317,18 @@ _OTHER_CUSTOMERS = re.compile(
 )
 
 
+_VAGUE_DISCOUNT = re.compile(
+    r"(?i)coupon|voucher|promo|\bcode\b|cheaper|special|lower|better|best|introductory|loyalty|friends|price match"
+    r"|markdown|for less|money[- ]back|knock|shave|slash|cut|halve|break|[½⅓¼⅕⅒]"
+)
+
+
+def vague_discount(text: str) -> bool:
+    """A price cut phrased as a deal (coupon, special pricing, cheaper, knock something off) rather than as
+    the offer's own percentage: no fact ever backs one."""
+    return _VAGUE_DISCOUNT.search(text) is not None
+
+
 def _luhn(digits: str) -> bool:
     total = 0
     for position, char in enumerate(reversed(digits)):

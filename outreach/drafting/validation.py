@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from outreach.drafting.claims import AccountIndex, Claim, extract_claims, name_key, normalise
+from outreach.drafting.claims import AccountIndex, Claim, extract_claims, name_key, normalise, vague_discount
 from outreach.drafting.claims import numbers_in as numbers_in
 from outreach.drafting.config import ValidationPolicy
 from outreach.drafting.facts import DraftFacts
@@ -281,6 +281,8 @@ def _claim_issues(
             elif isinstance(value, float) and (value != offer.discount_pct or value > cap):
                 yield "discount", (f"offers {value:g}% ('{text}'); the offer's discount is {offer.discount_pct:g}% "
                                    f"and policy allows at most {cap:g}%"), text
+            elif value is None and vague_discount(text):
+                yield "discount", f"promises a deal ('{text}'); only the offer's {offer.discount_pct:g}% may be named", text
         elif claim.kind == "giveaway":
             if text.lower() not in quoted:
                 yield "giveaway", f"gives something away ('{text}'), which no fact or policy allows", text

@@ -269,7 +269,9 @@ class ChatProvider:
     # -------------------------------------------------------------------------------------------- calls
 
     def _runnable(self, params: ModelParams, schema: type[BaseModel], method: Method) -> Any:
-        key = f"{schema.__name__}:{method}:{params.model_dump_json()}"
+        # Per event loop: the SDK's HTTP client belongs to the loop it was first used on, and callers such as
+        # the review queue's regeneration run each request under its own asyncio.run.
+        key = f"{id(asyncio.get_running_loop())}:{schema.__name__}:{method}:{params.model_dump_json()}"
         if key not in self._runnables:
             chat = self.chat_factory(params)
             options: dict[str, Any] = {"method": LANGCHAIN_METHOD[method], "include_raw": True}

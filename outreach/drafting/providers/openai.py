@@ -45,6 +45,7 @@ class OpenAIProvider(ChatProvider):
         base_url = settings.openai_base_url or DEFAULT_BASE_URL
 
         def make(params: ModelParams) -> Any:
+            import openai
             from langchain.chat_models import init_chat_model
 
             api_key = settings.openai_api_key
@@ -63,6 +64,9 @@ class OpenAIProvider(ChatProvider):
                 temperature=params.temperature,
                 max_tokens=params.max_tokens,
                 use_responses_api=False,
+                # Its own connection pool: LangChain shares one per base URL process-wide, which breaks when a
+                # caller (the queue's regeneration) runs each request on a fresh event loop.
+                http_async_client=openai.DefaultAsyncHttpxClient(timeout=config.openai.timeout_seconds),
                 **extra,
             )
 
