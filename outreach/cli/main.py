@@ -30,7 +30,7 @@ from outreach.cli.common import (
     run,
 )
 from outreach.cli.metrics import register as register_metrics
-from outreach.cli.review import enqueue_drafts, prepare_demo
+from outreach.cli.review import enqueue_drafts, owner_senders, prepare_demo, seed_demo_team
 from outreach.cli.review import register as register_review
 from outreach.cli.sequences import register as register_sequences
 from outreach.cli.tuning import register as register_tuning
@@ -164,6 +164,7 @@ def demo_command(
     console.print(cohort_summary(decisions))
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
+    run(lambda: seed_demo_team(settings))  # the demo's reps sign their accounts' drafts
     _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
                   highlight=False)
@@ -230,13 +231,14 @@ def _draft_run(
     out: Path,
     *,
     progress_bar: bool = True,
+    migrate: bool = False,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
     settings = get_settings()
 
     def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
-            prompts_dir=prompts or settings.prompts_dir,
+            prompts_dir=prompts or settings.prompts_dir, senders=owner_senders(settings, migrate=migrate),
         )
         chosen = get_provider(provider, settings, workspace.context.config)
         ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
@@ -285,7 +287,8 @@ def draft_command(
 
     settings = get_settings()
     target = out or settings.resolved_home() / "drafts.jsonl"
-    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
+    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target,
+                                             migrate=queue)
     table = Table(title="Drafts", show_lines=False)
     for column in ("Account", "Status", "Provider", "Subject", "Issues"):
         table.add_column(column, overflow="fold")

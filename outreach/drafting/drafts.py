@@ -11,8 +11,9 @@ retry can fix (a bad key, insufficient quota) stops the run and is reported once
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -21,12 +22,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from outreach.drafting.claims import AccountIndex
 from outreach.drafting.config import DraftingConfig
-from outreach.drafting.facts import DraftFacts, PromptKind, build_facts
+from outreach.drafting.facts import DraftFacts, PromptKind, SenderFacts, build_facts
 from outreach.drafting.ledger import TokenUsage, total
 from outreach.drafting.providers.base import Draft, Provider, ProviderFailure, RepairRequest
 from outreach.drafting.templates import PromptTemplate, RenderedPrompt, render, select_template
-from outreach.drafting.validation import Issue, validate_draft
+from outreach.drafting.validation import Issue, account_index, validate_draft
 from outreach.engine.catalog import Catalog
 from outreach.engine.data import Account, Dataset, Ticket
 from outreach.engine.decisions import Decision
@@ -153,6 +155,8 @@ class DraftingContext:
     tickets_by_account: dict[str, list[Ticket]] = field(default_factory=dict)
     # A/B tests: picks the template version for (template, account id); see outreach.metrics.experiments.
     variant: Callable[[PromptTemplate, str], PromptTemplate] | None = None
+    # Who signs for each owner email (the users table, via outreach.review.users.senders); others: the catalog.
+    senders: Mapping[str, SenderFacts] = field(default_factory=dict)
 
     @classmethod
     def from_dataset(
@@ -166,6 +170,19 @@ class DraftingContext:
             tickets_by_account=dataset.tickets_by_account,
         )
 
+    def sender(self, decision: Decision) -> SenderFacts | None:
+        """The account owner when the users table knows them (or they are the catalog's sender), else None."""
+        owner = (decision.account.owner_email or "").strip().lower()
+        if not owner:
+            return None
+        if owner in self.senders:
+            return self.senders[owner]
+        company = self.catalog.company
+        if owner == company.sender_email.lower():
+            return SenderFacts(name=company.sender_name, title=company.sender_title or "", email=company.sender_email,
+                               owner=True)
+        return None
+
     def facts(self, decision: Decision, kind: PromptKind = "first_touch") -> DraftFacts:
         return build_facts(
             decision,
@@ -173,10 +190,15 @@ class DraftingContext:
             self.tickets_by_account.get(decision.account_id, []),
             budget=self.config.untrusted,
             kind=kind,
+            sender=self.sender(decision),
         )
 
+    @functools.cached_property
+    def account_index(self) -> AccountIndex:
+        return account_index(self.accounts)
+
     def validate(self, draft: Draft, facts: DraftFacts) -> list[Issue]:
-        return validate_draft(draft, facts, self.catalog, self.config.validation, other_accounts=self.accounts)
+        return validate_draft(draft, facts, self.catalog, self.config.validation, other_accounts=self.account_index)
 
 
 def _created_at(as_of: date) -> datetime:
@@ -371,10 +393,13 @@ def open_workspace(
     config_path: Path | None = None,
     prompts_dir: Path | None = None,
     label: str | None = None,
+    senders: Mapping[str, SenderFacts] | None = None,
 ) -> Workspace:
     """Load the data, decide every account, load templates and drafting.yaml (data dir, then ``config_path``).
 
-    Templates are the versions ``label`` (default ``production``) points at in the prompt registry; when that
+    ``senders`` maps owner emails to who signs (``outreach.review.users.senders``); without an entry the
+    catalog's sender signs. Templates are the versions ``label`` (default ``production``) points at in the
+    prompt registry; when that
     label splits traffic (an A/B test), each account drafts with its arm's version and the control share is
     held out by the gate, so it is never contacted.
     """
@@ -392,6 +417,7 @@ def open_workspace(
     templates = load_templates(prompts_dir, label=label)
     context = DraftingContext.from_dataset(dataset, templates, config)
     context.variant = router.template_for if router else None
+    context.senders = dict(senders or {})
     return Workspace(dataset, decisions, context)
 
 
