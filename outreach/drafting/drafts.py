@@ -24,7 +24,8 @@ from pydantic import BaseModel, Field
 
 from outreach.drafting.claims import AccountIndex
 from outreach.drafting.config import DraftingConfig
-from outreach.drafting.facts import DraftFacts, PromptKind, SenderFacts, build_facts
+from outreach.drafting.examples import catalog_examples
+from outreach.drafting.facts import DraftFacts, PromptKind, SenderFacts, build_facts, catalog_sender
 from outreach.drafting.ledger import TokenUsage, total
 from outreach.drafting.providers.base import Draft, Provider, ProviderFailure, RepairRequest
 from outreach.drafting.templates import PromptTemplate, RenderedPrompt, render, select_template
@@ -177,10 +178,8 @@ class DraftingContext:
             return None
         if owner in self.senders:
             return self.senders[owner]
-        company = self.catalog.company
-        if owner == company.sender_email.lower():
-            return SenderFacts(name=company.sender_name, title=company.sender_title or "", email=company.sender_email,
-                               owner=True)
+        if owner == self.catalog.company.sender_email.lower():
+            return catalog_sender(self.catalog, owner=True)
         return None
 
     def facts(self, decision: Decision, kind: PromptKind = "first_touch") -> DraftFacts:
@@ -191,6 +190,7 @@ class DraftingContext:
             budget=self.config.untrusted,
             kind=kind,
             sender=self.sender(decision),
+            examples=catalog_examples(self.catalog),
         )
 
     @functools.cached_property

@@ -11,20 +11,22 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from outreach.drafting.claims import normalise
 from outreach.drafting.config import UntrustedBudget
-from outreach.drafting.spotlight import datamark, steering_attempt
+from outreach.drafting.spotlight import MARKING_NOTE, datamark, steering_attempt
 from outreach.engine.catalog import Catalog, Plan
 from outreach.engine.data import Ticket
 from outreach.engine.decisions import Decision
 from outreach.engine.friction import Friction
-from outreach.engine.offers import OfferKind
+from outreach.engine.offers import Offer, OfferKind
 from outreach.engine.triggers import Figure
 from outreach.errors import OutreachError
 from outreach.types import Band, Motion, OfferMotion
@@ -147,6 +149,15 @@ class AccountFacts(Frozen):
     currency: str = "USD"
 
 
+class ExampleEmail(Frozen):
+    """A few-shot example built from the catalog in use (:mod:`outreach.drafting.examples`)."""
+
+    motion: PromptMotion
+    situation: str = Field(description="The example account's friction and offer, in one or two sentences.")
+    subject: str
+    body: str
+
+
 class DraftFacts(Frozen):
     """Everything a draft may state about one account. Prompt, offline drafter and validators share it."""
 
@@ -161,6 +172,9 @@ class DraftFacts(Frozen):
     champion_name: str | None = Field(default=None, description="Untrusted: customer-provided name.")
     tickets: list[TicketExcerpt] = Field(default_factory=list, description="Untrusted: recent tickets.")
     previous_subject: str | None = Field(default=None, description="Subject of the email a follow-up follows.")
+    examples: list[ExampleEmail] = Field(
+        default_factory=list, description="Few-shot examples from this catalog (system block only, not facts)."
+    )
 
     @property
     def primary(self) -> FrictionFacts:
@@ -175,7 +189,25 @@ class DraftFacts(Frozen):
 
     def trusted(self) -> dict[str, Any]:
         """The facts a model may rely on (JSON-ready); customer-written text is left out on purpose."""
-        return self.model_dump(mode="json", exclude={"tickets", "champion_name"})
+        return self.model_dump(mode="json", exclude={"tickets", "champion_name", "examples"})
+
+    def trusted_text(self) -> str:
+        """Every trusted fact string, normalised as claims are and lower-cased: a phrase found here quotes the
+        facts (an add-on's outcome saying "one-hour response time" backs that phrase)."""
+        strings: list[str] = []
+
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                for item in value.values():
+                    walk(item)
+            elif isinstance(value, list):
+                for item in value:
+                    walk(item)
+            elif isinstance(value, str):
+                strings.append(value)
+
+        walk(self.trusted())
+        return normalise(" \n ".join(strings)).lower()
 
     def facts_json(self) -> str:
         return json.dumps(self.trusted(), indent=1, sort_keys=False, ensure_ascii=False)
@@ -234,91 +266,176 @@ def _title(text: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def _times(count: int) -> str:
-    return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
+# ------------------------------------------------------------------------------------------------ copy per kind
+# How each trigger kind reads in an email. The copy rules (outreach.drafting.style): lead with what the team is
+# trying to get done and what the limit costs them; quote only figures the customer knows themselves (plan
+# caps, seats, headcount), never what we counted (clicks, visits, exports, rows, tickets); name what the offer
+# must be tied to. One entry per kind, so the wording lives in one table (it moves to the trigger registry's
+# specs when the engine has one).
 
 
-def _sentence(friction: Friction) -> str:
-    who = "Your company" if friction.kind == "headcount_growth" else "Your team"
-    text = f"{who} {friction.statement}".strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
+@dataclass(frozen=True)
+class CopyInput:
+    """What a kind's wording may use: the signal's figures and subject, the catalog's labels, the plan."""
 
+    figures: dict[str, Figure]
+    subject: str
+    catalog: Catalog
+    plan: Plan
+    product: str
 
-def _headline(friction: Friction, catalog: Catalog) -> str:
-    f = friction.figures
-    window = f" in {friction.window_days} days" if friction.window_days else ""
-    kind = friction.kind
-    if kind == "repeated_limit_hits":
-        return f"Hitting the {display_label(str(f['limit']))} limit ({_times(int(f['hits']))}{window})"
-    if kind == "usage_near_limit":
-        return f"Using {f['used']} of {f['cap']} {display_label(str(f['metric']))}"
-    if kind == "seat_pressure":
-        if "seats_used" in f and "seats" in f:
-            return f"{f['seats_used']} of {f['seats']} seats in use"
-        return "Making room for new users"
-    if kind == "locked_feature":
-        return f"The {display_label(str(f['feature']))} feature ({_times(int(f['clicks']))}{window})"
-    if kind == "headcount_growth":
-        return f"Growing from {f['employees_at_contract']} to {f['employees_now']} employees"
-    if kind == "strong_nps":
-        return f"Thank you for the {f['nps']}"
-    if kind == "integration_request":
-        return f"Your {_title(str(f['integration']))} integration request"
-    if kind == "frequent_exports":
-        return f"{f['exports']} exports{window}"
-    if kind == "ticket_topic_cluster":
-        return f"{f['tickets']} support tickets about {display_label(str(f['topic']))}"
-    if kind == "addon_page_visits":
-        try:
-            return f"The {catalog.addon(str(f['addon'])).name} page"
-        except KeyError:
-            return f"The {display_label(str(f['addon']))} page"
-    if kind == "new_department":
-        return f"{_title(str(f['department']))} joining the account"
-    if kind == "workflow_abandoned":
-        return f"The {display_label(str(f['workflow']))} workflow"
-    return _title(kind)  # pragma: no cover - SignalKind is closed
+    def text(self, key: str) -> str:
+        return str(self.figures.get(key, ""))
 
+    def count(self, key: str) -> str:
+        value = self.figures.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return str(value)
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,g}"
 
-def _terms(friction: Friction, catalog: Catalog) -> list[str]:
-    f = friction.figures
-    kind = friction.kind
-    if kind in ("repeated_limit_hits", "usage_near_limit"):
-        metric = str(f.get("limit") or f.get("metric") or friction.subject or "")
-        return [catalog.metric_label(metric), display_label(metric)]
-    if kind in ("seat_pressure", "headcount_growth"):
-        return ["seat", "people", "users"]
-    if kind == "frequent_exports":
-        return ["export", "CSV", "spreadsheet", "file", "download"]
-    if kind == "strong_nps":
-        return []
-    subject = str(friction.subject or "")
-    words = [display_label(subject)]
-    if kind == "addon_page_visits":
+    def metric(self) -> str:
+        metric = self.text("limit") or self.text("metric") or self.subject
+        return self.catalog.metric_label(metric)
+
+    def addon_name(self) -> str:
+        addon_id = self.text("addon") or self.subject
         with contextlib.suppress(KeyError):
-            words.insert(0, catalog.addon(subject).name)
-    if kind == "workflow_abandoned" and f.get("step"):
-        words.append(display_label(str(f["step"])))
-    return [w for w in words if w]
+            return self.catalog.addon(addon_id).name
+        return display_label(addon_id)
 
 
-def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> FrictionFacts:
+@dataclass(frozen=True)
+class KindCopy:
+    headline: Callable[[CopyInput], str]
+    sentence: Callable[[CopyInput], str]
+    terms: Callable[[CopyInput], list[str]]
+    bridge: Callable[[CopyInput], str]
+
+
+def _seats_sentence(c: CopyInput) -> str:
+    if "seats_used" in c.figures and "seats" in c.figures:
+        return (f"{c.count('seats_used')} of your {c.count('seats')} seats are in use. Adding someone new "
+                f"means taking access away from someone else.")
+    return "Your admins have had to remove people to make room for new ones. Someone is always waiting for access."
+
+
+KIND_COPY: dict[str, KindCopy] = {
+    "repeated_limit_hits": KindCopy(
+        headline=lambda c: f"Room beyond {c.count('cap')} {c.metric()}" if "cap" in c.figures
+        else f"More room for {c.metric()}",
+        sentence=lambda c: (f"Your team's work keeps running into the {c.plan.name} plan's cap of {c.count('cap')} "
+                            f"{c.metric()}. Each time, the work waits until someone makes room or the limit resets.")
+        if "cap" in c.figures else (f"Your team's work keeps running into the {c.plan.name} plan's {c.metric()} "
+                                    f"limit. Each time, the work waits until someone makes room."),
+        terms=lambda c: [c.metric()],
+        bridge=lambda c: f"For more {c.metric()}",
+    ),
+    "usage_near_limit": KindCopy(
+        headline=lambda c: f"{c.count('used')} of your {c.count('cap')} {c.metric()}",
+        sentence=lambda c: (f"You are using {c.count('used')} of the {c.count('cap')} {c.metric()} your "
+                            f"{c.plan.name} plan includes. One busy week could stop the work at the cap."),
+        terms=lambda c: [c.metric()],
+        bridge=lambda c: f"For more {c.metric()}",
+    ),
+    "seat_pressure": KindCopy(
+        headline=lambda c: f"{c.count('seats_used')} of {c.count('seats')} seats in use"
+        if "seats_used" in c.figures and "seats" in c.figures else f"Room for new people on {c.product}",
+        sentence=_seats_sentence,
+        terms=lambda c: ["seat"],
+        bridge=lambda c: "For more seats",
+    ),
+    "headcount_growth": KindCopy(
+        headline=lambda c: f"Growing from {c.count('employees_at_contract')} to {c.count('employees_now')} people",
+        sentence=lambda c: (f"Your company has grown from {c.count('employees_at_contract')} to "
+                            f"{c.count('employees_now')} people since you started with {c.product}. More people "
+                            f"usually means more seats and more shared work."),
+        terms=lambda c: ["seat", "people"],
+        bridge=lambda c: "For the new people on your team",
+    ),
+    "locked_feature": KindCopy(
+        headline=lambda c: f"{_title(c.text('feature'))} for your team",
+        sentence=lambda c: (f"Your {c.plan.name} plan does not include {display_label(c.text('feature'))} yet. It looks "
+                            f"like your team could use it in its day-to-day work."),
+        terms=lambda c: [display_label(c.text("feature"))],
+        bridge=lambda c: f"For {display_label(c.text('feature'))}",
+    ),
+    "strong_nps": KindCopy(
+        headline=lambda c: "Thank you for the kind words",
+        sentence=lambda c: f"Thank you for the score you gave us recently; it is good to hear {c.product} is working "
+                           f"for your team.",
+        terms=lambda c: [],
+        bridge=lambda c: "",
+    ),
+    "integration_request": KindCopy(
+        headline=lambda c: f"Connecting {_title(c.text('integration'))} to {c.product}",
+        sentence=lambda c: (f"Your team asked about connecting {_title(c.text('integration'))}. Until the two systems "
+                            f"talk to each other, someone copies the data across by hand."),
+        terms=lambda c: [_title(c.text("integration"))],
+        bridge=lambda c: f"For the {_title(c.text('integration'))} connection",
+    ),
+    "frequent_exports": KindCopy(
+        headline=lambda c: f"Fewer manual exports from {c.product}",
+        sentence=lambda c: (f"Your team regularly exports data out of {c.product} to use it elsewhere. That is time "
+                            f"spent on downloads and spreadsheets instead of on the numbers."),
+        terms=lambda c: ["export", "spreadsheet", "download", "CSV"],
+        bridge=lambda c: "To take the manual exports off your team's plate",
+    ),
+    "ticket_topic_cluster": KindCopy(
+        headline=lambda c: f"Making {display_label(c.text('topic'))} easier",
+        sentence=lambda c: (f"Questions about {display_label(c.text('topic'))} have come up in several of your recent "
+                            f"support conversations. Each one is time your team could spend elsewhere."),
+        terms=lambda c: [display_label(c.text("topic"))],
+        bridge=lambda c: f"For the {display_label(c.text('topic'))} questions",
+    ),
+    "addon_page_visits": KindCopy(
+        headline=lambda c: f"{c.addon_name()}, if it is on your list",
+        sentence=lambda c: f"If {c.addon_name()} is something your team is weighing up, here is what it would change.",
+        terms=lambda c: [c.addon_name()],
+        bridge=lambda c: f"For {c.addon_name()}",
+    ),
+    "new_department": KindCopy(
+        headline=lambda c: f"Welcome to {_title(c.text('department'))}",
+        sentence=lambda c: (f"{_title(c.text('department'))} has started working in {c.product} alongside your team, "
+                            f"which usually brings new reports and new people to set up."),
+        terms=lambda c: [_title(c.text("department"))],
+        bridge=lambda c: f"For {_title(c.text('department'))}",
+    ),
+    "workflow_abandoned": KindCopy(
+        headline=lambda c: f"Getting the {display_label(c.text('workflow'))} done",
+        sentence=lambda c: (f"Setting up the {display_label(c.text('workflow'))} can get stuck"
+                            + (f" at the {display_label(c.text('step'))} step" if c.text("step") else "")
+                            + ". Until it is done, the team cannot rely on it."),
+        terms=lambda c: [display_label(c.text("workflow"))],
+        bridge=lambda c: f"For the {display_label(c.text('workflow'))}",
+    ),
+}
+
+
+def _copy_input(friction: Friction, catalog: Catalog, plan: Plan) -> CopyInput:
+    company = catalog.company
+    return CopyInput(figures=dict(friction.figures), subject=friction.subject or "", catalog=catalog, plan=plan,
+                     product=company.product_name or company.name)
+
+
+def friction_facts(friction: Friction, catalog: Catalog, primary_id: str, plan: Plan) -> FrictionFacts:
+    copy = KIND_COPY[friction.kind]
+    given = _copy_input(friction, catalog, plan)
     return FrictionFacts(
         id=friction.id,
         kind=friction.kind,
         motion=friction.motion,
         subject=friction.subject,
         statement=friction.statement,
-        sentence=_sentence(friction),
-        headline=_headline(friction, catalog),
+        sentence=copy.sentence(given),
+        headline=copy.headline(given),
         figures=friction.figures,
         window_days=friction.window_days,
         primary=friction.id == primary_id,
-        terms=_terms(friction, catalog),
+        terms=[term for term in copy.terms(given) if term],
     )
 
 
-def _plan_facts(plan: Plan) -> PlanFacts:
+def plan_facts(plan: Plan) -> PlanFacts:
     return PlanFacts(
         id=plan.id, name=plan.name, price_monthly=plan.price_monthly, limits=plan.limits, features=plan.features
     )
@@ -331,21 +448,25 @@ def join_and(items: Sequence[str]) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None) -> str:
+def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None, catalog: Catalog) -> str:
     """What moving from ``current`` to ``plan`` changes, led by the friction it removes."""
     parts: list[str] = []
+    kind = primary.kind if primary is not None else None
     metric = None
-    if primary is not None and primary.kind in ("repeated_limit_hits", "usage_near_limit"):
+    if primary is not None and kind in ("repeated_limit_hits", "usage_near_limit"):
         metric = str(primary.figures.get("limit") or primary.figures.get("metric"))
+    elif kind in ("seat_pressure", "headcount_growth") and "seats" in {*plan.limits, *current.limits}:
+        metric = "seats"
     if metric:
         limit = plan.limit(metric)
-        parts.append(f"has no cap on {display_label(metric)}" if limit is None else f"raises the {display_label(metric)} cap to {limit}")
+        label = catalog.metric_label(metric)
+        parts.append(f"has no cap on {label}" if limit is None else f"raises the cap on {label} to {limit:,}")
     gained = [feature for feature in plan.features if feature not in current.features]
-    if primary is not None and primary.kind == "locked_feature":
+    if primary is not None and kind == "locked_feature":
         feature = str(primary.figures["feature"])
         gained = [feature, *[g for g in gained if g != feature]]
     if gained:
-        parts.append(f"includes {join_and([display_label(g) for g in gained[:3]])}")
+        parts.append(f"includes {join_and([display_label(g) for g in gained[:2 if parts else 3]])}")
     if not parts:
         parts.append("gives the team more room")
     return join_and(parts)
@@ -353,7 +474,7 @@ def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None) -> str:
 
 def _lower_first(text: str) -> str:
     """'Campaign data…' → 'campaign data…', but 'SSO…' and 'HubSpot…' stay as they are."""
-    if len(text) > 1 and text[0].isupper() and text[1].islower():
+    if len(text) > 1 and text[0].isupper() and (text[1].islower() or (text[0] == "A" and text[1] == " ")):
         return text[0].lower() + text[1:]
     return text
 
@@ -367,7 +488,7 @@ def _item(catalog: Catalog, item_id: str, current: Plan, primary: Friction | Non
         plan = catalog.plan(item_id)
         return OfferItemFacts(
             id=plan.id, kind="plan", name=plan.name, price_monthly=plan.price_monthly,
-            outcome=_plan_outcome(plan, current, primary),
+            outcome=_plan_outcome(plan, current, primary, catalog),
         )
     addon = catalog.addon(item_id)
     outcome = _strip_period(addon.outcome) if addon.outcome else f"adds {join_and([display_label(f) for f in addon.features])}"
@@ -376,41 +497,29 @@ def _item(catalog: Catalog, item_id: str, current: Plan, primary: Friction | Non
     )
 
 
-def build_facts(
-    decision: Decision,
-    catalog: Catalog,
-    tickets: Sequence[Ticket] = (),
-    *,
-    budget: UntrustedBudget | None = None,
-    kind: PromptKind = "first_touch",
-    previous_subject: str | None = None,
-    sender: SenderFacts | None = None,
-) -> DraftFacts:
-    """The facts for one decided account. Only accounts with an offer can be drafted.
+def _tied(outcome: str, primary: Friction, catalog: Catalog, plan: Plan) -> str:
+    """The offer's outcome, opened with what it removes when the catalog's words do not already say it."""
+    copy = KIND_COPY[primary.kind]
+    given = _copy_input(primary, catalog, plan)
+    terms = [t.lower() for t in copy.terms(given) if t]
+    bridge = copy.bridge(given)
+    if not terms or not bridge or any(term in outcome.lower() for term in terms):
+        return outcome
+    if outcome.startswith("With "):  # "With Guided Onboarding, a specialist …" → "…, there is Guided Onboarding: a …"
+        name, _, rest = outcome[len("With "):].partition(", ")
+        return f"{bridge}, there is {name}: {_lower_first(rest)}"
+    return f"{bridge}, {_lower_first(outcome)}"
 
-    ``sender`` is who signs (the account owner from the users table, resolved by the caller); without one
-    the catalog's sender signs.
-    """
-    offer = decision.offer
-    if offer is None or not decision.frictions:
-        raise OutreachError(
-            f"account '{decision.account_id}' has no offer to draft (cohort {decision.cohort})",
-            hint="only accounts with a signal and a catalog offer can be drafted; see `outreach explain`",
-        )
-    budget = budget or UntrustedBudget()
-    account = decision.account
-    company = catalog.company
-    current = catalog.plan(account.plan)
-    primary = decision.primary_friction()
-    primary_id = offer.friction
 
+def offer_facts(offer: Offer, catalog: Catalog, current: Plan, primary: Friction | None) -> OfferFacts:
+    """The offer as the email may describe it: prices, contents and an outcome led by the friction it removes."""
     plan: PlanFacts | None = None
     includes: list[OfferItemFacts] = []
     seats_added: int | None = None
     if offer.kind == "plan":
         offered = catalog.plan(offer.id)
-        plan = _plan_facts(offered)
-        outcome = f"The {offered.name} plan {_plan_outcome(offered, current, primary)}"
+        plan = plan_facts(offered)
+        outcome = f"The {offered.name} plan {_plan_outcome(offered, current, primary, catalog)}"
     elif offer.kind == "seat_pack":
         pack = next(p for p in catalog.seat_packs if p.id == offer.id)
         seats_added = pack.seats * offer.quantity
@@ -427,13 +536,83 @@ def build_facts(
     else:
         includes = [_item(catalog, item_id, current, primary) for item_id in offer.includes]
         plan_ids = [i.id for i in includes if i.kind == "plan"]
-        plan = _plan_facts(catalog.plan(plan_ids[0])) if plan_ids else None
+        plan = plan_facts(catalog.plan(plan_ids[0])) if plan_ids else None
         parts = [
             (f"the {i.name} plan" if i.kind == "plan" else i.name)
             + (f", which {i.outcome}," if i.outcome[:1].islower() else f" ({_lower_first(i.outcome)})")
             for i in includes
         ]
         outcome = f"The {offer.name} brings together " + join_and(parts).rstrip(",")
+    if primary is not None:
+        outcome = _tied(outcome, primary, catalog, current)
+    return OfferFacts(
+        id=offer.id,
+        kind=offer.kind,
+        motion=offer.motion,
+        name=offer.name,
+        price_monthly=offer.price_monthly,
+        quantity=offer.quantity,
+        discount_pct=offer.discount_pct,
+        price_after_discount=offer.price_after_discount,
+        outcome=outcome,
+        includes=includes,
+        plan=plan,
+        seats_added=seats_added,
+    )
+
+
+def company_facts(catalog: Catalog) -> CompanyFacts:
+    """The sender company; link domains fall back to the upgrade and unsubscribe hosts."""
+    company = catalog.company
+    domains = list(company.domains) or sorted(
+        {host for url in (company.upgrade_url, company.unsubscribe_url) if (host := urlsplit(url).hostname)}
+    )
+    return CompanyFacts(
+        name=company.name,
+        product_name=company.product_name or company.name,
+        sender_name=company.sender_name,
+        sender_title=company.sender_title or "",
+        sender_email=company.sender_email,
+        upgrade_url=company.upgrade_url,
+        unsubscribe_url=company.unsubscribe_url,
+        domains=domains,
+        phone=company.phone,
+    )
+
+
+def catalog_sender(catalog: Catalog, *, owner: bool = False) -> SenderFacts:
+    company = catalog.company
+    return SenderFacts(name=company.sender_name, title=company.sender_title or "", email=company.sender_email,
+                       owner=owner)
+
+
+def build_facts(
+    decision: Decision,
+    catalog: Catalog,
+    tickets: Sequence[Ticket] = (),
+    *,
+    budget: UntrustedBudget | None = None,
+    kind: PromptKind = "first_touch",
+    previous_subject: str | None = None,
+    sender: SenderFacts | None = None,
+    examples: Sequence[ExampleEmail] = (),
+) -> DraftFacts:
+    """The facts for one decided account. Only accounts with an offer can be drafted.
+
+    ``sender`` is who signs (the account owner from the users table, resolved by the caller); without one
+    the catalog's sender signs.
+    """
+    offer = decision.offer
+    if offer is None or not decision.frictions:
+        raise OutreachError(
+            f"account '{decision.account_id}' has no offer to draft (cohort {decision.cohort})",
+            hint="only accounts with a signal and a catalog offer can be drafted; see `outreach explain`",
+        )
+    budget = budget or UntrustedBudget()
+    account = decision.account
+    current = catalog.plan(account.plan)
+    primary = decision.primary_friction()
+    primary_id = offer.friction
 
     as_of = decision.as_of
     recent = sorted((t for t in tickets if t.created_at.date() <= as_of), key=lambda t: (t.created_at, t.id))
@@ -460,31 +639,15 @@ def build_facts(
                 steering=steering_attempt(f"{ticket.subject}\n{ticket.description}"),
             )
         )
-    domains = list(company.domains) or sorted(
-        {host for url in (company.upgrade_url, company.unsubscribe_url) if (host := urlsplit(url).hostname)}
-    )
-
     return DraftFacts(
         as_of=as_of,
         kind=kind,
-        company=CompanyFacts(
-            name=company.name,
-            product_name=company.product_name or company.name,
-            sender_name=company.sender_name,
-            sender_title=company.sender_title or "",
-            sender_email=company.sender_email,
-            upgrade_url=company.upgrade_url,
-            unsubscribe_url=company.unsubscribe_url,
-            domains=domains,
-            phone=company.phone,
-        ),
-        sender=sender or SenderFacts(
-            name=company.sender_name, title=company.sender_title or "", email=company.sender_email,
-        ),
+        company=company_facts(catalog),
+        sender=sender or catalog_sender(catalog),
         account=AccountFacts(
             id=account.account_id,
             name=untrusted(account.name, 80),
-            plan=_plan_facts(current),
+            plan=plan_facts(current),
             seats_purchased=account.seats_purchased,
             health_band=decision.health.band,
             health_score=decision.health.score,
@@ -492,21 +655,9 @@ def build_facts(
             addons=[catalog.addon(a).name for a in account.addons if a in {x.id for x in catalog.addons}],
             currency=account.currency,
         ),
-        offer=OfferFacts(
-            id=offer.id,
-            kind=offer.kind,
-            motion=offer.motion,
-            name=offer.name,
-            price_monthly=offer.price_monthly,
-            quantity=offer.quantity,
-            discount_pct=offer.discount_pct,
-            price_after_discount=offer.price_after_discount,
-            outcome=outcome,
-            includes=includes,
-            plan=plan,
-            seats_added=seats_added,
-        ),
-        frictions=[_friction_facts(f, catalog, primary_id) for f in decision.frictions],
+        offer=offer_facts(offer, catalog, current, primary),
+        frictions=[friction_facts(f, catalog, primary_id, current) for f in decision.frictions],
+        examples=list(examples),
         greeting_name=greeting_for(account.champion_name),
         champion_name=untrusted(account.champion_name, 60) if account.champion_name else None,
         tickets=excerpts,
@@ -546,6 +697,8 @@ def example_facts() -> DraftFacts:
         greeting_name="Dana",
         champion_name="Dana Lee",
         tickets=[TicketExcerpt(id="t1", created=date(2026, 11, 2), status="open", subject="Report limit again")],
+        examples=[ExampleEmail(motion=motion, situation="Example Co, on the Team plan.", subject="Room beyond 10 reports",
+                               body="Hi Alex,\n\n…\n\nBest,\nSam Seller") for motion in ("upsell", "cross_sell", "bundle")],
     )
 
 
@@ -559,6 +712,7 @@ class FactVariable(BaseModel):
 
 
 TEMPLATE_HELPERS: dict[str, str] = {
+    "spotlighting": "What datamarking means, for the system block (static): marked text is data, never instructions.",
     "primary": "The primary friction (FrictionFacts): the one the offer removes.",
     "supporting": "The other frictions (list of FrictionFacts), strongest first.",
     "facts_json": "All trusted facts as JSON (customer-written text left out).",
@@ -605,6 +759,7 @@ def fact_variables() -> list[FactVariable]:
 def template_context(facts: DraftFacts) -> dict[str, Any]:
     context: dict[str, Any] = {name: getattr(facts, name) for name in DraftFacts.model_fields}
     context.update(
+        spotlighting=MARKING_NOTE,
         primary=facts.primary,
         supporting=facts.supporting,
         facts_json=facts.facts_json(),

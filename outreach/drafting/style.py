@@ -45,17 +45,22 @@ _WATCHING = re.compile(
     r"|\b(?:keeping|kept|keep)\san\seye\son\b|\bit looks like you(?:'ve| have)? (?:clicked|viewed|visited)\b"
 )
 _ASK = re.compile(
-    r"(?i)\?|\b(?:let me know|reply|respond|book|schedule|grab (?:a )?time|pick a (?:time|slot)|click|visit|sign up"
-    r"|start (?:a|your) trial|upgrade (?:now|today|here|at|in)|see the details|details are at|take a look|check out|learn more"
-    r"|get started|hop on|jump on|set up a call|reach out|contact (?:me|us)|calendar link|https?://|www\.)"
+    r"(?i)\?|\b(?:let me know|reply|respond|book (?:a|some|time)|schedule (?:a|some|time)|grab (?:a )?time"
+    r"|pick a (?:time|slot)|click|visit|sign up|start (?:a|your) trial|upgrade (?:now|today|here|at|in)"
+    r"|see the details|details are at|take a look|check out|learn more|get started|hop on|jump on|set up a call"
+    r"|reach out|contact (?:me|us)|calendar link)\b|https?://|\bwww\."
 )
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 
 
-def surveillance_phrases(text: str) -> list[str]:
-    """Phrases that read as watching the customer: counted behaviour, 'we noticed', 'our data shows'."""
+def surveillance_phrases(text: str, facts: DraftFacts | None = None) -> list[str]:
+    """Phrases that read as watching the customer: counted behaviour, 'we noticed', 'our data shows' (not
+    those that quote the offer's own words, like an add-on's "in two sessions"; the engine's friction
+    statements count clicks and visits, and quoting those is exactly what this rule stops)."""
     clean = normalise(text)
-    return [m.group(0) for m in _COUNTED.finditer(clean)] + [m.group(0) for m in _WATCHING.finditer(clean)]
+    found = [m.group(0) for m in _COUNTED.finditer(clean)] + [m.group(0) for m in _WATCHING.finditer(clean)]
+    quoted = normalise(facts.offer.model_dump_json()).lower() if facts is not None else ""
+    return [phrase for phrase in found if phrase.lower() not in quoted]
 
 
 def _closing_start(lines: list[str]) -> int:
@@ -110,7 +115,7 @@ def signed_by(body: str, facts: DraftFacts) -> tuple[bool, str]:
 
 def style_issues(draft: _Text, facts: DraftFacts) -> Iterable[tuple[StyleRule, str, str]]:
     """Every copy rule the draft breaks, as (rule, message, excerpt)."""
-    for phrase in dict.fromkeys(surveillance_phrases(f"{draft.subject}\n{draft.body}")):
+    for phrase in dict.fromkeys(surveillance_phrases(f"{draft.subject}\n{draft.body}", facts)):
         yield "surveillance", f"reads as watching the customer ('{phrase}'); quote what they know, not what we counted", \
             phrase
     asks = asks_in(draft.body)

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from outreach.drafting.claims import AccountIndex, Claim, extract_claims, name_key, normalise, vague_discount
+from outreach.drafting.claims import AccountIndex, Claim, extract_claims, name_key, vague_discount
 from outreach.drafting.claims import numbers_in as numbers_in
 from outreach.drafting.config import ValidationPolicy
 from outreach.drafting.facts import DraftFacts
@@ -128,12 +128,6 @@ def fact_numbers(facts: DraftFacts) -> set[float]:
         elif isinstance(value, str):
             allowed.update(_string_numbers(value))
     return allowed
-
-
-def fact_text(facts: DraftFacts) -> str:
-    """All trusted fact strings, normalised the way claims are, for claims that quote the facts verbatim
-    (an add-on outcome that says "one-hour response time" backs that phrase)."""
-    return normalise(" \n ".join(str(v) for v in _walk(facts.trusted()) if isinstance(v, str))).lower()
 
 
 def _fact_dates(facts: DraftFacts) -> set[str]:
@@ -244,7 +238,7 @@ def _claim_issues(
     policy: ValidationPolicy,
 ) -> Iterable[tuple[IssueRule, str, str]]:
     numbers = fact_numbers(facts)
-    quoted = fact_text(facts)
+    quoted = facts.trusted_text()
     percents = {float(v) for f in facts.frictions for k, v in f.figures.items()
                 if ("pct" in k or "share" in k) and isinstance(v, int | float) and not isinstance(v, bool)}
     prices = _allowed_prices(facts)
@@ -373,4 +367,4 @@ def validate_draft(
     return issues
 
 
-STYLE_RULES_ON = False
+STYLE_RULES_ON = True

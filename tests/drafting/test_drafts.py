@@ -17,6 +17,7 @@ from outreach.drafting.drafts import (
     write_jsonl,
 )
 from outreach.drafting.facts import DraftFacts
+from outreach.drafting.style import asks_in
 from outreach.drafting.ledger import TokenUsage, estimate_cost, price_for, total
 from outreach.drafting.providers import default_provider_name, get_provider
 from outreach.drafting.providers.base import Draft, ProviderFailure, ProviderResult, RepairRequest
@@ -62,8 +63,10 @@ def test_offline_drafts_follow_house_style(workspace: Workspace) -> None:
         assert "unlock" not in body.lower()
     upsell = records[0].draft
     assert upsell is not None
-    assert "hit the reports limit 4 times in the last 30 days (cap 10)" in upsell.body
+    assert "running into the Team plan's cap of 10 reports" in upsell.body
+    assert "4 times" not in upsell.body  # figures the customer knows (the cap), not what we counted
     assert "The Business plan has no cap on reports" in upsell.body and "$299 a month" in upsell.body
+    assert len(asks_in(upsell.body)) == 1
 
 
 def test_drafting_is_deterministic(workspace: Workspace) -> None:

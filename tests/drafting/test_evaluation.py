@@ -28,6 +28,8 @@ from outreach.drafting.templates import RenderedPrompt
 from tests.tuning_helpers import EVAL_SET, PROMPTS, copy_prompts
 
 HYPE = "Close every email with the line: Act now."
+CURRENT = Registry.open(PROMPTS).resolve("upsell")  # the shipped production version
+NEXT = str(int(CURRENT) + 1)
 
 
 class PromptFollower:
@@ -60,7 +62,7 @@ def test_shipped_eval_set_covers_motions_and_frictions() -> None:
 def test_eval_report_on_the_shipped_set(tmp_path: Path) -> None:
     eval_set = load_eval_set(EVAL_SET)
     registry = Registry.open(PROMPTS)
-    variants = [registry.get(ref) for ref in ("upsell@1", "cross_sell@1", "bundle@1", "followup@1")]
+    variants = [registry.get(f"{name}@production") for name in ("upsell", "cross_sell", "bundle", "followup")]
     report = run_eval(eval_set, variants, OfflineProvider())
     assert sum(v.cases for v in report.variants) == len(eval_set.cases)
     for variant in report.variants:
@@ -103,19 +105,20 @@ def test_cli_eval_exits_non_zero_on_a_regression_and_caches(tmp_path: Path,
     app.add_typer(group, name="prompts")
     register(app, group)
     out = tmp_path / "report.html"
-    args = ["eval", "--prompt", "upsell@1", "--prompt", "upsell@2", "--prompts", str(prompts), "--out", str(out),
-            "--json", str(tmp_path / "report.json")]
+    args = ["eval", "--prompt", f"upsell@{CURRENT}", "--prompt", f"upsell@{NEXT}", "--prompts", str(prompts),
+            "--out", str(out), "--json", str(tmp_path / "report.json")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == REGRESSION_EXIT_CODE, result.output
-    assert "Regression: upsell@2 passes banned_phrases on 0% of cases vs 100% for upsell@1" in result.output
+    assert (f"Regression: upsell@{NEXT} passes banned_phrases on 0% of cases vs 100% for upsell@{CURRENT}"
+            in result.output)
     assert "Regression:" in out.read_text()
     data = json.loads((tmp_path / "report.json").read_text())
-    assert [v["variant"] for v in data["variants"]] == ["upsell@1", "upsell@2"]
+    assert [v["variant"] for v in data["variants"]] == [f"upsell@{CURRENT}", f"upsell@{NEXT}"]
     calls = follower.calls
     assert calls == 2 * data["variants"][0]["cases"]
     again = CliRunner().invoke(app, args)  # every draft comes from the cache
     assert again.exit_code == REGRESSION_EXIT_CODE and follower.calls == calls
-    ok = CliRunner().invoke(app, ["eval", "--prompt", "upsell@1", "--prompt", "cross_sell@1", "--prompts",
+    ok = CliRunner().invoke(app, ["eval", "--prompt", f"upsell@{CURRENT}", "--prompt", "cross_sell@production", "--prompts",
                                   str(prompts), "--out", str(out)])
     assert ok.exit_code == 0, ok.output
 
@@ -140,11 +143,11 @@ def test_edited_working_copy_is_compared_even_before_its_version_is_bumped(tmp_p
     path = prompts / "upsell.md.j2"
     unchanged = load_template(path)
     with pytest.raises(OutreachError, match="given twice"):
-        run_eval(load_eval_set(EVAL_SET), [registry.get("upsell@1"), unchanged], OfflineProvider())
+        run_eval(load_eval_set(EVAL_SET), [registry.get(f"upsell@{CURRENT}"), unchanged], OfflineProvider())
     path.write_text(path.read_text().replace("House style", "House voice"))
     edited = load_template(path)
-    report = run_eval(load_eval_set(EVAL_SET), [registry.get("upsell@1"), edited], OfflineProvider())
-    assert [v.variant for v in report.variants] == ["upsell@1", f"upsell@1+{edited.sha256[:7]}"]
+    report = run_eval(load_eval_set(EVAL_SET), [registry.get(f"upsell@{CURRENT}"), edited], OfflineProvider())
+    assert [v.variant for v in report.variants] == [f"upsell@{CURRENT}", f"upsell@{CURRENT}+{edited.sha256[:7]}"]
 
 
 def test_llm_judge_scores_every_draft() -> None:

@@ -137,7 +137,7 @@ def test_any_discount_to_a_non_green_account_is_caught(workspace: Workspace, bun
 
 
 def test_banned_phrase_is_caught(workspace: Workspace, upsell: DraftFacts) -> None:
-    issues = check(workspace, with_body(upsell, "Upgrade today to Unlock Premium Features."), upsell)
+    issues = check(workspace, with_body(upsell, "It lets you Unlock Premium Features."), upsell)
     assert rules(issues) == {"banned_phrase"}
     custom = ValidationPolicy(banned_phrases=["short call"])
     assert "banned_phrase" in rules(check(workspace, draft_offline(upsell), upsell, custom))
