@@ -17,13 +17,13 @@ from outreach.drafting.drafts import (
     write_jsonl,
 )
 from outreach.drafting.facts import DraftFacts
-from outreach.drafting.style import asks_in
 from outreach.drafting.ledger import TokenUsage, estimate_cost, price_for, total
 from outreach.drafting.providers import default_provider_name, get_provider
 from outreach.drafting.providers.base import Draft, ProviderFailure, ProviderResult, RepairRequest
 from outreach.drafting.providers.fake import FakeLLM
 from outreach.drafting.providers.offline import OfflineProvider, draft_offline
 from outreach.drafting.providers.ratelimit import RateLimiter
+from outreach.drafting.style import asks_in
 from outreach.drafting.templates import RenderedPrompt
 from outreach.errors import ConfigError, OutreachError, ProviderError
 from outreach.settings import Settings

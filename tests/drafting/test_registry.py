@@ -17,7 +17,6 @@ from outreach.errors import ConflictError, DataError, NotFoundError, OutreachErr
 from tests.helpers import AS_OF, make_data_dir
 from tests.tuning_helpers import copy_prompts
 
-
 # The shipped production version of upsell and the number its next save gets.
 CURRENT = Registry.open(bundled.PROMPTS).resolve("upsell")
 NEXT = str(int(CURRENT) + 1)
