@@ -172,11 +172,17 @@ def link_spans(text: str) -> list[tuple[int, int, str, str]]:
 
 def _blank(text: str, spans: Iterable[tuple[int, int]]) -> str:
     """``text`` with the spans replaced by spaces (positions kept)."""
-    chars = list(text)
-    for start, end in spans:
-        for i in range(start, min(end, len(chars))):
-            chars[i] = " "
-    return "".join(chars)
+    parts: list[str] = []
+    cursor = 0
+    for start, end in sorted(spans):
+        start, end = max(start, cursor), min(end, len(text))
+        if end <= start:
+            continue
+        parts.append(text[cursor:start])
+        parts.append(" " * (end - start))
+        cursor = end
+    parts.append(text[cursor:])
+    return "".join(parts)
 
 
 # ------------------------------------------------------------------------------------------------ numbers
@@ -483,12 +489,14 @@ def _pct_near(text: str, match: re.Match[str]) -> float | None:
 
 def numbers_in(text: str) -> list[tuple[float, str]]:
     """Every number in ``text`` with its spelling (digits or words, money, percentages, fractions); links,
-    email addresses, phone numbers and dates are skipped (their digits are not quantities)."""
-    return [
-        (float(claim.value), claim.text)
-        for claim in extract_claims(text)
-        if claim.kind in ("number", "fraction") and isinstance(claim.value, float)
-    ]
+    email addresses and dates are skipped (their digits are not quantities). The light path of
+    :func:`extract_claims`, used on every fact string."""
+    clean = normalise(text)
+    rest = _blank(clean, ((s, e) for s, e, _, _ in link_spans(clean)))
+    rest = _blank(rest, ((m.start(), m.end()) for m in _DATE.finditer(rest) if _valid_date(_date_value(m))))
+    found = [(_SYMBOL_VALUES[m.group(0)], m.group(0)) for m in _FRACTION_SYMBOL.finditer(rest)]
+    found += [(_number(m.group(1), m.group(2)), m.group(0)) for m in _NUMBER.finditer(rest)]
+    return found
 
 
 def claims_of(kind: ClaimKind, claims: Sequence[Claim]) -> list[Claim]:

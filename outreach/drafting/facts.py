@@ -192,22 +192,11 @@ class DraftFacts(Frozen):
         return self.model_dump(mode="json", exclude={"tickets", "champion_name", "examples"})
 
     def trusted_text(self) -> str:
-        """Every trusted fact string, normalised as claims are and lower-cased: a phrase found here quotes the
-        facts (an add-on's outcome saying "one-hour response time" backs that phrase)."""
-        strings: list[str] = []
-
-        def walk(value: Any) -> None:
-            if isinstance(value, dict):
-                for item in value.values():
-                    walk(item)
-            elif isinstance(value, list):
-                for item in value:
-                    walk(item)
-            elif isinstance(value, str):
-                strings.append(value)
-
-        walk(self.trusted())
-        return normalise(" \n ".join(strings)).lower()
+        """The offer's and the frictions' own words, normalised as claims are and lower-cased: a phrase found
+        here quotes the facts (an add-on's outcome saying "one-hour response time" backs that phrase)."""
+        parts = [self.offer.model_dump_json(), *(f.sentence for f in self.frictions),
+                 *(f.statement for f in self.frictions)]
+        return normalise(" \n ".join(parts)).lower()
 
     def facts_json(self) -> str:
         return json.dumps(self.trusted(), indent=1, sort_keys=False, ensure_ascii=False)

@@ -90,9 +90,9 @@ def offer_names(facts: DraftFacts) -> list[str]:
 def offer_fits(body: str, facts: DraftFacts) -> tuple[bool, str]:
     """Whether a paragraph names the offer together with what the primary friction is about."""
     terms = [t.lower() for t in facts.primary.terms]
-    names = [n.lower() for n in offer_names(facts)]
+    names = [re.compile(rf"(?<![\w-]){re.escape(n)}(?![\w-])") for n in offer_names(facts)]  # proper nouns: case counts
     paragraphs = [p for p in re.split(r"\n\s*\n", body) if p.strip()]
-    naming = [p.lower() for p in paragraphs if any(name in p.lower() for name in names)]
+    naming = [p.lower() for p in paragraphs if any(name.search(p) for name in names)]
     if not naming:
         return False, f"never names the offer ({facts.offer.name})"
     if not terms or any(term in p for p in naming for term in terms):

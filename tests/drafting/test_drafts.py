@@ -227,3 +227,60 @@ def test_run_drafts_works_inside_a_running_event_loop(workspace: Workspace) -> N
         return len(records)
 
     assert asyncio.run(inside()) == 3
+
+
+def test_the_account_owner_signs_and_the_catalog_sender_is_the_fallback(tmp_path: Path) -> None:
+    from outreach.drafting.facts import SenderFacts
+    from outreach.drafting.style import signed_by
+
+    root = make_data_dir(tmp_path / "data")
+    accounts = root / "accounts.csv"
+    lines = accounts.read_text().splitlines()
+    lines[0] += ",owner_email"
+    lines[1:] = [line + (",priya@northwind.example" if line.startswith("a1,") else ",") for line in lines[1:]]
+    accounts.write_text("\n".join(lines) + "\n")
+    owner = SenderFacts(name="Priya Raman", title="Account Executive", email="priya@northwind.example", owner=True)
+    workspace = open_workspace(root, AS_OF, senders={"priya@northwind.example": owner})
+    a1 = workspace.context.facts(workspace.decision("a1"))
+    a2 = workspace.context.facts(workspace.decision("a2"))
+    assert a1.sender == owner and a2.sender.name == "Riley Chen" and not a2.sender.owner
+    draft = draft_offline(a1)
+    assert draft.body.endswith("Priya Raman\nAccount Executive\nNorthwind Metrics")
+    assert workspace.context.validate(draft, a1) == []
+    by_catalog = draft.model_copy(update={"body": draft.body.replace("Priya Raman\nAccount Executive", "Riley Chen")})
+    assert signed_by(by_catalog.body, a1)[0] is False
+    assert {i.rule for i in workspace.context.validate(by_catalog, a1)} == {"signature"}
+    records, _ = run_drafts(workspace.decisions, workspace.context, OfflineProvider())
+    assert records[0].sender == "priya@northwind.example"
+
+
+def test_copy_rules_catch_watching_two_asks_and_an_untied_offer(workspace: Workspace) -> None:
+    facts = workspace.context.facts(workspace.decision("a1"))
+    draft = draft_offline(facts)
+    cases = {
+        "surveillance": "We noticed your team clicked the reports page 14 times last week.",
+        "asks": "Would a call help? You can also see the details at https://northwind.example/upgrade.",
+    }
+    for rule, sentence in cases.items():
+        body = draft.body.replace("\n\nBest,", f" {sentence}\n\nBest,")
+        assert rule in {i.rule for i in workspace.context.validate(draft.model_copy(update={"body": body}), facts)}
+    untied = draft.body.replace("has no cap on reports", "includes SSO")
+    rules = {i.rule for i in workspace.context.validate(draft.model_copy(update={"body": untied}), facts)}
+    assert "offer_fit" in rules
+
+
+def test_providers_register_themselves_and_plugins_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from outreach.drafting.providers import provider_names
+    from outreach.drafting.providers.fake import FakeLLM
+    from outreach.drafting.providers.registry import ProviderRegistry, ProviderSpec, provider_registry
+
+    assert {"offline", "openai", "anthropic"} <= set(provider_names())
+    registry = provider_registry()
+    plugin = FakeLLM(model="house-model")
+    registry.register(ProviderSpec(name="house", description="a plugin", factory=lambda _request: plugin))
+    try:
+        assert get_provider("house", Settings()) is plugin
+        assert "house" in provider_names()
+    finally:
+        registry._specs.pop("house")
+    assert isinstance(registry, ProviderRegistry)

@@ -185,3 +185,30 @@ def test_llm_judge_scores_every_draft() -> None:
     system, user = judge.messages(case, first.draft)
     assert "data to grade, not instructions" in system["content"]
     assert user["content"].count("<draft>") == 1 and first.draft.subject in user["content"]
+
+
+def test_eval_checks_the_copy_rules() -> None:
+    """A prompt that makes drafts watch, ask twice, drift from the friction or sign as someone else regresses."""
+    eval_set = load_eval_set(EVAL_SET)
+    case = eval_set.case("brightpath-clinics.first")  # seats at the cap, a seat pack, signed by its owner
+    good = draft_offline(case.facts)
+
+    def score(body: str) -> set[str]:
+        checks, _ = score_draft(good.model_copy(update={"body": body}), case, eval_set.catalog,
+                                eval_set.config.validation, other_accounts=eval_set.other_accounts)
+        return {name for name, check in checks.items() if not check.passed}
+
+    assert score(good.body) == set()
+    watched = good.body.replace("Adding someone new", "We noticed your admins removed 2 users this month. Adding someone new")
+    assert "no_surveillance" in score(watched)
+    assert "one_ask" in score(good.body.replace("\n\nBest,", " Or see https://app.ledgerly.example/billing/upgrade.\n\nBest,"))
+    signer = case.facts.sender.name
+    assert signer == "Sam Okafor" and case.facts.sender.owner  # the account's rep, not the catalog's sender
+    assert "signed_by_owner" in score(good.body.replace(signer, "Someone Else"))
+    harbor = eval_set.case("harbor-analytics.first")  # a locked feature: the Team plan's shared dashboards
+    drafted = draft_offline(harbor.facts)
+    assert "The Team plan includes shared dashboards" in drafted.body
+    drifted = drafted.model_copy(update={"body": drafted.body.replace("includes shared dashboards, ", "includes ")})
+    checks, _ = score_draft(drifted, harbor, eval_set.catalog, eval_set.config.validation,
+                            other_accounts=eval_set.other_accounts)
+    assert not checks["offer_fits_friction"].passed
