@@ -340,9 +340,9 @@ def test_a_ticket_that_tried_to_steer_the_model_is_marked_on_the_evidence(tmp_pa
     friction = decision.frictions[0].model_copy(update={"evidence": ["t-ok", "t-steer"]})
     decision = decision.model_copy(update={"frictions": [friction]})
 
-    class Data:
-        tickets_by_account = {"a1": tickets}
-        events = None
+    class Data:  # collect_evidence reads only the tickets when every reference is a ticket
+        def __init__(self) -> None:
+            self.tickets_by_account = {"a1": tickets}
 
     evidence = collect_evidence(Data(), decision)  # type: ignore[arg-type]
     marked = {item.ref: item.detail.get("steering") for item in evidence[friction.id]}
