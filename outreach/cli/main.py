@@ -294,7 +294,12 @@ def draft_command(
         table.add_column(column, overflow="fold")
     for record in records:
         style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
-        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or ("fallback" if record.fallback else "")
+        rejected: list[str] = sorted({str(i.rule) for a in record.attempts for i in a.issues}) or [
+            a.error or "" for a in record.attempts]
+        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or (
+            f"fallback ({', '.join(r for r in rejected if r)})" if record.fallback else "")
+        if record.steering:
+            issues += ("; " if issues else "") + f"ticket {', '.join(n.ticket_id for n in record.steering)} tried to steer"
         table.add_row(
             f"{escape(record.account_name)}\n[dim]{record.account_id}[/]", f"[{style}]{record.status}[/]",
             record.provider, escape(record.draft.subject if record.draft else record.error or ""), escape(issues),
