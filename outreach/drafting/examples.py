@@ -12,7 +12,9 @@ from an example is still ungrounded in the draft it lands in.
 from __future__ import annotations
 
 import functools
+import string
 from datetime import date
+from typing import Any
 
 from outreach.drafting.facts import (
     AccountFacts,
@@ -26,9 +28,11 @@ from outreach.drafting.facts import (
 )
 from outreach.drafting.providers.offline import draft_offline
 from outreach.drafting.templates import money
-from outreach.engine.catalog import Catalog, Plan
+from outreach.engine.catalog import Addon, Catalog, Plan
 from outreach.engine.friction import Friction
 from outreach.engine.offers import Offer
+from outreach.engine.triggers import registry
+from outreach.engine.triggers.spec import Figure, TriggerSpec
 from outreach.types import OfferMotion
 
 EXAMPLE_ACCOUNT = "Example Co"
@@ -36,9 +40,18 @@ EXAMPLE_GREETING = "Alex"
 EXAMPLE_DATE = date(2026, 1, 15)
 
 
+def _friction(spec: TriggerSpec[Any], figures: dict[str, Figure], subject: str | None) -> Friction:
+    example = spec.example
+    return Friction(kind=spec.kind, motion=spec.motion, subject=subject, statement=example.statement,
+                    figures={**example.figures, **figures}, window_days=example.window_days)
+
+
 def _upsell(catalog: Catalog, target: str | None = None) -> tuple[Plan, Friction, Offer] | None:
-    """The lowest plan with a numeric cap that a higher plan (``target`` when given) raises, a limit friction on
-    it, and that higher plan as the offer."""
+    """The lowest plan with a numeric cap that a higher plan (``target`` when given) raises, the first plan-limit
+    trigger firing on it, and that higher plan as the offer."""
+    spec = next((s for s in registry.BUILTIN if s.limit_figure and "cap" in s.figures), None)
+    if spec is None or spec.limit_figure is None:
+        return None
     for index, plan in enumerate(catalog.plans):
         for metric, cap in plan.limits.items():
             if cap is None or metric == "seats":
@@ -48,37 +61,47 @@ def _upsell(catalog: Catalog, target: str | None = None) -> tuple[Plan, Friction
                     continue
                 limit = higher.limit(metric)
                 if limit is None or limit > cap:
-                    friction = Friction(kind="repeated_limit_hits", motion="upsell", subject=metric, statement="",
-                                        figures={"limit": metric, "cap": cap})
+                    friction = _friction(spec, {spec.limit_figure: metric, "cap": cap}, metric)
                     offer = Offer(id=higher.id, kind="plan", motion="upsell", name=higher.name,
-                                  price_monthly=higher.price_monthly, friction=f"repeated_limit_hits:{metric}")
+                                  price_monthly=higher.price_monthly, friction=friction.id)
                     return plan, friction, offer
     return None
 
 
+def _solved_by(catalog: Catalog, addon: Addon) -> Friction | None:
+    """A friction the add-on's ``solves`` list answers, through the triggers' offer keys: a keyed entry
+    (``integration:salesforce``) before a plain one."""
+    for entry in addon.solves:
+        for spec in registry.BUILTIN:
+            for key in spec.offer_keys:
+                parts = list(string.Formatter().parse(key))
+                literal, name = parts[0][0], parts[0][1]
+                if name and len(parts) == 1 and literal and entry.lower().startswith(literal.lower()):
+                    value = entry[len(literal):]
+                    return _friction(spec, {name: value}, value)
+    for entry in addon.solves:
+        for spec in registry.BUILTIN:
+            if entry.lower() in (key.lower() for key in spec.offer_keys if "{" not in key):
+                return _friction(spec, {}, spec.example.subject)
+    return None
+
+
 def _cross_sell(catalog: Catalog) -> tuple[Plan, Friction, Offer] | None:
-    """An add-on that solves an integration ask (else exports), on the plan it needs."""
-    for wanted in ("integration:", "frequent_exports"):
-        for addon in catalog.addons:
-            match = next((s for s in addon.solves if s.startswith(wanted)), None)
-            if match is None:
-                continue
-            plan = catalog.plan(addon.requires_plan) if addon.requires_plan else catalog.plans[0]
-            if match == "frequent_exports":
-                friction = Friction(kind="frequent_exports", motion="cross_sell", statement="", figures={})
-            else:
-                name = match.split(":", 1)[1]
-                friction = Friction(kind="integration_request", motion="cross_sell", subject=name, statement="",
-                                    figures={"integration": name})
-            offer = Offer(id=addon.id, kind="addon", motion="cross_sell", name=addon.name,
-                          price_monthly=addon.price_monthly, friction=friction.id)
-            return plan, friction, offer
+    """An add-on that answers a friction (an integration ask first), on the plan it needs."""
+    for addon in catalog.addons:
+        friction = _solved_by(catalog, addon)
+        if friction is None:
+            continue
+        plan = catalog.plan(addon.requires_plan) if addon.requires_plan else catalog.plans[0]
+        offer = Offer(id=addon.id, kind="addon", motion="cross_sell", name=addon.name,
+                      price_monthly=addon.price_monthly, friction=friction.id)
+        return plan, friction, offer
     return None
 
 
 def _bundle(catalog: Catalog) -> tuple[Plan, Friction, Offer] | None:
     """The first bundle, for an account below its plan with the limit friction that plan removes (or, for a
-    bundle of add-ons, the integration ask its first add-on answers)."""
+    bundle of add-ons, a friction its first add-on answers)."""
     for bundle in catalog.bundles:
         includes = [*([bundle.plan] if bundle.plan else []), *bundle.addons]
         prices = [catalog.plan(i).price_monthly if i in catalog.plan_ids() else catalog.addon(i).price_monthly

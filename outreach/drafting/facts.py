@@ -8,11 +8,9 @@ the champion's name) is marked untrusted and truncated to a budget.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -26,8 +24,10 @@ from outreach.engine.catalog import Catalog, Plan
 from outreach.engine.data import Ticket
 from outreach.engine.decisions import Decision
 from outreach.engine.friction import Friction
+from outreach.engine.names import label
 from outreach.engine.offers import Offer, OfferKind
-from outreach.engine.triggers import Figure
+from outreach.engine.triggers import registry
+from outreach.engine.triggers.spec import Figure
 from outreach.errors import OutreachError
 from outreach.types import Band, Motion, OfferMotion
 
@@ -244,183 +244,38 @@ def greeting_for(name: str | None) -> str:
     return name.split(" ")[0]
 
 
-def display_label(text: str) -> str:
-    special = {"sso": "SSO", "api": "API", "hubspot": "HubSpot", "bigquery": "BigQuery", "csv": "CSV"}
-    words = text.replace("_", " ").split()
-    return " ".join(special.get(w.lower(), w) for w in words)
+display_label = label
 
 
-def _title(text: str) -> str:
-    label = display_label(text)
-    return label[:1].upper() + label[1:]
+# ------------------------------------------------------------------------------------------------ wording
+# How each trigger kind reads in an email lives in its spec (outreach/engine/triggers/builtin/<kind>.py,
+# ``Wording``): headline, opening, the terms the offer must be tied to, and the bridge that ties it. The copy
+# rules they follow are outreach.drafting.style's. A custom trigger without an opening is worded from its
+# statement.
 
 
-# ------------------------------------------------------------------------------------------------ copy per kind
-# How each trigger kind reads in an email. The copy rules (outreach.drafting.style): lead with what the team is
-# trying to get done and what the limit costs them; quote only figures the customer knows themselves (plan
-# caps, seats, headcount), never what we counted (clicks, visits, exports, rows, tickets); name what the offer
-# must be tied to. One entry per kind, so the wording lives in one table (it moves to the trigger registry's
-# specs when the engine has one).
-
-
-@dataclass(frozen=True)
-class CopyInput:
-    """What a kind's wording may use: the signal's figures and subject, the catalog's labels, the plan."""
-
-    figures: dict[str, Figure]
-    subject: str
-    catalog: Catalog
-    plan: Plan
-    product: str
-
-    def text(self, key: str) -> str:
-        return str(self.figures.get(key, ""))
-
-    def count(self, key: str) -> str:
-        value = self.figures.get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return str(value)
-        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,g}"
-
-    def metric(self) -> str:
-        metric = self.text("limit") or self.text("metric") or self.subject
-        return self.catalog.metric_label(metric)
-
-    def addon_name(self) -> str:
-        addon_id = self.text("addon") or self.subject
-        with contextlib.suppress(KeyError):
-            return self.catalog.addon(addon_id).name
-        return display_label(addon_id)
-
-
-@dataclass(frozen=True)
-class KindCopy:
-    headline: Callable[[CopyInput], str]
-    sentence: Callable[[CopyInput], str]
-    terms: Callable[[CopyInput], list[str]]
-    bridge: Callable[[CopyInput], str]
-
-
-def _seats_sentence(c: CopyInput) -> str:
-    if "seats_used" in c.figures and "seats" in c.figures:
-        return (f"{c.count('seats_used')} of your {c.count('seats')} seats are in use. Adding someone new "
-                f"means taking access away from someone else.")
-    return "Your admins have had to remove people to make room for new ones. Someone is always waiting for access."
-
-
-KIND_COPY: dict[str, KindCopy] = {
-    "repeated_limit_hits": KindCopy(
-        headline=lambda c: f"Room beyond {c.count('cap')} {c.metric()}" if "cap" in c.figures
-        else f"More room for {c.metric()}",
-        sentence=lambda c: (f"Your team's work keeps running into the {c.plan.name} plan's cap of {c.count('cap')} "
-                            f"{c.metric()}. Each time, the work waits until someone makes room or the limit resets.")
-        if "cap" in c.figures else (f"Your team's work keeps running into the {c.plan.name} plan's {c.metric()} "
-                                    f"limit. Each time, the work waits until someone makes room."),
-        terms=lambda c: [c.metric()],
-        bridge=lambda c: f"For more {c.metric()}",
-    ),
-    "usage_near_limit": KindCopy(
-        headline=lambda c: f"{c.count('used')} of your {c.count('cap')} {c.metric()}",
-        sentence=lambda c: (f"You are using {c.count('used')} of the {c.count('cap')} {c.metric()} your "
-                            f"{c.plan.name} plan includes. One busy week could stop the work at the cap."),
-        terms=lambda c: [c.metric()],
-        bridge=lambda c: f"For more {c.metric()}",
-    ),
-    "seat_pressure": KindCopy(
-        headline=lambda c: f"{c.count('seats_used')} of {c.count('seats')} seats in use"
-        if "seats_used" in c.figures and "seats" in c.figures else f"Room for new people on {c.product}",
-        sentence=_seats_sentence,
-        terms=lambda c: ["seat"],
-        bridge=lambda c: "For more seats",
-    ),
-    "headcount_growth": KindCopy(
-        headline=lambda c: f"Growing from {c.count('employees_at_contract')} to {c.count('employees_now')} people",
-        sentence=lambda c: (f"Your company has grown from {c.count('employees_at_contract')} to "
-                            f"{c.count('employees_now')} people since you started with {c.product}. More people "
-                            f"usually means more seats and more shared work."),
-        terms=lambda c: ["seat", "people"],
-        bridge=lambda c: "For the new people on your team",
-    ),
-    "locked_feature": KindCopy(
-        headline=lambda c: f"{_title(c.text('feature'))} for your team",
-        sentence=lambda c: (f"Your {c.plan.name} plan does not include {display_label(c.text('feature'))} yet. It looks "
-                            f"like your team could use it in its day-to-day work."),
-        terms=lambda c: [display_label(c.text("feature"))],
-        bridge=lambda c: f"For {display_label(c.text('feature'))}",
-    ),
-    "strong_nps": KindCopy(
-        headline=lambda c: "Thank you for the kind words",
-        sentence=lambda c: f"Thank you for the score you gave us recently; it is good to hear {c.product} is working "
-                           f"for your team.",
-        terms=lambda c: [],
-        bridge=lambda c: "",
-    ),
-    "integration_request": KindCopy(
-        headline=lambda c: f"Connecting {_title(c.text('integration'))} to {c.product}",
-        sentence=lambda c: (f"Your team asked about connecting {_title(c.text('integration'))}. Until the two systems "
-                            f"talk to each other, someone copies the data across by hand."),
-        terms=lambda c: [_title(c.text("integration"))],
-        bridge=lambda c: f"For the {_title(c.text('integration'))} connection",
-    ),
-    "frequent_exports": KindCopy(
-        headline=lambda c: f"Fewer manual exports from {c.product}",
-        sentence=lambda c: (f"Your team regularly exports data out of {c.product} to use it elsewhere. That is time "
-                            f"spent on downloads and spreadsheets instead of on the numbers."),
-        terms=lambda c: ["export", "spreadsheet", "download", "CSV"],
-        bridge=lambda c: "To take the manual exports off your team's plate",
-    ),
-    "ticket_topic_cluster": KindCopy(
-        headline=lambda c: f"Making {display_label(c.text('topic'))} easier",
-        sentence=lambda c: (f"Questions about {display_label(c.text('topic'))} have come up in several of your recent "
-                            f"support conversations. Each one is time your team could spend elsewhere."),
-        terms=lambda c: [display_label(c.text("topic"))],
-        bridge=lambda c: f"For the {display_label(c.text('topic'))} questions",
-    ),
-    "addon_page_visits": KindCopy(
-        headline=lambda c: f"{c.addon_name()}, if it is on your list",
-        sentence=lambda c: f"If {c.addon_name()} is something your team is weighing up, here is what it would change.",
-        terms=lambda c: [c.addon_name()],
-        bridge=lambda c: f"For {c.addon_name()}",
-    ),
-    "new_department": KindCopy(
-        headline=lambda c: f"Welcome to {_title(c.text('department'))}",
-        sentence=lambda c: (f"{_title(c.text('department'))} has started working in {c.product} alongside your team, "
-                            f"which usually brings new reports and new people to set up."),
-        terms=lambda c: [_title(c.text("department"))],
-        bridge=lambda c: f"For {_title(c.text('department'))}",
-    ),
-    "workflow_abandoned": KindCopy(
-        headline=lambda c: f"Getting the {display_label(c.text('workflow'))} done",
-        sentence=lambda c: (f"Setting up the {display_label(c.text('workflow'))} can get stuck"
-                            + (f" at the {display_label(c.text('step'))} step" if c.text("step") else "")
-                            + ". Until it is done, the team cannot rely on it."),
-        terms=lambda c: [display_label(c.text("workflow"))],
-        bridge=lambda c: f"For the {display_label(c.text('workflow'))}",
-    ),
-}
-
-
-def _copy_input(friction: Friction, catalog: Catalog, plan: Plan) -> CopyInput:
-    company = catalog.company
-    return CopyInput(figures=dict(friction.figures), subject=friction.subject or "", catalog=catalog, plan=plan,
-                     product=company.product_name or company.name)
+def _sentence(friction: Friction, catalog: Catalog, plan: Plan) -> str:
+    wording = registry.wording(friction.kind)
+    if wording.opening is not None:
+        return wording.opening(friction, catalog, plan.name)
+    text = f"{wording.speaker} {friction.statement}".strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def friction_facts(friction: Friction, catalog: Catalog, primary_id: str, plan: Plan) -> FrictionFacts:
-    copy = KIND_COPY[friction.kind]
-    given = _copy_input(friction, catalog, plan)
+    wording = registry.wording(friction.kind)
     return FrictionFacts(
         id=friction.id,
         kind=friction.kind,
         motion=friction.motion,
         subject=friction.subject,
         statement=friction.statement,
-        sentence=copy.sentence(given),
-        headline=copy.headline(given),
+        sentence=_sentence(friction, catalog, plan),
+        headline=wording.headline(friction, catalog),
         figures=friction.figures,
         window_days=friction.window_days,
         primary=friction.id == primary_id,
-        terms=[term for term in copy.terms(given) if term],
+        terms=[term for term in wording.terms(friction, catalog) if term],
     )
 
 
@@ -440,19 +295,17 @@ def join_and(items: Sequence[str]) -> str:
 def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None, catalog: Catalog) -> str:
     """What moving from ``current`` to ``plan`` changes, led by the friction it removes."""
     parts: list[str] = []
-    kind = primary.kind if primary is not None else None
-    metric = None
-    if primary is not None and kind in ("repeated_limit_hits", "usage_near_limit"):
-        metric = str(primary.figures.get("limit") or primary.figures.get("metric"))
-    elif kind in ("seat_pressure", "headcount_growth") and "seats" in {*plan.limits, *current.limits}:
-        metric = "seats"
+    metric = registry.limited_metric(primary.kind, primary.figures) if primary is not None else None
+    spec = registry.builtin(primary.kind) if primary is not None else None
+    if metric is None and spec is not None and spec.seat_demand and "seats" in {*plan.limits, *current.limits}:
+        metric = "seats"  # a seat-pressure friction: lead with the seats the plan has room for
     if metric:
         limit = plan.limit(metric)
         label = catalog.metric_label(metric)
         parts.append(f"has no cap on {label}" if limit is None else f"raises the cap on {label} to {limit:,}")
     gained = [feature for feature in plan.features if feature not in current.features]
-    if primary is not None and kind == "locked_feature":
-        feature = str(primary.figures["feature"])
+    feature = registry.asked_feature(primary.kind, primary.figures) if primary is not None else None
+    if feature is not None:
         gained = [feature, *[g for g in gained if g != feature]]
     if gained:
         parts.append(f"includes {join_and([display_label(g) for g in gained[:2 if parts else 3]])}")
@@ -486,12 +339,11 @@ def _item(catalog: Catalog, item_id: str, current: Plan, primary: Friction | Non
     )
 
 
-def _tied(outcome: str, primary: Friction, catalog: Catalog, plan: Plan) -> str:
+def _tied(outcome: str, primary: Friction, catalog: Catalog) -> str:
     """The offer's outcome, opened with what it removes when the catalog's words do not already say it."""
-    copy = KIND_COPY[primary.kind]
-    given = _copy_input(primary, catalog, plan)
-    terms = [t.lower() for t in copy.terms(given) if t]
-    bridge = copy.bridge(given)
+    wording = registry.wording(primary.kind)
+    terms = [t.lower() for t in wording.terms(primary, catalog) if t]
+    bridge = wording.bridge(primary, catalog) if wording.bridge is not None else ""
     if not terms or not bridge or any(term in outcome.lower() for term in terms):
         return outcome
     if outcome.startswith("With "):  # "With Guided Onboarding, a specialist …" → "…, there is Guided Onboarding: a …"
@@ -533,7 +385,7 @@ def offer_facts(offer: Offer, catalog: Catalog, current: Plan, primary: Friction
         ]
         outcome = f"The {offer.name} brings together " + join_and(parts).rstrip(",")
     if primary is not None:
-        outcome = _tied(outcome, primary, catalog, current)
+        outcome = _tied(outcome, primary, catalog)
     return OfferFacts(
         id=offer.id,
         kind=offer.kind,
@@ -654,6 +506,23 @@ def build_facts(
     )
 
 
+def _example_friction() -> FrictionFacts:
+    """The first plan-limit trigger's example (a plan upgrade is the example offer)."""
+    spec = next(spec for spec in registry.BUILTIN if spec.limit_figure)
+    example = spec.example
+    friction = Friction(
+        kind=spec.kind, motion=spec.motion, subject=example.subject, statement=example.statement,
+        figures=example.figures, window_days=example.window_days, strength=example.strength,
+    )
+    catalog = Catalog.model_validate(
+        {"plans": [{"id": "team", "name": "Team", "price_monthly": 99}], "company": {
+            "name": "Example Co", "postal_address": "1 Example Street", "sender_name": "Sam Seller",
+            "sender_email": "sam@example.com", "upgrade_url": "https://example.com/upgrade",
+            "unsubscribe_url": "https://example.com/unsubscribe"}}
+    )
+    return friction_facts(friction, catalog, friction.id, catalog.plans[0])
+
+
 def example_facts() -> DraftFacts:
     """A small, complete set of facts: used to check templates at load time and in the docs."""
     plan = PlanFacts(id="team", name="Team", price_monthly=99, limits={"reports": 10, "seats": 10}, features=["dashboards"])
@@ -674,15 +543,7 @@ def example_facts() -> DraftFacts:
             id="business", kind="plan", motion="upsell", name="Business", price_monthly=299, price_after_discount=299,
             outcome="The Business plan has no cap on reports and includes scheduled exports", plan=business,
         ),
-        frictions=[
-            FrictionFacts(
-                id="repeated_limit_hits:reports", kind="repeated_limit_hits", motion="upsell", subject="reports",
-                statement="hit the reports limit 3 times in the last 30 days (cap 10)",
-                sentence="Your team hit the reports limit 3 times in the last 30 days (cap 10).",
-                headline="Hitting the reports limit (3 times in 30 days)",
-                figures={"limit": "reports", "hits": 3, "cap": 10}, window_days=30, primary=True,
-            )
-        ],
+        frictions=[_example_friction()],
         greeting_name="Dana",
         champion_name="Dana Lee",
         tickets=[TicketExcerpt(id="t1", created=date(2026, 11, 2), status="open", subject="Report limit again")],
@@ -701,6 +562,7 @@ class FactVariable(BaseModel):
 
 
 TEMPLATE_HELPERS: dict[str, str] = {
+    "consequence": "consequence(friction): what that kind of friction usually costs the team, one sentence.",
     "spotlighting": "What datamarking means, for the system block (static): marked text is data, never instructions.",
     "primary": "The primary friction (FrictionFacts): the one the offer removes.",
     "supporting": "The other frictions (list of FrictionFacts), strongest first.",
@@ -714,7 +576,7 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
         return annotation.__name__
     text = str(annotation)
-    for prefix in ("typing.", "outreach.drafting.facts.", "outreach.engine.triggers.", "datetime."):
+    for prefix in ("typing.", "outreach.drafting.facts.", "outreach.engine.triggers.spec.", "datetime."):
         text = text.replace(prefix, "")
     return text
 
@@ -748,6 +610,7 @@ def fact_variables() -> list[FactVariable]:
 def template_context(facts: DraftFacts) -> dict[str, Any]:
     context: dict[str, Any] = {name: getattr(facts, name) for name in DraftFacts.model_fields}
     context.update(
+        consequence=lambda friction: registry.wording(friction.kind).consequence_for(facts.company.product_name),
         spotlighting=MARKING_NOTE,
         primary=facts.primary,
         supporting=facts.supporting,
