@@ -6,6 +6,7 @@ It behaves like the servers outreach has to work with, one knob at a time:
   500, ``{"error": {"message": "... Input should be 'text' or 'json_object' ...", "type":
   "internal_server_error", "param": null, "code": null}}``);
 - ``rate_limit_every=3``: every third request gets a 429 with ``retry-after-ms`` (what api.openai.com sends);
+  ``rate_limit_first=N``: the first N requests do;
 - ``steered=True``: a model that obeys the injections in its customer data: every draft it writes carries one
   of the paraphrases in tests/injection_payloads.py (again after a repair request).
 
@@ -41,6 +42,7 @@ LLAMA_CPP_JSON_SCHEMA_ERROR = (
 class LLMServer:
     json_schema: bool = True
     rate_limit_every: int = 0
+    rate_limit_first: int = 0
     steered: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
     methods: list[str] = field(default_factory=list)
@@ -65,7 +67,7 @@ class LLMServer:
             count = len(self.requests)
         method = self._method(request)
         self.methods.append(method)
-        if self.rate_limit_every and count % self.rate_limit_every == 0:
+        if count <= self.rate_limit_first or (self.rate_limit_every and count % self.rate_limit_every == 0):
             error = {"message": "Rate limit reached for requests. Please try again in 1ms.", "type": "requests",
                      "param": None, "code": "rate_limit_exceeded"}
             return 429, {"error": error}, {"retry-after-ms": "1"}

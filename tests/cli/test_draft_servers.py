@@ -92,3 +92,23 @@ def test_429_on_every_third_request_loses_nothing(tmp_path: Path) -> None:
     assert server.statuses.count(429) >= READY // 3
     assert len(records) == READY and f"{READY} drafts: {READY} ok, 0 flagged, 0 failed (0 offline" in output
     assert all(r.provider == "openai" and r.status == "ok" for r in records)
+
+
+def test_429s_buy_extra_attempts_beyond_max_attempts(tmp_path: Path) -> None:
+    """Six 429s in a row for one draft (max_attempts is 4): each one buys an attempt, and the draft is written."""
+    import asyncio
+    from datetime import date
+
+    from outreach.drafting.config import load_drafting_config
+    from outreach.drafting.drafts import open_workspace, write_draft
+    from outreach.drafting.providers.openai import OpenAIProvider
+    from outreach.settings import Settings
+
+    workspace = open_workspace(DEMO_DATA, date(2026, 11, 20))
+    config = load_drafting_config()
+    assert config.openai.max_attempts == 4 and config.openai.max_rate_limit_retries >= 6
+    with serve(LLMServer(rate_limit_first=6)) as server:
+        provider = OpenAIProvider(Settings(OPENAI_API_KEY="sk-local-test", OPENAI_BASE_URL=server.base_url), config)
+        record = asyncio.run(write_draft(workspace.decision("northwind-freight"), workspace.context, provider))
+    assert server.statuses == [429] * 6 + [200]
+    assert record.status == "ok" and record.provider == "openai" and record.usage.requests == 7

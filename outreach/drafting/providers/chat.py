@@ -17,7 +17,8 @@ the next run starts there. A fixed method that the server refuses stops the run 
 **Retries** live in exactly one layer, here, with tenacity: the SDKs' own retries are off (``max_retries=0``).
 A 429, a 5xx, a timeout or a dropped connection is retried after the server's ``retry-after-ms`` /
 ``Retry-After`` (exponential back-off when there is none), and a 429 also pauses the shared rate limiter so
-the other requests in flight back off too. OpenAI's ``insufficient_quota`` 429, a rejected key and an unknown
+the other requests in flight back off too. A 429 is the server asking to wait, not a failure: each one buys
+an extra attempt (up to ``max_rate_limit_retries``), so a busy server does not cost drafts. OpenAI's ``insufficient_quota`` 429, a rejected key and an unknown
 model are not retried: they become a :class:`~outreach.errors.ProviderError` that stops the run. Invalid
 structured output, a refusal, a truncated or empty draft are retried at once.
 
@@ -37,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from outreach.drafting.config import DraftingConfig
 from outreach.drafting.facts import DraftFacts
@@ -392,9 +393,14 @@ class ChatProvider:
         spent = TokenUsage()
         reasons: list[str] = []
         options = self.config.openai
+        limited = 0  # 429s in this call: each buys one more attempt (up to max_rate_limit_retries)
+
+        def stop(state: RetryCallState) -> bool:
+            return state.attempt_number >= options.max_attempts + min(limited, options.max_rate_limit_retries)
+
         try:
             async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(options.max_attempts),
+                stop=stop,
                 wait=self._wait,
                 retry=retry_if_exception(self._retryable),
                 sleep=self.sleep,
@@ -415,6 +421,8 @@ class ChatProvider:
                         if is_transient(error):
                             spent = spent + TokenUsage(requests=1)
                             reasons.append(f"{type(error).__name__}: {message_of(error)[:120]}")
+                            if status_of(error) == 429:
+                                limited += 1
                         raise
         except ProviderError:
             raise
@@ -426,7 +434,8 @@ class ChatProvider:
             if not is_transient(error):
                 raise  # not a provider condition we know: a bug to see, not a draft to fall back on
             raise ProviderFailure(
-                f"the provider kept failing after {options.max_attempts} attempts: {type(error).__name__}",
+                f"the provider kept failing after {options.max_attempts + min(limited, options.max_rate_limit_retries)}"
+                f" attempts: {type(error).__name__}",
                 usage=spent,
             ) from None
         return parsed, spent + usage
