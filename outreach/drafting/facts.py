@@ -262,18 +262,17 @@ def _sentence(friction: Friction, catalog: Catalog, plan: Plan) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+# The fields a friction keeps in the facts are the engine's own (copied, not restated one by one).
+_FRICTION_FIELDS = set(FrictionFacts.model_fields) & set(Friction.model_fields)
+
+
 def friction_facts(friction: Friction, catalog: Catalog, primary_id: str, plan: Plan) -> FrictionFacts:
     wording = registry.wording(friction.kind)
     return FrictionFacts(
+        **friction.model_dump(include=_FRICTION_FIELDS),
         id=friction.id,
-        kind=friction.kind,
-        motion=friction.motion,
-        subject=friction.subject,
-        statement=friction.statement,
         sentence=_sentence(friction, catalog, plan),
         headline=wording.headline(friction, catalog),
-        figures=friction.figures,
-        window_days=friction.window_days,
         primary=friction.id == primary_id,
         terms=[term for term in wording.terms(friction, catalog) if term],
     )

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from outreach.drafting.facts import SenderFacts
-from outreach.errors import ConflictError, InputError, NotFoundError, OutreachError, PermissionDeniedError
+from outreach.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from outreach.review.storage import ApiTokenRow, AuditRow, UserRow
 
 Role = Literal["sdr", "marketing", "admin"]
