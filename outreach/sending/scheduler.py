@@ -53,7 +53,7 @@ from outreach.engine.data import Dataset
 from outreach.engine.decisions import Decision
 from outreach.errors import ConfigError, ConflictError, NotFoundError, OutreachError
 from outreach.review.queue import DraftInput, collect_evidence, enqueue, transition_draft
-from outreach.review.storage import AccountRow, AuditRow, DraftRow, DraftVersionRow
+from outreach.review.storage import AccountRow, AuditRow, DraftRow, DraftVersionRow, UserRow
 from outreach.sending.engagement import EXIT_REASONS, MailEvent, clicked, exit_event, record, replied
 from outreach.sending.gate import GateDecisions, GateKey
 from outreach.sending.sequences import BranchStep, EmailStep, Sequence, TaskStep, WaitStep, Window, zone
@@ -207,6 +207,7 @@ class _Batch:
     relay_down: str | None = None
     tokens: dict[tuple[str, str], str] | None = None  # (recipient, list) → unsubscribe token
     retries: dict[str, str] = field(default_factory=dict)  # idempotency key → Message-ID of a send to retry
+    sender_names: dict[str, str] = field(default_factory=dict)  # sender address → the user's display name
 
 
 @dataclass(frozen=True)
@@ -989,6 +990,9 @@ class Scheduler:
                 batch.retries = {k: m for k, m in session.execute(select(
                     OutboxRow.idempotency_key, OutboxRow.message_id).where(
                         OutboxRow.enrollment_id.in_(ids), OutboxRow.state == "retry")) if m}
+                senders = sorted({c.row.sender for c in batch.claims} | {row.sender})
+                batch.sender_names = {email: name for email, name in session.execute(
+                    select(UserRow.email, UserRow.name).where(UserRow.email.in_(senders))) if name}
         token = batch.tokens.get((row.recipient, list_id))
         previous = batch.retries.get(key)
         if token is None:
@@ -1000,9 +1004,11 @@ class Scheduler:
         mailto = self.settings.unsubscribe_mailto or f"unsubscribe@{row.sender.rpartition('@')[2]}"
         if not first:
             subject = thread_subject(row.thread_subject or row.subject)
+        # From the account's owner by name (the users table), as the draft is signed; else the catalog's sender.
+        owner_name = batch.sender_names.get(row.sender)
         email = OutgoingEmail(
             idempotency_key=key, message_id=previous or new_message_id(row.sender), sender=row.sender,
-            sender_name=company.sender_name if row.sender == normalize(company.sender_email) else None,
+            sender_name=owner_name or (company.sender_name if row.sender == normalize(company.sender_email) else None),
             recipient=row.recipient, recipient_name=row.recipient_name, subject=subject, body=body, date=now,
             in_reply_to=row.last_message_id, references=tuple(row.thread_references or ()),
             unsubscribe_https=f"{base}/{token}", unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe%20{token}",
