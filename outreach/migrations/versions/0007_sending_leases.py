@@ -8,8 +8,8 @@ from it. An outbox row is written right before its one message is handed over, w
 attempts and the time of the last one; a send that certainly did not go out is retried (``retry``) instead of
 being stuck, and the old ``held`` state (outcome unknown) is renamed ``unknown`` to say what it means.
 
-Revision ID: 0006_sending_leases
-Revises: 0005
+Revision ID: 0007_sending_leases
+Revises: 0006_drafting_user_names
 Create Date: 2026-11-26
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_sending_leases"
-down_revision: str | None = "0005"
+revision = "0007_sending_leases"
+down_revision: str | None = "0006_drafting_user_names"
 branch_labels: str | None = None
 depends_on: str | None = None
 
