@@ -98,7 +98,8 @@ class Settings(BaseSettings):
         default="starttls", description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay)."
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="Seconds before an SMTP connection or "
-                                        "command gives up (the send is then held as unknown outcome).")
+                                        "command gives up: before DATA the send is retried, after DATA it is held as "
+                                        "unknown outcome.")
     imap_host: str = Field(default="127.0.0.1", description="IMAP server `outreach replies poll` reads.")
     imap_port: int = Field(default=993, description="IMAP port (993 ssl, 143 starttls).")
     imap_user: str | None = Field(default=None, description="IMAP login.")
