@@ -72,6 +72,7 @@ from outreach.settings import Settings
 
 if TYPE_CHECKING:
     from outreach.drafting.drafts import DraftingContext
+    from outreach.drafting.facts import SenderFacts
     from outreach.drafting.providers.base import Provider
     from outreach.drafting.templates import PromptTemplate
 
@@ -147,15 +148,19 @@ class FollowupWriter(Protocol):
 class DraftingFollowups:
     """Follow-ups through the drafting library: the named ``followup`` template, the refreshed facts of a
     fresh decision, the validators; the configured provider (offline unless an LLM is configured). Templates,
-    configuration and provider are loaded once per pass (:meth:`reset`)."""
+    configuration, provider and who signs (the account owners in the users table, as the first email was
+    signed) are loaded once per pass (:meth:`reset`)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, factory: sessionmaker[Session] | None = None) -> None:
         self.settings = settings
+        self.factory = factory
         self._templates: dict[str, PromptTemplate] | None = None
+        self._senders: dict[str, SenderFacts] | None = None
         self._contexts: dict[tuple[int, str], tuple[DraftingContext, Provider]] = {}
 
     def reset(self) -> None:
         self._templates = None
+        self._senders = None
         self._contexts.clear()
 
     def __call__(self, decision: Decision, dataset: Dataset, template: str, previous_subject: str) -> DraftInput:
@@ -164,16 +169,20 @@ class DraftingFollowups:
         from outreach.drafting.providers import get_provider
         from outreach.drafting.registry import load_templates
         from outreach.review.redraft import draft_input
+        from outreach.review.users import sender_source
 
         if self._templates is None:
             self._templates = load_templates(self.settings.prompts_dir)
+        if self._senders is None:
+            self._senders = sender_source(self.factory)() if self.factory is not None else {}
         if template not in self._templates:
             raise ConfigError(f"prompt template '{template}' not found for a follow-up")
         key = (id(dataset), template)
         if key not in self._contexts:
             config = load_drafting_config(dataset.root / "drafting.yaml")
-            self._contexts[key] = (DraftingContext.from_dataset(dataset, {template: self._templates[template]}, config),
-                                   get_provider(self.settings.provider, self.settings, config))
+            context = DraftingContext.from_dataset(dataset, {template: self._templates[template]}, config)
+            context.senders = dict(self._senders)
+            self._contexts[key] = (context, get_provider(self.settings.provider, self.settings, config))
         context, provider = self._contexts[key]
         records, _ = run_drafts([decision], context, provider, kind="followup")
         if not records:
@@ -259,7 +268,7 @@ class Scheduler:
         self.sequences = sequences
         self.transport = transport
         self.clock = clock
-        self.followups: FollowupWriter = followups or DraftingFollowups(self.settings)
+        self.followups: FollowupWriter = followups or DraftingFollowups(self.settings, self.factory)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         bind = self.factory.kw.get("bind")
         self.postgres = bind is not None and bind.dialect.name == "postgresql"

@@ -19,6 +19,7 @@ from outreach.engine.decisions import Decision
 from outreach.errors import ConflictError
 from outreach.review.queue import DraftInput
 from outreach.review.storage import DraftRow, ReviewActionRow
+from outreach.review.users import set_profile
 from outreach.sending.engagement import MailEvent, record
 from outreach.sending.scheduler import idempotency_key
 from outreach.sending.suppression import is_suppressed, suppress
@@ -59,6 +60,8 @@ def sent(setup: Setup) -> list[OutboxRow]:
 
 def test_a_month_first_touch_reviewed_follow_up_then_task(seq_world: ReviewWorld, tmp_path: Path) -> None:
     setup = make_setup(seq_world, tmp_path)  # the real drafting library writes the follow-up
+    with db.transaction(seq_world.factory) as session:  # acme's owner signs, as From says (not the catalog's sender)
+        set_profile(session, "maya@ledgerly.example", name="Maya Chen", title="Account Manager")
     enrollment_id = setup.approve_and_enroll("acme")
     report = setup.scheduler.run_until(START + timedelta(days=5), setup.clock)
     first = sent(setup)
@@ -74,6 +77,8 @@ def test_a_month_first_touch_reviewed_follow_up_then_task(seq_world: ReviewWorld
         follow_up = session.get(DraftRow, row.pending_draft_id)
         assert follow_up is not None and follow_up.status == "pending_review"
         assert follow_up.versions[-1].template_name == "followup"
+        assert follow_up.versions[-1].body.rstrip().endswith("Maya Chen\nAccount Manager\nLedgerly"), \
+            follow_up.versions[-1].body
         version = follow_up.version
     setup.world.queue.approve(setup.world.admin, row.pending_draft_id, version)
     setup.scheduler.run_until(START + timedelta(days=30), setup.clock)
