@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from outreach.db import transaction
-from outreach.errors import NotFoundError, OutreachError, PermissionDeniedError
+from outreach.errors import OutreachError, PermissionDeniedError
 from outreach.review.queue import (
     MAX_BODY_CHARS,
     MAX_CTA_CHARS,
@@ -32,8 +32,16 @@ from outreach.review.queue import (
     QueueFilter,
     ReviewQueue,
 )
-from outreach.review.users import Principal, authenticate, get_user
+from outreach.review.users import (
+    Principal,
+    audit_login,
+    authenticate,
+    end_session,
+    session_principal,
+    start_session,
+)
 from outreach.types import SIGNAL_KINDS
+from outreach.web.security import client_address
 from outreach.web.state import WEB_DIR, LoginRequired, ReviewApp
 
 router = APIRouter(include_in_schema=False)
@@ -67,16 +75,27 @@ def check_csrf(request: Request, submitted: str | None) -> None:
                         hint="reload the page and try again; nothing was changed")
 
 
-def page_user(request: Request) -> Principal:
-    user_id = request.session.get("uid")
-    if not isinstance(user_id, int):
-        raise LoginRequired()
+def current_user(request: Request) -> Principal | None:
+    """The user of this request's server-side session, or None (the cookie is cleared when the session has
+    ended, and the login page says why)."""
+    secret = request.session.get("sid")
+    if not isinstance(secret, str):
+        return None
+    review = _review(request)
     try:
-        with _review(request).factory() as session:
-            return get_user(session, user_id)
-    except NotFoundError:
+        with transaction(review.factory) as session:
+            return session_principal(session, secret, idle=review.session_idle)
+    except PermissionDeniedError as error:
         request.session.clear()
-        raise LoginRequired() from None
+        flash(request, "warning", error.message[0].upper() + error.message[1:] + ". Log in again.")
+        return None
+
+
+def page_user(request: Request) -> Principal:
+    user = current_user(request)
+    if user is None:
+        raise LoginRequired()
+    return user
 
 
 User = Annotated[Principal, Depends(page_user)]
@@ -113,14 +132,7 @@ def render_login(request: Request, *, error: str | None = None, next_url: str = 
 
 
 def render_error(request: Request, error: OutreachError, status: int) -> str:
-    user = None
-    user_id = request.session.get("uid")
-    if isinstance(user_id, int):
-        try:
-            with _review(request).factory() as session:
-                user = get_user(session, user_id)
-        except NotFoundError:
-            user = None
+    user = current_user(request)
     template = templates.get_template("error.html")
     return template.render(_context(request, user, error=error, status=status))
 
@@ -153,14 +165,31 @@ def login(
     except CsrfError as error:
         return HTMLResponse(render_login(request, error=error.message, next_url=_safe_next(next_url)),
                             status_code=403)
+    review = _review(request)
+    address = client_address(request)
+    throttled = review.throttle.check(email, address)
+    if throttled is not None:
+        with transaction(review.factory) as session:
+            audit_login(session, "login.throttled", email, address, {"retry_after": throttled.retry_after,
+                                                                     "scope": throttled.scope})
+        message = throttled.message()
+        return HTMLResponse(render_login(request, error=message[0].upper() + message[1:] + ".",
+                                         next_url=_safe_next(next_url)),
+                            status_code=429, headers={"Retry-After": str(throttled.retry_after)})
     try:
-        with transaction(_review(request).factory) as session:
+        with transaction(review.factory) as session:
             user = authenticate(session, email, password)
+            secret = start_session(session, user, lifetime=review.session_lifetime, address=address,
+                                   user_agent=request.headers.get("User-Agent"))
     except PermissionDeniedError as error:
+        review.throttle.failed(email, address)
+        with transaction(review.factory) as session:
+            audit_login(session, "login.failed", email, address, None)
         return HTMLResponse(render_login(request, error=error.message, next_url=_safe_next(next_url)),
                             status_code=401)
+    review.throttle.succeeded(email)
     request.session.clear()  # a fresh session (and CSRF token) at login: no session fixation
-    request.session["uid"] = user.id
+    request.session["sid"] = secret
     csrf_token(request)
     return RedirectResponse(_safe_next(next_url), status_code=303)
 
@@ -168,6 +197,10 @@ def login(
 @router.post("/logout")
 def logout(request: Request, csrf_token_field: Annotated[str | None, Form(alias="csrf_token")] = None) -> Response:
     check_csrf(request, csrf_token_field)
+    secret = request.session.get("sid")
+    if isinstance(secret, str):
+        with transaction(_review(request).factory) as session:
+            end_session(session, secret)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
