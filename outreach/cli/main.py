@@ -152,8 +152,9 @@ def demo_command(
     port: Annotated[int, typer.Option("--port", help="Port for the review web app on 127.0.0.1.")] = 8000,
 ) -> None:
     """Run the whole job on the bundled demo data (outreach/defaults/demo): explain, draft every ready account, fill the
-    review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
-    fast clock, and serve the review app on localhost."""
+    review queue and leave it pending for a demo SDR login, show the sending part on its own copy of the drafts
+    (approved and run through a demo sequence into the outbox on a fast clock), load six months of outcome
+    history, and serve the review app on localhost."""
     from outreach.metrics.demo_history import load_demo_history
     from outreach.sending.scheduler import run_demo_sequence
     from outreach.web.app import create_app
@@ -174,11 +175,20 @@ def demo_command(
     analysis_date = parse_as_of(as_of)
     application = Application(settings.model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port}))
     setup = run(lambda: prepare_demo(application, DEMO_DATA, analysis_date))
-    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
-    console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
+    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}; all pending, "
+                  f"{setup.pending_for_sdr} of them assigned to {setup.email}", highlight=False)
+    console.print(f"Demo login (SDR, shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
                   highlight=False)
-    report = run(lambda: run_demo_sequence(application, DEMO_DATA, analysis_date))
-    console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
+    console.print(f"Manager login (admin, shown once): [bold]{setup.admin_email}[/] / "
+                  f"[bold]{escape(setup.admin_password)}[/]", highlight=False)
+    # The sending part runs on its own copy of the drafts, so the review queue above stays pending for the rep.
+    sending_db = settings.resolved_home() / "demo-sending.db"
+    sending = Application(application.settings.model_copy(update={"database_url": f"sqlite:///{sending_db}"}))
+    run(lambda: prepare_demo(sending, DEMO_DATA, analysis_date))
+    report = run(lambda: run_demo_sequence(sending, DEMO_DATA, analysis_date))
+    sending.close()
+    console.print(f"\n[bold]Sequences[/] (its own copy of the drafts in {sending_db}, approved; demo sequence on a "
+                  "fast clock, outbox transport):", highlight=False)
     for line in report.lines():
         console.print(line, highlight=False, markup=False)
     history = run(lambda: load_demo_history(application, DEMO_DATA))
