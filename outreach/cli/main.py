@@ -8,6 +8,7 @@ pytest, and otherwise prints one line asking for a bug report.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -47,7 +48,7 @@ from outreach.drafting.providers import get_provider
 from outreach.drafting.providers.offline import OfflineProvider
 from outreach.drafting.registry import load_templates
 from outreach.drafting.templates import RenderedPrompt, get_template, render
-from outreach.engine.data import load_dataset
+from outreach.engine.data import Account, load_dataset
 from outreach.engine.decisions import Decision, explain, explain_json, rules_for
 from outreach.errors import OutreachError
 from outreach.settings import get_settings
@@ -62,9 +63,18 @@ app = typer.Typer(
 )
 
 
+def _held_out() -> Callable[[Account], bool] | None:
+    """The A/B control group of the prompt registry (OUTREACH_PROMPTS_DIR), exactly as ``draft`` and ``report``
+    hold it out; None when no experiment splits traffic."""
+    from outreach.drafting.routing import TrafficRouter
+
+    router = TrafficRouter.for_directory(get_settings().prompts_dir)
+    return router.held_out if router is not None else None
+
+
 def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
     settings = get_settings()
-    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
+    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path, held_out=_held_out())
 
 
 def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
@@ -132,7 +142,7 @@ def explain_command(
         def payload() -> bytes:
             dataset = load_dataset(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
-            return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
+            return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted, held_out=_held_out())
 
         sys.stdout.flush()
         sys.stdout.buffer.write(run(payload))
