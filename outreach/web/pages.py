@@ -86,13 +86,14 @@ def current_user(request: Request) -> Principal | None:
     if not isinstance(secret, str):
         return None
     review = _review(request)
-    try:
-        with transaction(review.factory) as session:
+    with transaction(review.factory) as session:  # commits the revocation of a session that just timed out
+        try:
             return session_principal(session, secret, idle=review.session_idle)
-    except PermissionDeniedError as error:
-        request.session.clear()
-        flash(request, "warning", error.message[0].upper() + error.message[1:] + ". Log in again.")
-        return None
+        except PermissionDeniedError as error:
+            ended = error
+    request.session.clear()
+    flash(request, "warning", ended.message[0].upper() + ended.message[1:] + ". Log in again.")
+    return None
 
 
 def page_user(request: Request) -> Principal:
