@@ -637,14 +637,14 @@ def merge_edits(base: str, edited: str, new: str) -> tuple[str, int]:
 
     lines: list[str] = []
     conflicts = 0
-    merger = Merge3(base.splitlines(keepends=True), edited.splitlines(keepends=True), new.splitlines(keepends=True))
+    merger = Merge3(base.splitlines(), edited.splitlines(), new.splitlines())
     for group in merger.merge_groups():
         if group[0] == "conflict":
             conflicts += 1
             lines.extend(group[2])
         else:
             lines.extend(group[1])
-    return "".join(lines), conflicts
+    return "\n".join(lines), conflicts
 
 
 def _version_row(number: int, source: VersionSource, draft: DraftInput, now: datetime, *,
