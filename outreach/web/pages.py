@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from outreach.db import transaction
+from outreach.engine.triggers.spec import KIND_PATTERN
 from outreach.errors import OutreachError, PermissionDeniedError
 from outreach.review.queue import (
     MAX_BODY_CHARS,
@@ -44,7 +45,6 @@ from outreach.review.users import (
     session_principal,
     start_session,
 )
-from outreach.types import SIGNAL_KINDS
 from outreach.web.security import client_address
 from outreach.web.state import WEB_DIR, LoginRequired, ReviewApp
 
@@ -260,8 +260,9 @@ def _filter(user: Principal, params: dict[str, str]) -> tuple[QueueFilter, dict[
                             hint=f"use one of: all, snoozed, {', '.join(STATUSES)}")
     if motion and motion not in MOTIONS:
         raise OutreachError(f"'{motion}' is not a motion", hint=f"use one of: {', '.join(MOTIONS)}")
-    if trigger and trigger not in SIGNAL_KINDS:
-        raise OutreachError(f"'{trigger}' is not a trigger")
+    if trigger and not KIND_PATTERN.match(trigger):
+        raise OutreachError(f"'{trigger[:60]}' is not a trigger",
+                            hint="triggers are snake_case kinds; see `outreach rules check`")
     if sort not in SORTS:
         raise OutreachError(f"'{sort}' is not a sort order", hint=f"use one of: {', '.join(SORTS)}")
     if direction not in ("", "asc", "desc"):
@@ -311,7 +312,7 @@ def queue_page(request: Request, user: User) -> HTMLResponse:
                       "longer passes the gate (see the Expired tab)."})
     return _render(request, "queue.html", _context(
         request, user, page=page, shown=shown, query=lambda **c: _query(shown, **c),
-        owners=review.queue.owners(), motions=MOTIONS, triggers=SIGNAL_KINDS, statuses=STATUSES,
+        owners=review.queue.owners(), motions=MOTIONS, triggers=review.queue.triggers(), statuses=STATUSES,
         sorts={key: label for key, (label, _, _) in SORTS.items()},
         sort_desc={key: desc for key, (_, _, desc) in SORTS.items()}, reps=_reps(review), last_page=last_page,
         snooze_choices=SNOOZE_CHOICES, extra_flashes=extra,
