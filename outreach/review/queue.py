@@ -100,7 +100,7 @@ UNDOABLE: dict[str, str] = {"approve": "approved", "reject": "rejected"}
 
 SortKey = Literal["priority", "age", "health", "mrr", "price", "updated"]
 # One place for the queue's orders: label, the column (NULLs sort as -1) and whether it runs high to low.
-# Every order ends with the draft id, so rows never swap places between two reads.
+# Every order ends with the draft id (in the same direction), so rows never swap places between two reads.
 SORTS: dict[SortKey, tuple[str, Any, bool]] = {
     "priority": ("Priority (friction strength × MRR)", DraftRow.priority, True),
     "age": ("Waiting longest", DraftRow.created_at, False),
@@ -911,8 +911,11 @@ class ReviewQueue:
         return column, descending if flt.descending is None else flt.descending
 
     def _ordered(self, query: Q, flt: QueueFilter) -> Q:
+        # The id breaks ties in the same direction as the sort, so an index on (…, column, id) serves it in one scan.
         column, descending = self._order(flt)
-        return query.order_by(column.desc() if descending else column.asc(), DraftRow.id.asc())
+        if descending:
+            return query.order_by(column.desc(), DraftRow.id.desc())
+        return query.order_by(column.asc(), DraftRow.id.asc())
 
     def owners(self) -> list[str]:
         """Every owner email with at least one draft (the owner filter's choices)."""
@@ -935,8 +938,15 @@ class ReviewQueue:
         query = self._filtered(select(DraftRow.status, func.count()).group_by(DraftRow.status), flt,
                                with_status=False)
         found = {str(status): int(count) for status, count in session.execute(query)}
-        snoozed = int(session.scalar(self._filtered(select(func.count()).select_from(DraftRow), flt,
-                                                    with_status=False).where(self._snoozed_now())) or 0)
+        # Few drafts are snoozed: find them through the snoozed_until index alone, then apply the filters to those
+        # ids (with the filters in one query, SQLite walks an owner or status index over the whole table instead).
+        asleep = list(session.scalars(select(DraftRow.id).where(DraftRow.snoozed_until > self.clock())))
+        snoozed = 0
+        if asleep:
+            snoozed = int(session.scalar(self._filtered(
+                select(func.count()).select_from(DraftRow).where(DraftRow.id.in_(asleep),
+                                                                 DraftRow.status == "pending_review"),
+                flt, with_status=False)) or 0)
         by_status = {status: found.get(status, 0) for status in STATUSES}
         if flt.snoozed is False:
             by_status["pending_review"] -= snoozed
@@ -989,14 +999,16 @@ class ReviewQueue:
             if value is None and session.get(DraftRow, draft_id) is None:
                 return None, None
             base = self._filtered(select(DraftRow.id), flt, with_status=True)
-            later = (column < value) if descending else (column > value)
-            earlier = (column > value) if descending else (column < value)
-            after = session.scalar(
-                base.where(or_(later, and_(column == value, DraftRow.id > draft_id)))
-                .order_by(column.desc() if descending else column.asc(), DraftRow.id.asc()).limit(1))
-            before = session.scalar(
-                base.where(or_(earlier, and_(column == value, DraftRow.id < draft_id)))
-                .order_by(column.asc() if descending else column.desc(), DraftRow.id.desc()).limit(1))
+            if descending:
+                after_rows = or_(column < value, and_(column == value, DraftRow.id < draft_id))
+                before_rows = or_(column > value, and_(column == value, DraftRow.id > draft_id))
+                forward, backward = (column.desc(), DraftRow.id.desc()), (column.asc(), DraftRow.id.asc())
+            else:
+                after_rows = or_(column > value, and_(column == value, DraftRow.id > draft_id))
+                before_rows = or_(column < value, and_(column == value, DraftRow.id < draft_id))
+                forward, backward = (column.asc(), DraftRow.id.asc()), (column.desc(), DraftRow.id.desc())
+            after = session.scalar(base.where(after_rows).order_by(*forward).limit(1))
+            before = session.scalar(base.where(before_rows).order_by(*backward).limit(1))
             return before, after
 
     def show(self, viewer: Principal, draft_id: int) -> DraftDetail:

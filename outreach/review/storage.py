@@ -62,6 +62,11 @@ class DraftRow(Base):
         Index("ix_drafts_updated", "updated_at", "id"),
         Index("ix_drafts_status_priority", "status", "priority", "id"),
         Index("ix_drafts_status_created", "status", "created_at", "id"),
+        Index("ix_drafts_priority", "priority", "id"),
+        Index("ix_drafts_owner_status_priority", "owner_email", "status", "priority", "id"),
+        Index("ix_drafts_motion_status_priority", "motion", "status", "priority", "id"),
+        Index("ix_drafts_trigger_status_priority", "trigger", "status", "priority", "id"),
+        Index("ix_drafts_snoozed_until", "snoozed_until"),
         # One open draft per account and motion: a second trigger merges instead of making a second email.
         Index(
             "uq_drafts_open_account_motion",

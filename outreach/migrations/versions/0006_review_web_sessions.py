@@ -53,8 +53,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("health_score", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("offer_price", sa.Float(), nullable=True))
         batch.add_column(sa.Column("snoozed_until", TS, nullable=True))
+    # The default order (priority, then id) for each filter the queue page offers, as 0003 did for updated_at.
     op.create_index("ix_drafts_status_priority", "drafts", ["status", "priority", "id"])
     op.create_index("ix_drafts_status_created", "drafts", ["status", "created_at", "id"])
+    op.create_index("ix_drafts_priority", "drafts", ["priority", "id"])
+    op.create_index("ix_drafts_owner_status_priority", "drafts", ["owner_email", "status", "priority", "id"])
+    op.create_index("ix_drafts_motion_status_priority", "drafts", ["motion", "status", "priority", "id"])
+    op.create_index("ix_drafts_trigger_status_priority", "drafts", ["trigger", "status", "priority", "id"])
+    op.create_index("ix_drafts_snoozed_until", "drafts", ["snoozed_until"])  # the few snoozed drafts, counted per page
     with op.batch_alter_table("outcomes") as batch:
         batch.add_column(sa.Column("currency", sa.String(3), nullable=True))
 
@@ -83,8 +89,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("outcomes") as batch:
         batch.drop_column("currency")
-    op.drop_index("ix_drafts_status_created", table_name="drafts")
-    op.drop_index("ix_drafts_status_priority", table_name="drafts")
+    for index in ("ix_drafts_snoozed_until", "ix_drafts_trigger_status_priority", "ix_drafts_motion_status_priority",
+                  "ix_drafts_owner_status_priority", "ix_drafts_priority", "ix_drafts_status_created",
+                  "ix_drafts_status_priority"):
+        op.drop_index(index, table_name="drafts")
     with op.batch_alter_table("drafts") as batch:
         for name in ("snoozed_until", "offer_price", "health_score", "account_mrr", "priority"):
             batch.drop_column(name)
