@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
+from outreach.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from outreach.review.storage import ApiTokenRow, AuditRow, UserRow, WebSessionRow
 
 Role = Literal["sdr", "marketing", "admin"]
@@ -105,7 +105,7 @@ def _now() -> datetime:
 def normalize_email(email: str) -> str:
     value = email.strip().lower()
     if not _EMAIL.match(value) or len(value) > 320:
-        raise OutreachError(f"'{email}' is not an email address", hint="use name@company.com")
+        raise InputError(f"'{email}' is not an email address", hint="use name@company.com")
     return value
 
 
@@ -115,7 +115,7 @@ def _principal(row: UserRow) -> Principal:
 
 def _check_role(role: str) -> Role:
     if role not in ROLES:
-        raise OutreachError(f"'{role}' is not a role", hint=f"use one of: {', '.join(ROLES)}")
+        raise InputError(f"'{role}' is not a role", hint=f"use one of: {', '.join(ROLES)}")
     return role
 
 
@@ -129,7 +129,7 @@ def add_user(session: Session, email: str, role: str, password: str, *, actor: s
     address = normalize_email(email)
     checked = _check_role(role)
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise OutreachError(
+        raise InputError(
             f"the password is too short ({len(password)} characters)",
             hint=f"use at least {MIN_PASSWORD_LENGTH} characters",
         )
@@ -260,7 +260,7 @@ def create_token(session: Session, email: str, name: str, *, actor: str = "cli",
     shown again."""
     address = normalize_email(email)
     if not 1 <= days <= MAX_TOKEN_DAYS:
-        raise OutreachError(f"a token lasts 1 to {MAX_TOKEN_DAYS} days, not {days}", hint="e.g. --days 90")
+        raise InputError(f"a token lasts 1 to {MAX_TOKEN_DAYS} days, not {days}", hint="e.g. --days 90")
     user = session.scalar(select(UserRow).where(UserRow.email == address))
     if user is None or not user.active:
         raise NotFoundError(f"no user {address}", hint="create it with `outreach users add EMAIL --role ROLE`")
@@ -331,7 +331,7 @@ def set_password(session: Session, email: str, password: str, *, actor: str = "c
     resets its logins this way on every run)."""
     row = _user_row(session, email)
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise OutreachError(f"the password is too short ({len(password)} characters)",
+        raise InputError(f"the password is too short ({len(password)} characters)",
                             hint=f"use at least {MIN_PASSWORD_LENGTH} characters")
     row.password_hash = _hasher.hash(password)
     ended = revoke_sessions(session, row.id, "password_changed")
