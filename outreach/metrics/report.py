@@ -718,10 +718,8 @@ def engine_view(data_dir: Path, as_of: date, *, rules_path: Path | None = None,
         for decision in decisions:
             if not decision.frictions:
                 continue
-            primary = decision.primary_friction()
-            motion = decision.offer.motion if decision.offer is not None else (primary.motion if primary else "upsell")
             reasons = () if decision.gate.allowed else tuple(sorted({r.rule for r in decision.gate.reasons}))
-            triggered.append(Triggered(decision.account_id, motion, primary.kind if primary else "unknown",
+            triggered.append(Triggered(decision.account_id, decision.motion, decision.trigger,
                                        decision.account.owner_email or "(no owner)", reasons))
     accounts = dataset.accounts
     return EngineView(
