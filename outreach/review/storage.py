@@ -101,7 +101,7 @@ class DraftRow(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
-    # Sort keys of the queue (migration 0007): primary friction strength × account MRR, and copies of the
+    # Sort keys of the queue (migration 0008): primary friction strength × account MRR, and copies of the
     # account's MRR, health score and the offer's price, so the queue sorts in SQL.
     priority: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     account_mrr: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
@@ -260,7 +260,7 @@ class ApiTokenRow(Base):
 
 
 class WebSessionRow(Base):
-    """One login in the web app (migration 0007). The cookie holds a random secret; ``id`` is its SHA-256, so
+    """One login in the web app (migration 0008). The cookie holds a random secret; ``id`` is its SHA-256, so
     a copy of this table opens no session. Logout, a password or role change and deactivation set
     ``revoked_at``; the idle and absolute timeouts are checked on every request."""
 

@@ -24,7 +24,7 @@ TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "revi
           "sequence_enrollments", "outbox", "suppressions", "unsubscribe_tokens", "mail_events",
           # 0005: expansion outcomes
           "outcomes",
-          # 0007: server-side web sessions
+          # 0008: server-side web sessions
           "web_sessions"}
 
 

@@ -5,8 +5,8 @@ logins become rows that can be revoked; API tokens get an expiry; the queue sort
 strength × MRR), account MRR, health and offer price in SQL and hides snoozed drafts, so those values become
 columns (backfilled from the JSON already stored with each draft); outcomes carry their currency.
 
-Revision ID: 0007_review_web_sessions
-Revises: 0006_drafting_user_names
+Revision ID: 0008_review_web_sessions
+Revises: 0007_sending_leases
 Create Date: 2026-12-07
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007_review_web_sessions"
-down_revision: str | None = "0006_drafting_user_names"
+revision = "0008_review_web_sessions"
+down_revision: str | None = "0007_sending_leases"
 branch_labels: str | None = None
 depends_on: str | None = None
 
