@@ -49,7 +49,9 @@ class Settings(BaseSettings):
 
     # LLM provider. The OpenAI values are read without the OUTREACH_ prefix, as every OpenAI tool does.
     provider: str | None = Field(
-        default=None, description="offline or openai; default openai when a key is set."
+        default=None,
+        description="offline, openai, anthropic or NAME:MODEL (e.g. openai:gpt-4.1-mini, ollama:llama3.1); "
+        "default openai when OPENAI_API_KEY is set, else offline.",
     )
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias="OPENAI_API_KEY", description="API key for the openai provider (never logged)."
@@ -59,6 +61,15 @@ class Settings(BaseSettings):
         description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); default api.openai.com.",
     )
     openai_model: str = Field(default="gpt-4o-mini", description="Model name for the openai provider.")
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias="ANTHROPIC_API_KEY",
+        description="API key for the anthropic provider (--provider anthropic:MODEL; never logged).",
+    )
+    structured_output: Literal["auto", "json_schema", "json_object", "tools"] = Field(
+        default="auto",
+        description="How LLM providers return drafts: auto negotiates json_schema, then json_object (schema in the "
+        "prompt), then tool calling; or fix one method.",
+    )
 
     # Sequences and sending (docs/sequences.md).
     sequences_dir: Path | None = Field(
@@ -87,7 +98,8 @@ class Settings(BaseSettings):
         default="starttls", description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay)."
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="Seconds before an SMTP connection or "
-                                        "command gives up (the send is then held as unknown outcome).")
+                                        "command gives up: before DATA the send is retried, after DATA it is held as "
+                                        "unknown outcome.")
     imap_host: str = Field(default="127.0.0.1", description="IMAP server `outreach replies poll` reads.")
     imap_port: int = Field(default=993, description="IMAP port (993 ssl, 143 starttls).")
     imap_user: str | None = Field(default=None, description="IMAP login.")
@@ -102,7 +114,22 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = Field(default=30.0, gt=0, description="Pause between worker passes.")
     worker_batch_size: int = Field(default=100, gt=0, description="Enrollments claimed per transaction.")
     worker_lease_seconds: float = Field(
-        default=600.0, gt=0, description="A send still in flight after this long is treated as crashed."
+        default=600.0, gt=0,
+        description="Lease on a claimed step and on a send in flight: when it runs out (a crashed worker), another "
+        "worker may take the step, and a send still marked in flight is checked. Must exceed the longest single send.",
+    )
+    send_retry_limit: int = Field(
+        default=5, ge=1,
+        description="Attempts for a send that certainly did not go out (relay down, 4xx, timeout before DATA) "
+        "before the step is held with the reason.",
+    )
+    send_retry_backoff_seconds: float = Field(
+        default=60.0, gt=0, description="Wait before the first retry of such a send; it doubles after each attempt."
+    )
+    send_gate_max_age_seconds: float = Field(
+        default=300.0, ge=0,
+        description="A health-gate decision the scheduler computed (one engine run per claimed batch) is reused "
+        "for this long; a changed data file always means a fresh one.",
     )
     default_timezone: str = Field(default="UTC", description="Timezone for contacts whose account has none.")
 
@@ -123,8 +150,24 @@ class Settings(BaseSettings):
     as_of: date | None = Field(default=None, description="Analysis date for the web app's gate re-checks (default today).")
     host: str = Field(default="127.0.0.1", description="Address `outreach serve` listens on.")
     port: int = Field(default=8000, description="Port `outreach serve` listens on.")
-    session_hours: int = Field(default=12, gt=0, description="How long a login lasts.")
+    session_hours: int = Field(default=12, gt=0, description="How long a login lasts at most (absolute timeout).")
+    session_idle_minutes: int = Field(
+        default=60, gt=0, description="A login ends after this many minutes without a request (idle timeout)."
+    )
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set behind HTTPS).")
+    login_limits_storage: str = Field(
+        default="memory://",
+        description="Where failed-login counters live (a `limits` storage URI, e.g. redis://host:6379 when "
+        "several app processes share the throttle).",
+    )
+
+    # Expansion metrics: currencies (docs/metrics.md).
+    rates_path: Path | None = Field(
+        default=None, description="CSV of exchange rates (currency,rate) converting MRR into the reporting currency."
+    )
+    reporting_currency: str | None = Field(
+        default=None, description="Currency the metrics are reported in; default the one currency in the data."
+    )
 
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()

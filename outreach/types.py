@@ -49,6 +49,8 @@ REJECT_REASONS: dict[RejectReason, str] = {
 }
 Role = Literal["sdr", "marketing", "admin"]
 ROLES: tuple[Role, ...] = get_args(Role)
+DEFAULT_TOKEN_DAYS = 90  # an API token's life unless `outreach tokens create --days` says otherwise
+MAX_TOKEN_DAYS = 3650
 
 # A sequence enrollment's states (outreach.sending.tables), named by `outreach sequences status --status`.
 EnrollmentStatus = Literal["active", "waiting_review", "sending", "held", "exited", "completed"]

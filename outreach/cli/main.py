@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +50,7 @@ from outreach.types import Cohort
 if TYPE_CHECKING:
     from outreach.drafting.drafts import DraftRecord, RunSummary, Workspace
     from outreach.drafting.templates import RenderedPrompt
+    from outreach.engine.data import Account
     from outreach.engine.decisions import Decision
 
 # Each command imports the library it needs when it runs: `outreach --help` and `outreach explain` start
@@ -88,12 +89,32 @@ def root(
     bundled.forget_logged_sources()
 
 
+def _held_out() -> Callable[[Account], bool] | None:
+    """The A/B control group of the prompt registry (OUTREACH_PROMPTS_DIR), exactly as ``draft`` and ``report``
+    hold it out; None when no experiment splits traffic.
+
+    A registry whose text never says ``experiment`` holds no split (a split cannot be written without that key),
+    so it is not parsed: the prompt stack that parses it is a fifth of a demo ``explain`` (docs/BENCHMARKS.md)."""
+    directory = bundled.locate("prompts", get_settings()).path
+    try:
+        if "experiment" not in (directory / "registry.yaml").read_text(encoding="utf-8"):
+            return None
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError):
+        pass  # the registry reports it, with its fix
+    from outreach.drafting.routing import TrafficRouter
+
+    router = TrafficRouter.for_directory(directory)
+    return router.held_out if router is not None else None
+
+
 def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
     """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`)."""
     from outreach.engine.decisions import explain
 
     settings = get_settings()
-    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
+    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path, held_out=_held_out())
 
 
 def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
@@ -156,7 +177,8 @@ def explain_command(
 
             dataset = load_dataset(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
-            chunks = explain_json_chunks(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
+            chunks = explain_json_chunks(dataset, rules_used, parse_as_of(as_of), cohort=wanted,
+                                         held_out=_held_out())
             return itertools.chain([next(chunks)], chunks)  # every check has run before the first byte is out
 
         chunks = run(payload)
@@ -185,10 +207,11 @@ def demo_command(
 ) -> None:
     """Run the whole job on the packaged demo data, from any directory.
 
-    Explain, draft every ready account, fill the review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
-    fast clock, and serve the review app on localhost."""
+    Explain, draft every ready account, fill the review queue and leave it pending for a demo SDR login, show the
+    sending part on its own copy of the drafts (approved and run through a demo sequence into the outbox on a fast
+    clock), load six months of outcome history, and serve the review app on localhost."""
     from outreach.application import Application
-    from outreach.cli.review import prepare_demo
+    from outreach.cli.review import prepare_demo, seed_demo_team
     from outreach.metrics.demo_history import load_demo_history
     from outreach.sending.scheduler import run_demo_sequence
     from outreach.web.app import create_app
@@ -199,6 +222,7 @@ def demo_command(
     console.print(cohort_summary(decisions))
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
+    run(lambda: seed_demo_team(settings))  # the demo's reps sign their accounts' drafts
     _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
                   highlight=False)
@@ -210,11 +234,20 @@ def demo_command(
     analysis_date = parse_as_of(as_of)
     application = Application(settings.model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port}))
     setup = run(lambda: prepare_demo(application, DEMO_DATA, analysis_date))
-    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
-    console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
+    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}; all pending, "
+                  f"{setup.pending_for_sdr} of them assigned to {setup.email}", highlight=False)
+    console.print(f"Demo login (SDR, shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
                   highlight=False)
-    report = run(lambda: run_demo_sequence(application, DEMO_DATA, analysis_date))
-    console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
+    console.print(f"Manager login (admin, shown once): [bold]{setup.admin_email}[/] / "
+                  f"[bold]{escape(setup.admin_password)}[/]", highlight=False)
+    # The sending part runs on its own copy of the drafts, so the review queue above stays pending for the rep.
+    sending_db = settings.resolved_home() / "demo-sending.db"
+    sending = Application(application.settings.model_copy(update={"database_url": f"sqlite:///{sending_db}"}))
+    run(lambda: prepare_demo(sending, DEMO_DATA, analysis_date))
+    report = run(lambda: run_demo_sequence(sending, DEMO_DATA, analysis_date))
+    sending.close()
+    console.print(f"\n[bold]Sequences[/] (its own copy of the drafts in {sending_db}, approved; demo sequence on a "
+                  "fast clock, outbox transport):", highlight=False)
     for line in report.lines():
         console.print(line, highlight=False, markup=False)
     history = run(lambda: load_demo_history(application, DEMO_DATA))
@@ -267,7 +300,9 @@ def _draft_run(
     out: Path,
     *,
     progress_bar: bool = True,
+    migrate: bool = False,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
+    from outreach.cli.review import owner_senders
     from outreach.drafting.drafts import open_workspace, run_drafts, write_jsonl
     from outreach.drafting.providers import get_provider
 
@@ -276,7 +311,7 @@ def _draft_run(
     def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
-            prompts_dir=prompts or settings.prompts_dir,
+            prompts_dir=prompts or settings.prompts_dir, senders=owner_senders(settings, migrate=migrate),
         )
         chosen = get_provider(provider, settings, workspace.context.config)
         ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
@@ -335,13 +370,19 @@ def draft_command(
     data = data_dir(data_option)
     settings = get_settings()
     target = out or settings.resolved_home() / "drafts.jsonl"
-    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
+    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target,
+                                             migrate=queue)
     table = Table(title="Drafts", show_lines=False)
     for column in ("Account", "Status", "Provider", "Subject", "Issues"):
         table.add_column(column, overflow="fold")
     for record in records:
         style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
-        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or ("fallback" if record.fallback else "")
+        rejected: list[str] = sorted({str(i.rule) for a in record.attempts for i in a.issues}) or [
+            a.error or "" for a in record.attempts]
+        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or (
+            f"fallback ({', '.join(r for r in rejected if r)})" if record.fallback else "")
+        if record.steering:
+            issues += ("; " if issues else "") + f"ticket {', '.join(n.ticket_id for n in record.steering)} tried to steer"
         table.add_row(
             f"{escape(record.account_name)}\n[dim]{record.account_id}[/]", f"[{style}]{record.status}[/]",
             record.provider, escape(record.draft.subject if record.draft else record.error or ""), escape(issues),

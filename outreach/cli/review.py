@@ -29,14 +29,15 @@ from outreach.cli.common import (
     parse_as_of,
     run,
 )
-from outreach.errors import NotFoundError
-from outreach.types import DraftStatus, OfferMotion, RejectReason, Role
+from outreach.errors import NotFoundError, OutreachError
+from outreach.types import DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS, DraftStatus, OfferMotion, RejectReason, Role
 
 if TYPE_CHECKING:
     from outreach.application import Application
     from outreach.drafting.drafts import DraftRecord, Workspace
+    from outreach.drafting.facts import SenderFacts
     from outreach.review.queue import DraftDetail, EnqueueResult, ReviewQueue
-    from outreach.review.users import Principal
+    from outreach.review.users import Principal, TokenInfo, UserInfo
     from outreach.settings import Settings
 
 # The database layer (SQLAlchemy, the queue, argon2) is imported by the commands that use it, so `outreach
@@ -109,6 +110,8 @@ def users_add(
     email: Annotated[str, typer.Argument(help="Login email.")],
     role: Annotated[Role, typer.Option("--role", "-r", help="admin = manager.")],
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Full name: signs the drafts of accounts they own.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Job title under the name, e.g. Account Manager.")] = None,
 ) -> None:
     """Create a login. Prompts for the password (or reads it from stdin when piped) unless --generate."""
     from outreach import db
@@ -124,7 +127,7 @@ def users_add(
     def action() -> Principal:
         queue = _queue(get_settings())
         with db.transaction(queue.factory) as session:
-            return add_user(session, email, role, password)
+            return add_user(session, email, role, password, name=name, title=title)
 
     user = run(action)
     console.print(f"Created {user.email} ({user.role}).", highlight=False)
@@ -132,18 +135,120 @@ def users_add(
         console.print(f"Password (shown once): [bold]{password}[/]", highlight=False)
 
 
+@users_app.command("set")
+def users_set(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    name: Annotated[str | None, typer.Option("--name", help="Full name that signs their accounts' drafts.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Job title under the name ('' clears it).")] = None,
+) -> None:
+    """Set the name and title a user signs drafts with (the accounts whose owner_email is theirs)."""
+    from outreach import db
+    from outreach.review.users import set_profile
+
+    def action() -> None:
+        queue = _queue(get_settings())
+        with db.transaction(queue.factory) as session:
+            set_profile(session, email, name=name, title=title)
+
+    run(action)
+    console.print(f"Updated {email}.", highlight=False)
+
+
 @users_app.command("list")
 def users_list() -> None:
-    """List logins and their roles."""
-    from outreach.review.users import list_users
+    """List logins: email, role, active or deactivated, open web sessions (tab-separated)."""
+    from outreach.review.users import user_infos
 
-    def action() -> list[Principal]:
+    def action() -> list[UserInfo]:
         queue = _queue(get_settings())
         with queue.factory() as session:
-            return list_users(session)
+            return user_infos(session)
 
     for user in run(action):
-        sys.stdout.write(f"{user.email}\t{user.role}\n")
+        state = "active" if user.active else "deactivated"
+        sys.stdout.write(f"{user.email}\t{user.role}\t{state}\t{user.open_sessions} sessions\n")
+
+
+def _user_change(change: Any) -> Any:
+    from outreach import db
+
+    def action() -> Any:
+        queue = _queue(get_settings())
+        with db.transaction(queue.factory) as session:
+            return change(session)
+
+    return run(action)
+
+
+@users_app.command("deactivate")
+def users_deactivate(email: Annotated[str, typer.Argument(help="Login email.")]) -> None:
+    """Block a login: its web sessions end now and its API tokens stop working."""
+    from outreach.review.users import deactivate_user, normalize_email
+
+    ended = _user_change(lambda session: deactivate_user(session, email))
+    console.print(f"Deactivated {normalize_email(email)}; {ended} web session(s) ended.", highlight=False)
+
+
+@users_app.command("activate")
+def users_activate(email: Annotated[str, typer.Argument(help="Login email.")]) -> None:
+    """Let a deactivated login in again."""
+    from outreach.review.users import activate_user, normalize_email
+
+    _user_change(lambda session: activate_user(session, email))
+    console.print(f"Re-activated {normalize_email(email)}.", highlight=False)
+
+
+@users_app.command("set-role")
+def users_set_role(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    role: Annotated[Role, typer.Argument(help="sdr, marketing or admin (admin = manager).")],
+) -> None:
+    """Change a login's role; their web sessions end so the new role applies at once."""
+    from outreach.review.users import normalize_email, set_role
+
+    ended = _user_change(lambda session: set_role(session, email, role))
+    console.print(f"{normalize_email(email)} is now {role}; {ended} web session(s) ended.", highlight=False)
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
+) -> None:
+    """Set a new password (prompted, piped on stdin, or --generate); every web session of the user ends."""
+    from outreach.review.users import generate_password, normalize_email, set_password
+
+    if generate:
+        password = generate_password()
+    elif sys.stdin.isatty():
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    _user_change(lambda session: set_password(session, email, password))
+    console.print(f"Password of {normalize_email(email)} changed; their web sessions ended.", highlight=False)
+    if generate:
+        console.print(f"Password (shown once): [bold]{password}[/]", highlight=False)
+
+
+def owner_senders(application: Application | Settings, *, migrate: bool) -> dict[str, SenderFacts]:
+    """Who signs each owner's drafts, from the users table (migrating it first when ``migrate``). Without a
+    database at the latest schema there is nobody to look up, and the catalog's sender signs."""
+    from sqlalchemy.engine import make_url
+
+    from outreach.application import application_for
+    from outreach.review.users import senders
+
+    with application_for(application) as app:
+        url = make_url(app.database_url)
+        if not migrate and url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            return {}
+        try:
+            if migrate:
+                app.upgrade_database()
+            with app.transaction() as session:
+                return senders(session)
+        except OutreachError:
+            return {}
 
 
 # ------------------------------------------------------------------------------------------------ tokens
@@ -153,20 +258,56 @@ def users_list() -> None:
 def tokens_create(
     email: Annotated[str, typer.Argument(help="The user the token acts as.")],
     name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. slack.")] = "api",
+    days: Annotated[int, typer.Option("--days", help=f"Days until the token expires (1-{MAX_TOKEN_DAYS}).")] = DEFAULT_TOKEN_DAYS,
 ) -> None:
-    """Create an API token; it is printed once and only a hash is stored."""
+    """Create an API token; it is printed once and only a hash is stored. It expires after --days."""
     from outreach import db
     from outreach.review.users import create_token
 
-    def action() -> str:
+    def action() -> tuple[TokenInfo, str]:
         queue = _queue(get_settings())
         with db.transaction(queue.factory) as session:
-            _, secret = create_token(session, email, name)
-        return secret
+            return create_token(session, email, name, days=days)
 
-    secret = run(action)
+    info, secret = run(action)
     sys.stdout.write(secret + "\n")
-    typer.echo("Store it now: it cannot be shown again. Use it as 'Authorization: Bearer <token>'.", err=True)
+    expires = f"{info.expires_at:%Y-%m-%d}" if info.expires_at else "never"
+    typer.echo(f"Store it now: it cannot be shown again (prefix {info.prefix}, expires {expires}). Use it as "
+               "'Authorization: Bearer <token>'.", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    email: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
+) -> None:
+    """List API tokens (prefix, name, user, created, expires, last used, state) — never their secrets."""
+    from datetime import UTC, datetime
+
+    from outreach.review.users import list_tokens
+
+    def action() -> list[TokenInfo]:
+        queue = _queue(get_settings())
+        with queue.factory() as session:
+            return list_tokens(session, email=email)
+
+    now = datetime.now(UTC)
+    table = Table(title="API tokens", expand=False)
+    for column in ("Prefix", "Name", "User", "Created", "Expires", "Last used", "State"):
+        table.add_column(column, overflow="fold")
+    for token in run(action):
+        table.add_row(token.prefix, token.name, token.email, f"{token.created_at:%Y-%m-%d}",
+                      f"{token.expires_at:%Y-%m-%d}" if token.expires_at else "never",
+                      f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "—", token.state(now))
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(prefix: Annotated[str, typer.Argument(help="The token's prefix (see `tokens list`).")]) -> None:
+    """Revoke an API token: it stops working at once."""
+    from outreach.review.users import revoke_token
+
+    _user_change(lambda session: revoke_token(session, prefix))
+    console.print(f"Revoked token {prefix}.", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------ queue
@@ -330,11 +471,15 @@ def serve_command(
 
 @dataclass(frozen=True)
 class DemoSetup:
-    """What ``outreach demo`` needs to tell the user: where to log in and with what (shown once)."""
+    """What ``outreach demo`` needs to tell the user: where to log in and with what (shown once). ``email`` is
+    the demo SDR — the rep who owns the most queued drafts — and ``admin_email`` a manager login."""
 
     email: str
     password: str
+    admin_email: str
+    admin_password: str
     results: list[EnqueueResult]
+    pending_for_sdr: int = 0
 
     def line(self) -> str:
         created = sum(r.outcome == "created" for r in self.results)
@@ -343,6 +488,31 @@ class DemoSetup:
 
 
 DEMO_EMAIL = "demo@outreach.example"
+# The demo's account owners (accounts.csv owner_email), so demo drafts are signed by their rep.
+DEMO_TEAM = (
+    ("maya@ledgerly.example", "Maya Chen", "Account Manager"),
+    ("priya@ledgerly.example", "Priya Raman", "Account Executive"),
+    ("sam@ledgerly.example", "Sam Okafor", "Customer Success Manager"),
+)
+
+
+def seed_demo_team(application: Application | Settings) -> dict[str, SenderFacts]:
+    """Migrate the database and make sure the demo's reps exist (sdr logins with random passwords nobody is
+    shown) with their names and titles; returns who signs for each of them."""
+    from outreach.application import application_for
+    from outreach.review.users import add_user, generate_password, list_users, senders, set_profile
+
+    with application_for(application) as app:
+        app.upgrade_database()
+        with app.transaction() as session:
+            known = {u.email for u in list_users(session)}
+            for email, name, title in DEMO_TEAM:
+                if email in known:
+                    set_profile(session, email, name=name, title=title, actor="demo")
+                else:
+                    add_user(session, email, "sdr", generate_password(), actor="demo", name=name, title=title)
+        with app.transaction() as session:
+            return senders(session)
 
 
 def enqueue_drafts(
@@ -362,25 +532,49 @@ def enqueue_drafts(
 def prepare_demo(
     application: Application | Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None
 ) -> DemoSetup:
-    """Migrate the database, draft the demo data, fill the queue and (re)create the demo admin login with a
-    fresh random password."""
+    """Migrate the database, draft the demo data, fill the queue and (re)create two logins with fresh random
+    passwords: the demo SDR (the account owner with the most pending drafts, so "Mine" is a real morning's
+    queue) and a manager (``demo@outreach.example``, admin)."""
+    from collections import Counter
+
     from outreach.application import application_for
     from outreach.drafting.drafts import open_workspace, run_drafts
-    from outreach.review.users import add_user, generate_password, list_users, set_password
+    from outreach.review.queue import QueueFilter, ReviewQueue
+    from outreach.review.users import (
+        Principal,
+        activate_user,
+        add_user,
+        generate_password,
+        list_users,
+        set_password,
+        set_role,
+    )
 
     with application_for(application) as app:
         settings = app.settings
-        workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir)
+        team = seed_demo_team(app)
+        workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir,
+                                   senders=team)
         provider = app.provider(provider_name or "offline", workspace.context.config)
         records, _ = run_drafts(workspace.decisions, workspace.context, provider)
         results = enqueue_drafts(app, workspace, records)
-        password = generate_password()
+        queue = ReviewQueue(app.sessions)
+        pending = queue.page(Principal(id=0, email=DEMO_EMAIL, role="admin"), QueueFilter(limit=500)).rows
+        owners = Counter(row.owner_email for row in pending if row.owner_email)
+        sdr_email = min(owners, key=lambda owner: (-owners[owner], owner)) if owners else "sdr@outreach.example"
+        passwords = {sdr_email: generate_password(), DEMO_EMAIL: generate_password()}
         with app.transaction() as session:
-            if any(u.email == DEMO_EMAIL for u in list_users(session)):
-                set_password(session, DEMO_EMAIL, password, actor="demo")
-            else:
-                add_user(session, DEMO_EMAIL, "admin", password, actor="demo")
-    return DemoSetup(email=DEMO_EMAIL, password=password, results=results)
+            existing = {user.email: user for user in list_users(session)}
+            for email, role in ((sdr_email, "sdr"), (DEMO_EMAIL, "admin")):
+                if email in existing:
+                    set_password(session, email, passwords[email], actor="demo")
+                    activate_user(session, email, actor="demo")
+                    if existing[email].role != role:
+                        set_role(session, email, role, actor="demo")
+                else:
+                    add_user(session, email, role, passwords[email], actor="demo")
+    return DemoSetup(email=sdr_email, password=passwords[sdr_email], admin_email=DEMO_EMAIL,
+                     admin_password=passwords[DEMO_EMAIL], results=results, pending_for_sdr=owners.get(sdr_email, 0))
 
 
 def register(app: typer.Typer, *, names: Sequence[str] = ("db", "queue", "users", "tokens", "serve")) -> None:

@@ -23,7 +23,9 @@ TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "revi
           # 0004: sequences and sending
           "sequence_enrollments", "outbox", "suppressions", "unsubscribe_tokens", "mail_events",
           # 0005: expansion outcomes
-          "outcomes"}
+          "outcomes",
+          # 0008: server-side web sessions
+          "web_sessions"}
 
 
 def test_upgrade_empty_database_creates_the_schema(db_url: str) -> None:
