@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from outreach.drafting.providers.base import Provider
     from outreach.engine.data import Dataset
     from outreach.engine.rules import Rules
+    from outreach.engine.store import EventStore
 
 
 def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
@@ -37,6 +38,14 @@ def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
             stat = path.stat()
             entries.append((path.name, stat.st_size, stat.st_mtime_ns))
     return tuple(entries)
+
+
+def _fingerprint_file(path: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return ()
+    return ((str(path), stat.st_size, stat.st_mtime_ns),)
 
 
 @dataclass
@@ -101,17 +110,25 @@ class Application:
 
     # ---------------------------------------------------------------------------------------------- data
 
+    def event_store(self, *, create: bool = False) -> EventStore | None:
+        """The workspace's event store (docs/integrations.md), or None while it has none and ``create`` is False."""
+        from outreach.engine.store import EventStore
+
+        return EventStore.open(self.settings, lambda: self.engine, create=create)
+
     def dataset(self, data_dir: Path) -> Dataset:
-        """The data set in ``data_dir``, loaded once and reused until one of its files changes."""
+        """The data set in ``data_dir`` with the workspace's stored events, loaded once and reused until one of
+        its files (or the event store's file) changes."""
         from outreach.engine.data import load_dataset
 
         root = Path(data_dir).expanduser().resolve()
-        fingerprint = _fingerprint(root)
+        store = self.event_store()
+        fingerprint = _fingerprint(root) + (_fingerprint_file(store.path) if store is not None else ())
         with self._lock:
             cached = self._datasets.get(root)
             if cached is not None and cached[0] == fingerprint:
                 return cached[1]
-        dataset = load_dataset(data_dir)
+        dataset = load_dataset(data_dir, events=store)
         with self._lock:
             self._datasets[root] = (fingerprint, dataset)
         return dataset

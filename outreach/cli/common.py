@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.console import Console
 from outreach import bundled
 from outreach.errors import OutreachError
 from outreach.settings import get_settings
+
+if TYPE_CHECKING:
+    from outreach.engine.data import Dataset
 
 console = Console()
 err_console = Console(stderr=True)
@@ -75,3 +78,11 @@ AsOfOption = Annotated[
     str | None, typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default: today). Same inputs, same output.")
 ]
 RulesOption = Annotated[Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")]
+
+
+def load_data(data: Path) -> Dataset:
+    """The data directory with the workspace's stored events (``outreach events load``, the /v1 API), if any."""
+    from outreach.application import application_for
+
+    with application_for(None) as application:
+        return application.dataset(data)

@@ -26,9 +26,11 @@ from outreach.cli.common import (
     RulesOption,
     console,
     err_console,
+    load_data,
     parse_as_of,
     run,
 )
+from outreach.cli.integrations import register as register_integrations
 from outreach.cli.metrics import register as register_metrics
 from outreach.cli.review import enqueue_drafts, prepare_demo
 from outreach.cli.review import register as register_review
@@ -47,8 +49,7 @@ from outreach.drafting.providers import get_provider
 from outreach.drafting.providers.offline import OfflineProvider
 from outreach.drafting.registry import load_templates
 from outreach.drafting.templates import RenderedPrompt, get_template, render
-from outreach.engine.data import load_dataset
-from outreach.engine.decisions import Decision, explain, explain_json, rules_for
+from outreach.engine.decisions import Decision, decide, explain, explain_json, rules_for
 from outreach.errors import OutreachError
 from outreach.settings import get_settings
 from outreach.types import Cohort
@@ -62,9 +63,12 @@ app = typer.Typer(
 )
 
 
-def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
+def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: bool = True) -> list[Decision]:
     settings = get_settings()
-    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
+    if not stored:  # the demo reads its bundled files only
+        return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
+    dataset = load_data(data)
+    return decide(dataset, rules_for(dataset, rules or settings.rules_path), parse_as_of(as_of))
 
 
 def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
@@ -130,7 +134,7 @@ def explain_command(
     if as_json:
 
         def payload() -> bytes:
-            dataset = load_dataset(data)
+            dataset = load_data(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
             return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
 
@@ -159,12 +163,13 @@ def demo_command(
     from outreach.web.app import create_app
     from outreach.web.app import serve as serve_app
 
-    decisions = run(lambda: _decisions(DEMO_DATA, as_of, None))
+    decisions = run(lambda: _decisions(DEMO_DATA, as_of, None, stored=False))
     console.print(explain_table(decisions, title=f"Demo: expansion readiness on {as_of}"))
     console.print(cohort_summary(decisions))
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
-    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
+    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False,
+                                     stored=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
                   highlight=False)
     for record in [r for r in records if r.draft is not None][:2]:
@@ -230,13 +235,14 @@ def _draft_run(
     out: Path,
     *,
     progress_bar: bool = True,
+    stored: bool = True,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
     settings = get_settings()
 
     def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
-            prompts_dir=prompts or settings.prompts_dir,
+            prompts_dir=prompts or settings.prompts_dir, dataset=load_data(data) if stored else None,
         )
         chosen = get_provider(provider, settings, workspace.context.config)
         ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
@@ -386,6 +392,7 @@ def _register_subcommands() -> None:
     register_tuning(app, prompts_app)
     register_sequences(app)
     register_metrics(app)
+    register_integrations(app)
 
 
 _register_subcommands()

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime
 from itertools import compress
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -1080,6 +1080,25 @@ def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
             _load_tabular_events(con, path, source)
 
 
+def read_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Fill ``con`` with the ``event_rows`` table and ``events`` view of one events file, checked line by line as
+    :func:`load_dataset` checks it (apart from the accounts): how the event store reads the files it stores."""
+    _read_events(con, path)
+
+
+class EventSource(Protocol):
+    """Events stored outside the data directory (:class:`outreach.engine.store.EventStore`): the seam through
+    which :func:`load_dataset` reads them instead of parsing the events file again."""
+
+    def holds(self, path: Path) -> bool:
+        """Whether this events file is stored as it is now (so it need not be read)."""
+        ...
+
+    def add_to(self, con: duckdb.DuckDBPyConnection, *, skip_known: bool = False) -> None:
+        """Append the stored events to ``event_rows`` (``skip_known``: leave out evidence ids already there)."""
+        ...
+
+
 def _check_event_accounts(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
     if path is None:
         return
@@ -1127,13 +1146,22 @@ def _count_events(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def load_dataset(root: Path | str) -> Dataset:
-    """Read a whole data directory. Raises DataError on the first problem; nothing is written anywhere."""
+def load_dataset(root: Path | str, *, events: EventSource | None = None) -> Dataset:
+    """Read a whole data directory. Raises DataError on the first problem; nothing is written anywhere.
+
+    With ``events`` (the workspace's event store) the stored events join the data directory's: its events file
+    is only read when the store does not hold it as it is now."""
     with paused_gc():
-        return _load_dataset(Path(root))
+        return _load_dataset(Path(root), events)
 
 
-def _load_dataset(root: Path) -> Dataset:
+def _fill_events(con: duckdb.DuckDBPyConnection, path: Path | None, events: EventSource | None) -> None:
+    _read_events(con, path)
+    if events is not None and path is None:
+        events.add_to(con)
+
+
+def _load_dataset(root: Path, stored: EventSource | None = None) -> Dataset:
     if not root.is_dir():
         raise DataError(root, "not a directory", hint="pass --data DIR pointing at a data directory")
     catalog = load_catalog(root / "catalog.yaml")
@@ -1143,11 +1171,12 @@ def _load_dataset(root: Path) -> Dataset:
     account_data = accounts_path.read_bytes()
     ticket_data = tickets_path.read_bytes() if tickets_path.exists() else b""
     events_file = find_events_file(root)
+    read_file = None if stored is not None and events_file is not None and stored.holds(events_file) else events_file
     events = _connect()
     # DuckDB reads the events on a worker thread while this one fills the account and ticket tables: the two
     # overlap instead of adding up. Errors keep their order: accounts, tickets, then events.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-events") as pool:
-        reading = pool.submit(_read_events, events, events_file)
+        reading = pool.submit(_fill_events, events, read_file, stored)
         try:
             with events.cursor() as con:
                 con.execute("SET TimeZone='UTC'")
@@ -1158,7 +1187,9 @@ def _load_dataset(root: Path) -> Dataset:
             wait([reading])
             raise
         reading.result()
-    _check_event_accounts(events, events_file)
+    _check_event_accounts(events, read_file)
+    if stored is not None and read_file is not None:
+        stored.add_to(events, skip_known=True)
     return Dataset(
         root=root,
         catalog=catalog,

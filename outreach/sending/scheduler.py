@@ -486,7 +486,11 @@ class Scheduler:
 
     def _dataset(self, data_dir: str) -> Dataset:
         if data_dir not in self._pass.datasets:
-            self._pass.datasets[data_dir] = load_dataset(data_dir)
+            from outreach.engine.store import EventStore
+
+            bind = self.factory.kw.get("bind")
+            store = EventStore.open(self.settings, (lambda: bind) if bind is not None else None)
+            self._pass.datasets[data_dir] = load_dataset(data_dir, events=store)
         return self._pass.datasets[data_dir]
 
     def _decision(self, session: Session, row: EnrollmentRow, now: datetime) -> Decision | None:

@@ -1,0 +1,89 @@
+"""Integration commands: the event store (``outreach events load|status|compact``), the intake write key
+(``outreach intake``), Zendesk (``outreach tickets sync``) and outbound notifications (``outreach notify``).
+
+Thin wrappers over :mod:`outreach.engine.store` and :mod:`outreach.integrations`; :func:`register` adds them to
+the main app (``events`` joins the group :mod:`outreach.cli.sequences` already has).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from outreach.application import application_for
+from outreach.cli.common import console, run
+from outreach.engine.store import FileLoad, StoreStatus
+
+intake_app = typer.Typer(help="The Segment-compatible event API on `outreach serve`: its write key.",
+                         no_args_is_help=True)
+
+
+def events_load_command(
+    files: Annotated[list[Path], typer.Argument(help="Events files: JSON Lines, Parquet or CSV (docs/data-formats.md).")],
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace the events stored earlier from a file that has changed.")
+    ] = False,
+) -> None:
+    """Store events files in the workspace's event store once: later runs read the store instead of parsing
+    them again. A file stored before is skipped when unchanged and only its new lines are stored when it grew."""
+
+    def action() -> list[FileLoad]:
+        with application_for(None) as application:
+            store = application.event_store(create=True)
+            assert store is not None
+            return [store.load_file(path, replace=replace) for path in files]
+
+    for report in run(action):
+        console.print(report.line(), highlight=False)
+
+
+def events_status_command() -> None:
+    """Show what the event store holds: events, accounts, time span, stored files."""
+
+    def action() -> StoreStatus | None:
+        with application_for(None) as application:
+            store = application.event_store()
+            return store.status() if store is not None else None
+
+    status = run(action)
+    if status is None:
+        console.print("No event store yet: `outreach events load FILE` or the /v1 API creates it.", highlight=False)
+        raise typer.Exit(1)
+    span = f"{status.first:%Y-%m-%d} – {status.last:%Y-%m-%d}" if status.first and status.last else "—"
+    console.print(
+        f"Event store ({status.backend}, {status.path}): {status.events:,} messages, {status.engine_events:,} "
+        f"product events for {status.accounts:,} accounts, {span}; {status.unresolved:,} events wait for a "
+        f"`group` call to name their account; {status.pending:,} API events not yet in the file",
+        highlight=False,
+    )
+    if status.files:
+        table = Table(title="Stored files")
+        for column in ("File", "Rows", "Size", "Stored (UTC)"):
+            table.add_column(column, overflow="fold")
+        for record in status.files:
+            table.add_row(record.path, f"{record.rows:,}", f"{record.size:,}", f"{record.loaded_at:%Y-%m-%d %H:%M}")
+        console.print(table)
+
+
+def events_compact_command() -> None:
+    """Move events that arrived through the API from the database into the DuckDB file now (runs do this too)."""
+
+    def action() -> int:
+        with application_for(None) as application:
+            store = application.event_store()
+            return store.compact() if store is not None else 0
+
+    console.print(f"{run(action):,} events moved into the event store file", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the integration commands to the main CLI."""
+    from outreach.cli.sequences import events_app
+
+    events_app.command("load")(events_load_command)
+    events_app.command("status")(events_status_command)
+    events_app.command("compact")(events_compact_command)
+    app.add_typer(intake_app, name="intake")
