@@ -79,6 +79,82 @@ def events_compact_command() -> None:
     console.print(f"{run(action):,} events moved into the event store file", highlight=False)
 
 
+@intake_app.command("key")
+def intake_key_command(
+    actor: Annotated[str, typer.Option("--as", help="Who creates it (for the audit of keys).")] = "cli",
+) -> None:
+    """Create the workspace's write key (the previous one stops working) and print it once."""
+    from datetime import UTC, datetime
+
+    from outreach.integrations.intake import create_key
+
+    def action() -> str:
+        with application_for(None) as application:
+            application.upgrade_database()
+            application.event_store(create=True)
+            with application.transaction() as session:
+                return create_key(session, actor, datetime.now(UTC))
+
+    key = run(action)
+    console.print(key, highlight=False, soft_wrap=True)
+    console.print("[dim]Shown once. Send it as the HTTP Basic username (analytics.write_key = …, host = "
+                  "http(s)://<outreach serve>/) ; `outreach intake revoke` stops it.[/]", highlight=False)
+
+
+@intake_app.command("revoke")
+def intake_revoke_command() -> None:
+    """Stop the workspace's write key: /v1 answers 401 until `outreach intake key` creates a new one."""
+    from datetime import UTC, datetime
+
+    from outreach.integrations.intake import revoke_keys
+
+    def action() -> int:
+        with application_for(None) as application, application.transaction() as session:
+            return revoke_keys(session, datetime.now(UTC))
+
+    console.print(f"{run(action)} key(s) revoked", highlight=False)
+
+
+def notify_command(
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Put failed notifications back in the queue first.")
+    ] = False,
+    show: Annotated[bool, typer.Option("--list", help="List the latest notifications instead of delivering.")] = False,
+) -> None:
+    """Collect approvals, sends, holds and replies since the last pass and deliver them to Slack, the CRM and
+    the outbound webhook (`outreach serve` does this every 15 s; cron this where nothing is served)."""
+    from outreach.integrations import notify
+
+    if show:
+        def rows() -> list[tuple[object, ...]]:
+            from sqlalchemy import select
+
+            from outreach.integrations.tables import NotificationRow
+
+            with application_for(None) as application, application.sessions() as session:
+                return [(r.id, r.channel, r.kind, r.account_id or "", r.state, r.attempts, r.last_error or "")
+                        for r in session.scalars(select(NotificationRow).order_by(NotificationRow.id.desc()).limit(50))]
+
+        table = Table(title="Notifications (latest 50)")
+        for column in ("Id", "Channel", "Kind", "Account", "State", "Attempts", "Error"):
+            table.add_column(column, overflow="fold")
+        for row in run(rows):
+            table.add_row(*(str(value) for value in row))
+        console.print(table)
+        return
+
+    def action() -> tuple[int, notify.DeliveryReport]:
+        with application_for(None) as application:
+            again = notify.retry_failed(application) if retry_failed else 0
+            return again, notify.notify_pass(application)
+
+    again, report = run(action)
+    console.print((f"{again} failed notifications retried; " if retry_failed else "") + report.line(),
+                  highlight=False)
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add the integration commands to the main CLI."""
     from outreach.cli.sequences import events_app
@@ -87,3 +163,4 @@ def register(app: typer.Typer) -> None:
     events_app.command("status")(events_status_command)
     events_app.command("compact")(events_compact_command)
     app.add_typer(intake_app, name="intake")
+    app.command("notify")(notify_command)

@@ -23,7 +23,10 @@ TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "revi
           # 0004: sequences and sending
           "sequence_enrollments", "outbox", "suppressions", "unsubscribe_tokens", "mail_events",
           # 0005: expansion outcomes
-          "outcomes"}
+          "outcomes",
+          # 0006_integrations: event store inbox, intake keys, notifications, account states, cursors
+          "stored_events", "event_users", "stored_files", "intake_keys", "notifications", "account_states",
+          "integration_cursors"}
 
 
 def test_upgrade_empty_database_creates_the_schema(db_url: str) -> None:
