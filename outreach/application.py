@@ -112,7 +112,7 @@ class Application:
 
     def event_store(self, *, create: bool = False) -> EventStore | None:
         """The workspace's event store (docs/integrations.md), or None while it has none and ``create`` is False."""
-        from outreach.engine.store import EventStore, Refresh
+        from outreach.engine.store import EventStore
 
         return EventStore.open(self.settings, lambda: self.engine, create=create)
 

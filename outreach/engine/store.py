@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -187,11 +186,10 @@ class EventStore:
         url = make_url(db.database_url(settings))
         postgres = url.get_backend_name() == "postgresql"
         engine: Engine | None = None
-        if database is not None:
-            if postgres:
-                engine = database()
-            elif url.database and url.database != ":memory:" and Path(url.database).expanduser().exists():
-                engine = database()
+        exists = postgres or bool(url.database and url.database != ":memory:"
+                                  and Path(url.database).expanduser().exists())
+        if database is not None and exists:
+            engine = database()
         store = cls(path, engine, postgres=postgres)
         if create:
             store.create()
@@ -287,8 +285,11 @@ class EventStore:
         re-deciding the accounts they concern needs, without reading the history again."""
         with self._attached(con) as alias:
             self._compact(con, alias)
-            seen, epoch = con.execute("SELECT inbox_id, epoch FROM outreach_store_seen").fetchone() or (0, "0")
             now_epoch = self._meta(con, alias, "resolved_epoch") or "0"
+            try:
+                seen, epoch = con.execute("SELECT inbox_id, epoch FROM outreach_store_seen").fetchone() or (0, "0")
+            except duckdb.CatalogException:  # loaded before the workspace had a store: every API row is new
+                seen, epoch = 0, now_epoch
             rows = _ENGINE_ROWS.format(alias=alias) + (
                 f" AND inbox_id > {int(seen)} "
                 "AND message_id NOT IN (SELECT message_id FROM event_rows WHERE message_id IS NOT NULL)"
@@ -357,22 +358,19 @@ class EventStore:
             .where(StoredEventRow.id > watermark)
             .order_by(StoredEventRow.id)
         )
+        newest = watermark
         with self.database.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=_BATCH_ROWS).execute(query)
             for batch in result.partitions():
-                arrow_rows = _arrow_rows(batch)  # found by name by DuckDB's replacement scan
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE outreach_incoming AS "
-                    "SELECT * REPLACE (props::JSON AS props) FROM arrow_rows"
-                )
+                newest = max(newest, int(batch[-1][0]))
+                _temp_table(con, "outreach_incoming", _arrow_rows(batch), "* REPLACE (props::JSON AS props)")
                 moved += self._insert(con, alias, "outreach_incoming", dedupe=not self.postgres)
                 con.execute("DROP TABLE outreach_incoming")
-        if moved and not self.postgres:
-            # The rows are in the file (committed): the inbox lets them go. A crash in between leaves rows the
-            # next compaction skips (their ids are at or below the file's) and deletes.
-            newest = con.execute(f"SELECT max(inbox_id) FROM {alias}.events").fetchone()
+        if not self.postgres:
+            # The rows are in the file (committed) or were duplicates of rows there: the inbox lets them go. A
+            # crash in between leaves rows the next compaction skips (ids at or below the file's) and deletes.
             with self.database.begin() as connection:
-                connection.execute(delete(StoredEventRow).where(StoredEventRow.id <= int(newest[0] if newest else 0)))
+                connection.execute(delete(StoredEventRow).where(StoredEventRow.id <= newest))
         self._resolve(con, alias)
         return moved
 
@@ -439,11 +437,13 @@ class EventStore:
                 )
         if not found:
             return 0
-        mapping = pa.table({"user_id": [u for u, _ in found], "account_id": [a for _, a in found]})
+        _temp_table(con, "outreach_user_accounts",
+                    pa.table({"user_id": [u for u, _ in found], "account_id": [a for _, a in found]}))
         con.execute(
-            f"UPDATE {alias}.events SET account_id = m.account_id FROM mapping m "
+            f"UPDATE {alias}.events SET account_id = m.account_id FROM outreach_user_accounts m "
             f"WHERE {alias}.events.account_id IS NULL AND {alias}.events.user_id = m.user_id"
         )
+        con.execute("DROP TABLE outreach_user_accounts")
         epoch = int(self._meta(con, alias, "resolved_epoch") or "0") + 1
         self._set_meta(con, alias, "resolved_epoch", str(epoch))
         return len(found)
@@ -494,7 +494,7 @@ class EventStore:
         name, size, mtime = _file_fingerprint(path)
         earlier = [r for r in self.files() if r.path == name]
         previous = earlier[-1] if earlier else None
-        digest, prefix_digest, prefix_lines = _digests(path, previous.size if previous else None)
+        digest, prefix_digest, prefix_lines, total_lines = _digests(path, previous.size if previous else None)
         report = FileLoad(path)
         offset_rows = offset_lines = 0
         tail: Path | None = None
@@ -546,7 +546,7 @@ class EventStore:
                 """
             )
             record = FileRecord(name, size, mtime, digest, offset_rows + rows,
-                                _line_count(path) if tail is None else prefix_lines + _line_count(tail), stamp)
+                                total_lines, stamp)
             if self.postgres:
                 stored, replaced = self._load_into_database(con, record, replace=previous is not None and replace)
             else:
@@ -707,6 +707,12 @@ def _retry_locked(action: Callable[[], Any], path: Path, timeout: float = LOCK_T
             delay = min(delay * 2, 0.5)
 
 
+def _temp_table(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: pa.Table, columns: str = "*") -> None:
+    """A temporary table from Arrow rows (DuckDB finds ``arrow_rows`` by its Python name; ``register`` would
+    refuse while a streamed result is open on the connection)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {columns} FROM arrow_rows")
+
+
 def _arrow_rows(rows: Sequence[Any]) -> pa.Table:
     """Database rows (id, dedup_key, …, received_at) as the store file's Arrow columns."""
     columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
@@ -721,33 +727,24 @@ def _arrow_rows(rows: Sequence[Any]) -> pa.Table:
     return pa.table(columns, schema=_ARROW)
 
 
-def _digests(path: Path, prefix: int | None) -> tuple[str, str | None, int]:
-    """SHA-256 of the file, of its first ``prefix`` bytes, and the number of lines in those bytes."""
+def _digests(path: Path, prefix: int | None) -> tuple[str, str | None, int, int]:
+    """SHA-256 of the file and of its first ``prefix`` bytes; the lines in those bytes and in the whole file."""
     whole = hashlib.sha256()
     head: str | None = None
-    lines = 0
-    read = 0
+    head_lines = lines = read = 0
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
             if prefix is not None and head is None and read + len(chunk) >= prefix:
                 cut = prefix - read
                 whole.update(chunk[:cut])
-                lines += chunk[:cut].count(b"\n")
+                head_lines = lines + chunk[:cut].count(b"\n")
                 head = whole.hexdigest()
                 whole.update(chunk[cut:])
             else:
                 whole.update(chunk)
-                if head is None:
-                    lines += chunk.count(b"\n")
+            lines += chunk.count(b"\n")
             read += len(chunk)
     if prefix is not None and head is None and read == prefix:
-        head = whole.hexdigest()
-    return whole.hexdigest(), head, lines
+        head, head_lines = whole.hexdigest(), lines
+    return whole.hexdigest(), head, head_lines, lines
 
-
-def _line_count(path: Path) -> int:
-    count = 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            count += chunk.count(b"\n")
-    return count

@@ -64,8 +64,8 @@ def _stamp(value: Any) -> datetime:
 
 
 class HubSpot:
-    name = "hubspot"
-    kinds = ("approved", "sent")
+    name: str = "hubspot"
+    kinds: tuple[str, ...] = ("approved", "sent")
 
     def __init__(self, access_token: str) -> None:
         from hubspot import HubSpot as Client
@@ -149,8 +149,8 @@ def _json(value: Any) -> str:
 
 
 class Salesforce:
-    name = "salesforce"
-    kinds = ("approved", "sent")
+    name: str = "salesforce"
+    kinds: tuple[str, ...] = ("approved", "sent")
 
     def __init__(self, username: str, password: str, security_token: str, domain: str) -> None:
         self.credentials = {"username": username, "password": password, "security_token": security_token,
@@ -160,11 +160,13 @@ class Salesforce:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from simple_salesforce import Salesforce as Client
+            from simple_salesforce.api import Salesforce as Client
             from simple_salesforce.exceptions import SalesforceAuthenticationFailed
 
             try:
-                self._client = Client(**self.credentials)
+                self._client = Client(username=self.credentials["username"], password=self.credentials["password"],
+                                      security_token=self.credentials["security_token"],
+                                      domain=self.credentials["domain"])
             except SalesforceAuthenticationFailed as error:
                 raise DeliveryError(f"Salesforce login failed: {error.message}") from None
             except OSError as error:
@@ -208,7 +210,7 @@ class Salesforce:
         if not domain:
             raise DeliveryError(f"account {account.get('account_id')} has no salesforce_account_id column and no "
                                 "domain to find its Salesforce Account by")
-        from simple_salesforce import format_soql
+        from simple_salesforce.format import format_soql
 
         found = self.client.query(format_soql("SELECT Id FROM Account WHERE Website LIKE '%{:like}%' LIMIT 1",
                                               domain))

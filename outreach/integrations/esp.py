@@ -142,7 +142,7 @@ def sendgrid_events(doc: Any) -> tuple[list[MailEvent], int]:
             continue
         ids = _message_ids(item.get("smtp-id"))
         events.append(MailEvent(
-            kind=kind, occurred_at=_when(item.get("timestamp")),  # type: ignore[arg-type]
+            kind=kind, occurred_at=_when(item.get("timestamp")),
             external_id=f"sendgrid:{item.get('sg_event_id') or item.get('sg_message_id')}:{name}"
             if item.get("sg_event_id") or item.get("sg_message_id") else None,
             message_id=ids[0] if ids else None, email=str(item["email"]),
@@ -195,7 +195,7 @@ def postmark_events(doc: Any) -> tuple[list[MailEvent], int]:
         return [], 1
     event_id = doc.get("ID") or doc.get("MessageID")
     return [MailEvent(
-        kind=kind, occurred_at=_when(stamp), email=str(email),  # type: ignore[arg-type]
+        kind=kind, occurred_at=_when(stamp), email=str(email),
         external_id=f"postmark:{record_type}:{event_id}:{stamp}" if event_id else None, detail=detail,
     )], 0
 
@@ -285,8 +285,8 @@ def ses_events(message: Mapping[str, Any]) -> tuple[list[MailEvent], int]:
     if not isinstance(inner, dict):
         raise WebhookError("the SNS Message is not an SES notification")
     kind = inner.get("notificationType") or inner.get("eventType")
-    mail = inner.get("mail") if isinstance(inner.get("mail"), dict) else {}
-    headers = mail.get("commonHeaders") if isinstance(mail.get("commonHeaders"), dict) else {}
+    mail: dict[str, Any] = inner["mail"] if isinstance(inner.get("mail"), dict) else {}
+    headers: dict[str, Any] = mail["commonHeaders"] if isinstance(mail.get("commonHeaders"), dict) else {}
     ids = _message_ids(headers.get("messageId"))
     base = f"ses:{message.get('MessageId')}"
     detail_base = {"ses_message_id": mail.get("messageId"), "notification": kind}

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from outreach.engine.store import ENGINE_TYPES, lock_appends
@@ -174,10 +174,10 @@ def parse_message(raw: Any, call: str, envelope: Mapping[str, Any], received_at:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise IntakeError(f"{where}: field '{name}': must be a string")
-        value = str(value)
-        if len(value) > MAX_NAME_CHARS:
+        checked = str(value)
+        if len(checked) > MAX_NAME_CHARS:
             raise IntakeError(f"{where}: field '{name}': longer than {MAX_NAME_CHARS} characters")
-        return value
+        return checked
 
     def obj(name: str) -> dict[str, Any]:
         value = raw.get(name)
@@ -326,7 +326,7 @@ def store_messages(engine: Engine, messages: Sequence[Message], received_at: dat
                 "props": message.props, "source": "api", "line": None, "received_at": received_at,
             })
         if rows:
-            session.execute(StoredEventRow.__table__.insert(), rows)
+            session.execute(insert(StoredEventRow), rows)
         result.stored = len(rows)
     return result
 

@@ -218,7 +218,7 @@ def _from_audit(session: Session, settings: Settings, row: AuditRow, now: dateti
         return 0
     account = session.get(AccountRow, draft.account_id)
     version = next((v for v in draft.versions if v.number == draft.current_version), None)
-    payload: dict[str, Any] = {
+    details: dict[str, Any] = {
         "account": _account(account.snapshot if account else {"account_id": draft.account_id}),
         "draft_id": draft.id, "draft_url": draft_url(settings, draft.id), "motion": draft.motion,
         "trigger": draft.trigger, "offer_id": draft.offer_id, "actor": row.actor, "at": row.at.isoformat(),
@@ -230,10 +230,10 @@ def _from_audit(session: Session, settings: Settings, row: AuditRow, now: dateti
         outbox = session.scalar(select(OutboxRow).where(OutboxRow.draft_id == draft.id, OutboxRow.kind == "email",
                                                         OutboxRow.state == "sent").order_by(OutboxRow.id.desc()))
         if outbox is not None:
-            payload.update(subject=outbox.subject, body=outbox.body, sender=outbox.sender,
+            details.update(subject=outbox.subject, body=outbox.body, sender=outbox.sender,
                            recipient=outbox.recipient, message_id=outbox.message_id,
                            sent_at=(outbox.sent_at or row.at).isoformat())
-    return enqueue(session, settings, kind, f"draft:{draft.id}:{row.id}", payload, now,
+    return enqueue(session, settings, kind, f"draft:{draft.id}:{row.id}", details, now,
                    account_id=draft.account_id, draft_id=draft.id, channels=channels)
 
 

@@ -14,14 +14,21 @@ import time
 import httpx
 from sqlalchemy.orm import Session
 
-from outreach.integrations.notify import KINDS, DeliveryError, dumps, http_error, register_channel, signed_headers
+from outreach.integrations.notify import (
+    KINDS,
+    DeliveryError,
+    dumps,
+    http_error,
+    register_channel,
+    signed_headers,
+)
 from outreach.integrations.tables import NotificationRow
 from outreach.settings import Settings
 
 
 class OutboundWebhook:
-    name = "webhook"
-    kinds = KINDS
+    name: str = "webhook"
+    kinds: tuple[str, ...] = KINDS
 
     def __init__(self, url: str, secret: str | None, *, timeout: float = 10.0) -> None:
         self.url = url

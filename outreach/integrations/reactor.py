@@ -31,9 +31,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from outreach.application import Application
+from outreach.drafting.drafts import DraftingContext
 from outreach.engine.data import Dataset
 from outreach.engine.decisions import Decision, decide, rules_for
 from outreach.integrations.tables import AccountStateRow
+from outreach.review.queue import EnqueueResult
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ class Reactor:
         self._stopping = False
         self._baseline_done = False
         self.passes: list[ReactorPass] = []
-        self._drafting: tuple[int, object] | None = None
+        self._drafting: tuple[int, DraftingContext] | None = None
 
     # ------------------------------------------------------------------------------------------ thread
 
@@ -225,8 +227,8 @@ class Reactor:
             AccountStateRow.data_dir == root, AccountStateRow.account_id.in_(sorted(account_ids))))
         return {row.account_id: row for row in rows}
 
-    def _draft_and_queue(self, dataset: Dataset, decisions: list[Decision]) -> list:  # type: ignore[type-arg]
-        from outreach.drafting.drafts import DraftingContext, run_drafts
+    def _draft_and_queue(self, dataset: Dataset, decisions: list[Decision]) -> list[EnqueueResult]:
+        from outreach.drafting.drafts import run_drafts
         from outreach.drafting.registry import load_templates
         from outreach.drafting.routing import TrafficRouter
         from outreach.review.queue import ReviewQueue
@@ -240,7 +242,6 @@ class Reactor:
             context.variant = router.template_for if router else None
             self._drafting = (id(dataset), context)
         context = self._drafting[1]
-        assert isinstance(context, DraftingContext)
         provider = self.application.provider(self.provider_name, context.config)
         records, _ = run_drafts(decisions, context, provider)
         queue = ReviewQueue(self.application.sessions)

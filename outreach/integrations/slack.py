@@ -52,8 +52,8 @@ def _plain(text: str) -> str:
 
 
 class SlackWebhook:
-    name = "slack"
-    kinds = ("ready", "held", "reply")
+    name: str = "slack"
+    kinds: tuple[str, ...] = ("ready", "held", "reply")
 
     def __init__(self, url: str) -> None:
         self.client = WebhookClient(url, timeout=10, retry_handlers=[])
@@ -69,8 +69,8 @@ class SlackWebhook:
 
 
 class SlackBot:
-    name = "slack"
-    kinds = ("ready", "held", "reply")
+    name: str = "slack"
+    kinds: tuple[str, ...] = ("ready", "held", "reply")
 
     def __init__(self, token: str, channel: str | None) -> None:
         self.client = WebClient(token=token, timeout=10, retry_handlers=[])

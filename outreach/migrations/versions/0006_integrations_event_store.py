@@ -16,8 +16,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
-
 revision = "0006_integrations"
 down_revision: str | None = "0005"
 branch_labels: str | None = None
