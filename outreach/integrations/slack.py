@@ -75,6 +75,7 @@ class SlackBot:
     def __init__(self, token: str, channel: str | None) -> None:
         self.client = WebClient(token=token, timeout=10, retry_handlers=[])
         self.channel = channel
+        self._users: dict[str, str | None] = {}  # owner email -> Slack user id, looked up once per pass
 
     def deliver(self, row: NotificationRow, session: Session) -> str | None:
         owner = ((row.payload.get("account") or {}).get("owner_email")) if row.kind == "ready" else None
@@ -91,6 +92,11 @@ class SlackBot:
         return str(response.get("ts") or "") or None
 
     def _user(self, email: str) -> str | None:
+        if email not in self._users:
+            self._users[email] = self._lookup(email)
+        return self._users[email]
+
+    def _lookup(self, email: str) -> str | None:
         try:
             response = self.client.users_lookupByEmail(email=email)
         except SlackApiError as error:

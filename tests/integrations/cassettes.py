@@ -26,3 +26,19 @@ def cassette(module: str, name: str, **options: Any) -> Any:
         decode_compressed_response=True,
     )
     return recorder.use_cassette(name, allow_playback_repeats=False, **options)
+
+
+def capture(into: list[Any]) -> Any:
+    """A ``before_record_request`` hook that keeps the body of each request the code under test sends, once, in
+    order. vcr runs the hook on the cassette's own requests when loading it (they carry no headers) and several
+    times per live request while matching (the same method, URI and body in a row)."""
+    last: list[tuple[str, str, Any]] = []
+
+    def keep(request: Any) -> Any:
+        key = (request.method, request.uri, request.body)
+        if request.headers and (not last or last[-1] != key):
+            last[:] = [key]
+            into.append(request.body)
+        return request
+
+    return keep

@@ -16,7 +16,7 @@ from outreach.review.storage import DraftRow
 from outreach.settings import Settings
 from outreach.web.app import create_app
 from tests.datadir import AS_OF, DataDir
-from tests.integrations.cassettes import cassette
+from tests.integrations.cassettes import capture, cassette
 from tests.integrations.live import Served
 
 SLACK = "https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"
@@ -44,13 +44,8 @@ def test_an_event_makes_an_account_ready_and_queues_its_draft(tmp_path: Path) ->
     with application.transaction() as session:
         key = create_key(session, "test", datetime.now(UTC))
     sent_to_slack: list[bytes] = []
-
-    def capture(request: object) -> object:
-        sent_to_slack.append(request.body)  # type: ignore[attr-defined]
-        return request
-
     with cassette("test_reactor", "test_an_event_makes_an_account_ready_and_queues_its_draft.yaml",
-                  before_record_request=capture) as played, Served(create_app(application)) as served:
+                  before_record_request=capture(sent_to_slack)) as played, Served(create_app(application)) as served:
         intake = served.server.config.app.state.intake
         reactor = intake.reactor
         deadline = time.monotonic() + 60
