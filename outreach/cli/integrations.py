@@ -155,6 +155,36 @@ def notify_command(
         raise typer.Exit(1)
 
 
+tickets_app = typer.Typer(help="Support tickets from Zendesk into a data directory.", no_args_is_help=True)
+
+
+@tickets_app.command("sync")
+def tickets_sync_command(
+    data: Annotated[Path, typer.Option("--data", help="Data directory whose tickets.jsonl and organizations.csv "
+                                       "to update.")],
+    since: Annotated[str | None, typer.Option("--since", help="First sync only: tickets changed since this date "
+                                              "(YYYY-MM-DD; default 180 days ago).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Forget the saved cursor and read again from --since.")] = False,
+) -> None:
+    """Read Zendesk's organisations and Incremental Ticket Export (cursor-based, resumable) into DIR."""
+    from datetime import date
+
+    from outreach.errors import ConfigError
+    from outreach.integrations.zendesk import sync
+    from outreach.settings import get_settings
+
+    def action() -> str:
+        start = None
+        if since is not None:
+            try:
+                start = date.fromisoformat(since)
+            except ValueError:
+                raise ConfigError(f"--since '{since}' is not a date", hint="use YYYY-MM-DD") from None
+        return sync(get_settings(), data, since=start, full=full).line()
+
+    console.print(run(action), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add the integration commands to the main CLI."""
     from outreach.cli.sequences import events_app
@@ -163,4 +193,5 @@ def register(app: typer.Typer) -> None:
     events_app.command("status")(events_status_command)
     events_app.command("compact")(events_compact_command)
     app.add_typer(intake_app, name="intake")
+    app.add_typer(tickets_app, name="tickets")
     app.command("notify")(notify_command)
