@@ -1187,13 +1187,27 @@ def _fill_events(con: duckdb.DuckDBPyConnection, path: Path | None, events: Even
 def _load_dataset(root: Path, stored: EventSource | None = None) -> Dataset:
     if not root.is_dir():
         raise DataError(root, "not a directory", hint="pass --data DIR pointing at a data directory")
+    from outreach.engine.sources import has_sources, materialized
+
+    if not has_sources(root):
+        return _load_inputs(root, stored, {})
+    with materialized(root) as inputs:  # sources.yaml: inputs from SQL queries, written where the loader reads
+        try:
+            return _load_inputs(root, stored, inputs.paths)
+        except DataError as error:
+            raise inputs.translate(error) from None
+
+
+def _load_inputs(root: Path, stored: EventSource | None, queried: dict[str, Path]) -> Dataset:
+    """Load the data directory, reading the inputs in ``queried`` (name -> file) from there instead."""
     catalog = load_catalog(root / "catalog.yaml")
-    accounts_path, tickets_path = root / "accounts.csv", root / "tickets.jsonl"
+    accounts_path = queried.get("accounts", root / "accounts.csv")
+    tickets_path = queried.get("tickets", root / "tickets.jsonl")
     if not accounts_path.exists():
         raise DataError(accounts_path, "file not found", hint="a data directory needs accounts.csv")
     account_data = accounts_path.read_bytes()
     ticket_data = tickets_path.read_bytes() if tickets_path.exists() else b""
-    events_file = find_events_file(root)
+    events_file = queried.get("events") or find_events_file(root)
     read_file = None if stored is not None and events_file is not None and stored.holds(events_file) else events_file
     events = _connect()
     # DuckDB reads the events on a worker thread while this one fills the account and ticket tables: the two

@@ -361,7 +361,7 @@ class EventStore:
         newest = watermark
         with self.database.connect() as connection:
             result = connection.execution_options(stream_results=True, yield_per=_BATCH_ROWS).execute(query)
-            for batch in result.partitions():
+            for batch in result.partitions(_BATCH_ROWS):
                 newest = max(newest, int(batch[-1][0]))
                 _temp_table(con, "outreach_incoming", _arrow_rows(batch), "* REPLACE (props::JSON AS props)")
                 moved += self._insert(con, alias, "outreach_incoming", dedupe=not self.postgres)
