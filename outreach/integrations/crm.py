@@ -68,8 +68,10 @@ class HubSpot:
     kinds: tuple[str, ...] = ("approved", "sent")
 
     def __init__(self, access_token: str) -> None:
-        from hubspot import HubSpot as Client
-
+        try:
+            from hubspot import HubSpot as Client
+        except ImportError:
+            raise _missing("hubspot-api-client") from None
         self.client = Client(access_token=access_token, retry=None)
 
     def deliver(self, row: NotificationRow, session: Session) -> str | None:
@@ -136,6 +138,12 @@ class HubSpot:
         return str(created.id)
 
 
+def _missing(package: str) -> Exception:
+    from outreach.errors import ConfigError
+
+    return ConfigError(f"the CRM integration needs {package}", hint="pip install 'outreach[crm]'")
+
+
 def _hubspot_error(error: Any) -> DeliveryError:
     status = int(getattr(error, "status", 0) or 0)
     headers = dict(getattr(error, "headers", None) or {})
@@ -160,8 +168,11 @@ class Salesforce:
     @property
     def client(self) -> Any:
         if self._client is None:
-            from simple_salesforce.api import Salesforce as Client
-            from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+            try:
+                from simple_salesforce.api import Salesforce as Client
+                from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+            except ImportError:
+                raise _missing("simple-salesforce") from None
 
             try:
                 self._client = Client(username=self.credentials["username"], password=self.credentials["password"],
@@ -174,6 +185,7 @@ class Salesforce:
         return self._client
 
     def deliver(self, row: NotificationRow, session: Session) -> str | None:
+        _ = self.client  # logs in (or says what to install) first
         from simple_salesforce.exceptions import SalesforceError
 
         payload = row.payload

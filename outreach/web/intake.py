@@ -109,9 +109,10 @@ def install(app: FastAPI, application: Application) -> None:
     intake = Intake(application)
     app.state.intake = intake
     app.include_router(router)
-    from outreach.web import webhooks
+    from outreach.web import integrations, webhooks
 
     app.include_router(webhooks.router)
+    app.include_router(integrations.router)
     previous = app.router.lifespan_context
 
     @asynccontextmanager

@@ -218,3 +218,29 @@ def test_collector_starts_from_now_and_skips_unconfigured_channels(world: Review
     setup.approve_and_enroll("globex")
     assert collect(application) == 0  # nothing configured: nothing queued
     assert _rows(application) == []
+
+
+def test_failures_are_visible_and_retried_in_the_app(world: ReviewWorld) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.review_world import ADMIN, MAYA
+    from tests.webclient import login, make_app
+
+    now = datetime.now(UTC)
+    with world.factory() as session, session.begin():
+        session.add(NotificationRow(dedup_key="slack:ready:x", channel="slack", kind="ready", account_id="acme",
+                                    draft_id=world.draft_ids["acme"], payload={}, state="failed", attempts=3,
+                                    last_error="Slack answered 503: upstream unavailable", created_at=now,
+                                    updated_at=now))
+    client = TestClient(make_app(world))
+    login(client, MAYA)
+    page = client.get("/integrations?state=failed")
+    assert page.status_code == 200 and "Slack answered 503: upstream unavailable" in page.text
+    assert "Retry all failed" not in page.text  # an SDR sees failures; managers retry them
+    client = TestClient(make_app(world))
+    csrf = login(client, ADMIN)
+    assert client.post("/integrations/retry", data={"csrf_token": "forged"}).status_code == 403
+    response = client.post("/integrations/retry", data={"csrf_token": csrf}, follow_redirects=False)
+    assert response.status_code == 303
+    with world.factory() as session:
+        assert session.scalar(select(NotificationRow.state)) == "pending"
