@@ -278,7 +278,7 @@ class EventStore:
             if skip_known:
                 rows += " AND message_id NOT IN (SELECT message_id FROM event_rows WHERE message_id IS NOT NULL)"
             con.execute(f"INSERT INTO event_rows {rows}")
-            self._remember(con, alias)
+            self._remember(con, alias, file_read=skip_known)
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> Refresh:
         """Append to a loaded data set (``con``, filled by :meth:`add_to`) the events stored since: what
@@ -287,27 +287,28 @@ class EventStore:
             self._compact(con, alias)
             now_epoch = self._meta(con, alias, "resolved_epoch") or "0"
             try:
-                seen, epoch = con.execute("SELECT inbox_id, epoch FROM outreach_store_seen").fetchone() or (0, "0")
+                seen, epoch, file_read = con.execute(
+                    "SELECT inbox_id, epoch, file_read FROM outreach_store_seen").fetchone() or (0, "0", True)
             except duckdb.CatalogException:  # loaded before the workspace had a store: every API row is new
-                seen, epoch = 0, now_epoch
-            rows = _ENGINE_ROWS.format(alias=alias) + (
-                f" AND inbox_id > {int(seen)} "
-                "AND message_id NOT IN (SELECT message_id FROM event_rows WHERE message_id IS NOT NULL)"
-            )
+                seen, epoch, file_read = 0, now_epoch, True
+            rows = _ENGINE_ROWS.format(alias=alias) + f" AND inbox_id > {int(seen)}"
+            if file_read:  # the data set read an events file the store does not hold: it may have these events
+                rows += " AND message_id NOT IN (SELECT message_id FROM event_rows WHERE message_id IS NOT NULL)"
             con.execute(f"CREATE OR REPLACE TEMP TABLE outreach_store_new AS {rows}")
             count, accounts = con.execute(
                 "SELECT count(*), list(DISTINCT account_id) FROM outreach_store_new"
             ).fetchone() or (0, [])
             con.execute("INSERT INTO event_rows SELECT * FROM outreach_store_new")
             con.execute("DROP TABLE outreach_store_new")
-            self._remember(con, alias)
+            self._remember(con, alias, file_read=bool(file_read))
         return Refresh(int(count), set(accounts or []), reload=str(epoch) != str(now_epoch))
 
-    def _remember(self, con: duckdb.DuckDBPyConnection, alias: str) -> None:
+    def _remember(self, con: duckdb.DuckDBPyConnection, alias: str, *, file_read: bool) -> None:
+        """What a data set took in: rows up to this database id, and whether it also read an events file."""
         con.execute(
             f"CREATE OR REPLACE TABLE outreach_store_seen AS SELECT coalesce(max(inbox_id), 0) AS inbox_id, "
-            f"coalesce((SELECT value FROM {alias}.meta WHERE key = 'resolved_epoch'), '0') AS epoch "
-            f"FROM {alias}.events"
+            f"coalesce((SELECT value FROM {alias}.meta WHERE key = 'resolved_epoch'), '0') AS epoch, "
+            f"{'true' if file_read else 'false'} AS file_read FROM {alias}.events"
         )
 
     @staticmethod

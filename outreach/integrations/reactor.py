@@ -194,7 +194,10 @@ class Reactor:
     def _react(self, dataset: Dataset, account_ids: set[str], report: ReactorPass) -> None:
         from outreach.integrations.notify import deliver_pending, enqueue_ready
 
-        decisions = self._decide(dataset, account_ids)
+        from outreach.engine.focus import focused
+
+        integration_event = rules_for(dataset, self.application.settings.rules_path).events.integration_requested
+        decisions = self._decide(focused(dataset, account_ids, integration_event), account_ids)
         report.decided = len(decisions)
         now = self.clock.now(UTC)
         root = str(self.data_dir)
