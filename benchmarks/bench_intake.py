@@ -38,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_signals import AS_OF, generate  # noqa: E402
+from bench_signals import AS_OF, generate
 
 PROBES = 100
 
@@ -252,7 +252,7 @@ def main() -> None:
     rate, _ = intake_throughput(home, key, args.accounts, args.batches, args.clients, args.port)
     print(f"intake: {rate:,.0f} events/s sustained through /v1/batch")
     latencies = sorted(reaction(home, probe, key, args.trials, args.port + 1))
-    p95 = latencies[min(len(latencies) - 1, int(round(0.95 * len(latencies))) - 1)]
+    p95 = latencies[min(len(latencies) - 1, round(0.95 * len(latencies)) - 1)]
     print(f"event -> draft queued over {len(latencies)} trials: p50 {statistics.median(latencies):.2f}s, "
           f"p95 {p95:.2f}s, max {latencies[-1]:.2f}s")
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

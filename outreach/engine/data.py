@@ -1288,9 +1288,9 @@ def organization_accounts(
             add(values[org_at], values[account_at], mapping_path, reader.line_num, "account_id")
     if ORGANIZATION_COLUMN.encode() in account_data.partition(b"\n")[0]:
         reader = csv.reader(io.StringIO(account_data.decode("utf-8-sig"), newline=""))
-        header = next(reader, None) or []
-        if ORGANIZATION_COLUMN in header:
-            org_at, account_at = header.index(ORGANIZATION_COLUMN), header.index("account_id")
+        columns: list[str] = next(reader, [])
+        if ORGANIZATION_COLUMN in columns:
+            org_at, account_at = columns.index(ORGANIZATION_COLUMN), columns.index("account_id")
             for row in reader:
                 if len(row) > max(org_at, account_at) and row[org_at].strip():
                     add(row[org_at].strip(), row[account_at].strip(), accounts_path, reader.line_num,

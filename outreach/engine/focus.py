@@ -17,41 +17,58 @@ from outreach.engine.data import Dataset
 from outreach.engine.tables import TEXT, create_table
 
 
+class Focus:
+    """Narrowed views of one data set. Its accounts and tickets are copied once; each call replaces the events."""
+
+    def __init__(self, dataset: Dataset, integration_event: str) -> None:
+        self.dataset = dataset
+        self.integration_event = integration_event
+        self.con = duckdb.connect(":memory:")
+        self.con.execute("SET TimeZone='UTC'")
+        self.con.execute("SET enable_progress_bar = false")
+        source = dataset.events.cursor()
+        try:
+            accounts = source.sql("SELECT * FROM account_rows").to_arrow_table()
+            tickets = source.sql("SELECT * EXCLUDE (seq) FROM ticket_rows ORDER BY seq").to_arrow_table()
+        finally:
+            source.close()
+        _table(self.con, "account_rows", accounts)
+        _table(self.con, "ticket_table", tickets)
+        self.con.execute("CREATE VIEW ticket_rows AS SELECT rowid AS seq, * FROM ticket_table")
+
+    def __call__(self, account_ids: set[str]) -> Dataset:
+        """The data set with only ``account_ids``' events (and every integration request)."""
+        source = self.dataset.events.cursor()
+        try:
+            create_table(source, "focus_accounts", {"account_id": TEXT}, [(a,) for a in sorted(account_ids)])
+            # the evidence id the data set's view computes (events without messageId are FILE#LINE), in row order
+            rows = source.sql(
+                "SELECT message_id, event, user_id, ts, account_id, props FROM events "
+                "WHERE account_id IN (SELECT account_id FROM focus_accounts) OR event = $event ORDER BY line",
+                params={"event": self.integration_event},
+            ).to_arrow_table()
+        finally:
+            source.close()
+        self.con.execute("DROP VIEW IF EXISTS events")
+        self.con.execute("DROP TABLE IF EXISTS event_rows")
+        _table(self.con, "event_rows", rows)
+        self.con.execute(
+            "CREATE VIEW events AS SELECT rowid + 1 AS line, message_id, event, user_id, ts, account_id, props "
+            "FROM event_rows"
+        )
+        parent = self.dataset
+        return Dataset(
+            root=parent.root, catalog=parent.catalog, events=self.con, events_file=parent.events_file,
+            event_count=rows.num_rows, accounts=lambda: parent.accounts, tickets=lambda _ids: parent.tickets,
+        )
+
+    def close(self) -> None:
+        self.con.close()
+
+
 def focused(dataset: Dataset, account_ids: set[str], integration_event: str) -> Dataset:
     """``dataset`` with only ``account_ids``' events (and every ``integration_event``), in a fresh connection."""
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone='UTC'")
-    con.execute("SET enable_progress_bar = false")
-    source = dataset.events.cursor()
-    try:
-        create_table(source, "focus_accounts", {"account_id": TEXT}, [(a,) for a in sorted(account_ids)])
-        # the evidence id the data set's view computes (events without messageId are FILE#LINE), in row order
-        rows = source.sql(
-            "SELECT message_id, event, user_id, ts, account_id, props FROM events "
-            "WHERE account_id IN (SELECT account_id FROM focus_accounts) OR event = $event ORDER BY line",
-            params={"event": integration_event},
-        ).to_arrow_table()
-        accounts = source.sql("SELECT * FROM account_rows").to_arrow_table()
-        tickets = source.sql("SELECT * EXCLUDE (seq) FROM ticket_rows ORDER BY seq").to_arrow_table()
-    finally:
-        source.close()
-    _table(con, "event_rows", rows)
-    _table(con, "account_rows", accounts)
-    _table(con, "ticket_table", tickets)
-    con.execute("CREATE VIEW ticket_rows AS SELECT rowid AS seq, * FROM ticket_table")
-    con.execute(
-        "CREATE VIEW events AS SELECT rowid + 1 AS line, message_id, event, user_id, ts, account_id, props "
-        "FROM event_rows"
-    )
-    return Dataset(
-        root=dataset.root,
-        catalog=dataset.catalog,
-        events=con,
-        events_file=dataset.events_file,
-        event_count=rows.num_rows,
-        accounts=lambda: dataset.accounts,
-        tickets=lambda _ids: dataset.tickets,
-    )
+    return Focus(dataset, integration_event)(account_ids)
 
 
 def _table(con: duckdb.DuckDBPyConnection, name: str, arrow_rows: object) -> None:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,9 @@ STORE_FILE = "events.duckdb"
 # Segment message types that are product events; identify, group and alias only map users to accounts.
 ENGINE_TYPES = ("track", "page", "screen")
 LOCK_TIMEOUT_SECONDS = 30.0
+# API messages are deduplicated by messageId against what was stored in this window (Segment keeps "at least 24
+# hours" of messageIds); files against everything. PostgreSQL's unique index covers everything either way.
+API_DEDUP_WINDOW = timedelta(days=7)
 _BATCH_ROWS = 50_000
 
 _SCHEMA = """
@@ -365,7 +368,8 @@ class EventStore:
             for batch in result.partitions(_BATCH_ROWS):
                 newest = max(newest, int(batch[-1][0]))
                 _temp_table(con, "outreach_incoming", _arrow_rows(batch), "* REPLACE (props::JSON AS props)")
-                moved += self._insert(con, alias, "outreach_incoming", dedupe=not self.postgres)
+                moved += self._insert(con, alias, "outreach_incoming", dedupe=not self.postgres,
+                                      window=API_DEDUP_WINDOW)
                 con.execute("DROP TABLE outreach_incoming")
         if not self.postgres:
             # The rows are in the file (committed) or were duplicates of rows there: the inbox lets them go. A
@@ -375,9 +379,11 @@ class EventStore:
         self._resolve(con, alias)
         return moved
 
-    def _insert(self, con: duckdb.DuckDBPyConnection, alias: str, relation: str, *, dedupe: bool) -> int:
+    def _insert(self, con: duckdb.DuckDBPyConnection, alias: str, relation: str, *, dedupe: bool,
+                window: timedelta | None = None) -> int:
         """Insert the rows of ``relation`` (store columns plus ``ord``, their order) that are not stored yet: a
-        ``dedup_key`` stored before, or repeated earlier in ``relation``, is a duplicate."""
+        ``dedup_key`` stored before (within ``window`` of now, when given), or repeated earlier in ``relation``,
+        is a duplicate."""
         columns = ", ".join(_COLUMNS)
         if not dedupe:
             before = self._count(con, alias)
@@ -386,7 +392,10 @@ class EventStore:
         repeated = con.execute(
             f"SELECT count(dedup_key) <> count(DISTINCT dedup_key) FROM {relation}"
         ).fetchone()
-        stored = con.execute(f"SELECT count(*) > 0 FROM {alias}.events WHERE dedup_key IS NOT NULL").fetchone()
+        recent = ""
+        if window is not None:  # received_at grows with the rows, so DuckDB skips the older row groups
+            recent = f" AND received_at >= TIMESTAMP '{(datetime.now(UTC) - window).replace(tzinfo=None).isoformat(sep=' ')}'"
+        stored = con.execute(f"SELECT count(*) > 0 FROM {alias}.events WHERE dedup_key IS NOT NULL{recent}").fetchone()
         conditions = []
         if repeated and repeated[0]:
             conditions.append(
@@ -396,7 +405,7 @@ class EventStore:
         if stored and stored[0]:
             conditions.append(
                 f"(dedup_key IS NULL OR dedup_key NOT IN (SELECT dedup_key FROM {alias}.events "
-                "WHERE dedup_key IS NOT NULL))"
+                f"WHERE dedup_key IS NOT NULL{recent}))"
             )
         where = f"WHERE {' AND '.join(conditions)} ORDER BY ord" if conditions else ""
         before = self._count(con, alias)

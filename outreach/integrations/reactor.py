@@ -34,6 +34,7 @@ from outreach.application import Application
 from outreach.drafting.drafts import DraftingContext
 from outreach.engine.data import Dataset
 from outreach.engine.decisions import Decision, decide, rules_for
+from outreach.engine.focus import Focus
 from outreach.integrations.tables import AccountStateRow
 from outreach.review.queue import EnqueueResult
 
@@ -80,7 +81,8 @@ class Reactor:
         self._stopping = False
         self._baseline_done = False
         self.passes: list[ReactorPass] = []
-        self._drafting: tuple[int, DraftingContext] | None = None
+        self._drafting: tuple[Dataset, DraftingContext] | None = None
+        self._focused: Focus | None = None
 
     # ------------------------------------------------------------------------------------------ thread
 
@@ -96,6 +98,9 @@ class Reactor:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._focused is not None:
+            self._focused.close()
+            self._focused = None
 
     def notify(self, accounts: Iterable[str]) -> None:
         with self._condition:
@@ -141,6 +146,7 @@ class Reactor:
             dataset = self.application.dataset(self.data_dir)
             if not self._baseline_done:
                 self._baseline(dataset)
+                self._warm(dataset)
                 self._baseline_done = True
             known = {str(r[0]) for r in dataset.events.execute(
                 "SELECT account_id FROM account_rows WHERE list_contains(?::VARCHAR[], account_id)",
@@ -194,10 +200,7 @@ class Reactor:
     def _react(self, dataset: Dataset, account_ids: set[str], report: ReactorPass) -> None:
         from outreach.integrations.notify import deliver_pending, enqueue_ready
 
-        from outreach.engine.focus import focused
-
-        integration_event = rules_for(dataset, self.application.settings.rules_path).events.integration_requested
-        decisions = self._decide(focused(dataset, account_ids, integration_event), account_ids)
+        decisions = self._decide(self._focus(dataset)(account_ids), account_ids)
         report.decided = len(decisions)
         now = self.clock.now(UTC)
         root = str(self.data_dir)
@@ -224,27 +227,46 @@ class Reactor:
                 enqueue_ready(session, self.application.settings, decision, drafts.get(decision.account_id), now)
         deliver_pending(self.application)
 
+    def _focus(self, dataset: Dataset) -> Focus:
+        """The narrowing for this data set (made again when the data set is reloaded)."""
+        if self._focused is None or self._focused.dataset is not dataset:
+            if self._focused is not None:
+                self._focused.close()
+            rules = rules_for(dataset, self.application.settings.rules_path)
+            self._focused = Focus(dataset, rules.events.integration_requested)
+        return self._focused
+
+    def _warm(self, dataset: Dataset) -> None:
+        """Build what the first reaction would otherwise wait for: records, the narrowing, the drafting context."""
+        _ = dataset.accounts, dataset.tickets
+        self._focus(dataset)
+        self._context(dataset)
+
     @staticmethod
     def _states(session: Session, root: str, account_ids: set[str]) -> dict[str, AccountStateRow]:
         rows = session.scalars(select(AccountStateRow).where(
             AccountStateRow.data_dir == root, AccountStateRow.account_id.in_(sorted(account_ids))))
         return {row.account_id: row for row in rows}
 
-    def _draft_and_queue(self, dataset: Dataset, decisions: list[Decision]) -> list[EnqueueResult]:
-        from outreach.drafting.drafts import run_drafts
+    def _context(self, dataset: Dataset) -> DraftingContext:
         from outreach.drafting.registry import load_templates
         from outreach.drafting.routing import TrafficRouter
-        from outreach.review.queue import ReviewQueue
-        from outreach.review.redraft import inputs_by_account
 
         settings = self.application.settings
-        if self._drafting is None or self._drafting[0] != id(dataset):
+        if self._drafting is None or self._drafting[0] is not dataset:
             config = self.application.drafting_config(dataset)
             context = DraftingContext.from_dataset(dataset, load_templates(settings.prompts_dir), config)
             router = TrafficRouter.for_directory(settings.prompts_dir)
             context.variant = router.template_for if router else None
-            self._drafting = (id(dataset), context)
-        context = self._drafting[1]
+            self._drafting = (dataset, context)
+        return self._drafting[1]
+
+    def _draft_and_queue(self, dataset: Dataset, decisions: list[Decision]) -> list[EnqueueResult]:
+        from outreach.drafting.drafts import run_drafts
+        from outreach.review.queue import ReviewQueue
+        from outreach.review.redraft import inputs_by_account
+
+        context = self._context(dataset)
         provider = self.application.provider(self.provider_name, context.config)
         records, _ = run_drafts(decisions, context, provider)
         queue = ReviewQueue(self.application.sessions)

@@ -131,7 +131,8 @@ class ZendeskClient:
         return body
 
     def organizations(self) -> Iterator[dict[str, Any]]:
-        url, params = "/api/v2/organizations.json", {"page[size]": 100}
+        url: str = "/api/v2/organizations.json"
+        params: dict[str, Any] | None = {"page[size]": 100}
         while True:
             page = self.get(url, params)
             yield from page.get("organizations") or []
@@ -215,8 +216,9 @@ def sync_tickets(client: ZendeskClient, data_dir: Path, report: SyncReport, *, s
             if isinstance(doc, dict) and doc.get("id") not in (None, ""):
                 tickets[str(doc["id"])] = doc
     state = orjson.loads(cursor_path.read_bytes()) if cursor_path.is_file() else {}
+    params: dict[str, Any] | None
     if state.get("cursor"):
-        params: dict[str, Any] = {"cursor": state["cursor"]}
+        params = {"cursor": state["cursor"]}
         report.resumed = True
     else:
         start = since or (now - timedelta(days=180)).date()

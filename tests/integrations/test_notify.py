@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import select
@@ -155,7 +155,7 @@ class Receiver(BaseHTTPRequestHandler):
     """A webhook receiver that checks the signature the way the docs tell receivers to."""
 
     secret = b"whsec-test"
-    received: list[dict[str, Any]] = []
+    received: ClassVar[list[dict[str, Any]]] = []
     failures_left = 0
 
     def do_POST(self) -> None:

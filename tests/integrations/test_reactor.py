@@ -40,7 +40,7 @@ def test_an_event_makes_an_account_ready_and_queues_its_draft(tmp_path: Path) ->
 
     from outreach.integrations.intake import create_key
 
-    application, root = _application(tmp_path)
+    application, _ = _application(tmp_path)
     with application.transaction() as session:
         key = create_key(session, "test", datetime.now(UTC))
     sent_to_slack: list[bytes] = []
