@@ -110,19 +110,21 @@ class Application:
 
     # ---------------------------------------------------------------------------------------------- data
 
-    def event_store(self, *, create: bool = False) -> EventStore | None:
-        """The workspace's event store (docs/integrations.md), or None while it has none and ``create`` is False."""
+    def event_store(self, *, create: bool = False, in_place: bool = False) -> EventStore | None:
+        """The workspace's event store (docs/integrations.md), or None while it has none and ``create`` is False.
+        ``in_place``: data sets read the store's file where it is (one-shot commands) instead of copying it."""
         from outreach.engine.store import EventStore
 
-        return EventStore.open(self.settings, lambda: self.engine, create=create)
+        return EventStore.open(self.settings, lambda: self.engine, create=create, in_place=in_place)
 
-    def dataset(self, data_dir: Path) -> Dataset:
+    def dataset(self, data_dir: Path, *, in_place: bool = False) -> Dataset:
         """The data set in ``data_dir`` with the workspace's stored events, loaded once and reused until one of
-        its files (or the event store's file) changes."""
+        its files (or the event store's file) changes. ``in_place`` is for one-shot commands: the events are
+        read from the store's file where it is, which stays open (read-only) while the data set lives."""
         from outreach.engine.data import load_dataset
 
         root = Path(data_dir).expanduser().resolve()
-        store = self.event_store()
+        store = self.event_store(in_place=in_place)
         fingerprint = _fingerprint(root) + (_fingerprint_file(store.path) if store is not None else ())
         with self._lock:
             cached = self._datasets.get(root)

@@ -85,4 +85,4 @@ def load_data(data: Path) -> Dataset:
     from outreach.application import application_for
 
     with application_for(None) as application:
-        return application.dataset(data)
+        return application.dataset(data, in_place=True)  # a one-shot command: read the store where it is

@@ -162,10 +162,16 @@ class EventStore:
     """One workspace's stored events. Cheap to create; every method opens what it needs and closes it again,
     because DuckDB lets one process at a time open the file (others wait, up to :data:`LOCK_TIMEOUT_SECONDS`)."""
 
-    def __init__(self, path: Path, database: Engine | None = None, *, postgres: bool = False) -> None:
+    def __init__(self, path: Path, database: Engine | None = None, *, postgres: bool = False,
+                 in_place: bool = False) -> None:
         self.path = path
         self.database = database
         self.postgres = postgres
+        # in_place: runs read the file where it is (attached read-only for as long as the run's data set lives)
+        # instead of copying the events into memory. For one-shot commands (explain, draft): it saves the copy
+        # and, reading compressed columns, some of the queries' time; a process that keeps data sets (the server,
+        # the worker) copies, so it never holds the file other processes write.
+        self.in_place = in_place
         self._inbox: bool | None = None
         with _IN_PROCESS_GUARD:
             self._lock = _IN_PROCESS.setdefault(path, threading.RLock())
@@ -174,7 +180,8 @@ class EventStore:
 
     @classmethod
     def open(
-        cls, settings: Settings, database: Callable[[], Engine] | None = None, *, create: bool = False
+        cls, settings: Settings, database: Callable[[], Engine] | None = None, *, create: bool = False,
+        in_place: bool = False,
     ) -> EventStore | None:
         """The workspace's store, or None when it has none (and ``create`` is False).
 
@@ -193,7 +200,7 @@ class EventStore:
                                   and Path(url.database).expanduser().exists())
         if database is not None and exists:
             engine = database()
-        store = cls(path, engine, postgres=postgres)
+        store = cls(path, engine, postgres=postgres, in_place=in_place)
         if create:
             store.create()
             return store
@@ -275,6 +282,11 @@ class EventStore:
         :func:`~outreach.engine.data.load_dataset` calls), after moving new database rows into the file.
         ``skip_known``: leave out events whose evidence id ``event_rows`` already has (the data directory's
         file was read because it is not stored as it is now)."""
+        if self.in_place and not skip_known:
+            with self._attached(con) as alias:
+                self._compact(con, alias)
+            self._read_in_place(con)
+            return
         with self._attached(con) as alias:
             self._compact(con, alias)
             rows = _ENGINE_ROWS.format(alias=alias)
@@ -282,6 +294,21 @@ class EventStore:
                 rows += " AND message_id NOT IN (SELECT message_id FROM event_rows WHERE message_id IS NOT NULL)"
             con.execute(f"INSERT INTO event_rows {rows}")
             self._remember(con, alias, file_read=skip_known)
+
+    def _read_in_place(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Make ``event_rows`` and ``events`` views over the store file, attached read-only to ``con`` until it
+        closes. Lines are the file's row ids: the stored order, as the copy would number it."""
+        with self._lock:
+            _retry_locked(
+                lambda: con.execute(f"ATTACH {sql_text(str(self.path))} AS outreach_events (READ_ONLY)"), self.path)
+        engine_rows = _ENGINE_ROWS.format(alias="outreach_events")
+        con.execute("DROP VIEW IF EXISTS events")
+        con.execute("DROP TABLE IF EXISTS event_rows")
+        con.execute(f"CREATE VIEW event_rows AS {engine_rows}")
+        con.execute(
+            "CREATE VIEW events AS SELECT rowid + 1 AS line, message_id, event, user_id, ts, account_id, props "
+            + engine_rows[engine_rows.index("FROM "):]
+        )
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> Refresh:
         """Append to a loaded data set (``con``, filled by :meth:`add_to`) the events stored since: what

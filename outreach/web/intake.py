@@ -78,7 +78,12 @@ class Intake:
             takes_events = active_key(session) is not None
         if takes_events:
             _ = self.reactor  # starts it: its first pass records the baseline before events arrive
-        if configured_channels(self.application.settings):
+        try:
+            channels = configured_channels(self.application.settings)
+        except OutreachError as error:  # a half-configured CRM: say so, keep serving the rest
+            log.error("notifications are off: %s (%s)", error.message, error.hint)
+            return
+        if channels:
             self._notifier = threading.Thread(target=self._notify_loop, name="outreach-notify", daemon=True)
             self._notifier.start()
 

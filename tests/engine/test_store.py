@@ -54,6 +54,8 @@ def test_demo_decisions_are_byte_for_byte_the_same_from_the_store(demo: Path, tm
     assert _explain(demo, store) == from_file
     assert read == [None]  # the events file was not parsed again: the store held it
     assert store.load_file(demo / "events.jsonl").already_stored
+    in_place = EventStore(store.path, in_place=True)  # one-shot commands read the file where it is
+    assert _explain(demo, in_place) == from_file
 
 
 def test_without_the_file_the_store_alone_gives_the_same_decisions(demo: Path, tmp_path: Path) -> None:
