@@ -55,8 +55,9 @@ STORE_FILE = "events.duckdb"
 # Segment message types that are product events; identify, group and alias only map users to accounts.
 ENGINE_TYPES = ("track", "page", "screen")
 LOCK_TIMEOUT_SECONDS = 30.0
-# API messages are deduplicated by messageId against what was stored in this window (Segment keeps "at least 24
-# hours" of messageIds); files against everything. PostgreSQL's unique index covers everything either way.
+# API messages are deduplicated by messageId against the API messages stored in this window (Segment keeps "at
+# least 24 hours" of messageIds); files against everything, API messages included, when they are loaded.
+# PostgreSQL's unique index covers everything either way.
 API_DEDUP_WINDOW = timedelta(days=7)
 _BATCH_ROWS = 50_000
 
@@ -420,8 +421,12 @@ class EventStore:
             f"SELECT count(dedup_key) <> count(DISTINCT dedup_key) FROM {relation}"
         ).fetchone()
         recent = ""
-        if window is not None:  # received_at grows with the rows, so DuckDB skips the older row groups
-            recent = f" AND received_at >= TIMESTAMP '{(datetime.now(UTC) - window).replace(tzinfo=None).isoformat(sep=' ')}'"
+        if window is not None:
+            # API messages against API messages of the window: a file stored later is checked against
+            # everything when it is loaded. Both conditions let DuckDB skip row groups of file rows (no inbox id)
+            # and of older API rows (received_at grows with the rows) by their statistics.
+            since = (datetime.now(UTC) - window).replace(tzinfo=None).isoformat(sep=" ")
+            recent = f" AND inbox_id IS NOT NULL AND received_at >= TIMESTAMP '{since}'"
         stored = con.execute(f"SELECT count(*) > 0 FROM {alias}.events WHERE dedup_key IS NOT NULL{recent}").fetchone()
         conditions = []
         if repeated and repeated[0]:
