@@ -28,7 +28,7 @@ from outreach.engine.friction import Friction
 from outreach.engine.health import Gate, GateReason, Health
 from outreach.engine.offers import Offer
 from outreach.engine.rules import Rules, load_rules
-from outreach.engine.triggers import Signal, detect_signals
+from outreach.engine.triggers.detection import Signal, detect_signals
 from outreach.errors import (
     ConfigError,
     ConflictError,

@@ -190,7 +190,7 @@ def queue_list(
     status: Annotated[str, typer.Option("--status", help=f"all or one of: {', '.join(STATUSES)}.")] = "pending_review",
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's drafts.")] = None,
     motion: Annotated[str | None, typer.Option("--motion", help="upsell, cross_sell or bundle.")] = None,
-    trigger: Annotated[str | None, typer.Option("--trigger", help="Signal kind, e.g. repeated_limit_hits.")] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="Trigger kind, as `outreach explain --json` names it.")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (rows and counts).")] = False,
 ) -> None:

@@ -21,8 +21,10 @@ from outreach.engine.catalog import Catalog, Plan
 from outreach.engine.data import Ticket
 from outreach.engine.decisions import Decision
 from outreach.engine.friction import Friction
+from outreach.engine.names import label
 from outreach.engine.offers import OfferKind
-from outreach.engine.triggers import Figure
+from outreach.engine.triggers import registry
+from outreach.engine.triggers.spec import Figure
 from outreach.errors import OutreachError
 from outreach.types import Band, Motion, OfferMotion
 
@@ -196,61 +198,16 @@ def greeting_for(name: str | None) -> str:
     return name.split(" ")[0]
 
 
-def display_label(text: str) -> str:
-    special = {"sso": "SSO", "api": "API", "hubspot": "HubSpot", "bigquery": "BigQuery", "csv": "CSV"}
-    words = text.replace("_", " ").split()
-    return " ".join(special.get(w.lower(), w) for w in words)
-
-
-def _title(text: str) -> str:
-    label = display_label(text)
-    return label[:1].upper() + label[1:]
-
-
-def _times(count: int) -> str:
-    return "once" if count == 1 else "twice" if count == 2 else f"{count} times"
+display_label = label
 
 
 def _sentence(friction: Friction) -> str:
-    who = "Your company" if friction.kind == "headcount_growth" else "Your team"
-    text = f"{who} {friction.statement}".strip()
+    text = f"{registry.wording(friction.kind).speaker} {friction.statement}".strip()
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _headline(friction: Friction, catalog: Catalog) -> str:
-    f = friction.figures
-    window = f" in {friction.window_days} days" if friction.window_days else ""
-    kind = friction.kind
-    if kind == "repeated_limit_hits":
-        return f"Hitting the {display_label(str(f['limit']))} limit ({_times(int(f['hits']))}{window})"
-    if kind == "usage_near_limit":
-        return f"Using {f['used']} of {f['cap']} {display_label(str(f['metric']))}"
-    if kind == "seat_pressure":
-        if "seats_used" in f and "seats" in f:
-            return f"{f['seats_used']} of {f['seats']} seats in use"
-        return "Making room for new users"
-    if kind == "locked_feature":
-        return f"The {display_label(str(f['feature']))} feature ({_times(int(f['clicks']))}{window})"
-    if kind == "headcount_growth":
-        return f"Growing from {f['employees_at_contract']} to {f['employees_now']} employees"
-    if kind == "strong_nps":
-        return f"Thank you for the {f['nps']}"
-    if kind == "integration_request":
-        return f"Your {_title(str(f['integration']))} integration request"
-    if kind == "frequent_exports":
-        return f"{f['exports']} exports{window}"
-    if kind == "ticket_topic_cluster":
-        return f"{f['tickets']} support tickets about {display_label(str(f['topic']))}"
-    if kind == "addon_page_visits":
-        try:
-            return f"The {catalog.addon(str(f['addon'])).name} page"
-        except KeyError:
-            return f"The {display_label(str(f['addon']))} page"
-    if kind == "new_department":
-        return f"{_title(str(f['department']))} joining the account"
-    if kind == "workflow_abandoned":
-        return f"The {display_label(str(f['workflow']))} workflow"
-    return _title(kind)  # pragma: no cover - SignalKind is closed
+    return registry.wording(friction.kind).headline(friction, catalog)
 
 
 def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> FrictionFacts:
@@ -284,15 +241,13 @@ def join_and(items: Sequence[str]) -> str:
 def _plan_outcome(plan: Plan, current: Plan, primary: Friction | None) -> str:
     """What moving from ``current`` to ``plan`` changes, led by the friction it removes."""
     parts: list[str] = []
-    metric = None
-    if primary is not None and primary.kind in ("repeated_limit_hits", "usage_near_limit"):
-        metric = str(primary.figures.get("limit") or primary.figures.get("metric"))
+    metric = registry.limited_metric(primary.kind, primary.figures) if primary is not None else None
     if metric:
         limit = plan.limit(metric)
         parts.append(f"has no cap on {display_label(metric)}" if limit is None else f"raises the {display_label(metric)} cap to {limit}")
     gained = [feature for feature in plan.features if feature not in current.features]
-    if primary is not None and primary.kind == "locked_feature":
-        feature = str(primary.figures["feature"])
+    feature = registry.asked_feature(primary.kind, primary.figures) if primary is not None else None
+    if feature is not None:
         gained = [feature, *[g for g in gained if g != feature]]
     if gained:
         parts.append(f"includes {join_and([display_label(g) for g in gained[:3]])}")
@@ -450,6 +405,23 @@ def build_facts(
     )
 
 
+def _example_friction() -> FrictionFacts:
+    """The first plan-limit trigger's example (a plan upgrade is the example offer)."""
+    spec = next(spec for spec in registry.BUILTIN if spec.limit_figure)
+    example = spec.example
+    friction = Friction(
+        kind=spec.kind, motion=spec.motion, subject=example.subject, statement=example.statement,
+        figures=example.figures, window_days=example.window_days, strength=example.strength,
+    )
+    catalog = Catalog.model_validate(
+        {"plans": [{"id": "team", "name": "Team", "price_monthly": 99}], "company": {
+            "name": "Example Co", "postal_address": "1 Example Street", "sender_name": "Sam Seller",
+            "sender_email": "sam@example.com", "upgrade_url": "https://example.com/upgrade",
+            "unsubscribe_url": "https://example.com/unsubscribe"}}
+    )
+    return _friction_facts(friction, catalog, friction.id)
+
+
 def example_facts() -> DraftFacts:
     """A small, complete set of facts: used to check templates at load time and in the docs."""
     plan = PlanFacts(id="team", name="Team", price_monthly=99, limits={"reports": 10, "seats": 10}, features=["dashboards"])
@@ -469,15 +441,7 @@ def example_facts() -> DraftFacts:
             id="business", kind="plan", motion="upsell", name="Business", price_monthly=299, price_after_discount=299,
             outcome="The Business plan has no cap on reports and includes scheduled exports", plan=business,
         ),
-        frictions=[
-            FrictionFacts(
-                id="repeated_limit_hits:reports", kind="repeated_limit_hits", motion="upsell", subject="reports",
-                statement="hit the reports limit 3 times in the last 30 days (cap 10)",
-                sentence="Your team hit the reports limit 3 times in the last 30 days (cap 10).",
-                headline="Hitting the reports limit (3 times in 30 days)",
-                figures={"limit": "reports", "hits": 3, "cap": 10}, window_days=30, primary=True,
-            )
-        ],
+        frictions=[_example_friction()],
         greeting_name="Dana",
         champion_name="Dana Lee",
         tickets=[TicketExcerpt(id="t1", created=date(2026, 11, 2), status="open", subject="Report limit again")],
@@ -498,6 +462,7 @@ TEMPLATE_HELPERS: dict[str, str] = {
     "supporting": "The other frictions (list of FrictionFacts), strongest first.",
     "facts_json": "All trusted facts as JSON (customer-written text left out).",
     "customer_data": "Ticket subjects/excerpts and the champion name inside <customer_data> delimiters.",
+    "consequence": "consequence(friction): what that kind of friction usually costs the team, one sentence.",
 }
 _UNTRUSTED_FIELDS = {"champion_name", "tickets", "tickets.subject", "tickets.excerpt", "previous_subject"}
 
@@ -506,7 +471,7 @@ def _type_name(annotation: Any) -> str:
     if isinstance(annotation, type) and not getattr(annotation, "__args__", None):
         return annotation.__name__
     text = str(annotation)
-    for prefix in ("typing.", "outreach.drafting.facts.", "outreach.engine.triggers.", "datetime."):
+    for prefix in ("typing.", "outreach.drafting.facts.", "outreach.engine.triggers.spec.", "datetime."):
         text = text.replace(prefix, "")
     return text
 
@@ -544,6 +509,7 @@ def template_context(facts: DraftFacts) -> dict[str, Any]:
         supporting=facts.supporting,
         facts_json=facts.facts_json(),
         customer_data=facts.customer_data(),
+        consequence=lambda friction: registry.wording(friction.kind).consequence_for(facts.company.product_name),
     )
     return context
 

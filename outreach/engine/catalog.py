@@ -18,13 +18,15 @@ class _Strict(BaseModel):
 
 
 class Plan(_Strict):
-    """A tier. ``limits`` maps a metric (seats, reports, storage_gb, api_calls, …) to its cap; null = unlimited."""
+    """A tier. ``limits`` maps a metric (seats, reports, storage_gb, api_calls, …) to its cap; null = unlimited.
+    ``solves`` names frictions moving up to it removes (like an add-on's, e.g. ``trigger:<kind>``)."""
 
     id: str
     name: str
     price_monthly: float = Field(ge=0)
     limits: dict[str, int | None] = Field(default_factory=dict)
     features: list[str] = Field(default_factory=list)
+    solves: list[str] = Field(default_factory=list)
 
     def limit(self, metric: str) -> int | None:
         """The cap for ``metric``; None when the plan does not cap it (unlimited or not metered)."""
@@ -32,8 +34,8 @@ class Plan(_Strict):
 
 
 class Addon(_Strict):
-    """An add-on. ``solves`` lists the friction kinds or topics it removes (e.g. integration:salesforce,
-    frequent_exports, topic:permissions)."""
+    """An add-on. ``solves`` lists the frictions it removes (``integration:salesforce``, ``topic:permissions``,
+    ``trigger:<kind>``; docs/data-formats.md), matched case-insensitively."""
 
     id: str
     name: str

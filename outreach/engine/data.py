@@ -36,6 +36,7 @@ from outreach.engine.tables import BOOL, DATE, FLOAT, INT, TEXT, TEXTS, TIME, cr
 from outreach.errors import DataError
 
 TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
+OPEN_TICKET_STATUSES: tuple[TicketStatus, ...] = ("new", "open", "pending", "hold")
 TicketPriority = Literal["low", "normal", "high", "urgent"]
 
 ACCOUNT_REQUIRED = ("account_id", "name", "plan")
@@ -89,7 +90,7 @@ class Ticket(BaseModel):
 
     @property
     def is_open(self) -> bool:
-        return self.status in ("new", "open", "pending", "hold")
+        return self.status in OPEN_TICKET_STATUSES
 
 
 class Dataset:

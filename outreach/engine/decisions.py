@@ -23,7 +23,7 @@ from outreach.engine.health import Gate, GateRecord, Health, HealthRecord, healt
 from outreach.engine.offers import Offer, OfferRecord, offer_sql, register_catalog
 from outreach.engine.rules import Rules, load_rules
 from outreach.engine.tables import BOOL, DATE, TEXT, create_table, engine_session
-from outreach.engine.triggers import detect
+from outreach.engine.triggers.detection import detect
 from outreach.types import Cohort
 
 

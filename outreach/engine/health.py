@@ -17,6 +17,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict
 
 from outreach.engine.catalog import Catalog
+from outreach.engine.data import OPEN_TICKET_STATUSES
 from outreach.engine.rules import Rules
 from outreach.engine.tables import TEXT, create_table
 from outreach.engine.tables import sql_float as _d
@@ -26,7 +27,7 @@ from outreach.types import Band, GateRule
 
 @dataclass(frozen=True, slots=True)
 class UsageFacts:
-    """Per-account figures the health score needs, computed in DuckDB by :mod:`outreach.engine.triggers`."""
+    """Per-account figures the health score needs, computed in DuckDB by :mod:`outreach.engine.triggers.detection`."""
 
     active_users_30d: int = 0
     active_users_prior_30d: int = 0
@@ -106,10 +107,10 @@ def register_open_tickets(con: duckdb.DuckDBPyConnection, rules: Rules, as_of: d
                arg_min([id, priority, subject], (created_at, seq)) FILTER (WHERE list_contains($blocking, priority))
                    AS oldest, NULL::VARCHAR AS priority_message
         FROM ticket_rows SEMI JOIN account_dim USING (account_id)
-        WHERE list_contains(['new', 'open', 'pending', 'hold'], status) AND created_at::DATE < $as_of
+        WHERE list_contains($open, status) AND created_at::DATE < $as_of
         GROUP BY account_id
         """,
-        {"blocking": list(rules.gate.block_on_open_priorities), "as_of": as_of},
+        {"blocking": list(rules.gate.block_on_open_priorities), "as_of": as_of, "open": list(OPEN_TICKET_STATUSES)},
     )
     rows = con.execute(
         "SELECT account_id, priority_count, oldest FROM open_ticket_facts WHERE priority_count > 0"
@@ -141,10 +142,11 @@ def health_sql(rules: Rules, catalog: Catalog, as_of: date) -> str:
     """One row per analysed account: ``ord``, ``account_id``, ``health`` and ``gate`` (STRUCTs shaped like
     :class:`HealthRecord` and :class:`GateRecord`).
 
-    Reads ``account_dim`` and ``usage_facts`` (:func:`outreach.engine.triggers.detect`), ``open_ticket_facts``
+    Reads ``account_dim`` and ``usage_facts`` (:func:`outreach.engine.triggers.detection.detect`), ``open_ticket_facts``
     (:func:`register_open_tickets`) and ``contact`` (account_id, last_contacted, held_out).
     """
-    w = rules.health.weights
+    h = rules.health
+    w = h.weights
     g = rules.gate
     day = f"DATE '{as_of.isoformat()}'"
     champion = "coalesce(champion, '') <> ''"
@@ -156,7 +158,7 @@ def health_sql(rules: Rules, catalog: Catalog, as_of: date) -> str:
     percent = "CASE WHEN abs(change_pct) = trunc(abs(change_pct)) THEN abs(change_pct)::BIGINT::VARCHAR ELSE abs(change_pct)::VARCHAR END"
     return f"""
     WITH inputs AS (
-        SELECT d.*, coalesce(u.active_30, 0) AS active, coalesce(u.active_prior, 0) AS prior, u.champion_seen,
+        SELECT d.*, coalesce(u.active_recent, 0) AS active, coalesce(u.active_prior, 0) AS prior, u.champion_seen,
                coalesce(u.features, 0) AS features_used, coalesce(o.open_count, 0) AS open_count,
                coalesce(o.priority_count, 0) AS priority_count, o.priority_message, pf.feature_count,
                greatest(c.last_contacted, d.last_contacted_at) AS contacted, coalesce(c.held_out, false) AS held_out,
@@ -175,14 +177,22 @@ def health_sql(rules: Rules, catalog: Catalog, as_of: date) -> str:
             CASE WHEN prior > 0 THEN (active - prior)::DOUBLE / prior END AS change,
             {_d(w.activation)} * CASE WHEN activated THEN 1.0::DOUBLE ELSE 0.0::DOUBLE END AS c_activation,
             {_d(w.usage_trend)} * CASE WHEN prior > 0 THEN {
-        _clamp(f"(active::DOUBLE / prior - {_d(0.5)}) / {_d(0.5)}")
+        _clamp(f"(active::DOUBLE / prior - {_d(h.usage_floor)}) / {_d(1 - h.usage_floor)}")
     }
                                        WHEN active > 0 THEN 0.5::DOUBLE ELSE 0.0::DOUBLE END AS c_usage_trend,
             {_d(w.champion)} * CASE WHEN NOT {champion} THEN 0.5::DOUBLE
                                     WHEN champion_seen IS NULL THEN 0.0::DOUBLE
-                                    ELSE {_clamp("1 - (silent_days - 7)::DOUBLE / 23")} END AS c_champion,
+                                    ELSE {
+        _clamp(
+            f"1 - (silent_days - {h.champion_recent_days})::DOUBLE "
+            f"/ {h.champion_stale_days - h.champion_recent_days}"
+        )
+    } END AS c_champion,
             {_d(w.support)} * {
-        _clamp(f"1 - {_d(0.15)} * (open_count - priority_count) - {_d(0.5)} * priority_count")
+        _clamp(
+            f"1 - {_d(h.open_ticket_penalty)} * (open_count - priority_count) "
+            f"- {_d(h.priority_ticket_penalty)} * priority_count"
+        )
     }
                 AS c_support,
             {_d(w.nps)} * CASE WHEN nps IS NOT NULL THEN {

@@ -9,14 +9,17 @@ capped by policy; a yellow or red account never sees a discount.
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+from collections.abc import Callable
+from typing import Any, Literal, TypedDict
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.engine.catalog import Catalog
 from outreach.engine.rules import Rules
-from outreach.engine.tables import FLOAT, INT, TEXT, TEXTS, create_table, sql_float
+from outreach.engine.tables import FLOAT, INT, TEXT, TEXTS, create_table, sql_float, sql_text, sql_texts
+from outreach.engine.triggers.spec import TriggerSpec
+from outreach.engine.triggers.sql import SEATS_IN_USE
 from outreach.types import OfferMotion
 
 OfferKind = Literal["plan", "seat_pack", "addon", "bundle"]
@@ -63,14 +66,18 @@ class OfferRecord(TypedDict):
 
 
 def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
-    """The catalog as small tables for :func:`offer_sql`: ``plan_dim`` (with ``rank``), ``addon_dim``,
+    """The catalog as small tables for :func:`offer_sql`: ``plan_dim`` (with ``rank``), ``addon_dim`` (``solves``
+    lower-cased on both: matching is case-insensitive),
     ``seat_pack_dim`` (smallest first) and ``bundle_dim`` (discount already capped by policy, list price
     summed)."""
     create_table(
         con,
         "plan_dim",
-        {"id": TEXT, "rank": INT, "name": TEXT, "price_monthly": FLOAT, "features": TEXTS},
-        [(p.id, rank, p.name, p.price_monthly, p.features) for rank, p in enumerate(catalog.plans)],
+        {"id": TEXT, "rank": INT, "name": TEXT, "price_monthly": FLOAT, "features": TEXTS, "solves": TEXTS},
+        [
+            (p.id, rank, p.name, p.price_monthly, p.features, [key.lower() for key in p.solves])
+            for rank, p in enumerate(catalog.plans)
+        ],
     )
     create_table(
         con,
@@ -91,7 +98,7 @@ def register_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
                 position,
                 a.name,
                 a.price_monthly,
-                a.solves,
+                [key.lower() for key in a.solves],
                 catalog.plan_rank(a.requires_plan) if a.requires_plan else None,
                 a.outcome or f"{a.name} removes this friction",
                 a.features,
@@ -176,37 +183,56 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
             LEFT JOIN plan_limit l ON l.plan = p.id AND l.metric = 'seats'
             WHERE f.is_seat AND (l.plan IS NULL OR l.cap IS NULL OR l.cap >= f.seats + f.seats_needed)
             {_first(per_friction, "p.rank")}"""
-    keys = """CASE f.kind
-                WHEN 'integration_request' THEN ['integration:' || (f.figures->>'integration')]
-                WHEN 'frequent_exports' THEN ['frequent_exports', 'exports']
-                WHEN 'ticket_topic_cluster' THEN ['topic:' || (f.figures->>'topic')]
-                WHEN 'addon_page_visits' THEN [f.figures->>'addon']
-                WHEN 'new_department' THEN ['department:' || (f.figures->>'department'), 'new_department']
-                WHEN 'workflow_abandoned' THEN ['workflow:' || (f.figures->>'workflow')]
-                WHEN 'locked_feature' THEN ['feature:' || (f.figures->>'feature')]
-                ELSE []::VARCHAR[] END"""
+    specs = [spec for spec, _ in rules.trigger_specs()]
+
+    def by_kind(value: Callable[[TriggerSpec[Any]], str | None], otherwise: str = "NULL") -> str:
+        cases = " ".join(
+            f"WHEN {sql_text(spec.kind)} THEN {found}" for spec in specs if (found := value(spec)) is not None
+        )
+        return f"(CASE f.kind {cases} ELSE {otherwise} END)" if cases else otherwise
+
+    def kinds(where: Callable[[TriggerSpec[Any]], object]) -> str:
+        return sql_texts(spec.kind for spec in specs if where(spec))
+
+    def used(spec: TriggerSpec[Any]) -> str | None:
+        """The use a higher plan's limit must cover: the friction's usage figures, at least its cap."""
+        if spec.limit_figure is None:
+            return None
+        figures = [f"nullif(TRY_CAST(f.figures->>'{name}' AS DOUBLE), 0)" for name in (*spec.usage_figures, "cap")]
+        return (
+            f"greatest(coalesce({', '.join(figures)}, 0.0::DOUBLE), "
+            "coalesce(TRY_CAST(f.figures->>'cap' AS DOUBLE), 0.0::DOUBLE))"
+        )
+
+    metric = by_kind(
+        lambda spec: f"coalesce(nullif(f.figures->>'{spec.limit_figure}', ''), 'None')" if spec.limit_figure else None
+    )
+    feature = by_kind(lambda spec: f"(f.figures->>'{spec.feature_figure}')" if spec.feature_figure else None)
+    seat_demand = by_kind(lambda spec: spec.seat_demand, otherwise=SEATS_IN_USE)
+    next_plan = by_kind(lambda spec: sql_text(spec.next_plan) if spec.next_plan else None)
+    keys = by_kind(lambda spec: spec.key_sql(), otherwise="['trigger:' || f.kind]")
     return f"""
     WITH offer_inputs AS (
-        SELECT f.account_id, f.pos, f.fid, f.kind, f.figures, d.addons AS owned, cur.rank AS plan_rank, m.metric,
-               f.kind IN ('seat_pressure', 'headcount_growth')
-                   OR (f.kind IN ('repeated_limit_hits', 'usage_near_limit') AND m.metric = 'seats') AS is_seat,
-               ceil(greatest(
-                   coalesce(nullif(TRY_CAST(f.figures->>'max_used' AS DOUBLE), 0), nullif(TRY_CAST(f.figures->>'used' AS DOUBLE), 0),
-                            nullif(TRY_CAST(f.figures->>'cap' AS DOUBLE), 0), 0.0::DOUBLE),
-                   coalesce(TRY_CAST(f.figures->>'cap' AS DOUBLE), 0.0::DOUBLE)) * {headroom})::BIGINT AS needed,
+        SELECT f.account_id, f.pos, f.fid, f.kind, f.motion, f.figures, d.addons AS owned, cur.rank AS plan_rank,
+               m.metric, {feature} AS feature, {next_plan} AS next_plan_rationale,
+               list_contains({kinds(lambda spec: spec.has_plan_route)}, f.kind) AS has_plan_route,
+               list_contains({kinds(lambda spec: spec.seat_demand)}, f.kind) OR coalesce(m.metric = 'seats', false)
+                   AS is_seat,
+               ceil({by_kind(used)} * {headroom})::BIGINT AS needed,
                m.seats,
-               greatest(ceil(CASE WHEN f.kind = 'headcount_growth'
-                                  THEN m.seats::DOUBLE * ((f.figures->>'employees_now')::DOUBLE
-                                                        / (f.figures->>'employees_at_contract')::DOUBLE)
-                                  ELSE coalesce(nullif(TRY_CAST(f.figures->>'seats_used' AS DOUBLE), 0), m.seats::DOUBLE)
-                             END * {growth})::BIGINT - m.seats, 1) AS seats_needed
+               greatest(ceil({seat_demand} * {growth})::BIGINT - m.seats, 1) AS seats_needed
         FROM friction_rows f
         JOIN account_dim d USING (account_id)
         JOIN plan_dim cur ON cur.id = d.plan
         LEFT JOIN plan_limit seat_limit ON seat_limit.plan = d.plan AND seat_limit.metric = 'seats',
-        LATERAL (SELECT coalesce(nullif(f.figures->>'limit', ''), nullif(f.figures->>'metric', ''), 'None') AS metric,
+        LATERAL (SELECT {metric} AS metric,
                         coalesce(nullif(TRY_CAST(f.figures->>'seats' AS BIGINT), 0), nullif(d.seats_purchased, 0),
                                  nullif(seat_limit.cap, 0), 0) AS seats) m
+    ),
+    keyed AS (
+        SELECT f.*, lower(f.key) AS key_lower
+        FROM (SELECT f.*, unnest(keys) AS key, generate_subscripts(keys, 1) AS key_pos
+              FROM (SELECT f.*, {keys} AS keys FROM offer_inputs f) f) f
     ),
     candidates AS (
         (SELECT f.account_id, f.pos, 1 AS prio, p.id, 'plan' AS kind, 'upsell' AS motion, p.name, p.price_monthly,
@@ -215,36 +241,42 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
                    || ' on ' || replace(f.metric, '_', ' ') AS rationale
         FROM offer_inputs f JOIN plan_dim p ON p.rank > f.plan_rank
         LEFT JOIN plan_limit l ON l.plan = p.id AND l.metric = f.metric
-        WHERE f.kind IN ('repeated_limit_hits', 'usage_near_limit') AND NOT f.is_seat
+        WHERE f.metric IS NOT NULL AND NOT f.is_seat
           AND (l.plan IS NULL OR l.cap IS NULL OR l.cap >= f.needed)
         {_first(per_friction, "p.rank")})
         UNION ALL ({seat_offer})
         UNION ALL (
             SELECT f.account_id, f.pos, 1, p.id, 'plan', 'upsell', p.name, p.price_monthly, 1,
-                   p.name || ' includes ' || replace(f.figures->>'feature', '_', ' ')
+                   p.name || ' includes ' || replace(f.feature, '_', ' ')
             FROM offer_inputs f JOIN plan_dim p ON p.rank > f.plan_rank
-            WHERE f.kind = 'locked_feature' AND list_contains(p.features, f.figures->>'feature')
+            WHERE list_contains(p.features, f.feature)
             {_first(per_friction, "p.rank")})
         UNION ALL (
             SELECT f.account_id, f.pos, 3, a.id, 'addon', 'cross_sell', a.name, a.price_monthly, 1, a.rationale
             FROM offer_inputs f JOIN addon_dim a
-              ON list_contains(a.features, f.figures->>'feature') AND NOT list_contains(f.owned, a.id)
-            WHERE f.kind = 'locked_feature'
+              ON list_contains(a.features, f.feature) AND NOT list_contains(f.owned, a.id)
+            WHERE f.feature IS NOT NULL
             {_first(per_friction, "a.ord")})
         UNION ALL (
-            SELECT f.account_id, f.pos, 1, p.id, 'plan', 'upsell', p.name, p.price_monthly, 1,
-                   'a promoter ready for the next tier'
+            SELECT f.account_id, f.pos, 1, p.id, 'plan', 'upsell', p.name, p.price_monthly, 1, f.next_plan_rationale
             FROM offer_inputs f JOIN plan_dim p ON p.rank > f.plan_rank
-            WHERE f.kind = 'strong_nps'
+            WHERE f.next_plan_rationale IS NOT NULL
             {_first(per_friction, "p.rank")})
         UNION ALL (
-            SELECT f.account_id, f.pos, CASE WHEN f.kind = 'locked_feature' THEN 2 ELSE 1 END, a.id, 'addon',
-                   'cross_sell', a.name, a.price_monthly, 1, a.rationale
-            FROM (SELECT f.*, unnest(keys) AS key, generate_subscripts(keys, 1) AS key_pos
-                  FROM (SELECT f.*, {keys} AS keys FROM offer_inputs f) f) f
-            JOIN addon_dim a ON (list_contains(a.solves, f.key) OR a.id = f.key)
-            WHERE NOT list_contains(f.owned, a.id) AND (a.requires_rank IS NULL OR a.requires_rank <= f.plan_rank)
-            {_first(per_friction, "f.key_pos, a.ord")})
+            SELECT account_id, pos, prio, id, kind, motion, name, price_monthly, 1, rationale FROM (
+                SELECT f.account_id, f.pos, CASE WHEN f.has_plan_route THEN 2 ELSE 1 END AS prio, a.id,
+                       'addon' AS kind, 'cross_sell' AS motion, a.name, a.price_monthly, a.rationale, f.key_pos,
+                       CASE WHEN f.motion = 'cross_sell' THEN 0 ELSE 1 END AS fit, a.ord AS item_ord
+                FROM keyed f
+                JOIN addon_dim a ON (list_contains(a.solves, f.key_lower) OR a.id = f.key)
+                WHERE NOT list_contains(f.owned, a.id) AND (a.requires_rank IS NULL OR a.requires_rank <= f.plan_rank)
+                UNION ALL
+                SELECT f.account_id, f.pos, CASE WHEN f.has_plan_route THEN 2 ELSE 1 END, p.id, 'plan', 'upsell',
+                       p.name, p.price_monthly, p.name || ' removes this friction', f.key_pos,
+                       CASE WHEN f.motion = 'upsell' THEN 0 ELSE 1 END, p.rank
+                FROM keyed f JOIN plan_dim p ON p.rank > f.plan_rank AND list_contains(p.solves, f.key_lower)
+            ) f
+            {_first(per_friction, "f.key_pos, f.fit, f.item_ord")})
     ),
     best AS (
         SELECT c.*, r.fid FROM candidates c JOIN friction_rows r USING (account_id, pos)

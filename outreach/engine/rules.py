@@ -1,119 +1,56 @@
 """Thresholds and rules: when a trigger fires, how health is scored, when the gate blocks, how offers are sized.
 
-Defaults live in ``outreach/defaults/rules.yaml`` (documented there and in docs/engine.md). A project
-overrides any subset with ``rules.yaml`` in its data directory or ``--rules FILE``; the catalog's
-``policy.thresholds`` may override single values with dotted keys (``frequent_exports.min_exports: 10``).
+Every threshold, weight and window the engine uses is a field here, with its default; nothing is a literal in
+the SQL. ``outreach/defaults/rules.yaml`` writes every one of them out (a test checks it equals the model), and
+docs/engine.md explains them. A project overrides any subset with ``rules.yaml`` in its data directory or
+``--rules FILE``; the catalog's ``policy.thresholds`` may override single values with dotted keys
+(``<kind>.<setting>: value``, or ``<section>.<setting>``).
+
+The ``triggers`` section has one entry per built-in trigger, each the settings model of its spec
+(:mod:`outreach.engine.triggers.builtin`); ``custom_triggers`` adds triggers without code
+(:mod:`outreach.engine.triggers.custom`).
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import yaml
+from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from outreach import bundled
+from outreach.engine.triggers.custom import CustomTrigger, compile_trigger
+from outreach.engine.triggers.registry import BUILTIN, builtin_kinds
+from outreach.engine.triggers.spec import KIND_PATTERN, EventNames, StrictModel, TriggerSettings, TriggerSpec
 from outreach.errors import ConfigError, DataError
-from outreach.yamlfile import deep_merge, parse_yaml, validate_yaml
+from outreach.yamlfile import _line_of, deep_merge, parse_yaml, validate_yaml
 
 DEFAULT_RULES_PATH = bundled.RULES
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+__all__ = ["EventNames", "Rules", "load_rules"]
 
 
-class EventNames(_Strict):
-    """The Segment event names recognised, so a product that says "Quota Hit" can map it."""
+class TriggerSection(StrictModel):
+    """``triggers``: one entry per built-in kind (added from the registry below) and ``disabled``."""
 
-    limit_reached: str = "Limit Reached"
-    usage_reported: str = "Usage Reported"
-    locked_feature_clicked: str = "Locked Feature Clicked"
-    export_created: str = "Export Created"
-    integration_requested: str = "Integration Requested"
-    user_invited: str = "User Invited"
-    user_removed: str = "User Removed"
-    signed_in: str = "Signed In"
-    feature_used: str = "Feature Used"
-    workflow_completed: str = "Workflow Completed"
-    workflow_abandoned: str = "Workflow Abandoned"
-    page_viewed: str = "Page Viewed"
+    disabled: list[str] = Field(
+        default_factory=list, description="Trigger kinds switched off (built-in or custom; unknown kinds are an error)."
+    )
 
 
-class Window(_Strict):
-    window_days: int = Field(default=30, gt=0)
+if TYPE_CHECKING:
+    Triggers = TriggerSection
+else:
+    Triggers = create_model(
+        "Triggers",
+        __base__=TriggerSection,
+        **{spec.kind: (spec.settings, Field(default_factory=spec.settings)) for spec in BUILTIN},
+    )
 
 
-class UsageNearLimit(_Strict):
-    pct: float = Field(default=0.8, gt=0, le=1)
-    window_days: int = Field(default=30, gt=0, description="A usage snapshot older than this is ignored.")
-
-
-class RepeatedLimitHits(Window):
-    min_hits: int = Field(default=3, gt=0)
-
-
-class LockedFeature(Window):
-    min_clicks: int = Field(default=3, gt=0)
-
-
-class SeatPressure(Window):
-    pct: float = Field(default=0.9, gt=0, le=1)
-
-
-class HeadcountGrowth(_Strict):
-    pct: float = Field(default=0.25, gt=0)
-
-
-class StrongNps(_Strict):
-    min_nps: int = Field(default=9, ge=0, le=10)
-
-
-class IntegrationRequest(Window):
-    window_days: int = Field(default=60, gt=0)
-    min_requests: int = Field(default=1, gt=0)
-
-
-class FrequentExports(Window):
-    window_days: int = Field(default=14, gt=0)
-    min_exports: int = Field(default=8, gt=0)
-
-
-class TicketTopicCluster(Window):
-    window_days: int = Field(default=90, gt=0)
-    share: float = Field(default=0.3, gt=0, le=1)
-    min_tickets: int = Field(default=3, gt=0)
-
-
-class AddonPageVisits(Window):
-    min_visits: int = Field(default=3, gt=0)
-
-
-class NewDepartment(Window):
-    min_invites: int = Field(default=1, gt=0)
-
-
-class WorkflowAbandoned(Window):
-    min_abandons: int = Field(default=3, gt=0)
-
-
-class Triggers(_Strict):
-    usage_near_limit: UsageNearLimit = UsageNearLimit()
-    repeated_limit_hits: RepeatedLimitHits = RepeatedLimitHits()
-    locked_feature: LockedFeature = LockedFeature()
-    seat_pressure: SeatPressure = SeatPressure()
-    headcount_growth: HeadcountGrowth = HeadcountGrowth()
-    strong_nps: StrongNps = StrongNps()
-    integration_request: IntegrationRequest = IntegrationRequest()
-    frequent_exports: FrequentExports = FrequentExports()
-    ticket_topic_cluster: TicketTopicCluster = TicketTopicCluster()
-    addon_page_visits: AddonPageVisits = AddonPageVisits()
-    new_department: NewDepartment = NewDepartment()
-    workflow_abandoned: WorkflowAbandoned = WorkflowAbandoned()
-    disabled: list[str] = Field(default_factory=list, description="Trigger kinds switched off.")
-
-
-class HealthWeights(_Strict):
+class HealthWeights(StrictModel):
     activation: float = 20
     usage_trend: float = 25
     champion: float = 15
@@ -127,13 +64,31 @@ class HealthWeights(_Strict):
         return (self.activation + self.usage_trend + self.champion + self.support + self.nps + self.adoption) or 1.0
 
 
-class HealthRules(_Strict):
+class HealthRules(StrictModel):
     weights: HealthWeights = HealthWeights()
     green_min: int = Field(default=70, ge=0, le=100)
     yellow_min: int = Field(default=40, ge=0, le=100)
+    activity_window_days: int = Field(
+        default=30, gt=0, description="Active users and features used are counted over this many days."
+    )
+    usage_floor: float = Field(
+        default=0.5, ge=0, lt=1, description="Active users at this share of the window before score 0 (1 at parity)."
+    )
+    champion_recent_days: int = Field(default=7, ge=0, description="Champion seen within this many days: full score.")
+    champion_stale_days: int = Field(default=30, gt=0, description="Not seen for this many days (or never): 0.")
+    open_ticket_penalty: float = Field(default=0.15, ge=0, description="Support score lost per open ticket.")
+    priority_ticket_penalty: float = Field(
+        default=0.5, ge=0, description="Support score lost per open ticket with a blocking priority."
+    )
+
+    @model_validator(mode="after")
+    def _champion_days(self) -> HealthRules:
+        if self.champion_stale_days <= self.champion_recent_days:
+            raise ValueError("champion_stale_days must be more than champion_recent_days")
+        return self
 
 
-class GateRules(_Strict):
+class GateRules(StrictModel):
     onboarding_days: int = Field(default=60, ge=0)
     usage_drop_pct: float = Field(default=0.2, gt=0, le=1)
     champion_silent_days: int = Field(default=21, gt=0)
@@ -141,27 +96,49 @@ class GateRules(_Strict):
     block_on_open_priorities: list[str] = Field(default_factory=lambda: ["high", "urgent"])
 
 
-class OfferRules(_Strict):
+class OfferRules(StrictModel):
     headroom: float = Field(default=0.2, ge=0, description="Extra capacity a recommended plan must leave.")
     seat_growth_pct: float = Field(default=0.2, ge=0, description="Growth a seat pack is sized for.")
 
 
-class Rules(_Strict):
+class Rules(StrictModel):
     events: EventNames = EventNames()
-    triggers: Triggers = Triggers()
+    triggers: Triggers = Field(default_factory=Triggers)
+    custom_triggers: dict[str, CustomTrigger] = Field(
+        default_factory=dict, description="Triggers defined without code, by kind (docs/engine.md)."
+    )
     health: HealthRules = HealthRules()
     gate: GateRules = GateRules()
     offers: OfferRules = OfferRules()
     evidence_cap: int = Field(default=5, gt=0, description="Evidence ids kept per signal.")
+    strength_cap: float = Field(default=3.0, gt=0, description="A friction counts at most this far past its threshold.")
+
+    def trigger_specs(self) -> list[tuple[TriggerSpec[Any], TriggerSettings]]:
+        """Every trigger with its settings: the built-ins (registry order), then the custom ones."""
+        found: list[tuple[TriggerSpec[Any], TriggerSettings]] = [
+            (spec, spec.settings_in(self.triggers)) for spec in BUILTIN
+        ]
+        found += [(compile_trigger(kind, trigger), trigger) for kind, trigger in self.custom_triggers.items()]
+        return found
+
+    def enabled_triggers(self) -> list[tuple[TriggerSpec[Any], TriggerSettings]]:
+        disabled = set(self.triggers.disabled)
+        return [(spec, settings) for spec, settings in self.trigger_specs() if spec.kind not in disabled]
+
+    def trigger_kinds(self) -> list[str]:
+        return [*builtin_kinds(), *self.custom_triggers]
 
 
-def _dotted(overrides: dict[str, float]) -> dict[str, Any]:
-    """``{"frequent_exports.min_exports": 10}`` → nested dict under ``triggers`` (or a top-level section)."""
+def _dotted(overrides: dict[str, float], custom: set[str]) -> dict[str, Any]:
+    """``{"<kind>.<setting>": 10}`` → nested dict under ``triggers`` (``custom_triggers`` for a
+    custom kind, or a top-level section)."""
     nested: dict[str, Any] = {}
     sections = set(Rules.model_fields)
     for key, value in overrides.items():
         parts = key.split(".")
-        if parts[0] not in sections:
+        if parts[0] in custom:
+            parts = ["custom_triggers", *parts]
+        elif parts[0] not in sections:
             parts = ["triggers", *parts]
         cursor = nested
         for part in parts[:-1]:
@@ -170,35 +147,97 @@ def _dotted(overrides: dict[str, float]) -> dict[str, Any]:
     return nested
 
 
+class _RulesFile:
+    """One rules file as read: its data and YAML node (for the line of a later finding)."""
+
+    def __init__(self, path: Path, data: dict[str, Any], node: yaml.Node | None) -> None:
+        self.path, self.data, self.node = path, data, node
+
+    def error(self, location: tuple[str | int, ...], problem: str, hint: str | None = None) -> DataError:
+        field = ".".join(str(part) for part in location)
+        return DataError(self.path, problem, line=_line_of(self.node, location), field=field, hint=hint)
+
+
+def _check_custom_kinds(file: _RulesFile) -> None:
+    builtins = set(builtin_kinds())
+    for kind in file.data.get("custom_triggers") or {}:
+        if not isinstance(kind, str) or not KIND_PATTERN.match(kind):
+            raise file.error(
+                ("custom_triggers", str(kind)), f"'{kind}' is not a snake_case name", hint="e.g. reports_shared"
+            )
+        if kind in builtins:
+            raise file.error(
+                ("custom_triggers", kind),
+                f"'{kind}' is a built-in trigger",
+                hint=f"tune it under triggers.{kind}, or give the custom trigger a name of its own",
+            )
+
+
+def _merge(merged: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Later files win; a custom trigger is replaced whole (each one is defined in one place)."""
+    custom = {**(merged.get("custom_triggers") or {}), **(data.get("custom_triggers") or {})}
+    result = deep_merge(merged, {key: value for key, value in data.items() if key != "custom_triggers"})
+    if custom:
+        result["custom_triggers"] = custom
+    return result
+
+
+def _check_disabled(rules: Rules, files: list[_RulesFile]) -> None:
+    known = rules.trigger_kinds()
+    source = next((f for f in reversed(files) if "disabled" in (f.data.get("triggers") or {})), None)
+    for position, kind in enumerate(rules.triggers.disabled):
+        if kind in known:
+            continue
+        close = difflib.get_close_matches(kind, known, n=1)
+        problem = f"unknown trigger kind '{kind}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+        hint = "known kinds: " + ", ".join(known)
+        if source is None:
+            raise ConfigError(f"triggers.disabled: {problem}", hint=hint)
+        raise source.error(("triggers", "disabled", position), problem, hint=hint)
+
+
 def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = None) -> Rules:
     """Defaults, then each existing file in ``paths`` (later wins), then the catalog policy's dotted overrides."""
     merged: dict[str, Any] = {}
-    files = [path for path in paths if path is not None]
-    for path in files:
+    files: list[_RulesFile] = []
+    for path in [path for path in paths if path is not None]:
         if not path.exists():
             raise ConfigError(f"{path}: rules file not found", hint="check --rules or OUTREACH_RULES_PATH")
         text = path.read_text(encoding="utf-8")
-        data, _ = parse_yaml(text, path)
+        data, node = parse_yaml(text, path)
         if data is None:
             continue
         if not isinstance(data, dict):
             raise DataError(path, "rules file must be a mapping", line=1)
+        file = _RulesFile(path, data, node)
+        _check_custom_kinds(file)
         validate_yaml(Rules, text, path)  # reports bad fields with their line in the file that has them
-        merged = deep_merge(merged, data)
+        merged = _merge(merged, data)
+        files.append(file)
     if policy_overrides:
-        merged = deep_merge(merged, _dotted(policy_overrides))
+        merged = deep_merge(merged, _dotted(policy_overrides, set(merged.get("custom_triggers") or {})))
     if not merged:
         return Rules()
     try:
-        return Rules.model_validate(merged)
+        rules = Rules.model_validate(merged)
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         raise ConfigError(
             f"catalog.yaml policy.thresholds: '{field}': {first['msg']}",
-            hint="policy.thresholds keys are dotted rule names, e.g. frequent_exports.min_exports: 10",
+            hint=f"policy.thresholds keys are dotted rule names, e.g. {BUILTIN[0].kind}.weight: 0.5",
         ) from None
+    _check_disabled(rules, files)
+    return rules
 
 
 def default_rules_yaml() -> str:
     return DEFAULT_RULES_PATH.read_text(encoding="utf-8")
+
+
+def settings_of(rules: Rules, kind: str) -> BaseModel:
+    """The settings of the trigger ``kind`` (built-in or custom)."""
+    for spec, settings in rules.trigger_specs():
+        if spec.kind == kind:
+            return settings
+    raise KeyError(kind)

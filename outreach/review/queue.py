@@ -38,6 +38,7 @@ from outreach.engine.decisions import Decision, decide, rules_for
 from outreach.engine.friction import Friction
 from outreach.engine.health import Gate
 from outreach.engine.offers import Offer
+from outreach.engine.triggers.registry import builtin_kinds
 from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
 from outreach.review.storage import (
     OPEN_STATUSES,
@@ -792,6 +793,13 @@ class ReviewQueue:
         with self.factory() as session:
             query = select(AccountRow.owner_email).where(AccountRow.owner_email.is_not(None)).distinct()
             return sorted(str(email) for email in session.scalars(query))
+
+    def triggers(self) -> list[str]:
+        """The trigger filter's choices: every built-in kind, then the custom kinds that have drafts."""
+        builtins = builtin_kinds()
+        with self.factory() as session:
+            found = {str(kind) for kind in session.scalars(select(DraftRow.trigger).distinct()) if kind}
+        return [*builtins, *sorted(found - set(builtins))]
 
     def counts(self, flt: QueueFilter) -> QueueCounts:
         with self.factory() as session:

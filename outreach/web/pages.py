@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from outreach.db import transaction
+from outreach.engine.triggers.spec import KIND_PATTERN
 from outreach.errors import NotFoundError, OutreachError, PermissionDeniedError
 from outreach.review.queue import (
     MAX_BODY_CHARS,
@@ -33,7 +34,6 @@ from outreach.review.queue import (
     ReviewQueue,
 )
 from outreach.review.users import Principal, authenticate, get_user
-from outreach.types import SIGNAL_KINDS
 from outreach.web.state import WEB_DIR, LoginRequired, ReviewApp
 
 router = APIRouter(include_in_schema=False)
@@ -189,8 +189,8 @@ def _filter(user: Principal, params: dict[str, str]) -> tuple[QueueFilter, dict[
         raise OutreachError(f"'{status}' is not a draft status", hint=f"use one of: all, {', '.join(STATUSES)}")
     if motion and motion not in MOTIONS:
         raise OutreachError(f"'{motion}' is not a motion", hint=f"use one of: {', '.join(MOTIONS)}")
-    if trigger and trigger not in SIGNAL_KINDS:
-        raise OutreachError(f"'{trigger}' is not a trigger")
+    if trigger and not KIND_PATTERN.match(trigger):
+        raise OutreachError(f"'{trigger}' is not a trigger", hint="triggers are snake_case kinds; see `outreach rules check`")
     flt = QueueFilter(
         status=None if status == "all" else status,
         motion=motion or None,
@@ -225,7 +225,7 @@ def queue_page(request: Request, user: User) -> HTMLResponse:
                       "longer passes the gate (see the Expired tab)."})
     return _render(request, "queue.html", _context(
         request, user, page=page, shown=shown, query=lambda **c: _query(shown, **c),
-        owners=review.queue.owners(), motions=MOTIONS, triggers=SIGNAL_KINDS, statuses=STATUSES,
+        owners=review.queue.owners(), motions=MOTIONS, triggers=review.queue.triggers(), statuses=STATUSES,
         extra_flashes=extra,
     ))
 

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from outreach import bundled
 from outreach.cli.main import app
 from outreach.engine.decisions import explain
-from outreach.types import GATE_RULES, SIGNAL_KINDS
+from outreach.engine.triggers.registry import builtin_kinds
+from outreach.types import GATE_RULES
 
 DEMO = bundled.DEMO_DATA
 
@@ -37,7 +38,7 @@ def test_demo_decisions_match_the_designed_stories() -> None:
 def test_demo_covers_every_trigger_gate_rule_and_cohort() -> None:
     decisions = explain(DEMO, date(2026, 11, 20))
     assert {d.cohort for d in decisions} == {"ready", "nurture", "not_fit"}
-    assert {f.kind for d in decisions for f in d.frictions} == set(SIGNAL_KINDS)
+    assert {f.kind for d in decisions for f in d.frictions} == set(builtin_kinds())
     fired = {r.rule for d in decisions for r in d.gate.reasons}
     assert fired == set(GATE_RULES) - {"held_out"}  # held_out needs an A/B control group
     for decision in decisions:

@@ -23,7 +23,7 @@ from outreach.engine.decisions import (
 from outreach.engine.friction import Friction, FrictionRecord
 from outreach.engine.health import Gate, GateRecord, Health, HealthRecord
 from outreach.engine.offers import Offer, OfferRecord
-from outreach.types import SIGNAL_KINDS
+from outreach.engine.triggers.registry import builtin_kinds
 
 DEMO = bundled.DEMO_DATA
 DEMO_AS_OF = date(2026, 11, 20)
@@ -75,7 +75,7 @@ def test_explain_json_prints_one_account_per_line(demo_dataset: Dataset) -> None
 
 def test_explain_json_of_an_empty_cohort_is_an_empty_array(demo_dataset: Dataset, tmp_path: Path) -> None:
     rules_file = tmp_path / "rules.yaml"
-    rules_file.write_text("triggers:\n  disabled: " + json.dumps(sorted(SIGNAL_KINDS)) + "\n")
+    rules_file.write_text("triggers:\n  disabled: " + json.dumps(sorted(builtin_kinds())) + "\n")
     rules = rules_for(demo_dataset, rules_file)
     assert explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="ready") == b"[]\n"
     assert {row["cohort"] for row in explain_rows(demo_dataset, rules, DEMO_AS_OF)} == {"not_fit"}

@@ -1,0 +1,282 @@
+"""What a trigger is: one :class:`TriggerSpec` holds everything every stage needs to know about one kind.
+
+A spec names its kind and motion, its settings (a pydantic model whose defaults are the documented
+thresholds; ``rules.yaml`` overrides them under ``triggers.<kind>``), the DuckDB query that finds it for every
+account at once, the statement and strength the friction stage computes in DuckDB, the catalog ``solves``
+keys and plan routes the offer stage matches, the wording drafting uses (headline, the offline drafter's
+sentence) and its row in the docs. The stages iterate over the registry
+(:mod:`outreach.engine.triggers.registry`); none of them names a kind.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Generic, Protocol, TypeVar
+
+import duckdb
+from pydantic import BaseModel, ConfigDict, Field
+
+from outreach.engine.catalog import Catalog
+from outreach.engine.triggers import sql
+from outreach.types import Motion
+
+Figure = int | float | str
+
+KIND_PATTERN = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventNames(StrictModel):
+    """The Segment event names recognised, so a product that says "Quota Hit" can map it."""
+
+    limit_reached: str = "Limit Reached"
+    usage_reported: str = "Usage Reported"
+    locked_feature_clicked: str = "Locked Feature Clicked"
+    export_created: str = "Export Created"
+    integration_requested: str = "Integration Requested"
+    user_invited: str = "User Invited"
+    user_removed: str = "User Removed"
+    signed_in: str = "Signed In"
+    feature_used: str = "Feature Used"
+    workflow_completed: str = "Workflow Completed"
+    workflow_abandoned: str = "Workflow Abandoned"
+    page_viewed: str = "Page Viewed"
+
+
+class TriggerSettings(StrictModel):
+    """A trigger's thresholds. ``weight`` ranks its frictions: strength = weight × how far past the threshold
+    (capped by ``strength_cap``)."""
+
+    weight: float = Field(default=1.0, ge=0, description="Kind weight in the friction strength.")
+
+
+class WindowSettings(TriggerSettings):
+    window_days: int = Field(default=30, gt=0)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What a trigger's query may use: the engine session (with ``events``, ``account_dim``, ``plan_limit``,
+    ``ticket_rows`` and the shared ``usage_snapshot``), the catalog, the event names and the analysis window."""
+
+    con: duckdb.DuckDBPyConnection
+    catalog: Catalog
+    events: EventNames
+    as_of: date
+    evidence_cap: int
+
+    @property
+    def end(self) -> datetime:
+        """Midnight at the start of the analysis date: every window ends just before it."""
+        return datetime(self.as_of.year, self.as_of.month, self.as_of.day)
+
+    @property
+    def end_sql(self) -> str:
+        return f"TIMESTAMP '{self.end.isoformat(sep=' ')}'"
+
+    def since(self, days: int) -> str:
+        return sql.since(self.end, days)
+
+    def newest(self, ids: str, order: str) -> str:
+        """The ``evidence_cap`` ids that come first by ``order``, descending: a top-n aggregate, no sorted list."""
+        return f"arg_max({ids}, {order}, {self.evidence_cap})"
+
+    def grouped(self, event: str, prop: str, days: int, minimum: int) -> str:
+        """Per account and value of ``prop``: ``n`` events named ``event`` in the window, at least ``minimum``."""
+        return f"""
+            SELECT account_id, props->>'{prop}' AS subject, count(*) AS n,
+                   {self.newest("message_id", "(ts, line)")} AS evidence
+            FROM events
+            WHERE event = {sql.text(event)} AND ts >= {self.since(days)} AND ts < {self.end_sql}
+              AND props->>'{prop}' IS NOT NULL
+            GROUP BY ALL HAVING count(*) >= {minimum}"""
+
+
+class SignalView(Protocol):
+    """What wording reads from a friction (an engine ``Friction`` or drafting's facts)."""
+
+    @property
+    def statement(self) -> str: ...
+
+    @property
+    def figures(self) -> Mapping[str, Figure]: ...
+
+    @property
+    def window_days(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class ExampleSignal:
+    statement: str
+    figures: Mapping[str, Figure]
+    window_days: int | None
+
+
+Headline = Callable[[SignalView, Catalog], str]
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How drafting words a friction of this kind (the drafting stage may rewrite these per kind).
+
+    ``headline``: a short, factual subject-line phrase from the figures. ``consequence``: the offline drafter's
+    sentence after the friction (``{product_name}`` is the product's name). ``speaker``: who the statement is
+    about ("Your team hit the reports limit…").
+    """
+
+    headline: Headline
+    consequence: str = ""
+    speaker: str = "Your team"
+
+    def consequence_for(self, product_name: str) -> str:
+        return self.consequence.format(product_name=product_name)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A typical fired signal and what the friction stage makes of it with the default settings: the docs
+    show it and a test checks the statement and strength against the SQL."""
+
+    subject: str | None
+    figures: dict[str, Figure]
+    window_days: int | None
+    statement: str
+    strength: float
+
+
+SettingsT = TypeVar("SettingsT", bound=TriggerSettings)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerSpec(Generic[SettingsT]):
+    """One trigger, complete: detection, friction, offer, wording and docs.
+
+    SQL fragments are DuckDB expressions. ``query`` selects ``account_id, subject, figures (JSON), evidence
+    (VARCHAR[]), window_days`` per fired signal; ``statement`` and ``strength`` are expressions over a
+    ``signal_rows`` row (``figures``, ``window_days`` and ``name``, the display name of the subject);
+    ``offer_keys`` are :mod:`string` templates over the figures (``integration:{integration}``) matched
+    against the catalog's ``solves`` lists, case-insensitively; ``trigger:<kind>`` always matches too.
+    """
+
+    kind: str
+    motion: Motion
+    settings: type[SettingsT]
+    summary: str
+    figures: tuple[str, ...]
+    query: Callable[[Detection, SettingsT], str]
+    statement: str
+    strength: Callable[[SettingsT], str]
+    wording: Wording
+    example: Example
+    offer_keys: tuple[str, ...] = ()
+    prepare: Callable[[Detection, SettingsT], None] | None = None
+    subject_name: Callable[[str, Catalog], str] | None = None
+    # Offer routes besides the catalog's ``solves`` (see outreach.engine.offers):
+    limit_figure: str | None = None  # the figure naming the plan limit pressed: a higher plan that covers it
+    usage_figures: tuple[str, ...] = ()  # figures holding the use a higher plan's limit must cover
+    seat_demand: str | None = None  # seats needed before growth (SQL): a seat pack or a plan with the seats
+    feature_figure: str | None = None  # the figure naming a locked feature: a plan, else an add-on, with it
+    next_plan: str | None = None  # the next plan up, with this rationale
+    # The shared ``usage_snapshot`` (latest ``Usage Reported`` per account and metric, with its ``cap``):
+    snapshot_days: Callable[[SettingsT], int] | None = None  # how far back this trigger reads it
+    snapshot_claim: Callable[[SettingsT], str] | None = None  # snapshot rows only this trigger reports (SQL)
+
+    @property
+    def has_plan_route(self) -> bool:
+        return bool(self.limit_figure or self.seat_demand or self.feature_figure or self.next_plan)
+
+    def settings_in(self, section: BaseModel) -> SettingsT:
+        """This trigger's settings inside a ``triggers`` section of the rules."""
+        found = getattr(section, self.kind)
+        assert isinstance(found, self.settings)
+        return found
+
+    def describe(self, settings: SettingsT, events: EventNames) -> str:
+        """``summary`` with the thresholds filled in (docs and ``outreach rules check``)."""
+        return self.summary.format(**dict(settings), events=events)
+
+    def key_sql(self) -> str:
+        """``offer_keys`` as a DuckDB ``VARCHAR[]`` over ``f.figures``, then ``trigger:<kind>``."""
+        keys = [_template_sql(key) for key in self.offer_keys]
+        keys.append(sql.text(f"trigger:{self.kind}"))
+        return "[" + ", ".join(keys) + "]::VARCHAR[]"
+
+    def problems(self, settings: SettingsT | None = None) -> list[str]:
+        """What is missing or inconsistent in this spec (empty when complete), checked with ``settings`` (by
+        default the settings model's defaults, which a built-in must have)."""
+        found: list[str] = []
+        if not KIND_PATTERN.match(self.kind):
+            found.append(f"kind '{self.kind}' is not snake_case")
+        if self.motion not in ("upsell", "cross_sell"):
+            found.append(f"motion '{self.motion}' is neither upsell nor cross_sell")
+        for name, value in (("summary", self.summary), ("statement", self.statement)):
+            if not value.strip():
+                found.append(f"{name} is empty")
+        if not self.figures:
+            found.append("figures is empty")
+        try:
+            defaults = settings if settings is not None else self.settings()
+        except Exception as error:
+            return [*found, f"settings have no complete defaults: {error}"]
+        try:
+            self.describe(defaults, EventNames())
+        except (KeyError, AttributeError, IndexError, ValueError) as error:
+            found.append(f"summary does not format with the settings: {error!r}")
+        unknown = set(self.example.figures) - set(self.figures)
+        if unknown:
+            found.append(f"example uses figures not listed in figures: {sorted(unknown)}")
+        for key in self.offer_keys:
+            names = {name for _, name, _, _ in string.Formatter().parse(key) if name}
+            if names - set(self.figures):
+                found.append(f"offer key '{key}' uses figures not listed in figures: {sorted(names - set(self.figures))}")
+        for name, figure in (("limit_figure", self.limit_figure), ("feature_figure", self.feature_figure)):
+            if figure is not None and figure not in self.figures:
+                found.append(f"{name} '{figure}' is not one of the figures")
+        if set(self.usage_figures) - set(self.figures):
+            found.append("usage_figures must be figures")
+        try:
+            example = ExampleSignal(self.example.statement, self.example.figures, self.example.window_days)
+            headline = self.wording.headline(example, _EMPTY_CATALOG)
+        except Exception as error:
+            found.append(f"headline fails on the example: {error!r}")
+        else:
+            if not headline.strip():
+                found.append("headline is empty for the example")
+        try:
+            self.wording.consequence_for("Product")
+        except (KeyError, IndexError, ValueError) as error:
+            found.append(f"consequence does not format: {error!r}")
+        return found
+
+
+def _template_sql(template: str) -> str:
+    """``"integration:{integration}"`` → ``'integration:' || (f.figures->>'integration')`` (NULL if the figure is)."""
+    parts: list[str] = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        if literal:
+            parts.append(sql.text(literal))
+        if name:
+            parts.append(f"(f.figures->>{sql.text(name)})")
+    return " || ".join(parts) or "''"
+
+
+def _empty_catalog() -> Catalog:
+    company = {
+        "name": "Example Co",
+        "postal_address": "1 Example Street",
+        "sender_name": "Sam",
+        "sender_email": "sam@example.com",
+        "upgrade_url": "https://example.com/upgrade",
+        "unsubscribe_url": "https://example.com/unsubscribe",
+    }
+    return Catalog.model_validate({"plans": [{"id": "p", "name": "P", "price_monthly": 0}], "company": company})
+
+
+_EMPTY_CATALOG = _empty_catalog()
