@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from outreach.integrations.notify import DeliveryError, http_error, register_channel
+from outreach.integrations.channels import DeliveryError, http_error, register_channel
 from outreach.integrations.tables import NotificationRow
 from outreach.settings import Settings
 

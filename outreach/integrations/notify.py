@@ -21,22 +21,21 @@ webhook    everything, signed ``X-Outreach-Signature: sha256=HMAC(secret, "<time
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from outreach.application import Application
 from outreach.engine.decisions import Decision
+from outreach.integrations import crm, outbound, slack  # noqa: F401  (the built-in channels register themselves)
+from outreach.integrations.channels import CHANNELS, Channel, DeliveryError
 from outreach.integrations.tables import IntegrationCursorRow, NotificationRow
 from outreach.review.storage import AccountRow, AuditRow, DraftRow
 from outreach.sending.tables import EnrollmentRow, MailEventRow, OutboxRow
@@ -44,58 +43,18 @@ from outreach.settings import Settings
 
 log = logging.getLogger(__name__)
 
-KINDS = ("ready", "approved", "sent", "held", "reply")
 _COLLECTOR = "notifications"
 _OVERLAP = 500  # ids re-read each pass: a PostgreSQL transaction may commit a lower id after a higher one
 
 
-class DeliveryError(Exception):
-    """A delivery that failed. ``transient``: worth retrying (network, 429, 5xx); ``retry_after`` in seconds."""
-
-    def __init__(self, message: str, *, transient: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.transient = transient
-        self.retry_after = retry_after
-
-
-class Channel(Protocol):
-    name: str
-    kinds: tuple[str, ...]
-
-    def deliver(self, row: NotificationRow, session: Session) -> str | None:
-        """Send one notification; the other side's id for what it created (or None). Raises DeliveryError."""
-        ...
-
-
-# ---------------------------------------------------------------------------------------------- the channels
-
-ChannelFactory = Callable[[Settings], "Channel | None"]
-CHANNELS: dict[str, ChannelFactory] = {}
-
-
-def register_channel(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
-    """Channels register themselves (built-ins the same way an addition would)."""
-
-    def add(factory: ChannelFactory) -> ChannelFactory:
-        CHANNELS[name] = factory
-        return factory
-
-    return add
-
-
 def configured_channels(settings: Settings) -> dict[str, Channel]:
-    """The channels this workspace has configured."""
-    _load_builtin_channels()
+    """The channels this workspace has configured (the built-in ones registered when this module loaded)."""
     channels = {}
     for name, factory in CHANNELS.items():
         channel = factory(settings)
         if channel is not None:
             channels[name] = channel
     return channels
-
-
-def _load_builtin_channels() -> None:
-    from outreach.integrations import crm, outbound, slack  # noqa: F401  (they register on import)
 
 
 # ---------------------------------------------------------------------------------------------- enqueueing
@@ -343,31 +302,3 @@ def notify_pass(application: Application, *, sleep: Callable[[float], None] = ti
 def summary(session: Session) -> dict[str, int]:
     return {str(state): int(count) for state, count in session.execute(
         select(NotificationRow.state, func.count()).group_by(NotificationRow.state))}
-
-
-# ---------------------------------------------------------------------------------------------- HTTP helpers
-
-
-def http_error(status: int, body: str, headers: Mapping[str, str] | None = None, *, service: str) -> DeliveryError:
-    """A DeliveryError for an HTTP answer: 429 and 5xx are transient (429 with its Retry-After)."""
-    retry_after: float | None = None
-    for name, value in (headers or {}).items():
-        if name.lower() == "retry-after":
-            try:
-                retry_after = float(value)
-            except ValueError:
-                retry_after = None
-    transient = status == 429 or status >= 500
-    return DeliveryError(f"{service} answered {status}: {body[:300]}", transient=transient, retry_after=retry_after)
-
-
-def signed_headers(secret: str | None, body: bytes, timestamp: int) -> dict[str, str]:
-    """The outbound webhook's signature: HMAC-SHA256 over ``"<timestamp>.<body>"`` (replays show an old time)."""
-    if not secret:
-        return {}
-    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
-    return {"X-Outreach-Signature": f"sha256={mac}"}
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)

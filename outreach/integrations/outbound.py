@@ -14,7 +14,7 @@ import time
 import httpx
 from sqlalchemy.orm import Session
 
-from outreach.integrations.notify import (
+from outreach.integrations.channels import (
     KINDS,
     DeliveryError,
     dumps,

@@ -16,7 +16,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 from sqlalchemy.orm import Session
 
-from outreach.integrations.notify import DeliveryError, http_error, register_channel
+from outreach.integrations.channels import DeliveryError, http_error, register_channel
 from outreach.integrations.tables import NotificationRow
 from outreach.settings import Settings
 
