@@ -11,6 +11,7 @@ The schema is only ever changed by the Alembic migrations shipped in :mod:`outre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.errors import ConfigError
 from outreach.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -107,6 +110,7 @@ def upgrade(url: str, revision: str = "head", *, engine: Engine | None = None) -
         with engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+        logger.info("database %s upgraded to %s", engine.url.render_as_string(hide_password=True), revision)
     finally:
         if own:
             engine.dispose()

@@ -46,6 +46,12 @@ class DataError(OutreachError):
         super().__init__(f"{where}: {problem}", hint=hint)
 
 
+class InputError(OutreachError):
+    """A bad or missing value the user gave: a command-line argument or option, a form field (exit 2)."""
+
+    exit_code = 2
+
+
 class ConfigError(OutreachError):
     """Bad configuration: settings, rules, catalog policy, prompt front-matter, sequences."""
 
@@ -53,9 +59,9 @@ class ConfigError(OutreachError):
 
 
 class NotFoundError(OutreachError):
-    """A named thing (account, draft, template, user) does not exist."""
+    """A named thing (account, draft, template, user) does not exist: the name given is bad input."""
 
-    exit_code = 1
+    exit_code = 2
 
 
 class ConflictError(OutreachError):

@@ -1,7 +1,11 @@
 """One typed settings object, read from the environment (``OUTREACH_*``) and an optional ``.env`` file.
 
-``OUTREACH_HOME`` is the working directory for everything the tool writes (database, outbox, caches), so
-tests point it at a temporary directory and never touch a user's data.
+``OUTREACH_HOME`` is the workspace: the directory ``outreach init`` writes the editable prompts, sequences
+and rules into, and where everything the tool writes goes (database, outbox, caches), so tests point it at a
+temporary directory and never touch a user's data.
+
+Every field is one environment variable, documented in docs/configuration.md; tests/test_docs.py fails when
+a field has no row there (or a row names no field), so add the row with the field.
 """
 
 from __future__ import annotations
@@ -18,26 +22,47 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
 
     home: Path = Field(
-        default=Path("."), description="Working directory for the database, outbox and caches."
+        default=Path("."),
+        description="The workspace: editable prompts, sequences and rules (`outreach init`), the database, "
+        "outbox and caches.",
     )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default is a SQLite file outreach.db in OUTREACH_HOME."
     )
-    rules_path: Path | None = Field(default=None, description="YAML file overriding the default rules.")
-    prompts_dir: Path | None = Field(default=None, description="Directory of prompt templates.")
+    rules_path: Path | None = Field(
+        default=None, description="YAML file overriding the rules (after the workspace's and the data directory's "
+        "rules.yaml); `--rules` wins over it."
+    )
+    prompts_dir: Path | None = Field(
+        default=None, description="Directory of prompt templates with their registry; default the workspace's "
+        "prompts/, else the packaged ones."
+    )
     raise_errors: bool = Field(default=False, description="Re-raise unexpected errors with a traceback.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="WARNING", description="Log level for the command line and the web app; `-v`, `-q` and "
+        "`--log-level` override it."
+    )
+    user: str | None = Field(
+        default=None, description="Email of the person running commands, when `--as` is not given (recorded in "
+        "the audit log)."
+    )
 
     # LLM provider. The OpenAI values are read without the OUTREACH_ prefix, as every OpenAI tool does.
     provider: str | None = Field(
         default=None, description="offline or openai; default openai when a key is set."
     )
-    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
-    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias="OPENAI_API_KEY", description="API key for the openai provider (never logged)."
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias="OPENAI_BASE_URL",
+        description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); default api.openai.com.",
+    )
     openai_model: str = Field(default="gpt-4o-mini", description="Model name for the openai provider.")
 
     # Sequences and sending (docs/sequences.md).
     sequences_dir: Path | None = Field(
-        default=None, description="Directory of sequence YAML files; default ./sequences, then the bundled ones."
+        default=None, description="Directory of sequence YAML files; default the workspace's sequences/, else the packaged ones."
     )
     mail_transport: Literal["outbox", "smtp"] = Field(
         default="outbox", description="outbox writes .eml files to outbox_dir; smtp hands mail to smtp_host."
@@ -54,20 +79,21 @@ class Settings(BaseSettings):
     unsubscribe_mailto: str | None = Field(
         default=None, description="Address for mailto: unsubscribes; default unsubscribe@<sender domain>."
     )
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 587
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
+    smtp_host: str = Field(default="127.0.0.1", description="SMTP server for the smtp transport.")
+    smtp_port: int = Field(default=587, description="SMTP port (587 starttls, 465 ssl).")
+    smtp_user: str | None = Field(default=None, description="SMTP login; none: send without authenticating.")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password (never logged).")
     smtp_security: Literal["starttls", "ssl", "none"] = Field(
         default="starttls", description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay)."
     )
-    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
-    imap_host: str = "127.0.0.1"
-    imap_port: int = 993
-    imap_user: str | None = None
-    imap_password: SecretStr | None = None
-    imap_security: Literal["ssl", "starttls", "none"] = "ssl"
-    imap_folder: str = "INBOX"
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="Seconds before an SMTP connection or "
+                                        "command gives up (the send is then held as unknown outcome).")
+    imap_host: str = Field(default="127.0.0.1", description="IMAP server `outreach replies poll` reads.")
+    imap_port: int = Field(default=993, description="IMAP port (993 ssl, 143 starttls).")
+    imap_user: str | None = Field(default=None, description="IMAP login.")
+    imap_password: SecretStr | None = Field(default=None, description="IMAP password (never logged).")
+    imap_security: Literal["ssl", "starttls", "none"] = Field(default="ssl", description="ssl, starttls or none.")
+    imap_folder: str = Field(default="INBOX", description="Mailbox folder with replies and bounces.")
     send_daily_cap_per_sender: int = Field(default=50, ge=0, description="Emails per sender per UTC day.")
     send_hourly_cap: int = Field(default=200, ge=0, description="Global throttle: emails per rolling hour.")
     send_stale_hours: float = Field(
@@ -80,12 +106,19 @@ class Settings(BaseSettings):
     )
     default_timezone: str = Field(default="UTC", description="Timezone for contacts whose account has none.")
 
+    # Metrics (docs/metrics.md).
+    attribution_window_days: int = Field(
+        default=60, ge=0, le=3650, description="Days after a send in which a matching expansion counts as the "
+        "email's (`outreach report --window` overrides it)."
+    )
+
     # The review web app (docs/review-queue.md).
     secret_key: SecretStr | None = Field(
         default=None, description="Signs session cookies; default: a random key kept in OUTREACH_HOME."
     )
     data_dir: Path | None = Field(
-        default=None, description="Data directory the web app re-checks gates and regenerates drafts against."
+        default=None, description="Data directory when `--data` is not given (default the workspace's data/); "
+        "the web app re-checks gates and regenerates drafts against it."
     )
     as_of: date | None = Field(default=None, description="Analysis date for the web app's gate re-checks (default today).")
     host: str = Field(default="127.0.0.1", description="Address `outreach serve` listens on.")

@@ -34,6 +34,11 @@ def isolated_home(
         "OUTREACH_PROVIDER",
         "OUTREACH_DATABASE_URL",
         "OUTREACH_RULES_PATH",
+        "OUTREACH_PROMPTS_DIR",
+        "OUTREACH_SEQUENCES_DIR",
+        "OUTREACH_DATA_DIR",
+        "OUTREACH_USER",
+        "OUTREACH_LOG_LEVEL",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(home)

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from outreach.application import application_for
-from outreach.cli.common import console, run
+from outreach.cli.common import ActorOption, DataOption, check_date, console, data_dir, optional_actor, run
 from outreach.engine.store import FileLoad, StoreStatus
 
 intake_app = typer.Typer(help="The Segment-compatible event API on `outreach serve`: its write key.",
@@ -80,9 +80,7 @@ def events_compact_command() -> None:
 
 
 @intake_app.command("key")
-def intake_key_command(
-    actor: Annotated[str, typer.Option("--as", help="Who creates it (for the audit of keys).")] = "cli",
-) -> None:
+def intake_key_command(actor: ActorOption = None) -> None:
     """Create the workspace's write key (the previous one stops working) and print it once."""
     from datetime import UTC, datetime
 
@@ -93,7 +91,7 @@ def intake_key_command(
             application.upgrade_database()
             application.event_store(create=True)
             with application.transaction() as session:
-                return create_key(session, actor, datetime.now(UTC))
+                return create_key(session, optional_actor(actor) or "cli", datetime.now(UTC))
 
     key = run(action)
     console.print(key, highlight=False, soft_wrap=True)
@@ -160,29 +158,22 @@ tickets_app = typer.Typer(help="Support tickets from Zendesk into a data directo
 
 @tickets_app.command("sync")
 def tickets_sync_command(
-    data: Annotated[Path, typer.Option("--data", help="Data directory whose tickets.jsonl and organizations.csv "
-                                       "to update.")],
-    since: Annotated[str | None, typer.Option("--since", help="First sync only: tickets changed since this date "
-                                              "(YYYY-MM-DD; default 180 days ago).")] = None,
+    data_option: DataOption = None,
+    since: Annotated[str | None, typer.Option("--since", callback=check_date, metavar="YYYY-MM-DD",
+                                              help="First sync only: tickets changed since this date "
+                                              "(default 180 days ago).")] = None,
     full: Annotated[bool, typer.Option("--full", help="Forget the saved cursor and read again from --since.")] = False,
 ) -> None:
-    """Read Zendesk's organisations and Incremental Ticket Export (cursor-based, resumable) into DIR."""
+    """Read Zendesk's organisations and Incremental Ticket Export (cursor-based, resumable) into the data
+    directory's organizations.csv and tickets.jsonl."""
     from datetime import date
 
-    from outreach.errors import ConfigError
     from outreach.integrations.zendesk import sync
     from outreach.settings import get_settings
 
-    def action() -> str:
-        start = None
-        if since is not None:
-            try:
-                start = date.fromisoformat(since)
-            except ValueError:
-                raise ConfigError(f"--since '{since}' is not a date", hint="use YYYY-MM-DD") from None
-        return sync(get_settings(), data, since=start, full=full).line()
-
-    console.print(run(action), highlight=False)
+    data = data_dir(data_option)
+    start = date.fromisoformat(since) if since else None  # checked while parsing
+    console.print(run(lambda: sync(get_settings(), data, since=start, full=full).line()), highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,15 +1,14 @@
 """The ``outreach`` command line: parses input, calls the library, prints results.
 
-Library errors (:class:`outreach.errors.OutreachError`) become one readable line plus a hint and the
-error's exit code. Anything else is a bug: it re-raises when ``OUTREACH_RAISE_ERRORS`` is set or under
-pytest, and otherwise prints one line asking for a bug report.
+Conventions every command follows (exit codes, errors, piped output, logging, shared options) are in
+:mod:`outreach.cli.common`; its docstring has the short "Adding a command" checklist.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -17,16 +16,24 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from outreach import __version__, bundled
 from outreach.application import Application
 from outreach.cli.common import (
     DEMO_AS_OF,
     DEMO_DATA,
     AsOfOption,
     DataOption,
+    JsonOption,
+    LogLevel,
+    OutreachGroup,
     RulesOption,
+    check_date,
+    configure_logging,
     console,
+    data_dir,
     err_console,
     load_data,
+    log_level_for,
     parse_as_of,
     run,
 )
@@ -50,20 +57,45 @@ from outreach.drafting.providers.offline import OfflineProvider
 from outreach.drafting.registry import load_templates
 from outreach.drafting.templates import RenderedPrompt, get_template, render
 from outreach.engine.decisions import Decision, decide, explain, explain_json, rules_for
-from outreach.errors import OutreachError
 from outreach.settings import get_settings
 from outreach.types import Cohort
 
 app = typer.Typer(
     name="outreach",
-    help="Turn product-usage and support signals into reviewed, friction-led expansion emails.",
+    cls=OutreachGroup,
+    epilog="Exit codes: 0 ok · 1 nothing to do or partial · 2 bad input or option · 3 evaluation regression · "
+    "70 bug. Configuration: OUTREACH_* variables (docs/configuration.md); `outreach init` writes an editable "
+    "workspace.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"outreach {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_print_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True,
+                                         help="Show what happens: -v info (where prompts, rules and data come "
+                                         "from), -vv debug.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")] = False,
+    log_level: Annotated[LogLevel | None, typer.Option("--log-level", case_sensitive=False,
+                                                       help="Log level (default OUTREACH_LOG_LEVEL or WARNING).")] = None,
+) -> None:
+    """Turn product-usage and support signals into reviewed, friction-led expansion emails."""
+    configure_logging(run(lambda: log_level_for(verbose, quiet, log_level)))
+    bundled.forget_logged_sources()
 
 
 def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: bool = True) -> list[Decision]:
+    """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`), with the
+    workspace's stored events unless ``stored`` is False (the demo reads its bundled files only)."""
     settings = get_settings()
     if not stored:  # the demo reads its bundled files only
         return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
@@ -114,23 +146,15 @@ def cohort_summary(decisions: list[Decision]) -> str:
 
 @app.command("explain")
 def explain_command(
-    data: DataOption,
+    data_option: DataOption = None,
     as_of: AsOfOption = None,
     rules: RulesOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array instead of a table.")] = False,
-    cohort: Annotated[
-        str | None, typer.Option("--cohort", help="Only accounts in this cohort: ready, nurture or not_fit.")
-    ] = None,
+    as_json: JsonOption = False,
+    cohort: Annotated[Cohort | None, typer.Option("--cohort", "-c", help="Only accounts in this cohort.")] = None,
 ) -> None:
     """Show, per account, the signals that fired, the friction, the health gate and the offer."""
-
-
-    def wanted_cohort() -> Cohort | None:
-        if cohort is not None and cohort not in ("ready", "nurture", "not_fit"):
-            raise OutreachError(f"--cohort '{cohort}' is not a cohort", hint="use ready, nurture or not_fit")
-        return cast(Cohort | None, cohort)
-
-    wanted = run(wanted_cohort)
+    data = data_dir(data_option)
+    wanted = cohort
     if as_json:
 
         def payload() -> bytes:
@@ -149,14 +173,16 @@ def explain_command(
 
 @app.command("demo")
 def demo_command(
-    as_of: Annotated[str, typer.Option("--as-of", help="Analysis date for the demo data.")] = DEMO_AS_OF.isoformat(),
+    as_of: Annotated[str, typer.Option("--as-of", "-t", callback=check_date, metavar="YYYY-MM-DD",
+                                       help="Analysis date for the demo data.")] = DEMO_AS_OF.isoformat(),
     serve: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Serve the review web app when done (Ctrl-C stops it).")
     ] = True,
-    port: Annotated[int, typer.Option("--port", help="Port for the review web app on 127.0.0.1.")] = 8000,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for the review web app on 127.0.0.1.")] = 8000,
 ) -> None:
-    """Run the whole job on the bundled demo data (outreach/defaults/demo): explain, draft every ready account, fill the
-    review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
+    """Run the whole job on the packaged demo data, from any directory.
+
+    Explain, draft every ready account, fill the review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
     fast clock, and serve the review app on localhost."""
     from outreach.metrics.demo_history import load_demo_history
     from outreach.sending.scheduler import run_demo_sequence
@@ -199,10 +225,11 @@ def demo_command(
 
 ProviderOption = Annotated[
     str | None,
-    typer.Option("--provider", help="offline or openai (default: openai when OPENAI_API_KEY is set, else offline)."),
+    typer.Option("--provider", "-p", help="offline or openai (default: openai when OPENAI_API_KEY is set, else offline)."),
 ]
 PromptsOption = Annotated[
-    Path | None, typer.Option("--prompts", help="Prompt template directory (default: OUTREACH_PROMPTS_DIR or prompts/).")
+    Path | None, typer.Option("--prompts", help="Prompt template directory (default: OUTREACH_PROMPTS_DIR, else the "
+                              "workspace's prompts/, else the packaged defaults).")
 ]
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="drafting.yaml overriding validation, limits and prices.")
@@ -272,13 +299,13 @@ def _report_run_error(summary: RunSummary) -> None:
 
 @app.command("draft")
 def draft_command(
-    data: DataOption,
+    data_option: DataOption = None,
     as_of: AsOfOption = None,
     rules: RulesOption = None,
     provider: ProviderOption = None,
-    limit: Annotated[int | None, typer.Option("--limit", min=0, help="Draft at most N ready accounts.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=0, help="Draft at most N ready accounts.")] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="JSONL file for the drafts (default: OUTREACH_HOME/drafts.jsonl).")
+        Path | None, typer.Option("--out", "-o", help="JSONL file for the drafts (default: OUTREACH_HOME/drafts.jsonl).")
     ] = None,
     config: ConfigOption = None,
     prompts: PromptsOption = None,
@@ -286,9 +313,10 @@ def draft_command(
         bool, typer.Option("--queue/--no-queue", help="Also put the drafts into the review queue database.")
     ] = True,
 ) -> None:
-    """Draft a friction-led email for every ready account, validate it, write the drafts as JSONL and put them
-    into the review queue."""
+    """Draft a friction-led email for every ready account.
 
+    Each draft is validated, written to a JSONL file and put into the review queue."""
+    data = data_dir(data_option)
     settings = get_settings()
     target = out or settings.resolved_home() / "drafts.jsonl"
     workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
@@ -336,7 +364,9 @@ def prompts_list_command(
             table.add_row(variable.name, escape(variable.type), escape(variable.description) + note)
         console.print(table)
         return
-    templates = run(lambda: load_templates(prompts or get_settings().prompts_dir))
+    source = run(lambda: bundled.locate("prompts", option=prompts))
+    templates = run(lambda: load_templates(source.path))
+    err_console.print(f"Prompts: {source.describe()}", highlight=False, markup=False, soft_wrap=True)
     table = Table(title="Prompt templates")
     for column in ("Name", "Version", "Motion", "Kind", "SHA-256", "Description"):
         table.add_column(column, overflow="fold")
@@ -349,8 +379,8 @@ def prompts_list_command(
 @prompts_app.command("preview")
 def prompts_preview_command(
     name: Annotated[str, typer.Argument(help="Template name (see `outreach prompts list`).")],
-    account: Annotated[str, typer.Option("--account", help="Account id to render the prompt for.")],
-    data: DataOption,
+    account: Annotated[str, typer.Option("--account", "-a", help="Account id to render the prompt for.")],
+    data_option: DataOption = None,
     as_of: AsOfOption = None,
     rules: RulesOption = None,
     prompts: PromptsOption = None,
@@ -358,6 +388,7 @@ def prompts_preview_command(
     with_draft: Annotated[bool, typer.Option("--draft", help="Also show the offline draft for the account.")] = False,
 ) -> None:
     """Show the rendered prompt (system, then user) for one account; with --draft, the offline draft too."""
+    data = data_dir(data_option)
     settings = get_settings()
 
     def action() -> tuple[RenderedPrompt, DraftRecord | None]:
@@ -384,6 +415,88 @@ def prompts_preview_command(
             err_console.print(f"account {account} is not ready, so it gets no draft", highlight=False)
         else:
             console.print(draft_panel(record))
+
+
+@app.command("init")
+def init_command(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Workspace directory (default: OUTREACH_HOME, else the current directory).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing files with the packaged ones.")] = False,
+    example_data: Annotated[
+        bool, typer.Option("--example-data/--no-example-data", help="Also write data/: the demo's accounts, events, "
+                           "tickets and catalog, as an example to replace with yours.")
+    ] = True,
+) -> None:
+    """Write an editable copy of the defaults into a workspace directory.
+
+    Writes prompts/ (with registry and history), sequences/, rules.yaml, drafting.yaml, eval/ and an example
+    data/. Commands run there (or with OUTREACH_HOME pointing there) read these instead of the packaged
+    defaults. Existing files are kept; exit 1 when everything was already there (nothing to do)."""
+    target = directory if directory is not None else bundled.workspace()
+    report = run(lambda: bundled.init_workspace(target, force=force, example_data=example_data))
+    console.print(report.line(), highlight=False, markup=False)
+    if not report.written:
+        raise typer.Exit(1)
+    here = Path.cwd().resolve() == report.target
+    where = "" if here else f"cd {report.target} (or export OUTREACH_HOME={report.target}), then "
+    console.print(f"Next: {where}`outreach explain --as-of 2026-11-20` reads data/; edit prompts/, sequences/ and "
+                  "rules.yaml to make them yours.", highlight=False, markup=False)
+
+
+@app.command("config")
+def config_command(as_json: JsonOption = False) -> None:
+    """Show the effective configuration: every variable's value and where the workspace files come from.
+
+    Secrets are shown as set or not, never their value. The variables are documented in docs/configuration.md."""
+    import json
+    import os
+
+    from pydantic import SecretStr
+    from sqlalchemy.engine import make_url
+
+    from outreach.errors import InputError
+    from outreach.settings import Settings
+
+    settings = get_settings()
+    rows = []
+    for name, field in Settings.model_fields.items():
+        variable = field.validation_alias if isinstance(field.validation_alias, str) else f"OUTREACH_{name.upper()}"
+        value = getattr(settings, name)
+        origin = "environment" if variable in os.environ else "default" if value == field.default else ".env"
+        if value is None:
+            shown = "—"
+        elif isinstance(value, SecretStr):
+            shown = "(set)"
+        elif name == "database_url":
+            shown = make_url(value).render_as_string(hide_password=True)
+        else:
+            shown = str(value)
+        rows.append({"variable": variable, "value": shown, "from": origin})
+    sources = []
+    resources: tuple[bundled.Resource, ...] = ("prompts", "sequences", "eval", "rules", "drafting", "data")
+    for resource in resources:
+        try:
+            found = bundled.locate(resource, settings)
+            sources.append({"resource": resource, "path": str(found.path), "origin": found.origin})
+        except InputError:
+            sources.append({"resource": resource, "path": "", "origin": "none (give --data or run outreach init)"})
+    if as_json:
+        sys.stdout.write(json.dumps({"workspace": str(bundled.workspace(settings)), "variables": rows,
+                                     "sources": sources}, indent=2) + "\n")
+        return
+    table = Table(title=f"Workspace {bundled.workspace(settings)}")
+    for column in ("Resource", "Origin", "Path"):
+        table.add_column(column, overflow="fold")
+    for source in sources:
+        table.add_row(source["resource"], source["origin"], source["path"])
+    console.print(table)
+    table = Table(title="Variables (docs/configuration.md)")
+    for column in ("Variable", "Value", "From"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["variable"], escape(row["value"]), row["from"])
+    console.print(table)
 
 
 def _register_subcommands() -> None:

@@ -13,14 +13,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from outreach.cli.common import parse_as_of, run
-from outreach.errors import OutreachError
+from outreach import bundled
+from outreach.cli.common import AsOfOption, JsonOption, RulesOption, check_date, console, parse_as_of, run
+from outreach.errors import InputError
 from outreach.metrics.report import DIMENSIONS, Report, build_report, parse_period
-
-console = Console()
 
 
 def _date(value: str | None, option: str) -> date | None:
@@ -29,7 +27,7 @@ def _date(value: str | None, option: str) -> date | None:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise OutreachError(f"{option} '{value}' is not a date", hint="use YYYY-MM-DD") from None
+        raise InputError(f"{option} '{value}' is not a date", hint="use YYYY-MM-DD") from None
 
 
 def _pct(value: float | None) -> str:
@@ -53,6 +51,8 @@ def print_report(report: Report) -> None:
                           str(row.sent), str(row.replied), str(row.converted), _pct(row.conversion_rate),
                           _money(row.expansion_mrr),
                           "—" if row.median_days_to_convert is None else f"{row.median_days_to_convert:g}")
+        if not console.is_terminal:  # piped tables lose their title: keep the section heading
+            console.print(f"Funnel by {dimension.replace('_', ' ')}", highlight=False)
         console.print(table)
     if report.totals.gated_by_reason:
         reasons = ", ".join(f"{k} {v}" for k, v in report.totals.gated_by_reason.items())
@@ -80,16 +80,19 @@ def print_report(report: Report) -> None:
 def report_command(
     period: Annotated[str | None, typer.Option("--period", help="2026-Q3, 2026-09 or 2026 (default: the quarter "
                                                "of --as-of).")] = None,
-    start: Annotated[str | None, typer.Option("--from", help="First day YYYY-MM-DD (instead of --period).")] = None,
-    end: Annotated[str | None, typer.Option("--to", help="Last day YYYY-MM-DD (instead of --period).")] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Data directory: triggered/gated accounts and "
-                                              "starting MRR (accounts.csv) come from it.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="What is known on this date (default today).")] = None,
+    start: Annotated[str | None, typer.Option("--from", callback=check_date, metavar="YYYY-MM-DD",
+                                              help="First day (instead of --period).")] = None,
+    end: Annotated[str | None, typer.Option("--to", callback=check_date, metavar="YYYY-MM-DD",
+                                            help="Last day (instead of --period).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Data directory: triggered/gated accounts and "
+                                              "starting MRR (accounts.csv) come from it ('demo' for the packaged "
+                                              "demo data).")] = None,
+    as_of: AsOfOption = None,
     window: Annotated[int | None, typer.Option("--window", min=0, help="Attribution window in days (default "
                                                "OUTREACH_ATTRIBUTION_WINDOW_DAYS or 60).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the report as CSV.")] = False,
-    rules: Annotated[Path | None, typer.Option("--rules", help="YAML file overriding the default rules.")] = None,
+    rules: RulesOption = None,
 ) -> None:
     """Expansion metrics: funnel by motion, trigger, prompt version and owner; NRR/GRR; post-expansion churn."""
     from outreach import db
@@ -97,14 +100,15 @@ def report_command(
 
     def action() -> Report:
         if as_json and as_csv:
-            raise OutreachError("give --json or --csv, not both")
+            raise InputError("give --json or --csv, not both")
         analysis = parse_as_of(as_of)
         chosen = parse_period(period, start=_date(start, "--from"), end=_date(end, "--to"), as_of=analysis)
         settings = get_settings()
+        data_dir = bundled.data_dir(data, settings).path if data is not None else None
         engine = db.make_engine(db.database_url(settings))
         try:
             db.require_current(engine)
-            return build_report(db.session_factory(engine), period=chosen, as_of=analysis, data_dir=data,
+            return build_report(db.session_factory(engine), period=chosen, as_of=analysis, data_dir=data_dir,
                                 window_days=window, rules_path=rules or settings.rules_path,
                                 prompts_dir=settings.prompts_dir)
         finally:

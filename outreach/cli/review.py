@@ -1,7 +1,7 @@
 """Review-queue commands: ``outreach db``, ``queue``, ``users``, ``tokens`` and ``serve``.
 
-For scripted use and for teams without the web app. Every queue action is attributed to a user (``--as``),
-just like in the web app, so the audit log always says who did what. :func:`register` adds these commands
+For scripted use and for teams without the web app. Every queue action is attributed to a user (``--as``,
+default OUTREACH_USER), just like in the web app, so the audit log always says who did what. :func:`register` adds these commands
 to the main ``outreach`` app; :func:`prepare_demo` is what ``outreach demo`` uses to fill the queue.
 """
 
@@ -11,30 +11,38 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from pydantic import BaseModel
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
-from outreach import db
+from outreach import bundled, db
 from outreach.application import Application, application_for
-from outreach.cli.common import parse_as_of, run
+from outreach.cli.common import (
+    ActorOption,
+    AsOfOption,
+    DraftVersionOption,
+    JsonOption,
+    actor,
+    console,
+    parse_as_of,
+    run,
+)
 from outreach.drafting.drafts import DraftRecord, Workspace
-from outreach.errors import NotFoundError, OutreachError
+from outreach.errors import NotFoundError
 from outreach.review.queue import (
-    REJECT_REASONS,
-    STATUSES,
     DraftDetail,
+    DraftStatus,
     EnqueueResult,
     QueueFilter,
+    RejectReason,
     ReviewQueue,
 )
 from outreach.review.users import (
-    ROLES,
     Principal,
+    Role,
     add_user,
     create_token,
     generate_password,
@@ -43,21 +51,18 @@ from outreach.review.users import (
     set_password,
 )
 from outreach.settings import Settings, get_settings
+from outreach.types import OfferMotion
 
-console = Console(soft_wrap=True)
 db_app = typer.Typer(help="Database schema: apply migrations.", no_args_is_help=True)
 queue_app = typer.Typer(help="The review queue: list, show, approve and reject drafts.", no_args_is_help=True)
 users_app = typer.Typer(help="Logins for the review web app.", no_args_is_help=True)
 tokens_app = typer.Typer(help="API tokens for integrations (/api/).", no_args_is_help=True)
 
-AsOption = Annotated[str, typer.Option("--as", help="Email of the user acting (recorded in the audit log).")]
 DataOption = Annotated[
-    Path | None, typer.Option("--data", help="Data directory: re-check the account's gate against it first.")
+    Path | None, typer.Option("--data", "-d", help="Data directory: re-check the account's gate against it first "
+                              "('demo' for the packaged demo data).")
 ]
-AsOfOption = Annotated[str | None, typer.Option("--as-of", help="Analysis date for the gate re-check.")]
-VersionOption = Annotated[
-    int | None, typer.Option("--version", help="Draft version you reviewed (default: the current one).")
-]
+StatusFilter = Literal["all", DraftStatus]
 
 
 def _display_url(url: str) -> str:
@@ -70,6 +75,7 @@ def _queue(settings: Settings, data: Path | None = None, as_of: str | None = Non
     application = Application.from_settings(settings)
     gate_check = None
     if data is not None:
+        data = bundled.data_dir(data, settings).path
         gate_check = DatasetGateCheck(data, parse_as_of(as_of), rules_path=settings.rules_path,
                                       dataset=application.dataset(data))
     return ReviewQueue(application.sessions, gate_check=gate_check)
@@ -106,7 +112,7 @@ def db_upgrade() -> None:
 @users_app.command("add")
 def users_add(
     email: Annotated[str, typer.Argument(help="Login email.")],
-    role: Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)} (admin = manager).")],
+    role: Annotated[Role, typer.Option("--role", "-r", help="admin = manager.")],
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
 ) -> None:
     """Create a login. Prompts for the password (or reads it from stdin when piped) unless --generate."""
@@ -187,18 +193,16 @@ def _print_detail(detail: DraftDetail) -> None:
 
 @queue_app.command("list")
 def queue_list(
-    status: Annotated[str, typer.Option("--status", help=f"all or one of: {', '.join(STATUSES)}.")] = "pending_review",
+    status: Annotated[StatusFilter, typer.Option("--status", "-s", help="Drafts in this state, or all.")] = "pending_review",
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner's drafts.")] = None,
-    motion: Annotated[str | None, typer.Option("--motion", help="upsell, cross_sell or bundle.")] = None,
+    motion: Annotated[OfferMotion | None, typer.Option("--motion", help="Only this motion.")] = None,
     trigger: Annotated[str | None, typer.Option("--trigger", help="Trigger kind, as `outreach explain --json` names it.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (rows and counts).")] = False,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="At most this many rows.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List drafts, newest change first, with counts per status."""
 
     def action() -> Any:
-        if status != "all" and status not in STATUSES:
-            raise OutreachError(f"--status '{status}' is not a status", hint=f"use all or {', '.join(STATUSES)}")
         queue = _queue(get_settings())
         flt = QueueFilter(status=None if status == "all" else status, owner=owner, motion=motion,
                           trigger=trigger, limit=limit)
@@ -224,7 +228,7 @@ def queue_list(
 @queue_app.command("show")
 def queue_show(
     draft_id: Annotated[int, typer.Argument(help="Draft id (from `queue list`).")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print the full draft as JSON.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show one draft beside its friction, evidence and gate."""
 
@@ -245,17 +249,18 @@ def _current_version(queue: ReviewQueue, actor: Principal, draft_id: int, versio
 
 @queue_app.command("approve")
 def queue_approve(
-    draft_id: Annotated[int, typer.Argument()],
-    actor: AsOption,
-    version: VersionOption = None,
+    draft_id: Annotated[int, typer.Argument(help="Draft id (from `queue list`).")],
+    as_option: ActorOption = None,
+    version: DraftVersionOption = None,
     data: DataOption = None,
     as_of: AsOfOption = None,
 ) -> None:
     """Approve a pending draft. With --data the account's gate is re-checked first; a gated draft expires."""
+    email = actor(as_option)
 
     def action() -> DraftDetail:
         queue = _queue(get_settings(), data, as_of)
-        user = _actor(queue, actor)
+        user = _actor(queue, email)
         return queue.approve(user, draft_id, _current_version(queue, user, draft_id, version))
 
     detail = run(action)
@@ -264,17 +269,18 @@ def queue_approve(
 
 @queue_app.command("reject")
 def queue_reject(
-    draft_id: Annotated[int, typer.Argument()],
-    actor: AsOption,
-    reason: Annotated[str, typer.Option("--reason", help=f"One of: {', '.join(REJECT_REASONS)}.")],
-    note: Annotated[str, typer.Option("--note", help="Why, in a few words (required for 'other').")] = "",
-    version: VersionOption = None,
+    draft_id: Annotated[int, typer.Argument(help="Draft id (from `queue list`).")],
+    reason: Annotated[RejectReason, typer.Option("--reason", help="Why the draft is wrong.")],
+    as_option: ActorOption = None,
+    note: Annotated[str, typer.Option("--note", "-m", help="Why, in a few words (required for 'other').")] = "",
+    version: DraftVersionOption = None,
 ) -> None:
     """Reject a pending draft with a reason code."""
+    email = actor(as_option)
 
     def action() -> DraftDetail:
         queue = _queue(get_settings())
-        user = _actor(queue, actor)
+        user = _actor(queue, email)
         return queue.reject(user, draft_id, _current_version(queue, user, draft_id, version), reason, note)
 
     detail = run(action)
@@ -288,9 +294,11 @@ def serve_command(
     host: Annotated[
         str | None, typer.Option("--host", help="Interface to bind (default OUTREACH_HOST or 127.0.0.1; keep it unless behind a proxy).")
     ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (default OUTREACH_PORT or 8000).")] = None,
-    data: Annotated[Path | None, typer.Option("--data", help="Data directory for gate re-checks and regeneration.")] = None,
-    as_of: Annotated[str | None, typer.Option("--as-of", help="Analysis date for gate re-checks (YYYY-MM-DD).")] = None,
+    port: Annotated[int | None, typer.Option("--port", "-p", min=1, max=65535, help="Port (default OUTREACH_PORT or 8000).")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Data directory for gate re-checks and "
+                                              "regeneration ('demo' for the packaged demo data; default "
+                                              "OUTREACH_DATA_DIR, else the workspace's data/ if any).")] = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Run the review web app."""
     from outreach.web.app import create_app, serve
@@ -302,7 +310,7 @@ def serve_command(
         if port is not None:
             updates["port"] = port
         if data is not None:
-            updates["data_dir"] = data
+            updates["data_dir"] = bundled.data_dir(data).path
         if as_of is not None:
             updates["as_of"] = parse_as_of(as_of)
         settings = get_settings().model_copy(update=updates)

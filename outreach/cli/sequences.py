@@ -14,15 +14,15 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from outreach import db
+from outreach import bundled, db
+from outreach.cli.common import ActorOption, actor, console, err_console, print_error, run
 from outreach.errors import OutreachError
+from outreach.sending.tables import EnrollmentStatus
 from outreach.settings import Settings, get_settings
 
-console = Console(soft_wrap=True)
 sequences_app = typer.Typer(help="Sequences: check files, enroll approved drafts, stop and release.",
                             no_args_is_help=True)
 replies_app = typer.Typer(help="Replies and bounces from an IMAP mailbox.", no_args_is_help=True)
@@ -31,9 +31,7 @@ events_app = typer.Typer(help="Product events into the event store (load, status
 
 
 def _fail(error: OutreachError) -> None:
-    console.print(f"[red]Error:[/red] {error.message}")
-    if error.hint:
-        console.print(f"[dim]hint: {error.hint}[/dim]")
+    print_error(error.message, error.hint)
     raise typer.Exit(error.exit_code)
 
 
@@ -43,22 +41,25 @@ def _settings() -> Settings:
 
 @sequences_app.command("check")
 def check_command(
-    directory: Annotated[Path | None, typer.Option("--dir", help="Sequence directory.")] = None,
+    directory: Annotated[Path | None, typer.Option("--dir", help="Sequence directory (default: "
+                                                   "OUTREACH_SEQUENCES_DIR, else the workspace's sequences/, else "
+                                                   "the packaged ones).")] = None,
 ) -> None:
     """Validate every sequence file (step kinds, prompts, durations, branch targets); exit 2 on a bad one."""
-    from outreach.sending.sequences import check_all, sequences_dir, template_kinds
+    from outreach.sending.sequences import check_all, template_kinds
 
     settings = _settings()
     try:
-        folder = directory or sequences_dir(settings.sequences_dir)
-        good, errors = check_all(folder, template_kinds(settings.prompts_dir))
+        source = bundled.locate("sequences", settings, directory)
+        err_console.print(f"Sequences: {source.describe()}", highlight=False, markup=False, soft_wrap=True)
+        good, errors = check_all(source.path, template_kinds(settings.prompts_dir))
     except OutreachError as error:
         _fail(error)
         return
     for seq in good:
         console.print(f"[green]ok[/green]  {seq.path}: {seq.id} ({len(seq.steps)} steps, {', '.join(seq.motions)})")
     for bad in errors:
-        console.print(f"[red]Error:[/red] {bad.message}")
+        print_error(bad.message)
     if errors:
         raise typer.Exit(2)
 
@@ -100,13 +101,17 @@ def list_command() -> None:
 @sequences_app.command("enroll")
 def enroll_command(
     draft_ids: Annotated[list[int], typer.Argument(help="Approved draft ids.")],
-    as_user: Annotated[str, typer.Option("--as", help="Who enrolls them (recorded in the audit log).")],
-    data: Annotated[Path, typer.Option("--data", help="Data directory the gate is re-checked against.")],
-    sequence: Annotated[str | None, typer.Option("--sequence", help="Sequence id (default: by motion).")] = None,
+    data_option: Annotated[Path | None, typer.Option("--data", "-d", help="Data directory the gate is re-checked "
+                                                     "against (default as for `outreach explain`).")] = None,
+    as_option: ActorOption = None,
+    sequence: Annotated[str | None, typer.Option("--sequence", "-s", help="Sequence id (default: by motion).")] = None,
 ) -> None:
     """Enroll approved drafts in a sequence; the worker sends each step when it is due."""
+    from outreach.cli.common import data_dir
     from outreach.sending.scheduler import build_scheduler
 
+    as_user = actor(as_option)
+    data = data_dir(data_option)
     try:
         scheduler = build_scheduler(_settings())
         for draft_id in draft_ids:
@@ -118,12 +123,13 @@ def enroll_command(
 
 @sequences_app.command("status")
 def status_command(
-    status: Annotated[str | None, typer.Option("--status", help="active, held, exited, completed, …")] = None,
+    status: Annotated[EnrollmentStatus | None, typer.Option("--status", "-s", help="Only enrollments in this state.")] = None,
 ) -> None:
     """Enrollments with their step, next due time, hold or exit reason."""
     from outreach.sending.tables import EnrollmentRow
 
     engine = db.make_engine(db.database_url(_settings()))
+    run(lambda: db.require_current(engine))
     try:
         with db.session_factory(engine)() as session:
             query = select(EnrollmentRow).order_by(EnrollmentRow.id)
@@ -143,12 +149,13 @@ def status_command(
 @sequences_app.command("stop")
 def stop_command(
     enrollment_id: int,
-    as_user: Annotated[str, typer.Option("--as")],
-    note: Annotated[str, typer.Option("--note")] = "",
+    as_option: ActorOption = None,
+    note: Annotated[str, typer.Option("--note", "-m", help="Why, for the audit log.")] = "",
 ) -> None:
     """Stop an enrollment now (exit reason manual_stop)."""
     from outreach.sending.scheduler import build_scheduler
 
+    as_user = actor(as_option)
     try:
         build_scheduler(_settings()).stop(enrollment_id, actor=as_user, note=note)
     except OutreachError as error:
@@ -159,12 +166,13 @@ def stop_command(
 @sequences_app.command("release")
 def release_command(
     enrollment_id: int,
-    as_user: Annotated[str, typer.Option("--as")],
+    as_option: ActorOption = None,
     sent: Annotated[bool | None, typer.Option("--sent/--not-sent", help="For an unknown-outcome send.")] = None,
 ) -> None:
     """Resume a held enrollment after checking it."""
     from outreach.sending.scheduler import build_scheduler
 
+    as_user = actor(as_option)
     try:
         build_scheduler(_settings()).release(enrollment_id, actor=as_user, was_sent=sent)
     except OutreachError as error:
@@ -191,8 +199,8 @@ def tick_command(
 
 
 def worker_command(
-    interval: Annotated[float | None, typer.Option("--interval", help="Seconds between idle passes.")] = None,
-    passes: Annotated[int | None, typer.Option("--passes", help="Stop after this many passes.")] = None,
+    interval: Annotated[float | None, typer.Option("--interval", min=0, help="Seconds between idle passes.")] = None,
+    passes: Annotated[int | None, typer.Option("--passes", min=1, help="Stop after this many passes.")] = None,
 ) -> None:
     """Run the scheduler loop until Ctrl-C / SIGTERM (finishes the current send first)."""
     from outreach.sending.scheduler import build_scheduler

@@ -13,32 +13,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from outreach import bundled
-from outreach.cli.common import run
+from outreach.cli.common import ActorOption, console, deprecated_alias, err_console, optional_actor, run
 from outreach.drafting.evaluation import (
     REGRESSION_EXIT_CODE,
     REQUIRED,
     EvalCache,
     EvalReport,
+    applies,
     load_eval_set,
     run_eval,
     write_html_report,
 )
 from outreach.drafting.registry import DEFAULT_LABEL, Registry, Split
-from outreach.errors import OutreachError
+from outreach.drafting.templates import PromptTemplate
+from outreach.errors import InputError, OutreachError
 from outreach.settings import Settings, get_settings
 
-console = Console()
-err_console = Console(stderr=True)
-DEFAULT_EVAL_SET = bundled.EVAL_SET
-
 PromptsDir = Annotated[
-    Path | None, typer.Option("--prompts", help="Prompt directory (default: OUTREACH_PROMPTS_DIR or prompts/).")
+    Path | None, typer.Option("--prompts", help="Prompt directory (default: OUTREACH_PROMPTS_DIR, else the "
+                              "workspace's prompts/, else the packaged defaults, which are read-only).")
 ]
+AuthorAlias = Annotated[str | None, typer.Option("--author", hidden=True, help="Deprecated spelling of --as.")]
 
 
 def _registry(prompts: Path | None) -> Registry:
@@ -98,14 +97,16 @@ def diff_command(
 
 def save_command(
     name: Annotated[str, typer.Argument(help="Template name.")],
-    note: Annotated[str, typer.Option("--note", help="What changed and why (required).")],
+    note: Annotated[str, typer.Option("--note", "-m", help="What changed and why (required).")],
     source: Annotated[
         Path | None, typer.Option("--from", help="File to save (default: the working copy prompts/NAME.md.j2).")
     ] = None,
-    author: Annotated[str | None, typer.Option("--author", help="Who made the change.")] = None,
+    as_option: ActorOption = None,
+    author_alias: AuthorAlias = None,
     prompts: PromptsDir = None,
 ) -> None:
     """Save the working copy (or --from FILE) as the next immutable version of a template."""
+    author = optional_actor(deprecated_alias("--author", "--as", author_alias, as_option))
 
     def action() -> str:
         registry = _registry(prompts)
@@ -121,11 +122,13 @@ def save_command(
 def promote_command(
     name: Annotated[str, typer.Argument(help="Template name.")],
     version: Annotated[str, typer.Argument(help="Version to point the label at.")],
-    label: Annotated[str, typer.Option("--label", help="Label to move (production, staging, any name).")],
-    author: Annotated[str | None, typer.Option("--author", help="Who promoted it.")] = None,
+    label: Annotated[str, typer.Option("--label", "-l", help="Label to move (production, staging, any name).")],
+    as_option: ActorOption = None,
+    author_alias: AuthorAlias = None,
     prompts: PromptsDir = None,
 ) -> None:
     """Point a label at a version; `production` is what the pipeline drafts with."""
+    author = optional_actor(deprecated_alias("--author", "--as", author_alias, as_option))
     run(lambda: _registry(prompts).promote(name, version, label, author=author))
     console.print(f"{name}: {label} → version {version}", highlight=False)
 
@@ -135,7 +138,7 @@ def _weights(text: str) -> dict[str, int]:
     for part in text.split(","):
         version, _, weight = part.strip().partition("=")
         if not version or not weight.strip().isdigit():
-            raise OutreachError(f"--weights '{text}' is not VERSION=WEIGHT,…", hint="e.g. --weights 1=50,2=50")
+            raise InputError(f"--weights '{text}' is not VERSION=WEIGHT,…", hint="e.g. --weights 1=50,2=50")
         weights[version.strip()] = int(weight)
     return weights
 
@@ -146,11 +149,13 @@ def split_command(
     weights: Annotated[str, typer.Option("--weights", help="VERSION=WEIGHT,… e.g. 1=50,2=50.")],
     control: Annotated[float, typer.Option("--control", min=0, max=50, help="Percent of accounts held out.")] = 0,
     min_sample: Annotated[int, typer.Option("--min-sample", min=1, help="Decided drafts per arm before rates.")] = 30,
-    label: Annotated[str, typer.Option("--label", help="Label that splits.")] = DEFAULT_LABEL,
-    author: Annotated[str | None, typer.Option("--author")] = None,
+    label: Annotated[str, typer.Option("--label", "-l", help="Label that splits.")] = DEFAULT_LABEL,
+    as_option: ActorOption = None,
+    author_alias: AuthorAlias = None,
     prompts: PromptsDir = None,
 ) -> None:
     """Split a label's traffic between versions (an A/B test) with an optional held-out control share."""
+    author = optional_actor(deprecated_alias("--author", "--as", author_alias, as_option))
 
     def action() -> None:
         split = Split(experiment=experiment, weights=_weights(weights), control_pct=control, min_sample=min_sample)
@@ -164,7 +169,7 @@ def split_command(
 def results_command(
     name: Annotated[str, typer.Argument(help="Template name.")],
     label: Annotated[str, typer.Option("--label", help="Label whose split to report.")] = DEFAULT_LABEL,
-    data: Annotated[Path | None, typer.Option("--data", help="Data directory, to count the control group.")] = None,
+    data: Annotated[Path | None, typer.Option("--data", "-d", help="Data directory, to count the control group ('demo' for the packaged demo data).")] = None,
     prompts: PromptsDir = None,
 ) -> None:
     """Per-version results from the review queue: approval, edits, rejections, sends, replies (A/B view)."""
@@ -172,7 +177,7 @@ def results_command(
     from outreach.metrics.experiments import experiment_report
 
     def action() -> Any:
-        accounts = load_dataset(data).accounts if data else []
+        accounts = load_dataset(bundled.data_dir(data).path).accounts if data else []
         return experiment_report(_factory(get_settings()), _registry(prompts), name, label=label, accounts=accounts)
 
     report = run(action)
@@ -262,12 +267,34 @@ def print_eval_summary(report: EvalReport) -> None:
             + (f" (newly failing: {', '.join(regression.cases[:8])})" if regression.cases else ""), highlight=False)
 
 
+def _default_variants(registry: Registry) -> list[list[PromptTemplate]]:
+    """Without --prompt: each template's production version, followed by its working copy when that was
+    edited since (the check to run before `prompts save`)."""
+    groups = []
+    for name in registry.names():
+        production = registry.get(name)
+        group = [production]
+        with contextlib.suppress(OutreachError):
+            working = registry.working(name)
+            if working.sha256 != production.sha256:
+                group.append(working)
+        groups.append(group)
+    return groups
+
+
+def _numbered(path: Path, name: str, many: bool) -> Path:
+    return path.with_name(f"{path.stem}-{name}{path.suffix}") if many else path
+
+
 def eval_command(
-    prompt: Annotated[list[str], typer.Option("--prompt", help="NAME@VERSION, NAME@LABEL, NAME@working or a file; "
-                                              "repeat to compare (the first is the baseline).")],
-    eval_set: Annotated[Path, typer.Option("--set", help="Evaluation set directory.")] = DEFAULT_EVAL_SET,
-    provider: Annotated[str | None, typer.Option("--provider", help="offline or openai (default as for draft).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="HTML report (default OUTREACH_HOME/eval/report.html).")] = None,
+    prompt: Annotated[list[str] | None, typer.Option("--prompt", help="NAME@VERSION, NAME@LABEL, NAME@working or a "
+                                                     "file; repeat to compare (the first is the baseline). Default: "
+                                                     "every template's production version, and its working copy "
+                                                     "when edited, one report each.")] = None,
+    eval_set: Annotated[Path | None, typer.Option("--set", help="Evaluation set directory (default: the workspace's "
+                                                  "eval/, else the packaged set).")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", "-p", help="offline or openai (default as for draft).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="HTML report (default OUTREACH_HOME/reports/eval.html).")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the full results as JSON.")] = None,
     tolerance: Annotated[float, typer.Option("--tolerance", min=0, max=1,
                                              help="Allowed drop in a required pass rate (0.05 = 5 points).")] = 0.0,
@@ -275,17 +302,20 @@ def eval_command(
     judge: Annotated[bool, typer.Option("--judge", help="Add an LLM-as-judge rubric score (needs OPENAI_API_KEY).")] = False,
     prompts: PromptsDir = None,
 ) -> None:
-    """Draft every case of an evaluation set with each prompt version, score them, write an HTML report.
+    """Score prompt versions on an evaluation set and write an HTML report.
 
-    Exit code 3 when a later --prompt regresses on a required check against the first (for CI)."""
+    Drafts every case with each prompt version, scores the drafts and compares later versions with the first.
+    Exit code 3 when a later version regresses on a required check against the first (for CI)."""
     from outreach.drafting.providers import get_provider
 
     settings = get_settings()
 
-    def action() -> tuple[EvalReport, Path]:
+    def action() -> list[tuple[EvalReport, Path]]:
         registry = _registry(prompts)
-        variants = [registry.get(ref) for ref in prompt]
-        loaded = load_eval_set(eval_set)
+        groups = [[registry.get(ref) for ref in prompt]] if prompt else _default_variants(registry)
+        source = bundled.locate("eval", settings, eval_set)
+        err_console.print(f"Evaluation set: {source.describe()}", highlight=False, markup=False, soft_wrap=True)
+        loaded = load_eval_set(source.path)
         chosen = get_provider(provider, settings, loaded.config)
         store = EvalCache(settings.resolved_home() / "cache" / "eval") if cache else None
         grader = None
@@ -294,19 +324,28 @@ def eval_command(
             from outreach.drafting.providers.openai import OpenAIProvider
 
             grader = LLMJudge(OpenAIProvider(settings, loaded.config))  # raises a clear error without a key
-        report = run_eval(loaded, variants, chosen, cache=store, judge=grader, tolerance=tolerance,
-                          concurrency=loaded.config.openai.concurrency)
-        target = out or settings.resolved_home() / "eval" / "report.html"
-        write_html_report(report, target)
-        if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(report.model_dump_json(indent=1), encoding="utf-8")
-        return report, target
+        done = []
+        many = len(groups) > 1
+        for variants in groups:
+            if many and not any(applies(t, c) for t in variants for c in loaded.cases):
+                continue  # a template this set has no case for
+            report = run_eval(loaded, variants, chosen, cache=store, judge=grader, tolerance=tolerance,
+                              concurrency=loaded.config.openai.concurrency)
+            name = variants[0].name
+            target = _numbered(out or settings.resolved_home() / "reports" / "eval.html", name, many)
+            write_html_report(report, target)
+            if json_out is not None:
+                json_path = _numbered(json_out, name, many)
+                json_path.parent.mkdir(parents=True, exist_ok=True)
+                json_path.write_text(report.model_dump_json(indent=1), encoding="utf-8")
+            done.append((report, target))
+        return done
 
-    report, target = run(action)
-    print_eval_summary(report)
-    console.print(f"Report: {target}", highlight=False)
-    if report.regressed:
+    done = run(action)
+    for report, target in done:
+        print_eval_summary(report)
+        console.print(f"Report: {target}", highlight=False)
+    if any(report.regressed for report, _ in done):
         raise typer.Exit(REGRESSION_EXIT_CODE)
 
 

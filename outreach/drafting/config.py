@@ -71,11 +71,12 @@ class DraftingConfig(_Strict):
 
 
 def load_drafting_config(*paths: Path | None) -> DraftingConfig:
-    """Defaults < each existing path in order. Problems are reported with the file, line and field."""
+    """Defaults < the workspace's ``drafting.yaml`` (``outreach init``) < each existing path in order. Problems
+    are reported with the file, line and field."""
     text = DEFAULTS_PATH.read_text(encoding="utf-8")
     config = validate_yaml(DraftingConfig, text, DEFAULTS_PATH)
     data: dict[str, Any] = yaml.safe_load(text) or {}
-    for path in paths:
+    for path in (bundled.workspace_layer("drafting"), *paths):
         if path is None or not path.exists():
             continue
         override_text = path.read_text(encoding="utf-8")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from outreach.engine.data import Account, Dataset, Ticket
 from outreach.engine.decisions import Decision
 from outreach.engine.offers import Offer
 from outreach.errors import ProviderError
+
+logger = logging.getLogger(__name__)
 
 DraftStatus = Literal["ok", "flagged", "failed"]
 
@@ -277,16 +280,20 @@ async def draft_all(
                 try:
                     record = await write_draft(decision, context, provider, kind=kind)
                 except ProviderError as error:
+                    logger.warning("provider %s failed; remaining drafts not attempted: %s", provider.name, error.message)
                     stop.append(error)
                     record = _record(
                         decision, None, None, kind, provider.name, provider.model, "failed", error=error.message
                     )
+        logger.debug("draft %s (%s): %s", record.account_id, record.motion, record.status)
         if progress is not None:
             progress(record)
         return record
 
     records = list(await asyncio.gather(*(one(d) for d in ready)))
-    return records, RunSummary.of(records, error=stop[0].message if stop else None)
+    summary = RunSummary.of(records, error=stop[0].message if stop else None)
+    logger.info("drafted with %s: %s", provider.name, summary.line())
+    return records, summary
 
 
 def run_drafts(

@@ -38,7 +38,7 @@ from outreach.drafting.templates import ModelParams, PromptTemplate, render
 from outreach.drafting.validation import Issue, numbers_in, validate_draft
 from outreach.engine.catalog import Catalog, load_catalog
 from outreach.engine.data import Account
-from outreach.errors import ConfigError, DataError, OutreachError
+from outreach.errors import ConfigError, DataError, InputError
 from outreach.types import OfferMotion
 from outreach.yamlfile import load_yaml_model
 
@@ -148,7 +148,7 @@ class EvalSet(BaseModel):
         for case in self.cases:
             if case.id == case_id:
                 return case
-        raise OutreachError(f"no case '{case_id}' in the evaluation set {self.root}")
+        raise InputError(f"no case '{case_id}' in the evaluation set {self.root}")
 
 
 def load_eval_set(root: Path) -> EvalSet:
@@ -561,17 +561,17 @@ def run_eval(
 ) -> EvalReport:
     """Draft every applicable case with each variant, score the drafts, and compare variants to the first."""
     if not variants:
-        raise OutreachError("name at least one prompt to evaluate", hint="--prompt upsell@1 --prompt upsell@2")
+        raise InputError("name at least one prompt to evaluate", hint="--prompt upsell@1 --prompt upsell@2")
     labels = [variant_label(t) for t in variants]
     hashes = [t.sha256 for t in variants]
     duplicates = sorted({label for label, digest in zip(labels, hashes, strict=True) if hashes.count(digest) > 1})
     if duplicates:
-        raise OutreachError(
+        raise InputError(
             f"{duplicates[0]} is given twice (the same template content)",
             hint="compare two different versions, e.g. edit the working copy first",
         )
     if not any(applies(t, c) for t in variants for c in eval_set.cases):
-        raise OutreachError("no case in the evaluation set matches these templates' motion and kind")
+        raise InputError("no case in the evaluation set matches these templates' motion and kind")
     work = _evaluate(eval_set, variants, provider, cache, judge, concurrency)
     try:
         asyncio.get_running_loop()

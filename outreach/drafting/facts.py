@@ -25,7 +25,7 @@ from outreach.engine.names import label
 from outreach.engine.offers import OfferKind
 from outreach.engine.triggers import registry
 from outreach.engine.triggers.spec import Figure
-from outreach.errors import OutreachError
+from outreach.errors import InputError
 from outreach.types import Band, Motion, OfferMotion
 
 PromptMotion = Literal["upsell", "cross_sell", "bundle", "any"]
@@ -293,7 +293,7 @@ def build_facts(
     """The facts for one decided account. Only accounts with an offer can be drafted."""
     offer = decision.offer
     if offer is None or not decision.frictions:
-        raise OutreachError(
+        raise InputError(
             f"account '{decision.account_id}' has no offer to draft (cohort {decision.cohort})",
             hint="only accounts with a signal and a catalog offer can be drafted; see `outreach explain`",
         )

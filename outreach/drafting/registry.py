@@ -18,6 +18,7 @@ import contextlib
 import difflib
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import tempfile
@@ -28,14 +29,17 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from outreach import bundled
 from outreach.drafting.templates import (
     PromptTemplate,
     default_prompts_dir,
     load_template,
     load_working_templates,
 )
-from outreach.errors import ConflictError, DataError, NotFoundError, OutreachError
+from outreach.errors import ConflictError, DataError, InputError, NotFoundError
 from outreach.yamlfile import validate_yaml
+
+logger = logging.getLogger(__name__)
 
 REGISTRY_FILE = "registry.yaml"
 HISTORY_DIR = "history"
@@ -276,7 +280,7 @@ class Registry:
             return load_template(path)
         name, _, which = ref.partition("@")
         if not re.match(NAME_PATTERN, name):
-            raise OutreachError(f"'{ref}' is not a template reference", hint="use NAME, NAME@VERSION or NAME@LABEL")
+            raise InputError(f"'{ref}' is not a template reference", hint="use NAME, NAME@VERSION or NAME@LABEL")
         if which == WORKING or (not which and name not in self.data.templates):
             return self.working(name)
         if which.isdigit():
@@ -316,7 +320,9 @@ class Registry:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """One writer at a time (CLI and web app may both save); re-reads the file under the lock."""
+        """One writer at a time (CLI and web app may both save); re-reads the file under the lock. The packaged
+        prompts are never written: saving needs a workspace copy (``outreach init``)."""
+        bundled.require_writable(self.directory, "the prompt registry")
         self.directory.mkdir(parents=True, exist_ok=True)
         with (self.directory / LOCK_FILE).open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
@@ -343,13 +349,13 @@ class Registry:
         ``update_working`` is false. Raises when nothing changed since the latest version."""
         note = note.strip()
         if not note:
-            raise OutreachError("say what changed in a change note", hint="e.g. --note 'shorter, warmer opening'")
+            raise InputError("say what changed in a change note", hint="e.g. --note 'shorter, warmer opening'")
         if len(note) > MAX_NOTE_CHARS:
-            raise OutreachError(f"the change note is {len(note)} characters; the limit is {MAX_NOTE_CHARS}")
+            raise InputError(f"the change note is {len(note)} characters; the limit is {MAX_NOTE_CHARS}")
         if len(source) > MAX_SOURCE_CHARS:
-            raise OutreachError(f"the template is {len(source):,} characters; the limit is {MAX_SOURCE_CHARS:,}")
+            raise InputError(f"the template is {len(source):,} characters; the limit is {MAX_SOURCE_CHARS:,}")
         if not re.match(NAME_PATTERN, name):
-            raise OutreachError(f"'{name}' is not a template name")
+            raise InputError(f"'{name}' is not a template name")
         source = source.replace("\r\n", "\n")
         with self._locked():
             entry = self.data.templates.get(name, TemplateEntry())
@@ -382,6 +388,7 @@ class Registry:
                 name: entry.model_copy(update={"versions": [*entry.versions, saved], "labels": labels}),
             }})
             self._write()
+            logger.info("saved %s version %s in %s", name, number, self.directory)
             if update_working:
                 try:
                     working = self.working_path(name)
@@ -397,6 +404,7 @@ class Registry:
         with self._locked():
             entry = self.entry(name)
             move = Promotion(label=label, target=version, author=author, at=self.clock())
+            logger.info("%s: label %s now points at version %s", name, label, version)
             self._replace(name, entry.model_copy(update={
                 "labels": {**entry.labels, label: version}, "promotions": [*entry.promotions, move],
             }))
@@ -433,7 +441,7 @@ def _declared_version(source: str) -> str | None:
 
 def _check_label(label: str) -> None:
     if not re.match(NAME_PATTERN, label) or label == WORKING or label.isdigit():
-        raise OutreachError(f"'{label}' cannot be a label",
+        raise InputError(f"'{label}' cannot be a label",
                             hint="use lower-case letters, digits, '-' or '_' (not a number, not 'working')")
 
 

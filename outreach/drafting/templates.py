@@ -197,8 +197,8 @@ def load_template(path: Path) -> PromptTemplate:
 
 
 def default_prompts_dir(settings: Settings | None = None) -> Path:
-    settings = settings or Settings()
-    return settings.prompts_dir.expanduser() if settings.prompts_dir else bundled.PROMPTS
+    """``OUTREACH_PROMPTS_DIR``, else the workspace's ``prompts/``, else the packaged prompts."""
+    return bundled.locate("prompts", settings).path
 
 
 def load_working_templates(directory: Path | None = None) -> dict[str, PromptTemplate]:
@@ -208,7 +208,8 @@ def load_working_templates(directory: Path | None = None) -> dict[str, PromptTem
     if not directory.is_dir():
         raise ConfigError(
             f"prompt directory {directory} does not exist",
-            hint="set OUTREACH_PROMPTS_DIR or run from the repository that holds prompts/",
+            hint="check --prompts / OUTREACH_PROMPTS_DIR, or run `outreach init` to write an editable copy of the "
+            "default prompts into the workspace",
         )
     templates: dict[str, PromptTemplate] = {}
     for path in sorted(directory.glob("*.j2")):

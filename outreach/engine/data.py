@@ -14,9 +14,11 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import logging
 import math
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -34,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from outreach.engine.catalog import Catalog, load_catalog
 from outreach.engine.tables import BOOL, DATE, FLOAT, INT, TEXT, TEXTS, TIME, create_table
 from outreach.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 TicketStatus = Literal["new", "open", "pending", "hold", "solved", "closed"]
 OPEN_TICKET_STATUSES: tuple[TicketStatus, ...] = ("new", "open", "pending", "hold")
@@ -1175,8 +1179,15 @@ def load_dataset(root: Path | str, *, events: EventSource | None = None) -> Data
 
     With ``events`` (the workspace's event store) the stored events join the data directory's: its events file
     is only read when the store does not hold it as it is now."""
+    started = time.perf_counter()
     with paused_gc():
-        return _load_dataset(Path(root), events)
+        dataset = _load_dataset(Path(root), events)
+    source = dataset.events_file.name if dataset.events_file else "no events file"
+    if events is not None:
+        source += " and the event store"
+    logger.info("loaded %s: %d events (%s) in %.2f s", root, dataset.event_count, source,
+                time.perf_counter() - started)
+    return dataset
 
 
 def _fill_events(con: duckdb.DuckDBPyConnection, path: Path | None, events: EventSource | None) -> None:

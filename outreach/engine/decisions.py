@@ -7,6 +7,8 @@ the account bought one thing).
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import date
 from operator import itemgetter
@@ -17,6 +19,7 @@ import duckdb
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from outreach import bundled
 from outreach.engine.data import Account, Dataset, load_dataset, paused_gc
 from outreach.engine.friction import Friction, FrictionRecord, rank_frictions
 from outreach.engine.health import Gate, GateRecord, Health, HealthRecord, health_sql, register_open_tickets
@@ -25,6 +28,8 @@ from outreach.engine.rules import Rules, load_rules
 from outreach.engine.tables import BOOL, DATE, TEXT, create_table, engine_session
 from outreach.engine.triggers.detection import detect
 from outreach.types import Cohort
+
+logger = logging.getLogger(__name__)
 
 
 class DecisionRecord(TypedDict):
@@ -112,7 +117,12 @@ def decide(
         dataset, rules, as_of, last_contacted=last_contacted, held_out=held_out, account_ids=account_ids
     )
     with paused_gc():
-        return [Decision(account=account, as_of=as_of, **record) for account, record in records]
+        decisions = [Decision(account=account, as_of=as_of, **record) for account, record in records]
+    if logger.isEnabledFor(logging.INFO):
+        cohorts = Counter(d.cohort for d in decisions)
+        logger.info("decided %d accounts as of %s: %d ready, %d nurture, %d not fit", len(decisions), as_of,
+                    cohorts["ready"], cohorts["nurture"], cohorts["not_fit"])
+    return decisions
 
 
 def decide_records(
@@ -256,9 +266,11 @@ def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort 
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:
-    """Defaults < ``<data dir>/rules.yaml`` < ``rules_path`` < catalog ``policy.thresholds``."""
+    """Defaults < the workspace's ``rules.yaml`` (``outreach init``) < ``<data dir>/rules.yaml`` < ``rules_path``
+    < catalog ``policy.thresholds``."""
     local = dataset.root / "rules.yaml"
     return load_rules(
+        bundled.workspace_layer("rules"),
         local if local.exists() else None,
         rules_path,
         policy_overrides=dataset.catalog.policy.thresholds,

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from outreach import db
 from outreach.metrics.tables import OutcomeRow
+from outreach.settings import Settings
 
 OutcomeType = Literal["expansion", "upgrade", "seat_add", "addon_purchase", "contraction", "downgrade", "churn"]
 OutcomeKind = Literal["expansion", "contraction", "churn"]
@@ -48,7 +49,7 @@ OFFER_KINDS_FOR: dict[str, tuple[str, ...]] = {
 }
 # The motion an organic expansion counts under (no offer of ours to read it from).
 MOTION_FOR_TYPE: dict[str, str] = {"upgrade": "upsell", "seat_add": "upsell", "addon_purchase": "cross_sell"}
-DEFAULT_WINDOW_DAYS = 60
+DEFAULT_WINDOW_DAYS: int = Settings.model_fields["attribution_window_days"].default
 
 
 class OutcomeEvent(BaseModel):

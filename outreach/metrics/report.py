@@ -26,8 +26,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +39,7 @@ from outreach.metrics.outcomes import (
     attribute,
     load_outcomes,
 )
+from outreach.settings import get_settings
 
 DIMENSIONS = ("motion", "trigger", "prompt_version", "owner")
 MOTIONS = ("upsell", "cross_sell", "bundle")
@@ -528,20 +528,11 @@ def gather(session: Session, *, data_dir: Path | None, as_of: date, period: Peri
     return inputs
 
 
-class MetricsSettings(BaseSettings):
-    """Metrics settings (``OUTREACH_*``): the attribution window used when no ``--window`` is given."""
-
-    model_config = SettingsConfigDict(env_prefix="OUTREACH_", env_file=".env", extra="ignore")
-
-    attribution_window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=0, le=3650,
-                                         description="Days after a send in which a matching expansion is ours.")
-
-
 def build_report(factory: sessionmaker[Session], *, period: Period, as_of: date, data_dir: Path | None,
                  window_days: int | None = None, rules_path: Path | None = None,
                  prompts_dir: Path | None = None) -> Report:
     """Gather the inputs from the database (and data directory) and compute the report."""
-    window = window_days if window_days is not None else MetricsSettings().attribution_window_days
+    window = window_days if window_days is not None else get_settings().attribution_window_days
     with factory() as session:
         inputs = gather(session, data_dir=data_dir, as_of=as_of, period=period, rules_path=rules_path,
                         prompts_dir=prompts_dir)

@@ -39,7 +39,7 @@ from outreach.engine.friction import Friction
 from outreach.engine.health import Gate
 from outreach.engine.offers import Offer
 from outreach.engine.triggers.registry import builtin_kinds
-from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
+from outreach.errors import ConflictError, InputError, NotFoundError, OutreachError, PermissionDeniedError
 from outreach.review.storage import (
     OPEN_STATUSES,
     AccountRow,
@@ -988,13 +988,13 @@ class ReviewQueue:
 
     def reject(self, actor: Principal, draft_id: int, version: int, reason: str, note: str = "") -> DraftDetail:
         if reason not in REJECT_REASONS:
-            raise OutreachError(f"'{reason}' is not a reject reason",
+            raise InputError(f"'{reason}' is not a reject reason",
                                 hint=f"use one of: {', '.join(REJECT_REASONS)}")
         text = note.strip()
         if reason == "other" and not text:
-            raise OutreachError("say why in a few words when the reason is 'other'")
+            raise InputError("say why in a few words when the reason is 'other'")
         if len(text) > MAX_NOTE_CHARS:
-            raise OutreachError(f"the note is {len(text)} characters; the limit is {MAX_NOTE_CHARS}")
+            raise InputError(f"the note is {len(text)} characters; the limit is {MAX_NOTE_CHARS}")
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "reject")
             if row.status != "pending_review":
@@ -1052,7 +1052,7 @@ class ReviewQueue:
         """Re-draft through the drafting library with the rep's instructions; the result is a new version."""
         text = instructions.strip()
         if len(text) > MAX_INSTRUCTIONS_CHARS:
-            raise OutreachError(f"instructions are {len(text)} characters; the limit is {MAX_INSTRUCTIONS_CHARS}")
+            raise InputError(f"instructions are {len(text)} characters; the limit is {MAX_INSTRUCTIONS_CHARS}")
         if self.regenerator is None:
             raise OutreachError("regeneration is not available here",
                                 hint="configure a drafting provider (OUTREACH_PROVIDER) and restart")
@@ -1094,7 +1094,7 @@ class ReviewQueue:
     def bulk_approve(self, actor: Principal, items: Sequence[tuple[int, int]]) -> BulkResult:
         """Approve several (draft id, version) pairs; each succeeds or fails on its own, with its reason."""
         if len(items) > MAX_BULK:
-            raise OutreachError(f"{len(items)} drafts selected; bulk approve takes at most {MAX_BULK}")
+            raise InputError(f"{len(items)} drafts selected; bulk approve takes at most {MAX_BULK}")
         approved: list[int] = []
         failed: dict[int, str] = {}
         for draft_id, version in items:
@@ -1168,13 +1168,13 @@ def authorize(actor: Principal, owner_email: str | None, verb: str, draft_id: in
 def check_text(subject: str, body: str, call_to_action: str) -> None:
     """Length limits for rep edits: a clear error instead of a silently truncated email."""
     if not subject:
-        raise OutreachError("the subject is empty")
+        raise InputError("the subject is empty")
     if not body:
-        raise OutreachError("the body is empty")
+        raise InputError("the body is empty")
     for name, value, limit in (("subject", subject, MAX_SUBJECT_CHARS), ("body", body, MAX_BODY_CHARS),
                                ("call to action", call_to_action, MAX_CTA_CHARS)):
         if len(value) > limit:
-            raise OutreachError(f"the {name} is {len(value):,} characters; the limit is {limit:,}",
+            raise InputError(f"the {name} is {len(value):,} characters; the limit is {limit:,}",
                                 hint="shorten it; nothing was saved")
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
+from outreach.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from outreach.review.storage import ApiTokenRow, AuditRow, UserRow
 
 Role = Literal["sdr", "marketing", "admin"]
@@ -72,7 +72,7 @@ def _now() -> datetime:
 def normalize_email(email: str) -> str:
     value = email.strip().lower()
     if not _EMAIL.match(value) or len(value) > 320:
-        raise OutreachError(f"'{email}' is not an email address", hint="use name@company.com")
+        raise InputError(f"'{email}' is not an email address", hint="use name@company.com")
     return value
 
 
@@ -82,7 +82,7 @@ def _principal(row: UserRow) -> Principal:
 
 def _check_role(role: str) -> Role:
     if role not in ROLES:
-        raise OutreachError(f"'{role}' is not a role", hint=f"use one of: {', '.join(ROLES)}")
+        raise InputError(f"'{role}' is not a role", hint=f"use one of: {', '.join(ROLES)}")
     return role
 
 
@@ -96,7 +96,7 @@ def add_user(session: Session, email: str, role: str, password: str, *, actor: s
     address = normalize_email(email)
     checked = _check_role(role)
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise OutreachError(
+        raise InputError(
             f"the password is too short ({len(password)} characters)",
             hint=f"use at least {MIN_PASSWORD_LENGTH} characters",
         )
@@ -202,7 +202,7 @@ def set_password(session: Session, email: str, password: str, *, actor: str = "c
     if row is None:
         raise NotFoundError(f"no user {address}")
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise OutreachError(f"the password is too short ({len(password)} characters)",
+        raise InputError(f"the password is too short ({len(password)} characters)",
                             hint=f"use at least {MIN_PASSWORD_LENGTH} characters")
     row.password_hash = _hasher.hash(password)
     session.add(AuditRow(at=_now(), actor=actor, action="user.password", entity="user", entity_id=address,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import logging
 import re
 import ssl
 from collections.abc import Callable
@@ -35,6 +36,8 @@ from outreach import db
 from outreach.errors import ConfigError
 from outreach.sending.engagement import MailEvent, record
 from outreach.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 OUT_OF_OFFICE = re.compile(
     r"^\s*(auto(matic)?[\s-]*reply|autoreply|out of (the )?office|abwesenheit|absence|away from|vacation|"
@@ -229,4 +232,5 @@ def poll(settings: Settings, factory: sessionmaker[Session], *, clock: Callable[
     finally:
         with contextlib.suppress(imaplib.IMAP4.error, OSError):
             client.logout()
+    logger.info("imap %s/%s: %s", settings.imap_host, settings.imap_folder, report.line())
     return report

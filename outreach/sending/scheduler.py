@@ -22,6 +22,7 @@ time runs in milliseconds.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time as _time
@@ -58,6 +59,8 @@ from outreach.sending.transports import (
     thread_subject,
 )
 from outreach.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 SYSTEM = "scheduler"
 REVIEW_RECHECK = timedelta(minutes=30)
@@ -290,6 +293,8 @@ class Scheduler:
             for item in prepared:
                 report.outcomes.append(self._send(item))
             if not prepared and not outcomes:
+                if report.outcomes:
+                    logger.info("scheduler pass: %s", report.line())
                 return report
 
     def run_until(self, end: datetime, clock: FakeClock) -> TickReport:
@@ -768,7 +773,7 @@ def build_scheduler(
     settings = application.settings
     if factory is None:
         factory = application.sessions
-    sequences = load_sequences(sequences_dir(settings.sequences_dir), templates=template_kinds(settings.prompts_dir))
+    sequences = load_sequences(sequences_dir(settings.sequences_dir, settings), templates=template_kinds(settings.prompts_dir))
     return Scheduler(factory, settings, sequences, transport or transport_for(settings), clock=clock,
                      followups=followups)
 

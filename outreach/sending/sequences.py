@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from outreach import bundled
 from outreach.errors import ConfigError, DataError, NotFoundError
+from outreach.settings import Settings
 from outreach.types import OfferMotion
 from outreach.yamlfile import _line_of, parse_yaml
 
@@ -321,11 +322,10 @@ def bundled_dir() -> Path:
     return bundled.SEQUENCES
 
 
-def sequences_dir(configured: Path | None) -> Path:
-    if configured is not None:
-        return configured
-    local = Path("sequences")
-    return local if local.is_dir() else bundled_dir()
+def sequences_dir(configured: Path | None, settings: Settings | None = None) -> Path:
+    """``configured`` (``--dir`` or ``OUTREACH_SEQUENCES_DIR``), else the workspace's ``sequences/``, else the
+    packaged sequences."""
+    return configured if configured is not None else bundled.locate("sequences", settings).path
 
 
 def template_kinds(prompts_dir: Path | None) -> dict[str, str]:

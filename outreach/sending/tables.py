@@ -18,12 +18,15 @@ Why these shapes:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.schema import Base
+
+EnrollmentStatus = Literal["active", "waiting_review", "sending", "held", "exited", "completed"]
+ENROLLMENT_STATUSES: tuple[EnrollmentStatus, ...] = get_args(EnrollmentStatus)
 
 
 class EnrollmentRow(Base):

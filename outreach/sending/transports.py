@@ -13,6 +13,7 @@ cannot, so such a send is held for a person to check (exactly-once over plain SM
 from __future__ import annotations
 
 import html
+import logging
 import os
 import smtplib
 import ssl
@@ -28,6 +29,8 @@ from pydantic import BaseModel, ConfigDict
 
 from outreach.errors import OutreachError
 from outreach.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 class OutgoingEmail(BaseModel):
@@ -137,6 +140,7 @@ class OutboxTransport:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(partial, final)
+        logger.info("outbox: wrote %s", final.name)
 
     def files(self, key: str) -> list[Path]:
         return sorted(self.directory.glob(f"{self._stem(key)}--*.eml"))
@@ -178,6 +182,7 @@ class SmtpTransport:
             raise SendError(f"SMTP {s.smtp_host}:{s.smtp_port} refused the message: {error}") from None
         if refused:
             raise SendError(f"SMTP refused recipients: {', '.join(refused)}")
+        logger.info("smtp: %s:%s accepted message %s", s.smtp_host, s.smtp_port, key)
 
     def delivered(self, key: str) -> bool | None:
         return None

@@ -33,7 +33,6 @@ from outreach.web.pages import CsrfField, User, _context, _render, check_csrf, f
 from outreach.web.state import ReviewApp
 
 router = APIRouter(include_in_schema=False)
-EVAL_SET = bundled.EVAL_SET
 EDITORS = ("marketing", "admin")
 
 
@@ -98,7 +97,7 @@ def _preview_source(request: Request) -> PreviewSource:
         source = PreviewSource("data", accounts, None, workspace.dataset.catalog, workspace.context.config,
                                list(workspace.dataset.accounts))
     else:
-        eval_set = load_eval_set(EVAL_SET)
+        eval_set = load_eval_set(bundled.locate("eval", review.settings).path)
         accounts = [PreviewAccount(case.id, f"{case.facts.account.name} · {case.facts.kind} · "
                                    f"{case.expected.motion}", case.facts) for case in eval_set.cases]
         source = PreviewSource("eval", accounts, eval_set, eval_set.catalog, eval_set.config,

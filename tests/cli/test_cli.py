@@ -92,7 +92,7 @@ def test_bad_input_is_one_line_exit_2(datadir: DataDir, tmp_path: Path) -> None:
 def test_bad_as_of(datadir: DataDir, tmp_path: Path) -> None:
     root = build(datadir, tmp_path)
     result = runner.invoke(app, ["explain", "--data", str(root), "--as-of", "20/11/2026"])
-    assert result.exit_code == 1 and "--as-of '20/11/2026' is not a date" in result.stderr
+    assert result.exit_code == 2 and "'--as-of'" in result.stderr and "'20/11/2026' is not a date" in result.stderr
 
 
 def test_missing_data_dir(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def test_openai_without_a_key_is_one_line_and_a_hint(data: Path) -> None:
 
 
 def test_bad_date_and_missing_data_are_user_errors(data: Path, tmp_path: Path) -> None:
-    assert runner.invoke(app, ["draft", "--data", str(data), "--as-of", "20-11-2026"]).exit_code == 1
+    assert runner.invoke(app, ["draft", "--data", str(data), "--as-of", "20-11-2026"]).exit_code == 2
     missing = runner.invoke(app, ["draft", "--data", str(tmp_path / "nope"), "--as-of", "2026-11-20"])
     assert missing.exit_code == 2 and "not a directory" in missing.output
 
@@ -70,9 +70,9 @@ def test_prompts_preview_with_draft(data: Path) -> None:
 def test_prompts_preview_unknown_template_or_account(data: Path) -> None:
     args = ["--data", str(data), "--as-of", "2026-11-20"]
     unknown = runner.invoke(app, ["prompts", "preview", "nope", "--account", "a1", *args])
-    assert unknown.exit_code == 1 and "no prompt template named 'nope'" in unknown.output
+    assert unknown.exit_code == 2 and "no prompt template named 'nope'" in unknown.output
     missing = runner.invoke(app, ["prompts", "preview", "upsell", "--account", "zz", *args])
-    assert missing.exit_code == 1 and "no account 'zz'" in missing.output
+    assert missing.exit_code == 2 and "no account 'zz'" in missing.output
 
 
 def test_prompt_template_error_names_file_and_line(data: Path, tmp_path: Path) -> None:

@@ -121,4 +121,4 @@ def test_cli_versions_diff_save_promote(prompts: Path, tmp_path: Path) -> None:
     assert promoted.exit_code == 0 and load_templates(prompts)["upsell"].version == "2"
     missing = runner.invoke(app, ["prompts", "promote", "upsell", "7", "--label", "production",
                                   "--prompts", str(prompts)])
-    assert missing.exit_code == 1 and "no version 7" in missing.output
+    assert missing.exit_code == 2 and "no version 7" in missing.output

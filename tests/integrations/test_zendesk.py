@@ -59,7 +59,7 @@ def test_sync_needs_credentials(root: Path) -> None:
     with pytest.raises(ConfigError, match="Zendesk is not configured"):
         sync(Settings(), root)
     result = CliRunner().invoke(cli, ["tickets", "sync", "--data", str(root), "--since", "someday"])
-    assert result.exit_code == 2 and "--since 'someday' is not a date" in result.output
+    assert result.exit_code == 2 and "Invalid value for '--since': 'someday' is not a date" in result.output
 
 
 def _zendesk_ticket(ticket_id: int, organization: int | str, **fields: object) -> str:

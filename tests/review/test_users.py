@@ -11,6 +11,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from outreach import db
+from outreach.cli.common import OutreachGroup
 from outreach.cli.review import prepare_demo, register
 from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
 from outreach.review.storage import ApiTokenRow, UserRow
@@ -74,7 +75,7 @@ def test_api_tokens_are_stored_hashed_and_revocable(db_url: str) -> None:
 
 @pytest.fixture
 def cli() -> typer.Typer:
-    app = typer.Typer()
+    app = typer.Typer(cls=OutreachGroup)  # the real CLI's error format
 
     @app.callback()
     def main() -> None:
@@ -102,13 +103,13 @@ def test_users_and_tokens_commands(cli: typer.Typer, isolated_home: Path) -> Non
     duplicate = runner.invoke(cli, ["users", "add", "rep@example.com", "--role", "sdr"], input=PASSWORD + "\n")
     assert duplicate.exit_code == 1 and "already exists" in duplicate.output
     bad_role = runner.invoke(cli, ["users", "add", "x@example.com", "--role", "boss"], input=PASSWORD + "\n")
-    assert bad_role.exit_code == 1 and "not a role" in bad_role.output
+    assert bad_role.exit_code == 2 and "'boss' is not one of 'sdr', 'marketing', 'admin'" in bad_role.output
     listed = runner.invoke(cli, ["users", "list"])
     assert "boss@example.com\tadmin" in listed.output
     token = runner.invoke(cli, ["tokens", "create", "rep@example.com", "--name", "slack"])
     assert token.exit_code == 0 and token.stdout.startswith("otk_")
     missing = runner.invoke(cli, ["tokens", "create", "ghost@example.com"])
-    assert missing.exit_code == 1 and "no user ghost@example.com" in missing.output
+    assert missing.exit_code == 2 and "no user ghost@example.com" in missing.output
 
 
 def test_commands_refuse_an_unmigrated_database(cli: typer.Typer, isolated_home: Path) -> None:
@@ -133,7 +134,7 @@ def test_queue_commands(cli: typer.Typer, isolated_home: Path, tmp_path: Path) -
     assert json.loads(runner.invoke(cli, ["queue", "show", str(acme), "--json"]).stdout)["summary"]["id"] == acme
     denied = runner.invoke(cli, ["queue", "approve", str(world.draft_ids["globex"]), "--as", MAYA])
     assert denied.exit_code == 1 and "assigned to" in denied.output
-    stale = runner.invoke(cli, ["queue", "approve", str(acme), "--as", MAYA, "--version", "99"])
+    stale = runner.invoke(cli, ["queue", "approve", str(acme), "--as", MAYA, "--draft-version", "99"])
     assert stale.exit_code == 1 and "changed since you opened it" in stale.output
     approved = runner.invoke(cli, ["queue", "approve", str(acme), "--as", MAYA, "--data", str(world.data_dir),
                                    "--as-of", "2026-11-20"])
@@ -142,9 +143,9 @@ def test_queue_commands(cli: typer.Typer, isolated_home: Path, tmp_path: Path) -
                                    "--reason", "tone", "--note", "too pushy"])
     assert rejected.exit_code == 0 and "(tone)" in rejected.output
     bad = runner.invoke(cli, ["queue", "list", "--status", "nope"])
-    assert bad.exit_code == 1 and "not a status" in bad.output
+    assert bad.exit_code == 2 and "'nope' is not one of 'all', 'pending_review'" in bad.output
     unknown = runner.invoke(cli, ["queue", "approve", str(acme), "--as", "ghost@example.com"])
-    assert unknown.exit_code == 1 and "no user ghost@example.com" in unknown.output
+    assert unknown.exit_code == 2 and "no user ghost@example.com" in unknown.output
     world.close()
 
 
