@@ -207,49 +207,27 @@ async def _receive(request: Request, call: str) -> JSONResponse:
     return JSONResponse({"success": True})
 
 
-@router.post("/v1/track")
-async def track(request: Request) -> JSONResponse:
-    """Segment ``track``: one product event."""
-    return await _receive(request, "track")
+# Segment's calls: path -> (message type the body holds, what the call does). /v1/import is Segment's historical
+# import, the same body as a batch.
+CALLS = {
+    "track": ("track", "Segment `track`: one product event."),
+    "identify": ("identify", "Segment `identify`: stored; with `context.groupId` it places the user in that account."),
+    "group": ("group", "Segment `group`: the user belongs to the account `groupId`."),
+    "page": ("page", "Segment `page`: stored as the event `Page Viewed` with `name` among its properties."),
+    "screen": ("screen", "Segment `screen`: stored as the event `Screen Viewed`."),
+    "alias": ("alias", "Segment `alias`: stored; it does not merge users."),
+    "batch": ("batch", "Segment `batch` (what the libraries send): up to 500 KB of messages of any type."),
+    "import": ("batch", "Segment's historical import: the same body as `batch`."),
+}
 
 
-@router.post("/v1/identify")
-async def identify(request: Request) -> JSONResponse:
-    """Segment ``identify``: stored; with ``context.groupId`` it places the user in that account."""
-    return await _receive(request, "identify")
+def _endpoint(call: str) -> Any:
+    async def receive(request: Request) -> JSONResponse:
+        return await _receive(request, call)
+
+    return receive
 
 
-@router.post("/v1/group")
-async def group(request: Request) -> JSONResponse:
-    """Segment ``group``: the user belongs to the account ``groupId``."""
-    return await _receive(request, "group")
-
-
-@router.post("/v1/page")
-async def page(request: Request) -> JSONResponse:
-    """Segment ``page``: stored as the event ``Page Viewed`` with ``name`` among its properties."""
-    return await _receive(request, "page")
-
-
-@router.post("/v1/screen")
-async def screen(request: Request) -> JSONResponse:
-    """Segment ``screen``: stored as the event ``Screen Viewed``."""
-    return await _receive(request, "screen")
-
-
-@router.post("/v1/alias")
-async def alias(request: Request) -> JSONResponse:
-    """Segment ``alias``: stored; it does not merge users."""
-    return await _receive(request, "alias")
-
-
-@router.post("/v1/batch")
-async def batch(request: Request) -> JSONResponse:
-    """Segment ``batch`` (what the libraries send): up to 500 KB of messages of any type."""
-    return await _receive(request, "batch")
-
-
-@router.post("/v1/import")
-async def import_(request: Request) -> JSONResponse:
-    """Segment's historical import: the same body as ``batch``."""
-    return await _receive(request, "batch")
+for _path, (_call, _summary) in CALLS.items():
+    router.add_api_route(f"/v1/{_path}", _endpoint(_call), methods=["POST"], summary=_summary,
+                         name=f"intake_{_path}")
