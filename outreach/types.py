@@ -20,6 +20,7 @@ GateRule = Literal[
     "cs_veto",
     "recently_contacted",
     "held_out",
+    "no_offer",
 ]
 GATE_RULES: tuple[GateRule, ...] = (
     "not_activated",
@@ -31,4 +32,5 @@ GATE_RULES: tuple[GateRule, ...] = (
     "cs_veto",
     "recently_contacted",
     "held_out",
+    "no_offer",
 )

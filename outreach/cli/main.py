@@ -41,6 +41,7 @@ from outreach.cli.integrations import register as register_integrations
 from outreach.cli.metrics import register as register_metrics
 from outreach.cli.review import enqueue_drafts, prepare_demo
 from outreach.cli.review import register as register_review
+from outreach.cli.rules import register as register_rules
 from outreach.cli.sequences import register as register_sequences
 from outreach.cli.tuning import register as register_tuning
 from outreach.drafting.drafts import (
@@ -56,7 +57,7 @@ from outreach.drafting.providers import get_provider
 from outreach.drafting.providers.offline import OfflineProvider
 from outreach.drafting.registry import load_templates
 from outreach.drafting.templates import RenderedPrompt, get_template, render
-from outreach.engine.decisions import Decision, decide, explain, explain_json, rules_for
+from outreach.engine.decisions import Decision, decide, explain, explain_json, rules_for, unoffered_line
 from outreach.settings import get_settings
 from outreach.types import Cohort
 
@@ -198,6 +199,7 @@ def demo_command(
                                      stored=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
                   highlight=False)
+    _print_unoffered(decisions)
     for record in [r for r in records if r.draft is not None][:2]:
         console.print(draft_panel(record))
     console.print(f"[dim]All drafts: {out}[/]", highlight=False)
@@ -289,6 +291,12 @@ def _draft_run(
     return run(action)
 
 
+def _print_unoffered(decisions: list[Decision]) -> None:
+    line = unoffered_line(decisions)
+    if line:
+        console.print(f"[yellow]{escape(line)}[/]", highlight=False)
+
+
 def _report_run_error(summary: RunSummary) -> None:
     if summary.error:
         err_console.print(f"[bold red]Error:[/] {summary.error}", highlight=False, soft_wrap=True)
@@ -332,6 +340,7 @@ def draft_command(
         )
     console.print(table)
     console.print(summary.line(), highlight=False)
+    _print_unoffered(workspace.decisions)
     console.print(f"Wrote {len(records)} drafts to {target}", highlight=False)
     if queue:
         results = run(lambda: enqueue_drafts(settings, workspace, [r for r in records if r.draft is not None]))
@@ -500,12 +509,14 @@ def config_command(as_json: JsonOption = False) -> None:
 
 
 def _register_subcommands() -> None:
-    """Review queue, prompt-tuning, sequence and metrics commands live in their own modules; they join the one ``outreach`` app."""
+    """Review queue, prompt-tuning, sequence, metrics and rules commands live in their own modules; they join the one
+    ``outreach`` app."""
     register_review(app)
     register_tuning(app, prompts_app)
     register_sequences(app)
     register_metrics(app)
     register_integrations(app)
+    register_rules(app)
 
 
 _register_subcommands()

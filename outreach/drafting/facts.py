@@ -210,17 +210,16 @@ def _headline(friction: Friction, catalog: Catalog) -> str:
     return registry.wording(friction.kind).headline(friction, catalog)
 
 
+# The fields a friction keeps in the facts are the engine's own (copied, not restated one by one).
+_FRICTION_FIELDS = set(FrictionFacts.model_fields) & set(Friction.model_fields)
+
+
 def _friction_facts(friction: Friction, catalog: Catalog, primary_id: str) -> FrictionFacts:
     return FrictionFacts(
+        **friction.model_dump(include=_FRICTION_FIELDS),
         id=friction.id,
-        kind=friction.kind,
-        motion=friction.motion,
-        subject=friction.subject,
-        statement=friction.statement,
         sentence=_sentence(friction),
         headline=_headline(friction, catalog),
-        figures=friction.figures,
-        window_days=friction.window_days,
         primary=friction.id == primary_id,
     )
 

@@ -1,8 +1,9 @@
 """One decision per account: signals → friction → health gate → offer → cohort.
 
-This is what ``outreach explain`` shows and what drafting consumes. The cohort is ``ready`` (a signal and
-the gate passes), ``nurture`` (a signal, but gated) or ``not_fit`` (no signal: never pitched just because
-the account bought one thing).
+This is what ``outreach explain`` shows and what drafting consumes. The cohort is ``ready`` (a signal, the
+gate passes and the catalog has an offer), ``nurture`` (a signal, but gated; ``no_offer`` is the gate reason
+when nothing in the catalog removes the friction) or ``not_fit`` (no signal: never pitched just because the
+account bought one thing).
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from outreach.engine.data import Account, Dataset, load_dataset, paused_gc
 from outreach.engine.friction import Friction, FrictionRecord, rank_frictions
 from outreach.engine.health import Gate, GateRecord, Health, HealthRecord, health_sql, register_open_tickets
 from outreach.engine.offers import Offer, OfferRecord, offer_sql, register_catalog
-from outreach.engine.rules import Rules, load_rules
+from outreach.engine.rules import Rules, load_project_rules
 from outreach.engine.tables import BOOL, DATE, TEXT, create_table, engine_session
 from outreach.engine.triggers.detection import detect
-from outreach.types import Cohort
+from outreach.types import Cohort, OfferMotion
+
+NO_TRIGGER = "none"
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +97,25 @@ class Decision(BaseModel):
                     return friction
         return self.frictions[0] if self.frictions else None
 
+    @property
+    def motion(self) -> OfferMotion:
+        """How the account is approached: the offer's motion (a bundle too), else its strongest friction's."""
+        if self.offer is not None:
+            return self.offer.motion
+        primary = self.primary_friction()
+        return primary.motion if primary is not None else "upsell"
+
+    @property
+    def trigger(self) -> str:
+        """The kind of the friction the decision rests on (:data:`NO_TRIGGER` without one)."""
+        primary = self.primary_friction()
+        return primary.kind if primary is not None else NO_TRIGGER
+
+    @property
+    def unoffered(self) -> bool:
+        """Triggered, but nothing in the catalog removes its friction (gate reason ``no_offer``)."""
+        return any(reason.rule == "no_offer" for reason in self.gate.reasons)
+
     def to_json(self) -> dict[str, Any]:
         """The documented ``explain --json`` shape (docs/engine.md)."""
         record = cast(DecisionRecord, self.model_dump(include=set(DecisionRecord.__annotations__)))
@@ -145,6 +167,15 @@ def decide_records(
         return [(account, orjson.loads(row[0])) for account, row in zip(accounts, rows, strict=True)]
 
 
+# A triggered account the catalog has nothing for is never ready: it is told, not skipped (``no_offer``).
+_NO_OFFER = (
+    "'nothing in the catalog removes ' || f.primary_fid"
+    " || CASE WHEN f.friction_count > 1 THEN ' (nor the ' || (f.friction_count - 1) || ' other friction'"
+    " || CASE WHEN f.friction_count > 2 THEN 's' ELSE '' END || ')' ELSE '' END"
+    " || '; add a plan or add-on with solves: [trigger:' || f.primary_kind || ']'"
+)
+
+
 def _decide(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
@@ -187,24 +218,44 @@ def _decide(
     register_catalog(con, catalog)
     con.execute(f"CREATE OR REPLACE TEMP VIEW account_offer AS {offer_sql(rules, catalog)}")
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP VIEW decision AS
-        SELECT h.ord, d.account_id, d.name, d.plan, d.owner_email,
-               CASE WHEN f.frictions IS NULL THEN 'not_fit' WHEN len(h.reasons) = 0 THEN 'ready' ELSE 'nurture' END
+        SELECT ord, account_id, name, plan, owner_email,
+               CASE WHEN frictions IS NULL THEN 'not_fit' WHEN len(reasons) = 0 THEN 'ready' ELSE 'nurture' END
                    AS cohort,
-               h.health, {'allowed': len(h.reasons) = 0, 'reasons': h.reasons} AS gate,
-               coalesce(f.frictions, []::JSON[]) AS frictions, o.offer
-        FROM account_health h
-        JOIN account_dim d USING (account_id)
-        LEFT JOIN (
-            SELECT account_id,
-                   list(to_json({'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement,
-                                 'figures': figures, 'window_days': window_days, 'strength': strength,
-                                 'evidence': evidence}) ORDER BY pos) AS frictions
-            FROM friction_rows GROUP BY account_id
-        ) f USING (account_id)
-        LEFT JOIN account_offer o USING (account_id)
+               health, {{'allowed': len(reasons) = 0, 'reasons': reasons}} AS gate,
+               coalesce(frictions, []::JSON[]) AS frictions, offer
+        FROM (
+            SELECT h.ord, d.account_id, d.name, d.plan, d.owner_email, h.health, f.frictions, o.offer,
+                   CASE WHEN f.frictions IS NOT NULL AND o.offer IS NULL
+                        THEN list_append(h.reasons, {{'rule': 'no_offer', 'message': {_NO_OFFER}}})
+                        ELSE h.reasons END AS reasons
+            FROM account_health h
+            JOIN account_dim d USING (account_id)
+            LEFT JOIN (
+                SELECT account_id,
+                       list(to_json({{'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement,
+                                     'figures': figures, 'window_days': window_days, 'strength': strength,
+                                     'evidence': evidence}}) ORDER BY pos) AS frictions,
+                       arg_min(fid, pos) AS primary_fid, arg_min(kind, pos) AS primary_kind, count(*) AS friction_count
+                FROM friction_rows GROUP BY account_id
+            ) f USING (account_id)
+            LEFT JOIN account_offer o USING (account_id)
+        )
         """
+    )
+
+
+
+def unoffered_line(decisions: list[Decision]) -> str | None:
+    """One line naming the triggered accounts the catalog has no offer for (``draft`` prints it), or None."""
+    found = [decision.account_id for decision in decisions if decision.unoffered]
+    if not found:
+        return None
+    names = ", ".join(found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
+    return (
+        f"{len(found)} triggered account{'s' if len(found) != 1 else ''} not drafted: nothing in the catalog "
+        f"removes {'their' if len(found) != 1 else 'its'} friction ({names}); see `outreach explain` (gate no_offer)"
     )
 
 
@@ -267,14 +318,9 @@ def explain_json(dataset: Dataset, rules: Rules, as_of: date, *, cohort: Cohort 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:
     """Defaults < the workspace's ``rules.yaml`` (``outreach init``) < ``<data dir>/rules.yaml`` < ``rules_path``
-    < catalog ``policy.thresholds``."""
-    local = dataset.root / "rules.yaml"
-    return load_rules(
-        bundled.workspace_layer("rules"),
-        local if local.exists() else None,
-        rules_path,
-        policy_overrides=dataset.catalog.policy.thresholds,
-    )
+    < catalog ``policy.thresholds`` (and the catalog's ``trigger:<kind>`` solves checked against them)."""
+    workspace = bundled.workspace_layer("rules")
+    return load_project_rules(dataset.root, rules_path, catalog=dataset.catalog, workspace=workspace).rules
 
 
 def explain(data_dir: Path | str, as_of: date, *, rules_path: Path | None = None) -> list[Decision]:

@@ -14,6 +14,7 @@ The ``triggers`` section has one entry per built-in trigger, each the settings m
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, create_model, model_validator
 
 from outreach import bundled
+from outreach.engine.catalog import Catalog, load_catalog
 from outreach.engine.triggers.custom import CustomTrigger, compile_trigger
 from outreach.engine.triggers.registry import BUILTIN, builtin_kinds
 from outreach.engine.triggers.spec import KIND_PATTERN, EventNames, StrictModel, TriggerSettings, TriggerSpec
@@ -29,7 +31,7 @@ from outreach.yamlfile import _line_of, deep_merge, parse_yaml, validate_yaml
 
 DEFAULT_RULES_PATH = bundled.RULES
 
-__all__ = ["EventNames", "Rules", "load_rules"]
+__all__ = ["EventNames", "ProjectRules", "Rules", "load_project_rules", "load_rules"]
 
 
 class TriggerSection(StrictModel):
@@ -198,6 +200,12 @@ def _check_disabled(rules: Rules, files: list[_RulesFile]) -> None:
 
 def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = None) -> Rules:
     """Defaults, then each existing file in ``paths`` (later wins), then the catalog policy's dotted overrides."""
+    return _load(paths, policy_overrides)[0]
+
+
+def _load(
+    paths: tuple[Path | None, ...], policy_overrides: dict[str, float] | None
+) -> tuple[Rules, list[_RulesFile]]:
     merged: dict[str, Any] = {}
     files: list[_RulesFile] = []
     for path in [path for path in paths if path is not None]:
@@ -217,7 +225,7 @@ def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = 
     if policy_overrides:
         merged = deep_merge(merged, _dotted(policy_overrides, set(merged.get("custom_triggers") or {})))
     if not merged:
-        return Rules()
+        return Rules(), files
     try:
         rules = Rules.model_validate(merged)
     except ValidationError as error:
@@ -228,16 +236,103 @@ def load_rules(*paths: Path | None, policy_overrides: dict[str, float] | None = 
             hint=f"policy.thresholds keys are dotted rule names, e.g. {BUILTIN[0].kind}.weight: 0.5",
         ) from None
     _check_disabled(rules, files)
-    return rules
+    return rules, files
+
+
+def _check_catalog_solves(catalog: Catalog, path: Path, rules: Rules) -> None:
+    """Every ``trigger:<kind>`` in the catalog's ``solves`` names a trigger these rules know."""
+    known = rules.trigger_kinds()
+    sections: list[tuple[str, list[list[str]]]] = [
+        ("plans", [plan.solves for plan in catalog.plans]),
+        ("addons", [addon.solves for addon in catalog.addons]),
+    ]
+    for section, solves_lists in sections:
+        for index, solves in enumerate(solves_lists):
+            for position, key in enumerate(solves):
+                prefix, _, kind = key.partition(":")
+                if prefix.lower() != "trigger" or kind.lower() in known:
+                    continue
+                location = (section, index, "solves", position)
+                _, node = parse_yaml(path.read_text(encoding="utf-8"), path)
+                close = difflib.get_close_matches(kind.lower(), known, n=1)
+                raise DataError(
+                    path,
+                    f"'{key}' names no trigger" + (f" (did you mean 'trigger:{close[0]}'?)" if close else ""),
+                    line=_line_of(node, location),
+                    field=".".join(str(part) for part in location),
+                    hint="trigger kinds: " + ", ".join(known),
+                )
+
+
+class TriggerRow(BaseModel):
+    """One trigger as ``outreach rules check`` lists it."""
+
+    kind: str
+    motion: str
+    source: str = Field(description="'built-in', or the rules file that defines the custom trigger.")
+    enabled: bool
+    thresholds: dict[str, Any]
+    fires_when: str
+
+
+@dataclass(frozen=True)
+class ProjectRules:
+    """The rules a data directory runs with, and where they came from."""
+
+    rules: Rules
+    files: tuple[Path, ...]
+    catalog: Path | None = None
+    custom_sources: dict[str, Path] = field(default_factory=dict)
+
+    def trigger_rows(self) -> list[TriggerRow]:
+        disabled = set(self.rules.triggers.disabled)
+        return [
+            TriggerRow(
+                kind=spec.kind,
+                motion=spec.motion,
+                source=str(self.custom_sources.get(spec.kind, "built-in")),
+                enabled=spec.kind not in disabled,
+                thresholds=settings.model_dump(mode="json", exclude={"motion", "statement"}),
+                fires_when=spec.describe(settings, self.rules.events),
+            )
+            for spec, settings in self.rules.trigger_specs()
+        ]
+
+    def summary(self) -> str:
+        rows = self.trigger_rows()
+        custom = sum(row.source != "built-in" for row in rows)
+        off = sum(not row.enabled for row in rows)
+        sources = ", ".join(str(path) for path in self.files) or "the built-in defaults only"
+        catalog = f"; catalog {self.catalog} checked" if self.catalog else ""
+        return (
+            f"Rules OK: {len(rows)} triggers ({len(rows) - custom} built-in, {custom} custom), {off} disabled; "
+            f"rules from {sources}{catalog}"
+        )
+
+
+def load_project_rules(
+    data_dir: Path | None,
+    rules_path: Path | None = None,
+    *,
+    catalog: Catalog | None = None,
+    workspace: Path | None = None,
+) -> ProjectRules:
+    """Defaults < the workspace's ``rules.yaml`` (``workspace``) < ``<data dir>/rules.yaml`` < ``rules_path`` < the
+    catalog's ``policy.thresholds``; the catalog's ``trigger:<kind>`` solves are checked against the result.
+    ``catalog`` is the data directory's, when already loaded."""
+    catalog_path = data_dir / "catalog.yaml" if data_dir is not None else None
+    if catalog is None and catalog_path is not None:
+        catalog = load_catalog(catalog_path)
+    local = data_dir / "rules.yaml" if data_dir is not None else None
+    rules, files = _load(
+        (workspace, local if local is not None and local.exists() else None, rules_path),
+        catalog.policy.thresholds if catalog is not None else None,
+    )
+    if catalog is not None and catalog_path is not None:
+        _check_catalog_solves(catalog, catalog_path, rules)
+    sources = {kind: file.path for file in files for kind in file.data.get("custom_triggers") or {}}
+    return ProjectRules(rules, tuple(file.path for file in files), catalog_path, sources)
 
 
 def default_rules_yaml() -> str:
     return DEFAULT_RULES_PATH.read_text(encoding="utf-8")
-
-
-def settings_of(rules: Rules, kind: str) -> BaseModel:
-    """The settings of the trigger ``kind`` (built-in or custom)."""
-    for spec, settings in rules.trigger_specs():
-        if spec.kind == kind:
-            return settings
-    raise KeyError(kind)

@@ -508,10 +508,8 @@ def engine_view(data_dir: Path, as_of: date, *, rules_path: Path | None = None,
     for decision in decisions:
         if not decision.frictions:
             continue
-        primary = decision.primary_friction()
-        motion = decision.offer.motion if decision.offer is not None else (primary.motion if primary else "upsell")
         reasons = () if decision.gate.allowed else tuple(sorted({r.rule for r in decision.gate.reasons}))
-        triggered.append(Triggered(decision.account_id, motion, primary.kind if primary else "unknown",
+        triggered.append(Triggered(decision.account_id, decision.motion, decision.trigger,
                                    decision.account.owner_email or "(no owner)", reasons))
     baseline = {a.account_id: float(a.mrr or 0.0) for a in dataset.accounts}
     control = {a.account_id for a in dataset.accounts if router.held_out(a)} if router is not None else None

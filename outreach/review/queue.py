@@ -295,18 +295,6 @@ class BulkResult(BaseModel):
 # ------------------------------------------------------------------------------------------------ helpers
 
 
-def _motion(decision: Decision) -> str:
-    if decision.offer is not None:
-        return decision.offer.motion
-    primary = decision.primary_friction()
-    return primary.motion if primary else "upsell"
-
-
-def _trigger(decision: Decision) -> str:
-    primary = decision.primary_friction()
-    return primary.kind if primary else "none"
-
-
 def _full_text(subject: str, body: str, cta: str) -> str:
     return f"{subject}\n\n{body}\n\n{cta}".rstrip() + "\n"
 
@@ -616,7 +604,7 @@ def enqueue(
         return EnqueueResult(account_id=account_id, outcome="skipped", reason=f"gate: {reasons}")
     if draft.quality == "failed":
         return EnqueueResult(account_id=account_id, outcome="skipped", reason="draft failed validation")
-    motion = _motion(decision)
+    motion = decision.motion
     _upsert_account(session, decision, now)
     session.flush()
     existing = session.scalar(
@@ -625,7 +613,7 @@ def enqueue(
         .options(selectinload(DraftRow.versions), selectinload(DraftRow.frictions))
     )
     facts: dict[str, Any] = {
-        "trigger": _trigger(decision),
+        "trigger": decision.trigger,
         "owner_email": decision.account.owner_email,
         "as_of": decision.as_of,
         "offer_id": decision.offer.id if decision.offer else None,

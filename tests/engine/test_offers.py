@@ -40,7 +40,14 @@ def test_no_higher_plan_means_no_offer_for_that_friction(datadir: DataDir, tmp_p
     datadir.account("acme", plan="enterprise", seats_purchased=100).active("acme")
     limit_hits(datadir)
     decision = decide_one(datadir, tmp_path)
-    assert decision.cohort == "ready" and decision.offer is None
+    assert decision.offer is None and decision.cohort == "nurture"  # never a ready account without an offer
+    assert [(r.rule, r.message) for r in decision.gate.reasons] == [
+        (
+            "no_offer",
+            "nothing in the catalog removes repeated_limit_hits:reports; "
+            "add a plan or add-on with solves: [trigger:repeated_limit_hits]",
+        )
+    ]
 
 
 def test_seat_pack_sized_to_use_plus_growth(datadir: DataDir, tmp_path: Path) -> None:

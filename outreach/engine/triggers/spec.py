@@ -141,8 +141,8 @@ class Wording:
 
 @dataclass(frozen=True)
 class Example:
-    """A typical fired signal and what the friction stage makes of it with the default settings: the docs
-    show it and a test checks the statement and strength against the SQL."""
+    """A typical fired signal and what the friction stage makes of it with the default settings: a test checks
+    the statement and strength against the SQL, and drafting's template check renders it."""
 
     subject: str | None
     figures: dict[str, Figure]
