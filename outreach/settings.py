@@ -49,7 +49,9 @@ class Settings(BaseSettings):
 
     # LLM provider. The OpenAI values are read without the OUTREACH_ prefix, as every OpenAI tool does.
     provider: str | None = Field(
-        default=None, description="offline or openai; default openai when a key is set."
+        default=None,
+        description="offline, openai, anthropic or NAME:MODEL (e.g. openai:gpt-4.1-mini, ollama:llama3.1); "
+        "default openai when OPENAI_API_KEY is set, else offline.",
     )
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias="OPENAI_API_KEY", description="API key for the openai provider (never logged)."
@@ -59,6 +61,15 @@ class Settings(BaseSettings):
         description="OpenAI-compatible endpoint (vLLM, Ollama, llama.cpp); default api.openai.com.",
     )
     openai_model: str = Field(default="gpt-4o-mini", description="Model name for the openai provider.")
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, validation_alias="ANTHROPIC_API_KEY",
+        description="API key for the anthropic provider (--provider anthropic:MODEL; never logged).",
+    )
+    structured_output: Literal["auto", "json_schema", "json_object", "tools"] = Field(
+        default="auto",
+        description="How LLM providers return drafts: auto negotiates json_schema, then json_object (schema in the "
+        "prompt), then tool calling; or fix one method.",
+    )
 
     # Sequences and sending (docs/sequences.md).
     sequences_dir: Path | None = Field(

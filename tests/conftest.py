@@ -39,6 +39,8 @@ def isolated_home(
         "OUTREACH_DATA_DIR",
         "OUTREACH_USER",
         "OUTREACH_LOG_LEVEL",
+        "OUTREACH_STRUCTURED_OUTPUT",
+        "ANTHROPIC_API_KEY",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(home)

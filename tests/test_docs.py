@@ -19,7 +19,7 @@ from outreach.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-ROW = re.compile(r"^\| `((?:OUTREACH|OPENAI)_[A-Z0-9_]+)` \| ([^|]*) \| ([^|]+) \|$")
+ROW = re.compile(r"^\| `((?:OUTREACH|OPENAI|ANTHROPIC)_[A-Z0-9_]+)` \| ([^|]*) \| ([^|]+) \|$")
 
 
 def variable(name: str, field: FieldInfo) -> str:

@@ -39,7 +39,7 @@ from outreach.cli.common import (
 )
 from outreach.cli.integrations import register as register_integrations
 from outreach.cli.metrics import register as register_metrics
-from outreach.cli.review import enqueue_drafts, prepare_demo
+from outreach.cli.review import enqueue_drafts, owner_senders, prepare_demo, seed_demo_team
 from outreach.cli.review import register as register_review
 from outreach.cli.rules import register as register_rules
 from outreach.cli.sequences import register as register_sequences
@@ -195,6 +195,7 @@ def demo_command(
     console.print(cohort_summary(decisions))
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
+    run(lambda: seed_demo_team(settings))  # the demo's reps sign their accounts' drafts
     _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False,
                                      stored=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
@@ -265,6 +266,7 @@ def _draft_run(
     *,
     progress_bar: bool = True,
     stored: bool = True,
+    migrate: bool = False,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
     settings = get_settings()
 
@@ -272,6 +274,7 @@ def _draft_run(
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
             prompts_dir=prompts or settings.prompts_dir, dataset=load_data(data) if stored else None,
+            senders=owner_senders(settings, migrate=migrate),
         )
         chosen = get_provider(provider, settings, workspace.context.config)
         ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
@@ -327,13 +330,19 @@ def draft_command(
     data = data_dir(data_option)
     settings = get_settings()
     target = out or settings.resolved_home() / "drafts.jsonl"
-    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target)
+    workspace, records, summary = _draft_run(data, as_of, rules, provider, limit, config, prompts, target,
+                                             migrate=queue)
     table = Table(title="Drafts", show_lines=False)
     for column in ("Account", "Status", "Provider", "Subject", "Issues"):
         table.add_column(column, overflow="fold")
     for record in records:
         style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
-        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or ("fallback" if record.fallback else "")
+        rejected: list[str] = sorted({str(i.rule) for a in record.attempts for i in a.issues}) or [
+            a.error or "" for a in record.attempts]
+        issues = "; ".join(f"{i.rule}: {i.message}" for i in record.issues) or (
+            f"fallback ({', '.join(r for r in rejected if r)})" if record.fallback else "")
+        if record.steering:
+            issues += ("; " if issues else "") + f"ticket {', '.join(n.ticket_id for n in record.steering)} tried to steer"
         table.add_row(
             f"{escape(record.account_name)}\n[dim]{record.account_id}[/]", f"[{style}]{record.status}[/]",
             record.provider, escape(record.draft.subject if record.draft else record.error or ""), escape(issues),

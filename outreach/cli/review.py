@@ -31,7 +31,8 @@ from outreach.cli.common import (
     run,
 )
 from outreach.drafting.drafts import DraftRecord, Workspace
-from outreach.errors import NotFoundError
+from outreach.drafting.facts import SenderFacts
+from outreach.errors import NotFoundError, OutreachError
 from outreach.review.queue import (
     DraftDetail,
     DraftStatus,
@@ -48,7 +49,9 @@ from outreach.review.users import (
     generate_password,
     list_users,
     normalize_email,
+    senders,
     set_password,
+    set_profile,
 )
 from outreach.settings import Settings, get_settings
 from outreach.types import OfferMotion
@@ -114,6 +117,8 @@ def users_add(
     email: Annotated[str, typer.Argument(help="Login email.")],
     role: Annotated[Role, typer.Option("--role", "-r", help="admin = manager.")],
     generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
+    name: Annotated[str | None, typer.Option("--name", help="Full name: signs the drafts of accounts they own.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Job title under the name, e.g. Account Manager.")] = None,
 ) -> None:
     """Create a login. Prompts for the password (or reads it from stdin when piped) unless --generate."""
     if generate:
@@ -126,12 +131,29 @@ def users_add(
     def action() -> Principal:
         queue = _queue(get_settings())
         with db.transaction(queue.factory) as session:
-            return add_user(session, email, role, password)
+            return add_user(session, email, role, password, name=name, title=title)
 
     user = run(action)
     console.print(f"Created {user.email} ({user.role}).", highlight=False)
     if generate:
         console.print(f"Password (shown once): [bold]{password}[/]", highlight=False)
+
+
+@users_app.command("set")
+def users_set(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    name: Annotated[str | None, typer.Option("--name", help="Full name that signs their accounts' drafts.")] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Job title under the name ('' clears it).")] = None,
+) -> None:
+    """Set the name and title a user signs drafts with (the accounts whose owner_email is theirs)."""
+
+    def action() -> None:
+        queue = _queue(get_settings())
+        with db.transaction(queue.factory) as session:
+            set_profile(session, email, name=name, title=title)
+
+    run(action)
+    console.print(f"Updated {email}.", highlight=False)
 
 
 @users_app.command("list")
@@ -145,6 +167,22 @@ def users_list() -> None:
 
     for user in run(action):
         sys.stdout.write(f"{user.email}\t{user.role}\n")
+
+
+def owner_senders(application: Application | Settings, *, migrate: bool) -> dict[str, SenderFacts]:
+    """Who signs each owner's drafts, from the users table (migrating it first when ``migrate``). Without a
+    database at the latest schema there is nobody to look up, and the catalog's sender signs."""
+    with application_for(application) as app:
+        url = make_url(app.database_url)
+        if not migrate and url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+            return {}
+        try:
+            if migrate:
+                app.upgrade_database()
+            with app.transaction() as session:
+                return senders(session)
+        except OutreachError:
+            return {}
 
 
 # ------------------------------------------------------------------------------------------------ tokens
@@ -338,6 +376,28 @@ class DemoSetup(BaseModel):
 
 
 DEMO_EMAIL = "demo@outreach.example"
+# The demo's account owners (accounts.csv owner_email), so demo drafts are signed by their rep.
+DEMO_TEAM = (
+    ("maya@ledgerly.example", "Maya Chen", "Account Manager"),
+    ("priya@ledgerly.example", "Priya Raman", "Account Executive"),
+    ("sam@ledgerly.example", "Sam Okafor", "Customer Success Manager"),
+)
+
+
+def seed_demo_team(application: Application | Settings) -> dict[str, SenderFacts]:
+    """Migrate the database and make sure the demo's reps exist (sdr logins with random passwords nobody is
+    shown) with their names and titles; returns who signs for each of them."""
+    with application_for(application) as app:
+        app.upgrade_database()
+        with app.transaction() as session:
+            known = {u.email for u in list_users(session)}
+            for email, name, title in DEMO_TEAM:
+                if email in known:
+                    set_profile(session, email, name=name, title=title, actor="demo")
+                else:
+                    add_user(session, email, "sdr", generate_password(), actor="demo", name=name, title=title)
+        with app.transaction() as session:
+            return senders(session)
 
 
 def enqueue_drafts(
@@ -361,7 +421,9 @@ def prepare_demo(
 
     with application_for(application) as app:
         settings = app.settings
-        workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir)
+        team = seed_demo_team(app)
+        workspace = open_workspace(data_dir, as_of, rules_path=settings.rules_path, prompts_dir=settings.prompts_dir,
+                                   senders=team)
         provider = app.provider(provider_name or "offline", workspace.context.config)
         records, _ = run_drafts(workspace.decisions, workspace.context, provider)
         results = enqueue_drafts(app, workspace, records)

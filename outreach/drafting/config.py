@@ -50,6 +50,9 @@ class OpenAIOptions(_Strict):
     requests_per_minute: int = Field(default=500, gt=0)
     tokens_per_minute: int = Field(default=200_000, gt=0)
     max_attempts: int = Field(default=4, gt=0)
+    max_rate_limit_retries: int = Field(
+        default=8, ge=0, description="Extra attempts a draft may spend on 429s (each honours Retry-After)."
+    )
     max_wait_seconds: float = Field(default=60, gt=0)
     timeout_seconds: float = Field(default=60, gt=0)
     repair_attempts: int = Field(default=1, ge=0)

@@ -11,9 +11,10 @@ retry can fix (a bad key, insufficient quota) stops the run and is reported once
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -22,12 +23,14 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from outreach.drafting.claims import AccountIndex
 from outreach.drafting.config import DraftingConfig
-from outreach.drafting.facts import DraftFacts, PromptKind, build_facts
+from outreach.drafting.examples import catalog_examples
+from outreach.drafting.facts import DraftFacts, PromptKind, SenderFacts, build_facts, catalog_sender
 from outreach.drafting.ledger import TokenUsage, total
 from outreach.drafting.providers.base import Draft, Provider, ProviderFailure, RepairRequest
 from outreach.drafting.templates import PromptTemplate, RenderedPrompt, render, select_template
-from outreach.drafting.validation import Issue, validate_draft
+from outreach.drafting.validation import Issue, account_index, validate_draft
 from outreach.engine.catalog import Catalog
 from outreach.engine.data import Account, Dataset, Ticket
 from outreach.engine.decisions import Decision
@@ -49,6 +52,13 @@ class Attempt(BaseModel):
     error: str | None = None
     cached: bool = False
     usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class SteeringNote(BaseModel):
+    """A ticket in the prompt whose text looks written to steer the model (see outreach.drafting.spotlight)."""
+
+    ticket_id: str
+    reason: str
 
 
 class DraftRecord(BaseModel):
@@ -75,7 +85,34 @@ class DraftRecord(BaseModel):
     cached: bool = False
     usage: TokenUsage = Field(default_factory=TokenUsage)
     error: str | None = None
+    steering: list[SteeringNote] = Field(default_factory=list, description="Tickets that tried to steer the model.")
+    sender: str | None = Field(default=None, description="Who signs: the account owner's email, else the catalog's.")
     created_at: datetime
+
+    def review_notes(self) -> list[str]:
+        """Why a reviewer should look, in plain words: the final draft's issues, what the model's rejected or
+        repaired attempts got wrong, a provider failure, and tickets that tried to steer the model."""
+        notes = [issue.line() for issue in self.issues]
+        llm = [a for a in self.attempts if a.provider != "offline"]
+        rejected = [a for a in llm if a.issues]
+        if self.fallback:
+            last = llm[-1] if llm else None
+            if last is not None and last.error:
+                notes.append(f"The model gave no usable draft ({last.error}); the offline draft replaced it.")
+            elif last is not None and last.issues:
+                notes.append("The model's draft was replaced by the offline draft because it broke these rules: "
+                             + "; ".join(issue.line() for issue in last.issues))
+            for number, attempt in enumerate(rejected[:-1] if last is not None and last.issues else rejected, 1):
+                notes.append(f"Attempt {number} was sent back for repair: "
+                             + "; ".join(issue.line() for issue in attempt.issues))
+        elif rejected:
+            notes.append("The model's first draft was repaired after it broke these rules: "
+                         + "; ".join(issue.line() for issue in rejected[0].issues))
+        for note in self.steering:
+            notes.append(f"Ticket {note.ticket_id} tried to steer the model ({note.reason}); it was treated as data.")
+        if self.error and not self.draft:
+            notes.append(self.error)
+        return notes
 
 
 class RunSummary(BaseModel):
@@ -122,6 +159,8 @@ class DraftingContext:
     tickets_by_account: dict[str, list[Ticket]] = field(default_factory=dict)
     # A/B tests: picks the template version for (template, account id); see outreach.metrics.experiments.
     variant: Callable[[PromptTemplate, str], PromptTemplate] | None = None
+    # Who signs for each owner email (the users table, via outreach.review.users.senders); others: the catalog.
+    senders: Mapping[str, SenderFacts] = field(default_factory=dict)
 
     @classmethod
     def from_dataset(
@@ -135,6 +174,17 @@ class DraftingContext:
             tickets_by_account=dataset.tickets_by_account,
         )
 
+    def sender(self, decision: Decision) -> SenderFacts | None:
+        """The account owner when the users table knows them (or they are the catalog's sender), else None."""
+        owner = (decision.account.owner_email or "").strip().lower()
+        if not owner:
+            return None
+        if owner in self.senders:
+            return self.senders[owner]
+        if owner == self.catalog.company.sender_email.lower():
+            return catalog_sender(self.catalog, owner=True)
+        return None
+
     def facts(self, decision: Decision, kind: PromptKind = "first_touch") -> DraftFacts:
         return build_facts(
             decision,
@@ -142,10 +192,16 @@ class DraftingContext:
             self.tickets_by_account.get(decision.account_id, []),
             budget=self.config.untrusted,
             kind=kind,
+            sender=self.sender(decision),
+            examples=catalog_examples(self.catalog),
         )
 
+    @functools.cached_property
+    def account_index(self) -> AccountIndex:
+        return account_index(self.accounts)
+
     def validate(self, draft: Draft, facts: DraftFacts) -> list[Issue]:
-        return validate_draft(draft, facts, self.catalog, self.config.validation, other_accounts=self.accounts)
+        return validate_draft(draft, facts, self.catalog, self.config.validation, other_accounts=self.account_index)
 
 
 def _created_at(as_of: date) -> datetime:
@@ -177,6 +233,9 @@ def _record(
             "template": template,
             "template_version": prompt.version if prompt else None,
             "template_sha256": prompt.sha256 if prompt else None,
+            "steering": [{"ticket_id": t.id, "reason": t.steering} for t in facts.tickets if t.steering]
+            if facts else [],
+            "sender": facts.sender.email if facts else None,
             "provider": provider,
             "model": model,
             "status": status,
@@ -342,10 +401,13 @@ def open_workspace(
     prompts_dir: Path | None = None,
     label: str | None = None,
     dataset: Dataset | None = None,
+    senders: Mapping[str, SenderFacts] | None = None,
 ) -> Workspace:
     """Load the data, decide every account, load templates and drafting.yaml (data dir, then ``config_path``).
 
-    Templates are the versions ``label`` (default ``production``) points at in the prompt registry; when that
+    ``senders`` maps owner emails to who signs (``outreach.review.users.senders``); without an entry the
+    catalog's sender signs. Templates are the versions ``label`` (default ``production``) points at in the
+    prompt registry; when that
     label splits traffic (an A/B test), each account drafts with its arm's version and the control share is
     held out by the gate, so it is never contacted.
     """
@@ -363,6 +425,7 @@ def open_workspace(
     templates = load_templates(prompts_dir, label=label)
     context = DraftingContext.from_dataset(dataset, templates, config)
     context.variant = router.template_for if router else None
+    context.senders = dict(senders or {})
     return Workspace(dataset, decisions, context)
 
 

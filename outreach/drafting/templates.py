@@ -118,15 +118,22 @@ class RenderedPrompt(Frozen):
     def messages(self) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": self.user}]
 
-    def cache_key(self, model: str, extra: str = "") -> str:
+    def cache_key(
+        self, model: str, extra: str = "", *, provider: str = "", endpoint: str = "", method: str = ""
+    ) -> str:
+        """What a cached answer is valid for: provider, endpoint (base URL), model, structured-output method,
+        template name, version and hash, the rendered prompt, parameters and ``extra`` (a repair's context)."""
         payload = json.dumps(
-            [self.template, self.version, self.sha256, self.system, self.user, model, self.params.model_dump(), extra],
+            [provider, endpoint, model, method, self.template, self.version, self.sha256, self.system, self.user,
+             self.params.model_dump(), extra],
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
 _ALLOWED_NAMES = set(DraftFacts.model_fields) | set(TEMPLATE_HELPERS)
+#: What the system block may use: the same for every account of a catalog, so providers cache the prefix.
+STATIC_NAMES = ("company", "examples", "spotlighting")
 
 
 def _template_line(error: BaseException, template: jinja2.Template, offset: int) -> int | None:
@@ -181,12 +188,13 @@ def load_template(path: Path) -> PromptTemplate:
         compiled=compiled,
     )
     sample = template_context(example_facts())
-    static = {name: value for name, value in sample.items() if name in ("company",)}
+    static = {name: value for name, value in sample.items() if name in STATIC_NAMES}
     try:
         _render_block(compiled, "system", static)
     except jinja2.UndefinedError as error:
         raise DataError(
-            path, f"the system block may only use company facts (static prefix for caching): {error.message}",
+            path, f"the system block may only use {', '.join(STATIC_NAMES)} (static prefix for caching): "
+                  f"{error.message}",
             line=_template_line(error, compiled, offset),
         ) from None
     try:
@@ -252,7 +260,7 @@ def render(template: PromptTemplate, facts: DraftFacts) -> RenderedPrompt:
     """Render the static system block and the account-specific user block."""
     context = template_context(facts)
     try:
-        system = _render_block(template.compiled, "system", {"company": facts.company})
+        system = _render_block(template.compiled, "system", {name: context[name] for name in STATIC_NAMES})
         user = _render_block(template.compiled, "user", context)
     except jinja2.TemplateError as error:
         raise DataError(

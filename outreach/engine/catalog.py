@@ -71,14 +71,25 @@ class Company(_Strict):
     postal_address: str
     sender_name: str
     sender_email: str
+    sender_title: str | None = Field(default=None, description="Signs under sender_name when no owner signs.")
+    phone: str | None = Field(default=None, description="The only phone number a draft may give.")
     upgrade_url: str
     unsubscribe_url: str
     domains: list[str] = Field(default_factory=list, description="Domains links in drafts may point to.")
     product_name: str | None = None
 
 
+class Metric(_Strict):
+    """How a limit reads to the customer: ``storage_gb`` → "GB of storage"."""
+
+    label: str = Field(min_length=1)
+
+
 class Catalog(_Strict):
     plans: list[Plan]
+    metrics: dict[str, Metric] = Field(
+        default_factory=dict, description="Display name per limit (plans' limits keys); drafts never show raw ids."
+    )
     addons: list[Addon] = Field(default_factory=list)
     seat_packs: list[SeatPack] = Field(default_factory=list)
     bundles: list[Bundle] = Field(default_factory=list)
@@ -90,6 +101,10 @@ class Catalog(_Strict):
         plan_ids = self.plan_ids()
         if len(plan_ids) != len(self.plans):
             raise ValueError("plan ids must be unique")
+        limits = {metric for plan in self.plans for metric in plan.limits}
+        for metric in self.metrics:
+            if metric not in limits:
+                raise ValueError(f"metrics names '{metric}', which no plan limits (known: {', '.join(sorted(limits))})")
         addon_ids = {addon.id for addon in self.addons}
         for addon in self.addons:
             if addon.requires_plan and addon.requires_plan not in plan_ids:
@@ -120,6 +135,11 @@ class Catalog(_Strict):
 
     def higher_plans(self, plan_id: str) -> list[Plan]:
         return self.plans[self.plan_rank(plan_id) + 1 :]
+
+    def metric_label(self, metric: str) -> str:
+        """The customer-facing name of a limit: the catalog's ``label``, else the id in words."""
+        found = self.metrics.get(metric)
+        return found.label if found else metric.replace("_", " ")
 
     def addon(self, addon_id: str) -> Addon:
         for addon in self.addons:

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
+from outreach.drafting.spotlight import steering_attempt
 from outreach.engine.catalog import Catalog
 from outreach.engine.data import Dataset, load_dataset
 from outreach.engine.decisions import Decision, decide, rules_for
@@ -464,6 +465,7 @@ def collect_evidence(dataset: Dataset, decision: Decision) -> dict[str, list[Evi
         for ref in friction.evidence:
             if ref in tickets:
                 t = tickets[ref]
+                steering = steering_attempt(f"{t.subject}\n{t.description}")
                 items.append(
                     EvidenceItem(
                         ref=ref,
@@ -471,7 +473,7 @@ def collect_evidence(dataset: Dataset, decision: Decision) -> dict[str, list[Evi
                         occurred_at=t.created_at,
                         summary=f"Ticket {t.id}: {t.subject} ({t.status}, {t.priority})",
                         detail={"subject": t.subject, "status": t.status, "priority": t.priority,
-                                "tags": list(t.tags), "description": t.description[:500]},
+                                "tags": list(t.tags), "description": t.description[:500], "steering": steering},
                     )
                 )
             elif ref in events:

@@ -42,8 +42,7 @@ def draft_input(record: DraftRecord) -> DraftInput:
         provider=record.provider,
         model=record.model,
         quality=record.status if draft else "failed",
-        issues=[f"[{issue.rule}] {issue.message}" for issue in record.issues]
-        + ([record.error] if record.error else []),
+        issues=record.review_notes(),  # the final draft's issues, the rejected attempts' and steering tickets
         prompt_tokens=record.usage.prompt_tokens,
         completion_tokens=record.usage.completion_tokens,
         cost_usd=record.usage.cost_usd,

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from outreach.drafting.facts import SenderFacts
 from outreach.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
 from outreach.review.storage import ApiTokenRow, AuditRow, UserRow
 
@@ -91,8 +92,13 @@ def generate_password() -> str:
     return secrets.token_urlsafe(16)
 
 
-def add_user(session: Session, email: str, role: str, password: str, *, actor: str = "cli") -> Principal:
-    """Create a login. Refuses a duplicate email and a password shorter than ``MIN_PASSWORD_LENGTH``."""
+def add_user(
+    session: Session, email: str, role: str, password: str, *, actor: str = "cli", name: str | None = None,
+    title: str | None = None,
+) -> Principal:
+    """Create a login. Refuses a duplicate email and a password shorter than ``MIN_PASSWORD_LENGTH``.
+
+    ``name`` and ``title`` sign the drafts of the accounts this user owns."""
     address = normalize_email(email)
     checked = _check_role(role)
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -103,7 +109,8 @@ def add_user(session: Session, email: str, role: str, password: str, *, actor: s
     if session.scalar(select(UserRow).where(UserRow.email == address)) is not None:
         raise ConflictError(f"a user {address} already exists", hint="pick another email")
     now = _now()
-    row = UserRow(email=address, role=checked, password_hash=_hasher.hash(password), active=True, created_at=now)
+    row = UserRow(email=address, role=checked, password_hash=_hasher.hash(password), active=True, created_at=now,
+                  name=_clean(name), title=_clean(title))
     session.add(row)
     session.flush()
     session.add(
@@ -111,6 +118,37 @@ def add_user(session: Session, email: str, role: str, password: str, *, actor: s
                  after={"email": address, "role": checked})
     )
     return _principal(row)
+
+
+def _clean(text: str | None) -> str | None:
+    value = " ".join((text or "").split())
+    if len(value) > 200:
+        raise InputError(f"'{value[:40]}…' is too long ({len(value)} characters)", hint="use at most 200")
+    return value or None
+
+
+def set_profile(
+    session: Session, email: str, *, name: str | None = None, title: str | None = None, actor: str = "cli"
+) -> None:
+    """Set the name and title a user signs drafts with (None leaves a field as it is, "" clears it)."""
+    address = normalize_email(email)
+    row = session.scalar(select(UserRow).where(UserRow.email == address))
+    if row is None:
+        raise NotFoundError(f"no user {address}", hint="create it with `outreach users add EMAIL --role ROLE`")
+    before = {"name": row.name, "title": row.title}
+    if name is not None:
+        row.name = _clean(name)
+    if title is not None:
+        row.title = _clean(title)
+    session.add(AuditRow(at=_now(), actor=actor, action="user.profile", entity="user", entity_id=address,
+                         before=before, after={"name": row.name, "title": row.title}))
+
+
+def senders(session: Session) -> dict[str, SenderFacts]:
+    """Who signs for each owner email: every active user with a name (and title), for the drafter."""
+    rows = session.scalars(select(UserRow).where(UserRow.active.is_(True), UserRow.name.is_not(None)))
+    return {row.email: SenderFacts(name=row.name or "", title=row.title or "", email=row.email, owner=True)
+            for row in rows}
 
 
 def get_user(session: Session, user_id: int) -> Principal:

@@ -44,7 +44,7 @@ from outreach.engine.data import Dataset, load_dataset
 from outreach.engine.decisions import Decision, decide, rules_for
 from outreach.errors import ConfigError, ConflictError, NotFoundError, OutreachError
 from outreach.review.queue import DraftInput, collect_evidence, enqueue, transition_draft
-from outreach.review.storage import AccountRow, AuditRow, DraftRow, DraftVersionRow
+from outreach.review.storage import AccountRow, AuditRow, DraftRow, DraftVersionRow, UserRow
 from outreach.sending.engagement import EXIT_REASONS, clicked, exit_event, replied
 from outreach.sending.sequences import BranchStep, EmailStep, Sequence, TaskStep, WaitStep, Window, zone
 from outreach.sending.suppression import is_suppressed, normalize, token_for
@@ -668,9 +668,11 @@ class Scheduler:
         message_id = new_message_id(row.sender)
         if not first:
             subject = thread_subject(row.thread_subject or row.subject)
+        # From the account's owner by name (the users table), as the draft is signed; else the catalog's sender.
+        owner_name = session.scalar(select(UserRow.name).where(UserRow.email == row.sender))
         email = OutgoingEmail(
             idempotency_key=key, message_id=message_id, sender=row.sender,
-            sender_name=company.sender_name if row.sender == normalize(company.sender_email) else None,
+            sender_name=owner_name or (company.sender_name if row.sender == normalize(company.sender_email) else None),
             recipient=row.recipient, recipient_name=row.recipient_name, subject=subject, body=body, date=now,
             in_reply_to=row.last_message_id, references=tuple(row.thread_references or ()),
             unsubscribe_https=f"{base}/{token}", unsubscribe_mailto=f"mailto:{mailto}?subject=unsubscribe%20{token}",

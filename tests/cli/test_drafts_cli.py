@@ -64,7 +64,7 @@ def test_prompts_preview_with_draft(data: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "House style" in result.output and "<facts>" in result.output
-    assert "Subject: Hitting the reports limit" in result.output
+    assert "Subject: Room beyond 10 reports" in result.output
 
 
 def test_prompts_preview_unknown_template_or_account(data: Path) -> None:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from outreach import bundled
 from outreach.cli.main import app
 from outreach.drafting.config import load_drafting_config
+from outreach.drafting.registry import Registry
 from outreach.engine.data import load_dataset
 from outreach.engine.decisions import rules_for
 
@@ -90,12 +91,15 @@ def test_saving_prompts_needs_a_workspace_copy(isolated_home: Path) -> None:
     assert runner.invoke(app, ["prompts", "promote", "upsell", "1", "--label", "staging"]).exit_code == 2
     runner.invoke(app, ["init", "--no-example-data"])
     working = isolated_home / "prompts" / "upsell.md.j2"
-    working.write_text(working.read_text().replace("Would a short call", "Would a quick call"))
+    working.write_text(working.read_text().replace("No hype", "Never any hype"))
+    following = str(int(Registry.open(isolated_home / "prompts").resolve("upsell")) + 1)  # after the shipped version
     saved = runner.invoke(app, ["prompts", "save", "upsell", "-m", "warmer", "--as", "mk@acme.example"])
-    assert saved.exit_code == 0 and "Saved upsell version 2" in saved.stdout
+    assert saved.exit_code == 0 and f"Saved upsell version {following}" in saved.stdout
     registry = (isolated_home / "prompts" / "registry.yaml").read_text()
-    assert "author: mk@acme.example" in registry and (isolated_home / "prompts/history/upsell/v2.md.j2").exists()
-    old = runner.invoke(app, ["prompts", "promote", "upsell", "2", "--label", "staging", "--author", "lead@acme.example"])
+    assert "author: mk@acme.example" in registry
+    assert (isolated_home / f"prompts/history/upsell/v{following}.md.j2").exists()
+    old = runner.invoke(app, ["prompts", "promote", "upsell", following, "--label", "staging",
+                              "--author", "lead@acme.example"])
     assert old.exit_code == 0 and "--author is deprecated; use --as" in old.stderr
     assert "author: lead@acme.example" in (isolated_home / "prompts" / "registry.yaml").read_text()
     assert _packaged_snapshot() == before
@@ -104,7 +108,7 @@ def test_saving_prompts_needs_a_workspace_copy(isolated_home: Path) -> None:
 def test_acting_user_comes_from_outreach_user(isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner.invoke(app, ["init", "--no-example-data"])
     working = isolated_home / "prompts" / "bundle.md.j2"
-    working.write_text(working.read_text().replace("Would a short call", "Would a quick call"))
+    working.write_text(working.read_text().replace("No hype", "Never any hype"))
     monkeypatch.setenv("OUTREACH_USER", "rep@acme.example")
     assert runner.invoke(app, ["prompts", "save", "bundle", "-m", "shorter"]).exit_code == 0
     assert "author: rep@acme.example" in (isolated_home / "prompts" / "registry.yaml").read_text()

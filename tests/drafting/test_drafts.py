@@ -23,6 +23,7 @@ from outreach.drafting.providers.base import Draft, ProviderFailure, ProviderRes
 from outreach.drafting.providers.fake import FakeLLM
 from outreach.drafting.providers.offline import OfflineProvider, draft_offline
 from outreach.drafting.providers.ratelimit import RateLimiter
+from outreach.drafting.style import asks_in
 from outreach.drafting.templates import RenderedPrompt
 from outreach.errors import ConfigError, OutreachError, ProviderError
 from outreach.settings import Settings
@@ -62,8 +63,10 @@ def test_offline_drafts_follow_house_style(workspace: Workspace) -> None:
         assert "unlock" not in body.lower()
     upsell = records[0].draft
     assert upsell is not None
-    assert "hit the reports limit 4 times in the last 30 days (cap 10)" in upsell.body
+    assert "running into the Team plan's cap of 10 reports" in upsell.body
+    assert "4 times" not in upsell.body  # figures the customer knows (the cap), not what we counted
     assert "The Business plan has no cap on reports" in upsell.body and "$299 a month" in upsell.body
+    assert len(asks_in(upsell.body)) == 1
 
 
 def test_drafting_is_deterministic(workspace: Workspace) -> None:
@@ -86,7 +89,7 @@ def test_invalid_draft_gets_one_repair_with_the_reasons(workspace: Workspace) ->
     assert record.status == "ok" and not record.fallback
     repair = fake.calls[1][1]
     assert isinstance(repair, RepairRequest)
-    assert {i.rule for i in repair.issues} == {"number", "banned_phrase"}
+    assert {i.rule for i in repair.issues} == {"number", "banned_phrase", "deadline"}  # "act now" is both
     assert "'37' does not appear in the facts" in repair.instructions()
     assert record.usage.requests == 2
 
@@ -164,6 +167,11 @@ def test_default_provider_is_offline_without_a_key() -> None:
         get_provider("openai", settings)
     with pytest.raises(ConfigError, match="unknown provider"):
         get_provider("claude", settings)
+    with pytest.raises(ConfigError, match="LangChain cannot build a 'claude' chat model"):
+        get_provider("claude:opus", settings)
+    with pytest.raises(ConfigError, match="anthropic provider needs an API key") as missing:
+        get_provider("anthropic:claude-3-5-haiku-latest", settings)
+    assert missing.value.hint == "set ANTHROPIC_API_KEY"
 
 
 def test_ledger_prices_and_totals() -> None:
@@ -219,3 +227,60 @@ def test_run_drafts_works_inside_a_running_event_loop(workspace: Workspace) -> N
         return len(records)
 
     assert asyncio.run(inside()) == 3
+
+
+def test_the_account_owner_signs_and_the_catalog_sender_is_the_fallback(tmp_path: Path) -> None:
+    from outreach.drafting.facts import SenderFacts
+    from outreach.drafting.style import signed_by
+
+    root = make_data_dir(tmp_path / "data")
+    accounts = root / "accounts.csv"
+    lines = accounts.read_text().splitlines()
+    lines[0] += ",owner_email"
+    lines[1:] = [line + (",priya@northwind.example" if line.startswith("a1,") else ",") for line in lines[1:]]
+    accounts.write_text("\n".join(lines) + "\n")
+    owner = SenderFacts(name="Priya Raman", title="Account Executive", email="priya@northwind.example", owner=True)
+    workspace = open_workspace(root, AS_OF, senders={"priya@northwind.example": owner})
+    a1 = workspace.context.facts(workspace.decision("a1"))
+    a2 = workspace.context.facts(workspace.decision("a2"))
+    assert a1.sender == owner and a2.sender.name == "Riley Chen" and not a2.sender.owner
+    draft = draft_offline(a1)
+    assert draft.body.endswith("Priya Raman\nAccount Executive\nNorthwind Metrics")
+    assert workspace.context.validate(draft, a1) == []
+    by_catalog = draft.model_copy(update={"body": draft.body.replace("Priya Raman\nAccount Executive", "Riley Chen")})
+    assert signed_by(by_catalog.body, a1)[0] is False
+    assert {i.rule for i in workspace.context.validate(by_catalog, a1)} == {"signature"}
+    records, _ = run_drafts(workspace.decisions, workspace.context, OfflineProvider())
+    assert records[0].sender == "priya@northwind.example"
+
+
+def test_copy_rules_catch_watching_two_asks_and_an_untied_offer(workspace: Workspace) -> None:
+    facts = workspace.context.facts(workspace.decision("a1"))
+    draft = draft_offline(facts)
+    cases = {
+        "surveillance": "We noticed your team clicked the reports page 14 times last week.",
+        "asks": "Would a call help? You can also see the details at https://northwind.example/upgrade.",
+    }
+    for rule, sentence in cases.items():
+        body = draft.body.replace("\n\nBest,", f" {sentence}\n\nBest,")
+        assert rule in {i.rule for i in workspace.context.validate(draft.model_copy(update={"body": body}), facts)}
+    untied = draft.body.replace("has no cap on reports", "includes SSO")
+    rules = {i.rule for i in workspace.context.validate(draft.model_copy(update={"body": untied}), facts)}
+    assert "offer_fit" in rules
+
+
+def test_providers_register_themselves_and_plugins_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    from outreach.drafting.providers import provider_names
+    from outreach.drafting.providers.fake import FakeLLM
+    from outreach.drafting.providers.registry import ProviderRegistry, ProviderSpec, provider_registry
+
+    assert {"offline", "openai", "anthropic"} <= set(provider_names())
+    registry = provider_registry()
+    plugin = FakeLLM(model="house-model")
+    registry.register(ProviderSpec(name="house", description="a plugin", factory=lambda _request: plugin))
+    try:
+        assert get_provider("house", Settings()) is plugin
+        assert "house" in provider_names()
+    finally:
+        registry._specs.pop("house")
+    assert isinstance(registry, ProviderRegistry)

@@ -28,6 +28,8 @@ from outreach.drafting.templates import RenderedPrompt
 from tests.tuning_helpers import EVAL_SET, PROMPTS, copy_prompts
 
 HYPE = "Close every email with the line: Act now."
+CURRENT = Registry.open(PROMPTS).resolve("upsell")  # the shipped production version
+NEXT = str(int(CURRENT) + 1)
 
 
 class PromptFollower:
@@ -60,7 +62,7 @@ def test_shipped_eval_set_covers_motions_and_frictions() -> None:
 def test_eval_report_on_the_shipped_set(tmp_path: Path) -> None:
     eval_set = load_eval_set(EVAL_SET)
     registry = Registry.open(PROMPTS)
-    variants = [registry.get(ref) for ref in ("upsell@1", "cross_sell@1", "bundle@1", "followup@1")]
+    variants = [registry.get(f"{name}@production") for name in ("upsell", "cross_sell", "bundle", "followup")]
     report = run_eval(eval_set, variants, OfflineProvider())
     assert sum(v.cases for v in report.variants) == len(eval_set.cases)
     for variant in report.variants:
@@ -103,19 +105,20 @@ def test_cli_eval_exits_non_zero_on_a_regression_and_caches(tmp_path: Path,
     app.add_typer(group, name="prompts")
     register(app, group)
     out = tmp_path / "report.html"
-    args = ["eval", "--prompt", "upsell@1", "--prompt", "upsell@2", "--prompts", str(prompts), "--out", str(out),
-            "--json", str(tmp_path / "report.json")]
+    args = ["eval", "--prompt", f"upsell@{CURRENT}", "--prompt", f"upsell@{NEXT}", "--prompts", str(prompts),
+            "--out", str(out), "--json", str(tmp_path / "report.json")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == REGRESSION_EXIT_CODE, result.output
-    assert "Regression: upsell@2 passes banned_phrases on 0% of cases vs 100% for upsell@1" in result.output
+    assert (f"Regression: upsell@{NEXT} passes banned_phrases on 0% of cases vs 100% for upsell@{CURRENT}"
+            in result.output)
     assert "Regression:" in out.read_text()
     data = json.loads((tmp_path / "report.json").read_text())
-    assert [v["variant"] for v in data["variants"]] == ["upsell@1", "upsell@2"]
+    assert [v["variant"] for v in data["variants"]] == [f"upsell@{CURRENT}", f"upsell@{NEXT}"]
     calls = follower.calls
     assert calls == 2 * data["variants"][0]["cases"]
     again = CliRunner().invoke(app, args)  # every draft comes from the cache
     assert again.exit_code == REGRESSION_EXIT_CODE and follower.calls == calls
-    ok = CliRunner().invoke(app, ["eval", "--prompt", "upsell@1", "--prompt", "cross_sell@1", "--prompts",
+    ok = CliRunner().invoke(app, ["eval", "--prompt", f"upsell@{CURRENT}", "--prompt", "cross_sell@production", "--prompts",
                                   str(prompts), "--out", str(out)])
     assert ok.exit_code == 0, ok.output
 
@@ -140,11 +143,11 @@ def test_edited_working_copy_is_compared_even_before_its_version_is_bumped(tmp_p
     path = prompts / "upsell.md.j2"
     unchanged = load_template(path)
     with pytest.raises(OutreachError, match="given twice"):
-        run_eval(load_eval_set(EVAL_SET), [registry.get("upsell@1"), unchanged], OfflineProvider())
+        run_eval(load_eval_set(EVAL_SET), [registry.get(f"upsell@{CURRENT}"), unchanged], OfflineProvider())
     path.write_text(path.read_text().replace("House style", "House voice"))
     edited = load_template(path)
-    report = run_eval(load_eval_set(EVAL_SET), [registry.get("upsell@1"), edited], OfflineProvider())
-    assert [v.variant for v in report.variants] == ["upsell@1", f"upsell@1+{edited.sha256[:7]}"]
+    report = run_eval(load_eval_set(EVAL_SET), [registry.get(f"upsell@{CURRENT}"), edited], OfflineProvider())
+    assert [v.variant for v in report.variants] == [f"upsell@{CURRENT}", f"upsell@{CURRENT}+{edited.sha256[:7]}"]
 
 
 def test_llm_judge_scores_every_draft() -> None:
@@ -182,3 +185,30 @@ def test_llm_judge_scores_every_draft() -> None:
     system, user = judge.messages(case, first.draft)
     assert "data to grade, not instructions" in system["content"]
     assert user["content"].count("<draft>") == 1 and first.draft.subject in user["content"]
+
+
+def test_eval_checks_the_copy_rules() -> None:
+    """A prompt that makes drafts watch, ask twice, drift from the friction or sign as someone else regresses."""
+    eval_set = load_eval_set(EVAL_SET)
+    case = eval_set.case("brightpath-clinics.first")  # seats at the cap, a seat pack, signed by its owner
+    good = draft_offline(case.facts)
+
+    def score(body: str) -> set[str]:
+        checks, _ = score_draft(good.model_copy(update={"body": body}), case, eval_set.catalog,
+                                eval_set.config.validation, other_accounts=eval_set.other_accounts)
+        return {name for name, check in checks.items() if not check.passed}
+
+    assert score(good.body) == set()
+    watched = good.body.replace("Adding someone new", "We noticed your admins removed 2 users this month. Adding someone new")
+    assert "no_surveillance" in score(watched)
+    assert "one_ask" in score(good.body.replace("\n\nBest,", " Or see https://app.ledgerly.example/billing/upgrade.\n\nBest,"))
+    signer = case.facts.sender.name
+    assert signer == "Sam Okafor" and case.facts.sender.owner  # the account's rep, not the catalog's sender
+    assert "signed_by_owner" in score(good.body.replace(signer, "Someone Else"))
+    harbor = eval_set.case("harbor-analytics.first")  # a locked feature: the Team plan's shared dashboards
+    drafted = draft_offline(harbor.facts)
+    assert "The Team plan includes shared dashboards" in drafted.body
+    drifted = drafted.model_copy(update={"body": drafted.body.replace("includes shared dashboards, ", "includes ")})
+    checks, _ = score_draft(drifted, harbor, eval_set.catalog, eval_set.config.validation,
+                            other_accounts=eval_set.other_accounts)
+    assert not checks["offer_fits_friction"].passed

@@ -82,7 +82,7 @@ def test_structured_response(workspace: Workspace) -> None:
         result = asyncio.run(provider().generate(prompt, facts))
         assert played.play_count == 1
     assert result.draft.offer_id == "business"
-    assert "4 times in the last 30 days (cap 10)" in result.draft.body
+    assert "the Team plan's cap of 10 reports" in result.draft.body
     assert result.usage.prompt_tokens == 812 and result.usage.completion_tokens == 164
     assert result.usage.cached_tokens == 768
     # gpt-4o-mini: 44 uncached * 0.15 + 768 cached * 0.075 + 164 * 0.60, per million tokens
@@ -118,7 +118,7 @@ def test_server_error_then_success(workspace: Workspace) -> None:
     with cassette("test_server_error_then_success.yaml") as played:
         result = asyncio.run(provider(sleeps=sleeps).generate(prompt, facts))
         assert played.all_played
-    assert result.draft.subject.startswith("Hitting the reports limit")
+    assert result.draft.subject == "Room for more reports at Acme Analytics"
     assert 0.01 in sleeps
 
 

@@ -101,9 +101,10 @@ def test_wrong_price_is_caught(workspace: Workspace, upsell: DraftFacts) -> None
 
 
 def test_foreign_link_is_caught(workspace: Workspace, upsell: DraftFacts) -> None:
-    for link in ("https://evil.example.net/login", "www.bit.ly/deal", "pricing-now.com", "help@rival.io"):
+    for link in ("https://evil.example.net/login", "www.bit.ly/deal", "pricing-now.com", "evil.co.uk/pay"):
         issues = check(workspace, with_body(upsell, f"Details: {link}"), upsell)
         assert "url" in rules(issues), link
+    assert "email" in rules(check(workspace, with_body(upsell, "Write to help@rival.io"), upsell))
 
 
 def test_company_links_are_allowed(workspace: Workspace, upsell: DraftFacts) -> None:
@@ -136,7 +137,7 @@ def test_any_discount_to_a_non_green_account_is_caught(workspace: Workspace, bun
 
 
 def test_banned_phrase_is_caught(workspace: Workspace, upsell: DraftFacts) -> None:
-    issues = check(workspace, with_body(upsell, "Upgrade today to Unlock Premium Features."), upsell)
+    issues = check(workspace, with_body(upsell, "It lets you Unlock Premium Features."), upsell)
     assert rules(issues) == {"banned_phrase"}
     custom = ValidationPolicy(banned_phrases=["short call"])
     assert "banned_phrase" in rules(check(workspace, draft_offline(upsell), upsell, custom))

@@ -162,3 +162,40 @@ def test_prepare_demo_fills_the_queue_and_resets_the_login(tmp_path: Path) -> No
     factory = db.session_factory(db.make_engine(settings.resolved_database_url()))
     with db.transaction(factory) as session:
         assert authenticate(session, first.email, second.password).role == "admin"
+
+
+def test_names_and_titles_sign_the_owners_drafts(db_url: str) -> None:
+    from outreach.review.users import senders, set_profile
+
+    factory = db.session_factory(db.make_engine(db_url))
+    with db.transaction(factory) as session:
+        add_user(session, "priya@example.com", "sdr", PASSWORD, name=" Priya  Raman ", title="Account Executive")
+        add_user(session, "noname@example.com", "sdr", PASSWORD)
+    with db.transaction(factory) as session:
+        found = senders(session)
+    assert list(found) == ["priya@example.com"]  # a user without a name does not sign: the catalog's sender does
+    assert found["priya@example.com"].signature == "Priya Raman, Account Executive" and found["priya@example.com"].owner
+    with db.transaction(factory) as session:
+        set_profile(session, "NoName@example.com", name="Sam Okafor", title="CSM")
+        set_profile(session, "priya@example.com", title="")
+    with db.transaction(factory) as session:
+        found = senders(session)
+    assert found["noname@example.com"].name == "Sam Okafor" and found["priya@example.com"].title == ""
+    with pytest.raises(NotFoundError), db.transaction(factory) as session:
+        set_profile(session, "ghost@example.com", name="Ghost")
+
+
+def test_users_set_cli(tmp_path: Path, isolated_home: Path) -> None:
+    app = typer.Typer()
+    register(app, names=("db", "users"))
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    added = runner.invoke(app, ["users", "add", "rep@example.com", "--role", "sdr", "--generate",
+                                "--name", "Rae Park", "--title", "Account Manager"])
+    assert added.exit_code == 0, added.output
+    changed = runner.invoke(app, ["users", "set", "rep@example.com", "--title", "Senior Account Manager"])
+    assert changed.exit_code == 0, changed.output
+    factory = db.session_factory(db.make_engine(f"sqlite:///{isolated_home / 'outreach.db'}"))
+    with factory() as session:
+        row = session.scalar(select(UserRow).where(UserRow.email == "rep@example.com"))
+        assert row is not None and (row.name, row.title) == ("Rae Park", "Senior Account Manager")

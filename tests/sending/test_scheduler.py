@@ -289,9 +289,11 @@ def test_a_draft_rejected_after_going_back_to_review_ends_the_enrollment(seq_wor
 def test_a_follow_up_version_that_earned_auto_approval_skips_review(seq_world: ReviewWorld, tmp_path: Path) -> None:
     """Registry `auto_approve` (off by default): after N clean approvals of followup v1, the next follow-up
     it writes is approved by the system and sent without waiting for a rep."""
+    from outreach.drafting.registry import Registry
     from tests.tuning_helpers import copy_prompts
 
     prompts = copy_prompts(tmp_path / "prompts")
+    current = Registry.open(prompts).resolve("followup")  # the shipped production version
     registry = prompts / "registry.yaml"
     registry.write_text(registry.read_text() + "auto_approve: {enabled: true, min_approvals: 2}\n")
     setup = make_setup(seq_world, tmp_path, prompts_dir=prompts, mail_sender="maya@ledgerly.example")
@@ -302,7 +304,7 @@ def test_a_follow_up_version_that_earned_auto_approval_skips_review(seq_world: R
         assert row.status == "waiting_review" and row.pending_draft_id is not None
         with setup.world.factory() as session:
             draft = session.get(DraftRow, row.pending_draft_id)
-            assert draft is not None and draft.versions[0].template_version == "1"
+            assert draft is not None and draft.versions[0].template_version == current
             version = draft.version
         setup.world.queue.approve(setup.world.admin, row.pending_draft_id, version)
     third = setup.approve_and_enroll("initech")
@@ -317,4 +319,4 @@ def test_a_follow_up_version_that_earned_auto_approval_skips_review(seq_world: R
         assert follow_up.status == "sent", follow_up.status
         notes = [a.note or "" for a in session.scalars(
             select(ReviewActionRow).where(ReviewActionRow.draft_id == follow_up.id, ReviewActionRow.action == "approve"))]
-    assert any(note.startswith("auto-approved: followup v1 earned it") for note in notes), notes
+    assert any(note.startswith(f"auto-approved: followup v{current} earned it") for note in notes), notes

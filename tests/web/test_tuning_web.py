@@ -13,7 +13,7 @@ from outreach.drafting.registry import Registry
 from outreach.settings import Settings
 from outreach.web.app import create_app
 from tests.review_world import MARKETING, MAYA, ReviewWorld
-from tests.tuning_helpers import copy_prompts
+from tests.tuning_helpers import PROMPTS, copy_prompts
 from tests.webclient import csrf_of, login, web_settings
 
 
@@ -31,6 +31,11 @@ def client(sqlite_world: ReviewWorld, prompts: Path) -> Iterator[TestClient]:
         yield test_client
 
 
+# The shipped production version of upsell and the number its next save gets.
+CURRENT = Registry.open(PROMPTS).resolve("upsell")
+NEXT = str(int(CURRENT) + 1)
+
+
 def _edited(prompts: Path) -> str:
     return (prompts / "upsell.md.j2").read_text().replace("No hype", "Never any hype")
 
@@ -41,7 +46,7 @@ def test_marketing_lists_templates_and_versions(client: TestClient) -> None:
     assert page.status_code == 200
     for name in ("upsell", "cross_sell", "bundle", "followup"):
         assert f'href="/prompts/{name}"' in page.text
-    assert "production → 1" in page.text
+    assert f"production → {CURRENT}" in page.text
     detail = client.get("/prompts/upsell")
     assert detail.status_code == 200
     assert "Initial version (drafting release)" in detail.text
@@ -54,7 +59,7 @@ def test_edit_save_preview_and_promote(client: TestClient, prompts: Path) -> Non
     login(client, MARKETING)
     csrf = csrf_of(client.get("/prompts/upsell").text)
     preview = client.post("/prompts/upsell/preview", data={
-        "csrf_token": csrf, "account": "northwind-freight.first", "source": _edited(prompts), "version": "1"})
+        "csrf_token": csrf, "account": "northwind-freight.first", "source": _edited(prompts), "version": CURRENT})
     assert preview.status_code == 200
     assert "Never any hype" in preview.text and "Offline drafter" in preview.text
     assert "No LLM provider configured" in preview.text and "✓ names_offer" in preview.text
@@ -64,17 +69,17 @@ def test_edit_save_preview_and_promote(client: TestClient, prompts: Path) -> Non
     assert "unknown variable &#39;ofer&#39;" in broken.text
     saved = client.post("/prompts/upsell/versions", data={"csrf_token": csrf, "source": _edited(prompts),
                                                           "note": "stricter on hype"}, follow_redirects=False)
-    assert saved.status_code == 303 and saved.headers["location"] == "/prompts/upsell?version=2"
+    assert saved.status_code == 303 and saved.headers["location"] == f"/prompts/upsell?version={NEXT}"
     registry = Registry.open(prompts)
     assert [(v.version, v.note, v.author) for v in registry.versions("upsell")][-1] == (
-        "2", "stricter on hype", MARKETING)
-    assert registry.resolve("upsell") == "1"
-    page = client.get("/prompts/upsell?version=2")
-    assert "Saved upsell version 2" in page.text and "showing v2" in page.text
-    promoted = client.post("/prompts/upsell/promote", data={"csrf_token": csrf, "version": "2", "label": "production"},
-                           follow_redirects=False)
+        NEXT, "stricter on hype", MARKETING)
+    assert registry.resolve("upsell") == CURRENT
+    page = client.get(f"/prompts/upsell?version={NEXT}")
+    assert f"Saved upsell version {NEXT}" in page.text and f"showing v{NEXT}" in page.text
+    promoted = client.post("/prompts/upsell/promote", data={"csrf_token": csrf, "version": NEXT,
+                                                             "label": "production"}, follow_redirects=False)
     assert promoted.status_code == 303
-    assert Registry.open(prompts).resolve("upsell") == "2"
+    assert Registry.open(prompts).resolve("upsell") == NEXT
 
 
 def test_save_without_note_keeps_the_text(client: TestClient, prompts: Path) -> None:
@@ -83,7 +88,7 @@ def test_save_without_note_keeps_the_text(client: TestClient, prompts: Path) -> 
     response = client.post("/prompts/upsell/versions", data={"csrf_token": csrf, "source": _edited(prompts),
                                                              "note": ""})
     assert response.status_code == 422 and "change note" in response.text and "Never any hype" in response.text
-    assert [v.version for v in Registry.open(prompts).versions("upsell")] == ["1"]
+    assert Registry.open(prompts).versions("upsell")[-1].version == CURRENT  # nothing saved
 
 
 def test_sdr_reads_but_cannot_change_and_csrf_is_checked(client: TestClient, prompts: Path) -> None:
@@ -94,14 +99,14 @@ def test_sdr_reads_but_cannot_change_and_csrf_is_checked(client: TestClient, pro
     response = client.post("/prompts/upsell/versions", data={"csrf_token": csrf, "source": _edited(prompts),
                                                              "note": "sneaky"})
     assert response.status_code == 403
-    response = client.post("/prompts/upsell/promote", data={"csrf_token": csrf, "version": "1", "label": "staging"})
+    response = client.post("/prompts/upsell/promote", data={"csrf_token": csrf, "version": CURRENT, "label": "staging"})
     assert response.status_code == 403
     client.post("/logout", data={"csrf_token": csrf})
     login(client, MARKETING)
     forged = client.post("/prompts/upsell/versions", data={"csrf_token": "forged", "source": _edited(prompts),
                                                            "note": "x"})
     assert forged.status_code == 403
-    assert [v.version for v in Registry.open(prompts).versions("upsell")] == ["1"]
+    assert Registry.open(prompts).versions("upsell")[-1].version == CURRENT  # nothing saved
     assert Registry.open(prompts).label_target("upsell", "staging") is None
 
 

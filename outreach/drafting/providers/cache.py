@@ -1,8 +1,11 @@
 """The response cache: a draft already paid for is not paid for again.
 
-Keyed by (template name, version and hash, rendered prompt, model, parameters, repair context); see
-:meth:`outreach.drafting.templates.RenderedPrompt.cache_key`. Stored in SQLite under ``OUTREACH_HOME/cache`` so it
-survives between runs and is safe to delete at any time.
+Keyed by provider, endpoint (base URL), model, structured-output method, template name, version and hash,
+the rendered prompt, the parameters and any repair context; see
+:meth:`outreach.drafting.templates.RenderedPrompt.cache_key`. Switching ``OPENAI_BASE_URL`` to another server
+or the provider to another vendor therefore never serves the first one's drafts. The same database remembers
+which structured-output method each endpoint and model accepted (:mod:`outreach.drafting.providers.chat`).
+Stored in SQLite under ``OUTREACH_HOME/cache`` so it survives between runs and is safe to delete at any time.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ class ResponseCache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT NOT NULL, value TEXT NOT NULL)"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS methods (endpoint TEXT PRIMARY KEY, method TEXT NOT NULL)")
         self._db.commit()
         self.hits = 0
         self.misses = 0
@@ -45,6 +49,15 @@ class ResponseCache:
             "INSERT OR REPLACE INTO responses (key, model, value) VALUES (?, ?, ?)",
             (key, model, json.dumps(value, sort_keys=True)),
         )
+        self._db.commit()
+
+    def method_for(self, endpoint: str) -> str | None:
+        """The structured-output method that last worked for ``endpoint`` (provider|base URL|model)."""
+        row = self._db.execute("SELECT method FROM methods WHERE endpoint = ?", (endpoint,)).fetchone()
+        return str(row[0]) if row else None
+
+    def remember_method(self, endpoint: str, method: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO methods (endpoint, method) VALUES (?, ?)", (endpoint, method))
         self._db.commit()
 
     def __len__(self) -> int:

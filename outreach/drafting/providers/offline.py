@@ -13,6 +13,7 @@ import jinja2
 
 from outreach.drafting.facts import DraftFacts, template_context
 from outreach.drafting.providers.base import Draft, ProviderResult, RepairRequest
+from outreach.drafting.providers.registry import ProviderRegistry, ProviderSpec
 from outreach.drafting.templates import RenderedPrompt, make_environment
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -58,3 +59,11 @@ class OfflineProvider:
     ) -> ProviderResult:
         """The prompt is not needed (the facts are), and a repair cannot change a deterministic draft."""
         return ProviderResult(draft=draft_offline(facts, self.template_dir), model=self.model)
+
+
+def register(registry: ProviderRegistry) -> None:
+    registry.register(ProviderSpec(
+        name="offline",
+        description="deterministic drafts from the facts with Jinja2; no network, no key (the default without one)",
+        factory=lambda _request: OfflineProvider(),
+    ))

@@ -120,23 +120,51 @@ class ExampleSignal:
 
 
 Headline = Callable[[SignalView, Catalog], str]
+Opening = Callable[[SignalView, Catalog, str], str]
+"""The email's opening for a friction: (signal, catalog, the name of the account's current plan) → sentences."""
+Terms = Callable[[SignalView, Catalog], tuple[str, ...]]
+
+
+def _no_terms(_signal: SignalView, _catalog: Catalog) -> tuple[str, ...]:
+    return ()
 
 
 @dataclass(frozen=True)
 class Wording:
-    """How drafting words a friction of this kind (the drafting stage may rewrite these per kind).
+    """How drafting words a friction of this kind. The copy rules (docs/drafting.md): lead with what the team is
+    trying to get done and what the limit costs them; quote only figures the customer knows themselves (plan
+    caps, seats, headcount), never what was counted (clicks, visits, exports, rows, tickets); tie the offer to
+    the friction.
 
-    ``headline``: a short, factual subject-line phrase from the figures. ``consequence``: the offline drafter's
-    sentence after the friction (``{product_name}`` is the product's name). ``speaker``: who the statement is
-    about ("Your team hit the reports limit…").
+    ``headline``: a short subject-line phrase. ``opening``: the email's first sentences (what the team is trying
+    to do, what the limit costs; without one, drafting writes ``speaker`` + the statement). ``terms``: the words
+    that name what the friction is about: the paragraph naming the offer must use one. ``bridge``: the phrase
+    that ties an offer to this friction when the catalog's outcome does not name it ("For more seats").
+    ``consequence``: the sentence after a statement (``{product_name}`` is the product's name). ``speaker``: who
+    a statement is about ("Your team hit the reports limit…").
     """
 
     headline: Headline
     consequence: str = ""
     speaker: str = "Your team"
+    opening: Opening | None = None
+    terms: Terms = _no_terms
+    bridge: Callable[[SignalView, Catalog], str] | None = None
 
     def consequence_for(self, product_name: str) -> str:
         return self.consequence.format(product_name=product_name)
+
+
+def product_name(catalog: Catalog) -> str:
+    """The product's name in a sentence (the company's when the catalog gives none)."""
+    return catalog.company.product_name or catalog.company.name
+
+
+def figure_text(value: Figure | None) -> str:
+    """A figure as an email writes it: whole numbers grouped (1,000,000), others as given."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,g}"
 
 
 @dataclass(frozen=True)
@@ -253,6 +281,15 @@ class TriggerSpec(Generic[SettingsT]):
             self.wording.consequence_for("Product")
         except (KeyError, IndexError, ValueError) as error:
             found.append(f"consequence does not format: {error!r}")
+        try:
+            opening = self.wording.opening(example, _EMPTY_CATALOG, "Starter") if self.wording.opening else "-"
+            self.wording.terms(example, _EMPTY_CATALOG)
+            bridge = self.wording.bridge(example, _EMPTY_CATALOG) if self.wording.bridge else "-"
+        except Exception as error:
+            found.append(f"opening, terms or bridge fail on the example: {error!r}")
+        else:
+            if not opening.strip() or not bridge.strip():
+                found.append("opening or bridge is empty for the example")
         return found
 
 

@@ -33,12 +33,20 @@ def addon_name(addon_id: str, catalog: Catalog) -> str:
     return addon_id
 
 
-def headline(signal: SignalView, catalog: Catalog) -> str:
+def _name(signal: SignalView, catalog: Catalog) -> str:
     addon_id = str(signal.figures["addon"])
     try:
-        return f"The {catalog.addon(addon_id).name} page"
+        return catalog.addon(addon_id).name
     except KeyError:
-        return f"The {label(addon_id)} page"
+        return label(addon_id)
+
+
+def headline(signal: SignalView, catalog: Catalog) -> str:
+    return f"{_name(signal, catalog)}, if it is on your list"
+
+
+def opening(signal: SignalView, catalog: Catalog, _plan: str) -> str:
+    return f"If {_name(signal, catalog)} is something your team is weighing up, here is what it would change."
 
 
 SPEC = TriggerSpec(
@@ -55,7 +63,8 @@ SPEC = TriggerSpec(
     statement=f"'viewed the ' || name || ' page ' || {sql.times(sql.fig_int('visits'))} || ' ' || {sql.WINDOW}",
     strength=lambda s: sql.ratio("visits", s.min_visits),
     offer_keys=("{addon}",),
-    wording=Wording(headline=headline, consequence="It looked like the team was weighing it up."),
+    wording=Wording(
+        headline=headline, opening=opening, terms=lambda s, c: (_name(s, c),), bridge=lambda s, c: f"For {_name(s, c)}", consequence="It looked like the team was weighing it up."),
     example=Example(
         subject="hubspot-sync",
         figures={"addon": "hubspot-sync", "visits": 5, "window_days": 30},

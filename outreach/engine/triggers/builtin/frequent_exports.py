@@ -6,7 +6,15 @@ from pydantic import Field
 
 from outreach.engine.catalog import Catalog
 from outreach.engine.triggers import sql
-from outreach.engine.triggers.spec import Detection, Example, SignalView, TriggerSpec, WindowSettings, Wording
+from outreach.engine.triggers.spec import (
+    Detection,
+    Example,
+    SignalView,
+    TriggerSpec,
+    WindowSettings,
+    Wording,
+    product_name,
+)
 
 
 class FrequentExports(WindowSettings):
@@ -31,9 +39,13 @@ def query(ctx: Detection, s: FrequentExports) -> str:
         )"""
 
 
-def headline(signal: SignalView, _catalog: Catalog) -> str:
-    window = f" in {signal.window_days} days" if signal.window_days else ""
-    return f"{signal.figures['exports']} exports{window}"
+def headline(_signal: SignalView, catalog: Catalog) -> str:
+    return f"Fewer manual exports from {product_name(catalog)}"
+
+
+def opening(_signal: SignalView, catalog: Catalog, _plan: str) -> str:
+    return (f"Your team regularly exports data out of {product_name(catalog)} to use it elsewhere. That is time spent "
+            "on downloads and spreadsheets instead of on the numbers.")
 
 
 SPEC = TriggerSpec(
@@ -51,7 +63,7 @@ SPEC = TriggerSpec(
     strength=lambda s: sql.ratio("exports", s.min_exports),
     offer_keys=("frequent_exports", "exports"),
     wording=Wording(
-        headline=headline, consequence="That much exporting usually means the work is happening in spreadsheets instead."
+        headline=headline, opening=opening, terms=lambda s, c: ("export", "spreadsheet", "download", "CSV"), bridge=lambda s, c: "To take the manual exports off your team's plate", consequence="That much exporting usually means the work is happening in spreadsheets instead."
     ),
     example=Example(
         subject=None,

@@ -13,6 +13,8 @@ from outreach.engine.triggers.spec import (
     TriggerSettings,
     TriggerSpec,
     Wording,
+    figure_text,
+    product_name,
 )
 
 
@@ -35,7 +37,14 @@ def query(_ctx: Detection, s: HeadcountGrowth) -> str:
 
 def headline(signal: SignalView, _catalog: Catalog) -> str:
     f = signal.figures
-    return f"Growing from {f['employees_at_contract']} to {f['employees_now']} employees"
+    return f"Growing from {figure_text(f['employees_at_contract'])} to {figure_text(f['employees_now'])} people"
+
+
+def opening(signal: SignalView, catalog: Catalog, _plan: str) -> str:
+    f = signal.figures
+    return (f"Your company has grown from {figure_text(f['employees_at_contract'])} to "
+            f"{figure_text(f['employees_now'])} people since you started with {product_name(catalog)}. More people "
+            "usually means more seats and more shared work.")
 
 
 SPEC = TriggerSpec(
@@ -54,7 +63,7 @@ SPEC = TriggerSpec(
         "m.seats::DOUBLE * ((f.figures->>'employees_now')::DOUBLE / (f.figures->>'employees_at_contract')::DOUBLE)"
     ),
     wording=Wording(
-        headline=headline,
+        headline=headline, opening=opening, terms=lambda s, c: ("seat", "people"), bridge=lambda s, c: "For the new people on your team",
         consequence="More people usually means more seats and more shared work in {product_name}.",
         speaker="Your company",
     ),

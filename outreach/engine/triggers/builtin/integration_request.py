@@ -12,11 +12,19 @@ from datetime import timedelta
 from pydantic import Field
 
 from outreach.engine.catalog import Catalog
-from outreach.engine.names import proper_name, title
+from outreach.engine.names import proper_name
 from outreach.engine.tables import INT, TEXT, create_table
 from outreach.engine.topics import INTEGRATION_WORDS, integration_mentions
 from outreach.engine.triggers import sql
-from outreach.engine.triggers.spec import Detection, Example, SignalView, TriggerSpec, WindowSettings, Wording
+from outreach.engine.triggers.spec import (
+    Detection,
+    Example,
+    SignalView,
+    TriggerSpec,
+    WindowSettings,
+    Wording,
+    product_name,
+)
 
 _ASCII = "'[\\x00-\\x7F]*'"
 _WORD_START, _WORD_END = "\\b\\Q", "\\E\\b"
@@ -138,8 +146,17 @@ def strength(s: IntegrationRequest) -> str:
     return f"(CASE WHEN {requests} > 1 THEN 1 + log2({requests}) ELSE {requests} END)"
 
 
-def headline(signal: SignalView, _catalog: Catalog) -> str:
-    return f"Your {title(str(signal.figures['integration']))} integration request"
+def _name(signal: SignalView) -> str:
+    return proper_name(str(signal.figures["integration"]))
+
+
+def headline(signal: SignalView, catalog: Catalog) -> str:
+    return f"Connecting {_name(signal)} to {product_name(catalog)}"
+
+
+def opening(signal: SignalView, _catalog: Catalog, _plan: str) -> str:
+    return (f"Your team asked about connecting {_name(signal)}. Until the two systems talk to each other, someone "
+            "copies the data across by hand.")
 
 
 SPEC = TriggerSpec(
@@ -164,7 +181,7 @@ SPEC = TriggerSpec(
     strength=strength,
     offer_keys=("integration:{integration}",),
     wording=Wording(
-        headline=headline, consequence="Until the systems talk to each other, someone is copying data by hand."
+        headline=headline, opening=opening, terms=lambda s, c: (_name(s),), bridge=lambda s, c: f"For the {_name(s)} connection", consequence="Until the systems talk to each other, someone is copying data by hand."
     ),
     example=Example(
         subject="hubspot",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from outreach.engine.catalog import Catalog
-from outreach.engine.names import label, times
+from outreach.engine.names import label, title
 from outreach.engine.triggers import sql
 from outreach.engine.triggers.spec import Detection, Example, SignalView, TriggerSpec, WindowSettings, Wording
 
@@ -24,9 +24,12 @@ def query(ctx: Detection, s: LockedFeature) -> str:
 
 
 def headline(signal: SignalView, _catalog: Catalog) -> str:
-    f = signal.figures
-    window = f" in {signal.window_days} days" if signal.window_days else ""
-    return f"The {label(str(f['feature']))} feature ({times(int(f['clicks']))}{window})"
+    return f"{title(str(signal.figures['feature']))} for your team"
+
+
+def opening(signal: SignalView, _catalog: Catalog, plan: str) -> str:
+    return (f"Your {plan} plan does not include {label(str(signal.figures['feature']))} yet. It looks like your team "
+            "could use it in its day-to-day work.")
 
 
 SPEC = TriggerSpec(
@@ -44,7 +47,7 @@ SPEC = TriggerSpec(
     offer_keys=("feature:{feature}",),
     feature_figure="feature",
     wording=Wording(
-        headline=headline, consequence="It looks like the team wants to use it for real work, not just a look."
+        headline=headline, opening=opening, terms=lambda s, c: (label(str(s.figures["feature"])),), bridge=lambda s, c: f"For {label(str(s.figures['feature']))}", consequence="It looks like the team wants to use it for real work, not just a look."
     ),
     example=Example(
         subject="sso",

@@ -5,9 +5,17 @@ from __future__ import annotations
 from pydantic import Field
 
 from outreach.engine.catalog import Catalog
-from outreach.engine.names import proper_name, title
+from outreach.engine.names import proper_name
 from outreach.engine.triggers import sql
-from outreach.engine.triggers.spec import Detection, Example, SignalView, TriggerSpec, WindowSettings, Wording
+from outreach.engine.triggers.spec import (
+    Detection,
+    Example,
+    SignalView,
+    TriggerSpec,
+    WindowSettings,
+    Wording,
+    product_name,
+)
 
 
 class NewDepartment(WindowSettings):
@@ -38,8 +46,17 @@ def query(ctx: Detection, s: NewDepartment) -> str:
         )"""
 
 
+def _department(signal: SignalView) -> str:
+    return proper_name(str(signal.figures["department"]))
+
+
 def headline(signal: SignalView, _catalog: Catalog) -> str:
-    return f"{title(str(signal.figures['department']))} joining the account"
+    return f"Welcome to {_department(signal)}"
+
+
+def opening(signal: SignalView, catalog: Catalog, _plan: str) -> str:
+    return (f"{_department(signal)} has started working in {product_name(catalog)} alongside your team, which usually "
+            "brings new reports and new people to set up.")
 
 
 SPEC = TriggerSpec(
@@ -59,7 +76,8 @@ SPEC = TriggerSpec(
     ),
     strength=lambda s: sql.ratio("invites", s.min_invites),
     offer_keys=("department:{department}", "new_department"),
-    wording=Wording(headline=headline, consequence="Welcome to the new team."),
+    wording=Wording(
+        headline=headline, opening=opening, terms=lambda s, c: (_department(s),), bridge=lambda s, c: f"For {_department(s)}", consequence="Welcome to the new team."),
     example=Example(
         subject="Finance",
         figures={"department": "Finance", "invites": 3, "window_days": 30},

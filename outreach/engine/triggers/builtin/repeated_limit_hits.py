@@ -5,9 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from outreach.engine.catalog import Catalog
-from outreach.engine.names import label, times
 from outreach.engine.triggers import sql
-from outreach.engine.triggers.spec import Detection, Example, SignalView, TriggerSpec, WindowSettings, Wording
+from outreach.engine.triggers.spec import (
+    Detection,
+    Example,
+    SignalView,
+    TriggerSpec,
+    WindowSettings,
+    Wording,
+    figure_text,
+)
 
 
 class RepeatedLimitHits(WindowSettings):
@@ -35,10 +42,22 @@ def query(ctx: Detection, s: RepeatedLimitHits) -> str:
         LEFT JOIN plan_limit l ON l.plan = d.plan AND l.metric = limit_hits.subject"""
 
 
-def headline(signal: SignalView, _catalog: Catalog) -> str:
+def _metric(signal: SignalView, catalog: Catalog) -> str:
+    return catalog.metric_label(str(signal.figures["limit"]))
+
+
+def headline(signal: SignalView, catalog: Catalog) -> str:
     f = signal.figures
-    window = f" in {signal.window_days} days" if signal.window_days else ""
-    return f"Hitting the {label(str(f['limit']))} limit ({times(int(f['hits']))}{window})"
+    return f"Room beyond {figure_text(f['cap'])} {_metric(signal, catalog)}" if "cap" in f \
+        else f"More room for {_metric(signal, catalog)}"
+
+
+def opening(signal: SignalView, catalog: Catalog, plan: str) -> str:
+    f = signal.figures
+    metric = _metric(signal, catalog)
+    cap = f"cap of {figure_text(f['cap'])} {metric}" if "cap" in f else f"{metric} limit"
+    return (f"Your team's work keeps running into the {plan} plan's {cap}. Each time, the work waits until someone "
+            "makes room or the limit resets.")
 
 
 SPEC = TriggerSpec(
@@ -55,7 +74,8 @@ SPEC = TriggerSpec(
     strength=lambda s: sql.ratio("hits", s.min_hits),
     limit_figure="limit",
     usage_figures=("max_used",),
-    wording=Wording(headline=headline, consequence="Each time, work waits until someone clears space or the limit resets."),
+    wording=Wording(
+        headline=headline, opening=opening, terms=lambda s, c: (_metric(s, c),), bridge=lambda s, c: f"For more {_metric(s, c)}", consequence="Each time, work waits until someone clears space or the limit resets."),
     example=Example(
         subject="reports",
         figures={"limit": "reports", "hits": 3, "window_days": 30, "cap": 50, "max_used": 50},

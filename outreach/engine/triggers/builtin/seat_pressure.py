@@ -6,7 +6,16 @@ from pydantic import Field
 
 from outreach.engine.catalog import Catalog
 from outreach.engine.triggers import sql
-from outreach.engine.triggers.spec import Detection, Example, SignalView, TriggerSpec, WindowSettings, Wording
+from outreach.engine.triggers.spec import (
+    Detection,
+    Example,
+    SignalView,
+    TriggerSpec,
+    WindowSettings,
+    Wording,
+    figure_text,
+    product_name,
+)
 
 
 class SeatPressure(WindowSettings):
@@ -59,11 +68,19 @@ def query(ctx: Detection, s: SeatPressure) -> str:
         WHERE ({at_cap}) OR len(swaps) >= {s.min_swaps}"""
 
 
-def headline(signal: SignalView, _catalog: Catalog) -> str:
+def headline(signal: SignalView, catalog: Catalog) -> str:
     f = signal.figures
     if "seats_used" in f and "seats" in f:
-        return f"{f['seats_used']} of {f['seats']} seats in use"
-    return "Making room for new users"
+        return f"{figure_text(f['seats_used'])} of {figure_text(f['seats'])} seats in use"
+    return f"Room for new people on {product_name(catalog)}"
+
+
+def opening(signal: SignalView, _catalog: Catalog, _plan: str) -> str:
+    f = signal.figures
+    if "seats_used" in f and "seats" in f:
+        return (f"{figure_text(f['seats_used'])} of your {figure_text(f['seats'])} seats are in use. Adding someone "
+                "new means taking access away from someone else.")
+    return "Your admins have had to remove people to make room for new ones. Someone is always waiting for access."
 
 
 SPEC = TriggerSpec(
@@ -92,7 +109,7 @@ SPEC = TriggerSpec(
     ),
     seat_demand=sql.SEATS_IN_USE,
     wording=Wording(
-        headline=headline, consequence="That usually means someone waits for access, or loses theirs to make room."
+        headline=headline, opening=opening, terms=lambda s, c: ("seat",), bridge=lambda s, c: "For more seats", consequence="That usually means someone waits for access, or loses theirs to make room."
     ),
     example=Example(
         subject="seats",

@@ -13,6 +13,7 @@ from outreach.engine.triggers.spec import (
     TriggerSettings,
     TriggerSpec,
     Wording,
+    product_name,
 )
 
 
@@ -28,8 +29,12 @@ def query(_ctx: Detection, s: StrongNps) -> str:
         FROM account_dim WHERE nps IS NOT NULL AND nps >= {s.min_nps} AND activated"""
 
 
-def headline(signal: SignalView, _catalog: Catalog) -> str:
-    return f"Thank you for the {signal.figures['nps']}"
+def headline(_signal: SignalView, _catalog: Catalog) -> str:
+    return "Thank you for the kind words"
+
+
+def opening(_signal: SignalView, catalog: Catalog, _plan: str) -> str:
+    return f"Thank you for the score you gave us recently; it is good to hear {product_name(catalog)} is working for your team."
 
 
 SPEC = TriggerSpec(
@@ -42,7 +47,8 @@ SPEC = TriggerSpec(
     statement=f"'gave an NPS score of ' || {sql.fig('nps')}",
     strength=lambda _s: "1.0::DOUBLE",
     next_plan="a promoter ready for the next tier",
-    wording=Wording(headline=headline, consequence="Thank you, that is good to hear."),
+    wording=Wording(
+        headline=headline, opening=opening, consequence="Thank you, that is good to hear."),
     example=Example(
         subject="nps", figures={"nps": 10}, window_days=None, statement="gave an NPS score of 10", strength=0.3
     ),

@@ -91,9 +91,17 @@ def query(ctx: Detection, s: TicketTopicCluster) -> str:
         )"""
 
 
+def _topic(signal: SignalView) -> str:
+    return label(str(signal.figures["topic"]))
+
+
 def headline(signal: SignalView, _catalog: Catalog) -> str:
-    f = signal.figures
-    return f"{f['tickets']} support tickets about {label(str(f['topic']))}"
+    return f"Making {_topic(signal)} easier"
+
+
+def opening(signal: SignalView, _catalog: Catalog, _plan: str) -> str:
+    return (f"Questions about {_topic(signal)} have come up in several of your recent support conversations. Each one "
+            "is time your team could spend elsewhere.")
 
 
 SPEC = TriggerSpec(
@@ -112,7 +120,8 @@ SPEC = TriggerSpec(
     ),
     strength=lambda s: sql.ratio("share_pct", 100 * s.share),
     offer_keys=("topic:{topic}",),
-    wording=Wording(headline=headline, consequence="That is a lot of the team's time spent on one problem."),
+    wording=Wording(
+        headline=headline, opening=opening, terms=lambda s, c: (_topic(s),), bridge=lambda s, c: f"For the {_topic(s)} questions", consequence="That is a lot of the team's time spent on one problem."),
     example=Example(
         subject="data_exports",
         figures={"topic": "data_exports", "tickets": 4, "total_tickets": 9, "share_pct": 44, "window_days": 90},

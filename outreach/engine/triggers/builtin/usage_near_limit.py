@@ -5,9 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from outreach.engine.catalog import Catalog
-from outreach.engine.names import label
 from outreach.engine.triggers import sql
-from outreach.engine.triggers.spec import Detection, Example, SignalView, TriggerSpec, WindowSettings, Wording
+from outreach.engine.triggers.spec import (
+    Detection,
+    Example,
+    SignalView,
+    TriggerSpec,
+    WindowSettings,
+    Wording,
+    figure_text,
+)
 
 
 class UsageNearLimit(WindowSettings):
@@ -27,9 +34,19 @@ def query(ctx: Detection, s: UsageNearLimit) -> str:
           AND used / cap >= {sql.double(s.pct)}"""
 
 
-def headline(signal: SignalView, _catalog: Catalog) -> str:
+def _metric(signal: SignalView, catalog: Catalog) -> str:
+    return catalog.metric_label(str(signal.figures["metric"]))
+
+
+def headline(signal: SignalView, catalog: Catalog) -> str:
     f = signal.figures
-    return f"Using {f['used']} of {f['cap']} {label(str(f['metric']))}"
+    return f"{figure_text(f['used'])} of your {figure_text(f['cap'])} {_metric(signal, catalog)}"
+
+
+def opening(signal: SignalView, catalog: Catalog, plan: str) -> str:
+    f = signal.figures
+    return (f"You are using {figure_text(f['used'])} of the {figure_text(f['cap'])} {_metric(signal, catalog)} your "
+            f"{plan} plan includes. One busy week could stop the work at the cap.")
 
 
 SPEC = TriggerSpec(
@@ -50,7 +67,8 @@ SPEC = TriggerSpec(
     strength=lambda s: sql.ratio("pct", 100 * s.pct),
     limit_figure="metric",
     usage_figures=("used",),
-    wording=Wording(headline=headline, consequence="At this pace the team will run into the cap soon."),
+    wording=Wording(
+        headline=headline, opening=opening, terms=lambda s, c: (_metric(s, c),), bridge=lambda s, c: f"For more {_metric(s, c)}", consequence="At this pace the team will run into the cap soon."),
     example=Example(
         subject="storage_gb",
         figures={"metric": "storage_gb", "used": 12.5, "cap": 15, "pct": 83},

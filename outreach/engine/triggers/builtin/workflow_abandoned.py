@@ -31,8 +31,18 @@ def query(ctx: Detection, s: WorkflowAbandoned) -> str:
         )"""
 
 
+def _workflow(signal: SignalView) -> str:
+    return label(str(signal.figures["workflow"]))
+
+
 def headline(signal: SignalView, _catalog: Catalog) -> str:
-    return f"The {label(str(signal.figures['workflow']))} workflow"
+    return f"Getting the {_workflow(signal)} done"
+
+
+def opening(signal: SignalView, _catalog: Catalog, _plan: str) -> str:
+    step = str(signal.figures.get("step") or "")
+    at = f" at the {label(step)} step" if step else ""
+    return f"Setting up the {_workflow(signal)} can get stuck{at}. Until it is done, the team cannot rely on it."
 
 
 SPEC = TriggerSpec(
@@ -49,7 +59,8 @@ SPEC = TriggerSpec(
     ),
     strength=lambda s: sql.ratio("abandons", s.min_abandons),
     offer_keys=("workflow:{workflow}",),
-    wording=Wording(headline=headline, consequence="Something in that step is stopping people from finishing."),
+    wording=Wording(
+        headline=headline, opening=opening, terms=lambda s, c: (_workflow(s),), bridge=lambda s, c: f"For the {_workflow(s)}", consequence="Something in that step is stopping people from finishing."),
     example=Example(
         subject="report_builder",
         figures={"workflow": "report_builder", "abandons": 3, "window_days": 30, "step": "share_link"},
