@@ -1,4 +1,4 @@
-"""The event store's tables in the workspace database (migration 0008_integrations creates them).
+"""The event store's tables in the workspace database (migration 0009_integrations creates them).
 
 ``stored_events`` holds events that came in through the database: everything sent to the Segment-compatible
 API (``/v1/*``), and - when the workspace database is PostgreSQL - every stored event, files included. On

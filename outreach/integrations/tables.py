@@ -1,4 +1,4 @@
-"""The integrations' tables (migration 0008_integrations creates them).
+"""The integrations' tables (migration 0009_integrations creates them).
 
 - ``intake_keys``: the workspace's write key for the Segment-compatible API. Only a SHA-256 of it is stored;
   the key is shown once, when ``outreach intake key`` creates it. One is active at a time.

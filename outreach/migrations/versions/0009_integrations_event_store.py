@@ -6,8 +6,8 @@ come through the Segment-compatible API (on PostgreSQL: every stored event) and 
 webhooks, so an outage never blocks approve or send; ``account_states`` lets the intake tell "became ready"
 from "still ready"; ``integration_cursors`` how far the collectors read.
 
-Revision ID: 0008_integrations
-Revises: 0006_drafting_user_names
+Revision ID: 0009_integrations
+Revises: 0008_review_web_sessions
 Create Date: 2026-12-07
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_integrations"
-down_revision: str | None = "0006_drafting_user_names"
+revision = "0009_integrations"
+down_revision: str | None = "0008_review_web_sessions"
 branch_labels: str | None = None
 depends_on: str | None = None
 
