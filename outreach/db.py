@@ -1,9 +1,14 @@
 """The database connection: one engine per URL, sessions, and migrations run from inside the package.
 
 SQLite is the default (a file ``outreach.db`` in ``OUTREACH_HOME``) so a rep can start with no server; it runs
-in WAL mode so the web app can read while a CLI run writes, with foreign keys switched on (SQLite leaves them
-off by default) and a busy timeout instead of instant "database is locked" errors. PostgreSQL is used when
-``OUTREACH_DATABASE_URL`` says so; plain ``postgresql://`` URLs are pointed at the psycopg 3 driver.
+in WAL mode so readers (the web app, reports) never wait for a writer, with foreign keys switched on (SQLite
+leaves them off by default) and a busy timeout instead of instant "database is locked" errors. A unit of work
+(:func:`transaction`) takes SQLite's write lock when it begins (``BEGIN IMMEDIATE``): two writers then queue
+for the busy timeout instead of one failing at once when a read it made is overtaken by the other's commit,
+and what it read stays true until it commits (the sending scheduler's re-check right before a send relies on
+this). Writers keep their transactions short, so the wait is a moment. PostgreSQL is used when
+``OUTREACH_DATABASE_URL`` says so (the choice for several workers); plain ``postgresql://`` URLs are pointed
+at the psycopg 3 driver.
 
 The schema is only ever changed by the Alembic migrations shipped in :mod:`outreach.migrations`, applied by
 :func:`upgrade` (``outreach db upgrade``), so an old database is brought forward in place and never rebuilt.
@@ -31,6 +36,9 @@ from outreach.settings import Settings
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# How long a SQLite writer waits for another one before "database is locked". Transactions are short, so
+# this is a safety margin for a busy machine, not a wait anyone should see.
+SQLITE_BUSY_TIMEOUT_MS = 15_000
 
 
 def normalize_url(url: str) -> str:
@@ -48,7 +56,7 @@ def database_url(settings: Settings) -> str:
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -88,8 +96,14 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One unit of work: commit on success, roll back on any error."""
+    """One unit of work: commit on success, roll back on any error. On SQLite it holds the write lock from
+    its first statement (``BEGIN IMMEDIATE``), so keep it short: no network, no model calls inside."""
     with factory() as session, session.begin():
+        connection = session.connection()
+        if connection.dialect.name == "sqlite":
+            # The sqlite3 driver (legacy transaction control) has not begun a transaction yet: it would
+            # only do so, deferred, at the first INSERT/UPDATE/DELETE. Begin it now, holding the write lock.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
         yield session
 
 

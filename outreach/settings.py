@@ -98,7 +98,8 @@ class Settings(BaseSettings):
         default="starttls", description="starttls (port 587), ssl (implicit TLS, port 465) or none (local relay)."
     )
     smtp_timeout_seconds: float = Field(default=30.0, gt=0, description="Seconds before an SMTP connection or "
-                                        "command gives up (the send is then held as unknown outcome).")
+                                        "command gives up: before DATA the send is retried, after DATA it is held as "
+                                        "unknown outcome.")
     imap_host: str = Field(default="127.0.0.1", description="IMAP server `outreach replies poll` reads.")
     imap_port: int = Field(default=993, description="IMAP port (993 ssl, 143 starttls).")
     imap_user: str | None = Field(default=None, description="IMAP login.")
@@ -113,7 +114,22 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = Field(default=30.0, gt=0, description="Pause between worker passes.")
     worker_batch_size: int = Field(default=100, gt=0, description="Enrollments claimed per transaction.")
     worker_lease_seconds: float = Field(
-        default=600.0, gt=0, description="A send still in flight after this long is treated as crashed."
+        default=600.0, gt=0,
+        description="Lease on a claimed step and on a send in flight: when it runs out (a crashed worker), another "
+        "worker may take the step, and a send still marked in flight is checked. Must exceed the longest single send.",
+    )
+    send_retry_limit: int = Field(
+        default=5, ge=1,
+        description="Attempts for a send that certainly did not go out (relay down, 4xx, timeout before DATA) "
+        "before the step is held with the reason.",
+    )
+    send_retry_backoff_seconds: float = Field(
+        default=60.0, gt=0, description="Wait before the first retry of such a send; it doubles after each attempt."
+    )
+    send_gate_max_age_seconds: float = Field(
+        default=300.0, ge=0,
+        description="A health-gate decision the scheduler computed (one engine run per claimed batch) is reused "
+        "for this long; a changed data file always means a fresh one.",
     )
     default_timezone: str = Field(default="UTC", description="Timezone for contacts whose account has none.")
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from outreach.application import Application
 from outreach.engine.data import Dataset
 from outreach.engine.decisions import Decision
 from outreach.review.queue import DraftInput
@@ -79,8 +80,8 @@ def make_setup(world: ReviewWorld, tmp_path: Path, *, sequence: str = SEQUENCE, 
     clock = FakeClock(START)
     world.queue.clock = clock
     transport = OutboxTransport(tmp_path / "outbox")
-    scheduler = Scheduler(world.factory, config, load_sequences(folder, templates=template_kinds(None)), transport,
-                          clock=clock, followups=followups)  # type: ignore[arg-type]
+    scheduler = Scheduler(Application(config), load_sequences(folder, templates=template_kinds(None)), transport,
+                          clock=clock, followups=followups, factory=world.factory)  # type: ignore[arg-type]
     return Setup(world, scheduler, clock, transport, config)
 
 

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from outreach.drafting.providers.offline import OfflineProvider
 from outreach.review.redraft import Redrafter
+from outreach.review.users import sender_source
 from outreach.settings import Settings
 from outreach.web.app import create_app
 from tests.review_world import PASSWORD, ReviewWorld
@@ -20,7 +21,8 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 def make_app(world: ReviewWorld) -> FastAPI:
     settings = Settings(database_url=world.url)
-    redrafter = Redrafter.for_dataset(world.dataset, settings, provider=OfflineProvider())
+    redrafter = Redrafter.for_dataset(world.dataset, settings, provider=OfflineProvider(),
+                                     senders=sender_source(world.factory))
     return create_app(web_settings(settings, secret_key="test-secret-key-0123456789"),
                       gate_check=world.queue.gate_check, regenerator=redrafter)
 

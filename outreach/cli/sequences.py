@@ -125,20 +125,24 @@ def enroll_command(
 def status_command(
     status: Annotated[EnrollmentStatus | None, typer.Option("--status", "-s", help="Only enrollments in this state.")] = None,
 ) -> None:
-    """Enrollments with their step, next due time, hold or exit reason."""
-    from outreach.sending.tables import EnrollmentRow
+    """Enrollments with their step, next due time, hold or exit reason; a send being retried shows its attempts."""
+    from outreach.sending.tables import EnrollmentRow, OutboxRow
 
     engine = db.make_engine(db.database_url(_settings()))
     run(lambda: db.require_current(engine))
     try:
         with db.session_factory(engine)() as session:
-            query = select(EnrollmentRow).order_by(EnrollmentRow.id)
+            current = (OutboxRow.enrollment_id == EnrollmentRow.id) & (OutboxRow.step_index == EnrollmentRow.step_index)
+            query = (select(EnrollmentRow, OutboxRow).outerjoin(OutboxRow, current & (OutboxRow.kind == "email"))
+                     .order_by(EnrollmentRow.id))
             if status:
                 query = query.where(EnrollmentRow.status == status)
             table = Table("id", "account", "sequence", "step", "status", "next due (UTC)", "reason")
-            for row in session.scalars(query):
+            for row, outbox in session.execute(query):
                 due = f"{row.next_due_at:%Y-%m-%d %H:%M}" if row.next_due_at else ""
                 reason = row.hold_reason or (f"{row.exit_reason}: {row.exit_detail}" if row.exit_reason else "")
+                if outbox is not None and outbox.state == "retry" and row.status == "active":
+                    reason = f"retrying (attempt {outbox.attempts + 1} next): {outbox.detail or ''}"
                 table.add_row(str(row.id), row.account_id, row.sequence_id, str(row.step_index), row.status,
                               due, reason)
         console.print(table)
@@ -165,19 +169,42 @@ def stop_command(
 
 @sequences_app.command("release")
 def release_command(
-    enrollment_id: int,
+    enrollment_ids: Annotated[list[int] | None, typer.Argument(help="Held enrollment ids.")] = None,
     as_option: ActorOption = None,
-    sent: Annotated[bool | None, typer.Option("--sent/--not-sent", help="For an unknown-outcome send.")] = None,
+    sent: Annotated[bool | None, typer.Option(
+        "--sent/--not-sent", help="For a send whose outcome is unknown: you checked, it went out / it did not.")] = None,
+    all_failed: Annotated[bool, typer.Option(
+        "--all-failed", help="Every enrollment held because its send was refused or ran out of retries "
+        "(outbox state failed), e.g. after fixing the relay.")] = False,
 ) -> None:
-    """Resume a held enrollment after checking it."""
+    """Resume held enrollments after checking them: a send in doubt (--sent/--not-sent), a refused send
+    (tried again), a step sent back to review (after re-approving it)."""
     from outreach.sending.scheduler import build_scheduler
 
+    first_error: OutreachError | None = None
     as_user = actor(as_option)
     try:
-        build_scheduler(_settings()).release(enrollment_id, actor=as_user, was_sent=sent)
+        scheduler = build_scheduler(_settings())
+        ids = list(enrollment_ids or [])
+        if all_failed:
+            ids += [i for i in scheduler.held_failed() if i not in ids]
+        if not ids:
+            if not all_failed:
+                print_error("give held enrollment ids, or --all-failed", "outreach sequences status -s held lists them")
+                raise typer.Exit(2)
+            console.print("nothing to release")
+        for enrollment_id in ids:
+            try:
+                done = scheduler.release(enrollment_id, actor=as_user, was_sent=sent)
+            except OutreachError as error:
+                first_error = first_error or error
+                print_error(error.message, error.hint)
+                continue
+            console.print(f"enrollment {enrollment_id}: {done}")
     except OutreachError as error:
         _fail(error)
-    console.print(f"enrollment {enrollment_id} released")
+    if first_error is not None:
+        raise typer.Exit(first_error.exit_code)
 
 
 def tick_command(

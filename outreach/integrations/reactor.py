@@ -265,8 +265,10 @@ class Reactor:
         from outreach.drafting.drafts import run_drafts
         from outreach.review.queue import ReviewQueue
         from outreach.review.redraft import inputs_by_account
+        from outreach.review.users import sender_source
 
         context = self._context(dataset)
+        context.senders = sender_source(self.application.sessions)()  # signed by each account's owner, as named now
         provider = self.application.provider(self.provider_name, context.config)
         records, _ = run_drafts(decisions, context, provider)
         queue = ReviewQueue(self.application.sessions)

@@ -4,6 +4,10 @@ Mail events (replies, bounces, unsubscribes, clicks, meetings, conversions) go t
 :mod:`outreach.sending.engagement`; outcomes — ``kind`` upgrade, seat_add, addon_purchase, expansion,
 contraction, downgrade or churn — go to the outcomes table (:mod:`outreach.metrics.outcomes`). Both are
 stored once, so re-ingesting a file is harmless.
+
+The whole file is parsed and checked before anything is written; then events are written a few at a time,
+each batch its own short transaction, so a large file never holds the database's write lock for long (a
+sending worker hands over its next message in between) and a reply is in effect as soon as its batch commits.
 """
 
 from __future__ import annotations
@@ -52,23 +56,32 @@ def parse_events(path: Path) -> list[MailEvent | OutcomeEvent]:
     return events
 
 
+EVENTS_PER_TRANSACTION = 50
+
+
 def ingest(factory: sessionmaker[Session], events: Sequence[MailEvent | OutcomeEvent], clock: Callable[[], datetime], *,
            source: str) -> IngestReport:
     report = IngestReport()
-    with db.transaction(factory) as session:
-        for event in events:
-            report.read += 1
-            if isinstance(event, OutcomeEvent):
-                created = record_outcome(session, event, clock(), source=source)
-                report.created += created
-                report.duplicates += not created
-                report.outcomes += created
-                continue
-            result = record(session, event, clock(), source=source)
-            if not result.created:
-                report.duplicates += 1
-                continue
-            report.created += 1
-            report.unmatched += result.enrollment_id is None and result.account_id is None
-            report.suppressed += result.suppressed
+    for start in range(0, len(events), EVENTS_PER_TRANSACTION):
+        with db.transaction(factory) as session:
+            for event in events[start:start + EVENTS_PER_TRANSACTION]:
+                _ingest_one(session, event, clock(), source, report)
     return report
+
+
+def _ingest_one(session: Session, event: MailEvent | OutcomeEvent, now: datetime, source: str,
+                report: IngestReport) -> None:
+    report.read += 1
+    if isinstance(event, OutcomeEvent):
+        created = record_outcome(session, event, now, source=source)
+        report.created += created
+        report.duplicates += not created
+        report.outcomes += created
+        return
+    result = record(session, event, now, source=source)
+    if not result.created:
+        report.duplicates += 1
+        return
+    report.created += 1
+    report.unmatched += result.enrollment_id is None and result.account_id is None
+    report.suppressed += result.suppressed

@@ -10,10 +10,11 @@ drafter is deterministic and cannot follow instructions; the new version says so
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from outreach.drafting.config import DraftingConfig, load_drafting_config
 from outreach.drafting.drafts import DraftingContext, DraftRecord
+from outreach.drafting.facts import SenderFacts
 from outreach.drafting.providers import Provider, get_provider
 from outreach.drafting.providers.base import ProviderFailure
 from outreach.drafting.registry import load_templates
@@ -56,11 +57,15 @@ def inputs_by_account(records: Sequence[DraftRecord]) -> dict[str, DraftInput]:
 
 
 class Redrafter:
-    """A :data:`outreach.review.queue.Regenerator` that re-drafts through a drafting provider."""
+    """A :data:`outreach.review.queue.Regenerator` that re-drafts through a drafting provider. ``senders``
+    (e.g. :func:`outreach.review.users.sender_source`) says who signs, read at each regeneration so the new
+    version is signed like the first one: by the account's owner."""
 
-    def __init__(self, context: DraftingContext, provider: Provider) -> None:
+    def __init__(self, context: DraftingContext, provider: Provider,
+                 senders: Callable[[], Mapping[str, SenderFacts]] | None = None) -> None:
         self.context = context
         self.provider = provider
+        self.senders = senders
 
     @classmethod
     def for_dataset(
@@ -70,16 +75,19 @@ class Redrafter:
         *,
         provider: Provider | None = None,
         config: DraftingConfig | None = None,
+        senders: Callable[[], Mapping[str, SenderFacts]] | None = None,
     ) -> Redrafter:
         config = config or load_drafting_config(dataset.root / "drafting.yaml")
         templates = load_templates(settings.prompts_dir)
         context = DraftingContext.from_dataset(dataset, templates, config)
-        return cls(context, provider or get_provider(settings.provider, settings, config))
+        return cls(context, provider or get_provider(settings.provider, settings, config), senders)
 
     def __call__(self, request: RegenerationRequest) -> DraftInput:
         decision = request.decision
         if decision.offer is None:
             raise OutreachError(f"draft {request.draft_id} has no offer to write about; it cannot be regenerated")
+        if self.senders is not None:
+            self.context.senders = dict(self.senders())
         facts = self.context.facts(decision)
         template = select_template(self.context.templates, decision.offer.motion)
         prompt = render(template, facts)

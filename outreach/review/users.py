@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
@@ -21,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from outreach.drafting.facts import SenderFacts
 from outreach.errors import ConflictError, InputError, NotFoundError, PermissionDeniedError
@@ -149,6 +150,17 @@ def senders(session: Session) -> dict[str, SenderFacts]:
     rows = session.scalars(select(UserRow).where(UserRow.active.is_(True), UserRow.name.is_not(None)))
     return {row.email: SenderFacts(name=row.name or "", title=row.title or "", email=row.email, owner=True)
             for row in rows}
+
+
+def sender_source(factory: sessionmaker[Session]) -> Callable[[], dict[str, SenderFacts]]:
+    """:func:`senders`, read afresh at each call: drafts written long after start-up (a regeneration, a
+    follow-up) are signed by whoever owns the account now, with their current name and title."""
+
+    def read() -> dict[str, SenderFacts]:
+        with factory() as session:
+            return senders(session)
+
+    return read
 
 
 def get_user(session: Session, user_id: int) -> Principal:

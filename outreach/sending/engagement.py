@@ -4,7 +4,10 @@ Events come from the IMAP poller (:mod:`outreach.sending.replies`) or from ``out
 for teams whose inbox or CRM is elsewhere). Each is matched to the enrollment whose ``Message-ID`` it refers
 to (or to the account), stored once (``external_id`` is unique, so re-polling or re-ingesting is harmless),
 and hard bounces and unsubscribes go straight onto the suppression list. The scheduler reads these events in
-the transaction that claims a step, so a reply that arrives a second before a follow-up stops it.
+the short transaction that hands each message to the transport, and :func:`record` first locks the
+enrollments the event is about (:func:`outreach.sending.suppression.lock_enrollments`), so a reply recorded
+before that moment stops the follow-up. Call :func:`record` inside :func:`outreach.db.transaction` and keep
+that transaction short (one event, or a few): the ``events ingest`` command, the IMAP poller and webhooks do.
 
 ``outreach events ingest`` reads these mixed with expansion outcomes (:mod:`outreach.metrics.ingest`).
 """
@@ -20,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from outreach.sending.suppression import normalize, suppress
+from outreach.sending.suppression import lock_enrollments, normalize, suppress
 from outreach.sending.tables import EnrollmentRow, MailEventRow, OutboxRow
 
 EventKind = Literal["reply", "auto_reply", "bounce", "soft_bounce", "unsubscribe", "click", "meeting", "conversion",
@@ -90,6 +93,9 @@ def record(session: Session, event: MailEvent, now: datetime, *, source: str) ->
     enrollment = _find_enrollment(session, event)
     email = normalize(event.email) if event.email else (enrollment.recipient if enrollment else None)
     account_id = event.account_id or (enrollment.account_id if enrollment else None)
+    if event.kind in EXIT_REASONS:  # one ordered lock of everything this event may stop
+        lock_enrollments(session, email=email, enrollment_id=enrollment.id if enrollment else None,
+                         account_id=account_id if event.kind in ("meeting", "conversion") else None)
     session.add(MailEventRow(
         external_id=key, kind=event.kind, account_id=account_id, email=email,
         enrollment_id=enrollment.id if enrollment else None, message_id=event.message_id,

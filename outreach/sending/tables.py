@@ -2,12 +2,16 @@
 
 Why these shapes:
 
-- ``sequence_enrollments`` is the unit the scheduler claims (``SELECT … FOR UPDATE SKIP LOCKED`` on
-  PostgreSQL): one row per approved draft enrolled in a sequence, with the step it is on and when that step
-  is due. It keeps the approved text, so what goes out is exactly what a rep approved.
-- ``outbox`` is the outbox pattern: a row is committed *before* a message is handed to a transport, and its
-  ``idempotency_key`` (enrollment and step) is unique, so a step can never be sent twice; a row left in
-  ``sending`` after a crash is the one whose outcome is unknown.
+- ``sequence_enrollments`` is the unit the scheduler claims: one row per approved draft enrolled in a
+  sequence, with the step it is on, when that step became due by the schedule (``step_due_at``, what the
+  stale guard measures from) and when a worker should next look at it (``next_due_at``: also moved by
+  retries). A worker claims a due step with a lease (``lease_token`` until ``lease_until``) in a short
+  transaction; a crashed worker's claims simply expire. It keeps the approved text, so what goes out is
+  exactly what a rep approved.
+- ``outbox`` is the outbox pattern: a row is committed in state ``sending`` right before its one message is
+  handed to a transport, and its ``idempotency_key`` (enrollment and step) is unique, so a step can never be
+  sent twice; a row left ``sending`` after a crash (its lease over) is the one message in doubt. States:
+  see :data:`OUTBOX_STATES` and docs/sequences.md.
 - ``suppressions`` and ``unsubscribe_tokens`` make unsubscribes take effect everywhere at once; tokens are
   random (opaque, unguessable), never derived from the address.
 - ``mail_events`` stores replies, bounces, meetings and conversions (from IMAP or ``events ingest``), deduped
@@ -25,6 +29,18 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from outreach.schema import Base
 
+# What an outbox row can be (docs/sequences.md, "The states of an outbox row", says what an operator does):
+OUTBOX_STATES: dict[str, str] = {
+    "sending": "handed to the transport right now; after a crash (lease over) the one message in doubt",
+    "sent": "accepted by the transport",
+    "retry": "certainly not sent (relay down, 4xx, timeout before DATA); retried automatically with backoff",
+    "failed": "certainly not sent, and retrying will not help or the retries ran out; the enrollment is held",
+    "unknown": "may or may not have been delivered (connection lost after DATA, crash mid-send); held",
+    "bounced": "the recipient was refused permanently (5xx); suppressed, the enrollment exited",
+    "open": "a task for the rep",
+}
+# States in which a message counts as (possibly) delivered: caps, the cooldown and "contacted" read these.
+CONTACTED_STATES = ("sending", "sent", "unknown")
 EnrollmentStatus = Literal["active", "waiting_review", "sending", "held", "exited", "completed"]
 ENROLLMENT_STATUSES: tuple[EnrollmentStatus, ...] = get_args(EnrollmentStatus)
 
@@ -53,6 +69,9 @@ class EnrollmentRow(Base):
     status: Mapped[str] = mapped_column(String(20), default="active")
     step_index: Mapped[int] = mapped_column(Integer, default=0)
     next_due_at: Mapped[datetime | None]
+    step_due_at: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
     pending_draft_id: Mapped[int | None] = mapped_column(Integer)
     claimed_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(200))
@@ -76,6 +95,9 @@ class OutboxRow(Base):
         UniqueConstraint("idempotency_key", name="uq_outbox_idempotency_key"),
         Index("ix_outbox_account_sent", "account_id", "sent_at"),
         Index("ix_outbox_sender_sent", "sender", "sent_at"),
+        Index("ix_outbox_sender_attempted", "sender", "attempted_at"),
+        Index("ix_outbox_attempted", "attempted_at"),
+        Index("ix_outbox_state", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -83,7 +105,7 @@ class OutboxRow(Base):
     enrollment_id: Mapped[int] = mapped_column(ForeignKey("sequence_enrollments.id", ondelete="CASCADE"), index=True)
     step_index: Mapped[int] = mapped_column(Integer)
     kind: Mapped[str] = mapped_column(String(10))  # email | task
-    # sending -> sent | held (outcome unknown after a crash); tasks are created open
+    # one of OUTBOX_STATES
     state: Mapped[str] = mapped_column(String(20))
     account_id: Mapped[str] = mapped_column(String(200))
     sender: Mapped[str] = mapped_column(String(320))
@@ -97,6 +119,10 @@ class OutboxRow(Base):
     due_at: Mapped[datetime]
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    attempted_at: Mapped[datetime | None]
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
 
 
 class SuppressionRow(Base):

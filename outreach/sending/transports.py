@@ -5,25 +5,37 @@ matched by it and follow-ups thread on it), ``List-Unsubscribe`` with a mailto a
 ``List-Unsubscribe-Post`` (RFC 8058), the company's postal address and a plain opt-out line (CAN-SPAM), and
 both a text and an HTML part.
 
-Transports report whether a message was *possibly* handed over: the outbox transport can answer exactly (the
-file is there or not), so a crash between writing and committing is repaired without a duplicate; SMTP
-cannot, so such a send is held for a person to check (exactly-once over plain SMTP is impossible).
+A transport says how a send failed (:class:`SendError`), because the scheduler does different things with
+each: **retry** — certainly not sent and worth trying again (relay unreachable, a 4xx reply, a timeout
+before DATA); **rejected** — certainly not sent and retrying will not help (a 5xx that is not about the
+recipient); **bounce** — the recipient was refused permanently (5xx on RCPT or after DATA with a 5.1.x/5.2.x
+status); **unknown** — the connection was lost after DATA, so the server may have the message. ``relay``
+marks failures of the relay itself (connect, greeting, EHLO, TLS, login, 421), after which a worker stops
+handing over messages for this pass instead of failing every one of them.
+
+After a crash, transports also say whether a message was handed over: the outbox transport can answer
+exactly (the file is there or not), so a crash between writing and recording is repaired without a duplicate;
+SMTP cannot, so such a send is held for a person to check (exactly-once over plain SMTP is impossible).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import io
 import logging
 import os
+import re
 import smtplib
 import ssl
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr, getaddresses, make_msgid
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -106,14 +118,27 @@ class Transport(Protocol):
     name: str
 
     def send(self, key: str, message: EmailMessage) -> None:
-        """Hand the message over. Raises :class:`SendError` when it certainly was not accepted."""
+        """Hand the message over. Raises :class:`SendError` saying how it failed; any other exception is
+        treated as an unknown outcome."""
 
     def delivered(self, key: str) -> bool | None:
         """After a crash: True if the message for ``key`` was handed over, False if not, None if unknowable."""
 
 
+Failure = Literal["retry", "rejected", "bounce", "unknown"]
+
+
 class SendError(OutreachError):
-    """The transport refused the message (it was not handed over), e.g. SMTP 5xx or connection refused."""
+    """A send that did not certainly succeed, and how: ``retry`` (certainly not sent, try again later),
+    ``rejected`` (certainly not sent, retrying will not help), ``bounce`` (the recipient was refused
+    permanently) or ``unknown`` (the server may have it). ``relay`` is set when the relay itself failed."""
+
+    def __init__(self, message: str, *, failure: Failure = "retry", relay: bool = False, code: int | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.failure: Failure = failure
+        self.relay = relay
+        self.code = code
 
 
 class OutboxTransport:
@@ -149,8 +174,34 @@ class OutboxTransport:
         return bool(self.files(key))
 
 
+_ENHANCED = re.compile(rb"^\s*([245])\.(\d{1,3})\.(\d{1,3})")
+_Phase = Literal["connect", "hello", "envelope", "recipient", "data"]
+
+
+def _bytes(text: bytes | str) -> bytes:
+    return text.encode() if isinstance(text, str) else text
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {' '.join(raw.split())}"
+
+
+def _about_recipient(code: int, text: bytes | str) -> bool:
+    """Whether a 5xx reply is about the recipient's address or mailbox: by its enhanced status code (RFC 3463:
+    5.1.x addressing, 5.2.x mailbox; 5.7.x policy such as "relaying denied" is not), else by the basic code
+    (550, 551, 552, 553)."""
+    match = _ENHANCED.match(_bytes(text))
+    if match is not None:
+        return match.group(2) in (b"1", b"2")
+    return code in (550, 551, 552, 553)
+
+
 class SmtpTransport:
-    """Real SMTP with implicit TLS (``ssl``), STARTTLS or none (a local relay), and optional auth."""
+    """Real SMTP with implicit TLS (``ssl``), STARTTLS or none (a local relay), and optional auth; one
+    connection per message. Every outcome is classified (:class:`SendError`) by where the dialogue stopped:
+    anything before DATA certainly did not deliver; a reply to DATA says exactly what happened; a connection
+    lost or timed out after DATA leaves the outcome unknown."""
 
     name = "smtp"
 
@@ -158,31 +209,101 @@ class SmtpTransport:
         self.settings = settings
         self.context = ssl_context or ssl.create_default_context()
 
-    def send(self, key: str, message: EmailMessage) -> None:
+    @property
+    def where(self) -> str:
+        return f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    def _connect(self) -> smtplib.SMTP:
         s = self.settings
+        if s.smtp_security == "ssl":
+            return smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=self.context)
+        return smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+
+    def _hello(self, client: smtplib.SMTP) -> None:
+        s = self.settings
+        client.ehlo()
+        if s.smtp_security == "starttls":
+            client.starttls(context=self.context)
+            client.ehlo()
+        if s.smtp_user:
+            password = s.smtp_password.get_secret_value() if s.smtp_password else ""
+            client.login(s.smtp_user, password)
+
+    def send(self, key: str, message: EmailMessage) -> None:
+        senders = getaddresses([str(message.get("Sender") or message.get("From") or "")])
+        recipients = getaddresses([str(message.get("To") or "")])
+        sender = senders[0][1] if senders else ""
+        recipient = recipients[0][1] if recipients else ""
+        buffer = io.BytesIO()
+        BytesGenerator(buffer, policy=message.policy.clone(linesep="\r\n")).flatten(message)
+        data = buffer.getvalue()
+        phase: _Phase = "connect"
+        client: smtplib.SMTP | None = None
         try:
-            client: smtplib.SMTP
-            if s.smtp_security == "ssl":
-                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds,
-                                          context=self.context)
-            else:
-                client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
-            with client:
-                client.ehlo()
-                if s.smtp_security == "starttls":
-                    client.starttls(context=self.context)
-                    client.ehlo()
-                if s.smtp_user:
-                    password = s.smtp_password.get_secret_value() if s.smtp_password else ""
-                    client.login(s.smtp_user, password)
-                refused = client.send_message(message)
-        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError,
-                smtplib.SMTPAuthenticationError, smtplib.SMTPNotSupportedError, ConnectionRefusedError,
-                smtplib.SMTPConnectError) as error:
-            raise SendError(f"SMTP {s.smtp_host}:{s.smtp_port} refused the message: {error}") from None
-        if refused:
-            raise SendError(f"SMTP refused recipients: {', '.join(refused)}")
-        logger.info("smtp: %s:%s accepted message %s", s.smtp_host, s.smtp_port, key)
+            client = self._connect()
+            phase = "hello"
+            self._hello(client)
+            phase = "envelope"
+            options: list[str] = []
+            if not data.isascii() and client.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if not (sender + recipient).isascii() and client.has_extn("smtputf8"):
+                options.append("SMTPUTF8")
+            code, text = client.mail(sender, options)
+            if code != 250:
+                raise smtplib.SMTPSenderRefused(code, text, sender)
+            phase = "recipient"
+            code, text = client.rcpt(recipient)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({recipient: (code, text)})
+            phase = "data"
+            code, text = client.data(data)  # raises SMTPDataError unless DATA got 354; returns the final reply
+            if code != 250:
+                raise smtplib.SMTPDataError(code, text)
+            logger.info("smtp: %s accepted message %s", self.where, key)
+        except smtplib.SMTPRecipientsRefused as refused:
+            code, text = next(iter(refused.recipients.values()))
+            raise self._refusal(phase, code, text) from None
+        except smtplib.SMTPResponseException as error:
+            raise self._refusal(phase, error.smtp_code, error.smtp_error) from None
+        except (smtplib.SMTPException, OSError) as error:  # lost connection, timeout, TLS, refused socket
+            if client is not None:  # no QUIT on a connection that just failed: it would wait out the timeout
+                client.close()
+                client = None
+            detail = f"{type(error).__name__}: {error}".rstrip(": ")
+            if phase == "data":
+                raise SendError(f"{self.where}: the connection was lost after DATA ({detail}); the server may "
+                                "have accepted the message", failure="unknown") from None
+            raise SendError(f"{self.where}: not sent, {self._stage(phase)} failed ({detail})", failure="retry",
+                            relay=phase in ("connect", "hello")) from None
+        finally:
+            if client is not None:
+                with contextlib.suppress(smtplib.SMTPException, OSError):
+                    client.quit()
+                client.close()
+
+    @staticmethod
+    def _stage(phase: _Phase) -> str:
+        return {"connect": "connecting", "hello": "EHLO/STARTTLS/login", "envelope": "MAIL FROM",
+                "recipient": "RCPT TO", "data": "DATA"}[phase]
+
+    def _refusal(self, phase: _Phase, code: int, text: bytes | str) -> SendError:
+        """A server's explicit answer: 4xx is temporary, 5xx permanent (for the recipient, or for the message);
+        421, or any refusal while connecting, greeting or logging in, is the relay's."""
+        reply = _reply(code, text)
+        stage = self._stage(phase)
+        if phase in ("connect", "hello"):
+            # Busy, or unusable as configured (a refused login, no STARTTLS): the next attempt may work.
+            return SendError(f"{self.where}: not sent, {stage} got {reply}", failure="retry", relay=True, code=code,
+                             hint=None if code < 500 else "check OUTREACH_SMTP_SECURITY, _USER and _PASSWORD")
+        if 400 <= code < 500:
+            return SendError(f"{self.where}: not sent, {stage} got {reply} (temporary)", failure="retry",
+                             relay=code == 421, code=code)
+        after_data = phase == "data" and _ENHANCED.match(_bytes(text)) is not None  # only a 5.x.y says whose
+        if (phase == "recipient" or after_data) and _about_recipient(code, text):
+            return SendError(f"{self.where}: the recipient was refused at {stage}: {reply}", failure="bounce",
+                             code=code)
+        return SendError(f"{self.where}: refused permanently at {stage}: {reply}", failure="rejected", code=code)
 
     def delivered(self, key: str) -> bool | None:
         return None

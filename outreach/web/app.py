@@ -60,13 +60,14 @@ def create_app(
     factory = application.sessions
     if settings.data_dir is not None and (gate_check is None or regenerator is None):
         from outreach.review.redraft import Redrafter
+        from outreach.review.users import sender_source
 
         dataset = application.dataset(settings.data_dir)
         if gate_check is None:
             gate_check = DatasetGateCheck(settings.data_dir, settings.as_of or date.today(),
                                           rules_path=settings.rules_path, dataset=dataset)
         if regenerator is None:
-            regenerator = Redrafter.for_dataset(dataset, settings)
+            regenerator = Redrafter.for_dataset(dataset, settings, senders=sender_source(factory))
     queue = ReviewQueue(factory, gate_check=gate_check, regenerator=regenerator)
 
     app = FastAPI(

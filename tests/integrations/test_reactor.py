@@ -40,9 +40,13 @@ def test_an_event_makes_an_account_ready_and_queues_its_draft(tmp_path: Path) ->
 
     from outreach.integrations.intake import create_key
 
+    from outreach.review.users import add_user
+
     application, _ = _application(tmp_path)
     with application.transaction() as session:
         key = create_key(session, "test", datetime.now(UTC))
+        add_user(session, "maya@ledgerly.example", "sdr", "a-long-enough-password", name="Maya Chen",
+                 title="Account Manager")
     sent_to_slack: list[bytes] = []
     with cassette("test_reactor", "test_an_event_makes_an_account_ready_and_queues_its_draft.yaml",
                   before_record_request=capture(sent_to_slack)) as played, Served(create_app(application)) as served:
@@ -70,6 +74,7 @@ def test_an_event_makes_an_account_ready_and_queues_its_draft(tmp_path: Path) ->
     with application.sessions() as session:
         draft = session.scalar(select(DraftRow).where(DraftRow.account_id == "acme"))
         assert draft is not None and draft.status == "pending_review" and draft.trigger == "repeated_limit_hits"
+        assert draft.versions[-1].body.rstrip().endswith("Maya Chen\nAccount Manager\nLedgerly")  # the owner signs
         states = {r.account_id: r.cohort for r in session.scalars(select(AccountStateRow))}
         assert states["acme"] == "ready" and set(states) == {"acme", "globex"}
         notification = session.scalar(select(NotificationRow))

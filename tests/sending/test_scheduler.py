@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -13,11 +14,17 @@ import pytest
 from sqlalchemy import select
 
 from outreach import db
+from outreach.engine.data import Dataset
+from outreach.engine.decisions import Decision
+from outreach.errors import ConflictError
+from outreach.review.queue import DraftInput
 from outreach.review.storage import DraftRow, ReviewActionRow
+from outreach.review.users import set_profile
 from outreach.sending.engagement import MailEvent, record
 from outreach.sending.scheduler import idempotency_key
-from outreach.sending.suppression import suppress
-from outreach.sending.tables import EnrollmentRow, OutboxRow
+from outreach.sending.suppression import is_suppressed, suppress
+from outreach.sending.tables import EnrollmentRow, MailEventRow, OutboxRow
+from outreach.sending.transports import OutboxTransport, SendError
 from tests.review_world import ReviewWorld
 from tests.sequencing import SEQUENCE, START, CannedFollowups, Setup, build_world, make_setup
 
@@ -27,6 +34,14 @@ BERLIN = ZoneInfo("Europe/Berlin")
 @pytest.fixture
 def seq_world(sqlite_url: str, tmp_path: Path) -> Iterator[ReviewWorld]:
     world = build_world(sqlite_url, tmp_path)
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def both_world(db_url: str, tmp_path: Path) -> Iterator[ReviewWorld]:
+    """The same world on SQLite and on PostgreSQL (row and advisory locks are real there)."""
+    world = build_world(db_url, tmp_path)
     yield world
     world.close()
 
@@ -45,6 +60,8 @@ def sent(setup: Setup) -> list[OutboxRow]:
 
 def test_a_month_first_touch_reviewed_follow_up_then_task(seq_world: ReviewWorld, tmp_path: Path) -> None:
     setup = make_setup(seq_world, tmp_path)  # the real drafting library writes the follow-up
+    with db.transaction(seq_world.factory) as session:  # acme's owner signs, as From says (not the catalog's sender)
+        set_profile(session, "maya@ledgerly.example", name="Maya Chen", title="Account Manager")
     enrollment_id = setup.approve_and_enroll("acme")
     report = setup.scheduler.run_until(START + timedelta(days=5), setup.clock)
     first = sent(setup)
@@ -60,6 +77,8 @@ def test_a_month_first_touch_reviewed_follow_up_then_task(seq_world: ReviewWorld
         follow_up = session.get(DraftRow, row.pending_draft_id)
         assert follow_up is not None and follow_up.status == "pending_review"
         assert follow_up.versions[-1].template_name == "followup"
+        assert follow_up.versions[-1].body.rstrip().endswith("Maya Chen\nAccount Manager\nLedgerly"), \
+            follow_up.versions[-1].body
         version = follow_up.version
     setup.world.queue.approve(setup.world.admin, row.pending_draft_id, version)
     setup.scheduler.run_until(START + timedelta(days=30), setup.clock)
@@ -194,6 +213,7 @@ def test_daily_cap_defers_and_stale_steps_go_back_to_review(seq_world: ReviewWor
         row = session.scalar(select(EnrollmentRow).order_by(EnrollmentRow.id))
         assert row is not None
         row.status, row.next_due_at = "active", setup.clock() - timedelta(hours=30)
+        row.step_due_at = row.next_due_at  # the schedule said so: the stale guard counts from here
         row.step_index = 2  # the follow-up email
     setup.clock.set(datetime(2026, 11, 26, 9, 30, tzinfo=UTC))
     report = setup.scheduler.tick()
@@ -205,32 +225,193 @@ def test_daily_cap_defers_and_stale_steps_go_back_to_review(seq_world: ReviewWor
         assert follow_up is not None and follow_up.status == "pending_review"
 
 
-def test_a_crash_after_handing_over_is_held_for_smtp_and_repaired_for_the_outbox(
-    seq_world: ReviewWorld, tmp_path: Path
-) -> None:
-    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
-    acme = setup.approve_and_enroll("acme")
-    setup.scheduler.tick()  # outside the window: deferred to Tuesday 09:00 Berlin
+class Crash(BaseException):
+    """The worker process dying (SIGKILL) at this point: nothing after it runs, no handler sees it."""
+
+
+class Flaky:
+    """A transport around the outbox one: crashes (after or before handing over) on the Nth message, or
+    fails the way ``failures`` say, one failure per send, in order. ``knowable=False`` makes it answer like
+    SMTP after a crash (the outcome cannot be looked up)."""
+
+    def __init__(self, inner: OutboxTransport, *, crash_on: int | None = None, hand_over_first: bool = True,
+                 knowable: bool = True, failures: list[SendError] | None = None) -> None:
+        self.inner, self.crash_on, self.hand_over_first, self.knowable = inner, crash_on, hand_over_first, knowable
+        self.failures = list(failures or [])
+        self.name = "smtp" if not knowable else inner.name
+        self.calls = 0
+
+    def send(self, key: str, message: EmailMessage) -> None:
+        self.calls += 1
+        if self.calls == self.crash_on:
+            if self.hand_over_first:
+                self.inner.send(key, message)
+            raise Crash
+        if self.failures:
+            raise self.failures.pop(0)
+        self.inner.send(key, message)
+
+    def delivered(self, key: str) -> bool | None:
+        return self.inner.delivered(key) if self.knowable else None
+
+
+def tuesday(setup: Setup, accounts: tuple[str, ...] = ("acme",)) -> list[int]:
+    """Enroll the accounts on Friday (outside the window) and move the clock to Tuesday 09:00 Berlin."""
+    ids = [setup.approve_and_enroll(account) for account in accounts]
+    setup.scheduler.tick()
     setup.clock.set(datetime(2026, 11, 24, 8, 0, tzinfo=UTC))
-    prepared, _ = setup.scheduler._claim_batch()  # the claim commits; the "worker dies" before sending
-    assert len(prepared) == 1 and enrollment(setup, acme).status == "sending"
+    return ids
 
-    class Smtpish:
-        name = "smtp"
 
-        def send(self, key: str, message: object) -> None:  # pragma: no cover - never reached
-            raise AssertionError
+def test_a_crash_mid_batch_leaves_exactly_one_message_in_doubt(seq_world: ReviewWorld, tmp_path: Path) -> None:
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups(), mail_sender="maya@ledgerly.example")
+    acme, globex, initech = tuesday(setup, ("acme", "globex", "initech"))
+    setup.scheduler.transport = Flaky(setup.transport, crash_on=2, knowable=False)
+    with pytest.raises(Crash):
+        setup.scheduler.tick()  # the first is sent and recorded, the second handed over, then the worker dies
+    rows = {row.enrollment_id: row.state for row in sent(setup)}
+    assert rows == {acme: "sent", globex: "sending"}  # the third was claimed, never marked sending
+    assert enrollment(setup, initech).status == "active"
 
-        def delivered(self, key: str) -> bool | None:
-            return None
-
-    setup.scheduler.transport = Smtpish()
-    held = setup.scheduler.recover(all_in_flight=True)
-    assert [o.kind for o in held] == ["held"] and "outcome unknown" in held[0].reason
-    setup.scheduler.release(acme, actor="ada", was_sent=False)
+    held = setup.scheduler.recover(all_in_flight=True)  # SMTP cannot tell: that one message is held, only it
+    assert [(o.enrollment_id, o.kind) for o in held] == [(globex, "held")] and "outcome unknown" in held[0].reason
+    with pytest.raises(ConflictError, match="unknown outcome"):
+        setup.scheduler.release(globex, actor="ada")
+    assert "recorded as sent" in setup.scheduler.release(globex, actor="ada", was_sent=True)  # the .eml is there
     setup.scheduler.transport = setup.transport
-    report = setup.scheduler.tick()
-    assert len(sent(setup)) == 1, (report, enrollment(setup, acme).hold_reason) and len(setup.transport.files(idempotency_key(acme, 0))) == 1
+    setup.scheduler.tick(recover_all=True)  # the dead worker's claim on initech is void: it goes out now
+    assert {row.enrollment_id: row.state for row in sent(setup)} == {acme: "sent", globex: "sent", initech: "sent"}
+    for enrollment_id in (acme, globex, initech):
+        assert len(setup.transport.files(idempotency_key(enrollment_id, 0))) == 1
+
+
+def test_the_outbox_transport_repairs_a_crash_either_way(seq_world: ReviewWorld, tmp_path: Path) -> None:
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
+    acme, globex = tuesday(setup, ("acme", "globex"))
+    setup.scheduler.transport = Flaky(setup.transport, crash_on=1, hand_over_first=True)
+    with pytest.raises(Crash):
+        setup.scheduler.tick()
+    assert [o.kind for o in setup.scheduler.recover(all_in_flight=True)] == ["recovered"]  # the file is there
+    setup.scheduler.transport = Flaky(setup.transport, crash_on=1, hand_over_first=False)
+    with pytest.raises(Crash):
+        setup.scheduler.tick(recover_all=True)
+    recovered = setup.scheduler.recover(all_in_flight=True)  # no file: certainly not sent, due again
+    assert [o.reason for o in recovered] == ["not handed over before a crash; due again"]
+    setup.scheduler.transport = setup.transport
+    setup.scheduler.tick(recover_all=True)
+    assert [row.state for row in sent(setup)] == ["sent", "sent"]
+    assert all(len(setup.transport.files(idempotency_key(e, 0))) == 1 for e in (acme, globex))
+
+
+def test_a_step_claimed_before_a_crash_is_sent_late_never_it_goes_back_to_review(seq_world: ReviewWorld,
+                                                                                 tmp_path: Path) -> None:
+    """Claimed (and even handed to the transport's door) by a worker that died; the next worker comes 30 h later.
+    The stale guard counts from the step's own due time, not from the recovery."""
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
+    acme, globex = tuesday(setup, ("acme", "globex"))
+    setup.scheduler.transport = Flaky(setup.transport, crash_on=2, hand_over_first=False)
+    claims = setup.scheduler._claim(ignore_leases=False)  # a worker claims both …
+    assert {c.enrollment_id for c in claims} == {acme, globex}
+    setup.clock.advance(timedelta(seconds=1))
+    with pytest.raises(Crash):  # … another pass (say, --recover-all by mistake) dies at globex's door
+        setup.scheduler.tick(recover_all=True)
+    assert [row.enrollment_id for row in sent(setup) if row.state == "sent"] == [acme]
+    setup.scheduler.transport = setup.transport
+    setup.clock.advance(timedelta(hours=30))  # Wednesday 14:00 UTC: both leases ran out long ago
+    report = [o for o in setup.scheduler.tick().outcomes if o.enrollment_id == globex]
+    assert [o.kind for o in report] == ["recovered", "held"], report
+    assert "overdue by 30 h" in report[1].reason
+    row = enrollment(setup, globex)
+    assert row.status == "held" and "pending review again" in (row.hold_reason or "")
+    assert len(setup.transport.files(idempotency_key(globex, 0))) == 0
+
+
+def test_a_certain_failure_is_retried_with_backoff_on_the_same_message_id(seq_world: ReviewWorld,
+                                                                          tmp_path: Path) -> None:
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups(), send_retry_backoff_seconds=60)
+    tuesday(setup)
+    refused = SendError("SMTP relay: not sent, RCPT TO got 451 4.3.0 Try again later (temporary)", failure="retry")
+    setup.scheduler.transport = Flaky(setup.transport, failures=[refused, refused])
+    kinds = []
+    for advance in (0, 60, 120):
+        setup.clock.advance(timedelta(seconds=advance))
+        kinds += [o.kind for o in setup.scheduler.tick().outcomes]
+    assert kinds == ["retrying", "retrying", "sent", "deferred"]  # then the wait step
+    (row,) = sent(setup)
+    assert (row.state, row.attempts) == ("sent", 3)
+    message = message_from_bytes(setup.transport.files(row.idempotency_key)[0].read_bytes(), policy=policy.default)
+    assert str(message["Message-ID"]).strip() == row.message_id
+
+
+def test_retries_run_out_then_the_step_is_held_and_release_tries_again(seq_world: ReviewWorld,
+                                                                       tmp_path: Path) -> None:
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups(), send_retry_limit=2,
+                       send_retry_backoff_seconds=60)
+    (acme,) = tuesday(setup)
+    down = SendError("SMTP 127.0.0.1:2525: not sent, connecting failed (ConnectionRefusedError)", failure="retry",
+                     relay=True)
+    setup.scheduler.transport = Flaky(setup.transport, failures=[down, down])
+    first = setup.scheduler.tick()
+    assert first.relay_down and [o.kind for o in first.outcomes] == ["retrying"]
+    setup.clock.advance(timedelta(seconds=60))
+    second = setup.scheduler.tick()
+    assert [o.kind for o in second.outcomes] == ["held"]
+    row = enrollment(setup, acme)
+    assert row.hold_reason == ("not sent after 2 attempts: SMTP 127.0.0.1:2525: not sent, connecting failed "
+                               "(ConnectionRefusedError)")
+    assert setup.scheduler.held_failed() == [acme]
+    with pytest.raises(ConflictError, match="did not go out"):
+        setup.scheduler.release(acme, actor="ada", was_sent=True)
+    assert "tried again" in setup.scheduler.release(acme, actor="ada")
+    assert [o.kind for o in setup.scheduler.tick().outcomes] == ["sent", "deferred"]
+    assert [(r.state, r.attempts) for r in sent(setup)] == [("sent", 1)]
+
+
+def test_a_permanent_refusal_of_the_recipient_is_a_bounce(seq_world: ReviewWorld, tmp_path: Path) -> None:
+    setup = make_setup(seq_world, tmp_path, followups=CannedFollowups())
+    (acme,) = tuesday(setup)
+    setup.scheduler.transport = Flaky(setup.transport, failures=[SendError(
+        "SMTP relay: the recipient was refused at RCPT TO: 550 5.1.1 no such user", failure="bounce", code=550)])
+    assert [o.kind for o in setup.scheduler.tick().outcomes] == ["exited"]
+    row = enrollment(setup, acme)
+    assert (row.status, row.exit_reason) == ("exited", "hard_bounce")
+    assert [r.state for r in sent(setup)] == ["bounced"]
+    with setup.world.factory() as session:
+        suppressed = is_suppressed(session, "dana@acme.example")
+        assert suppressed is not None and suppressed.reason == "hard_bounce"
+        event = session.scalar(select(MailEventRow).where(MailEventRow.kind == "bounce"))
+        assert event is not None and event.enrollment_id == acme and event.source == "smtp"
+
+
+def test_a_reply_that_lands_while_the_follow_up_is_drafted_stops_it(both_world: ReviewWorld, tmp_path: Path) -> None:
+    """The follow-up is drafted outside any write transaction (so the reply can be recorded at all, on
+    SQLite too) and the hand-over re-checks replies right before the transport."""
+
+    class ReplyWhileDrafting(CannedFollowups):
+        def __call__(self, decision: Decision, dataset: Dataset, template: str, previous_subject: str) -> DraftInput:
+            draft = super().__call__(decision, dataset, template, previous_subject)
+            with db.transaction(setup.world.factory) as session:
+                first = session.scalar(select(OutboxRow).where(OutboxRow.step_index == 0))
+                assert first is not None
+                record(session, MailEvent(kind="reply", occurred_at=setup.clock(), message_id=first.message_id,
+                                          external_id="<late-reply@acme.example>"), setup.clock(), source="test")
+            return draft
+
+    sequence = SEQUENCE.replace("motions:", "auto_send: true\nmotions:")
+    setup = make_setup(both_world, tmp_path, sequence=sequence, followups=ReplyWhileDrafting())
+    acme = setup.approve_and_enroll("acme")
+    setup.scheduler.run_until(START + timedelta(days=30), setup.clock)
+    row = enrollment(setup, acme)
+    assert (row.status, row.exit_reason) == ("exited", "replied")
+    assert [r.step_index for r in sent(setup)] == [0]  # the first touch only: no follow-up after the reply
+
+
+def test_the_gate_is_decided_once_for_a_claimed_batch(both_world: ReviewWorld, tmp_path: Path) -> None:
+    setup = make_setup(both_world, tmp_path, followups=CannedFollowups(), mail_sender="maya@ledgerly.example")
+    tuesday(setup, ("acme", "globex", "initech"))  # Friday's pass decided the three accounts: one engine run
+    assert setup.scheduler.gates.engine_runs == 1
+    assert setup.scheduler.tick().count("sent") == 3
+    assert setup.scheduler.gates.engine_runs == 2  # a new analysis date: one more run for the whole batch
 
 
 def test_a_stale_first_touch_goes_back_to_review_and_waits_for_it(seq_world: ReviewWorld, tmp_path: Path) -> None:

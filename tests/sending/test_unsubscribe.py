@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from outreach import db
-from outreach.sending.suppression import is_suppressed, token_for
+from outreach.sending.suppression import is_suppressed, token_for, tokens_for
 from outreach.settings import Settings
 from outreach.web.app import create_app
 
@@ -31,4 +31,24 @@ def test_get_confirms_and_post_unsubscribes(sqlite_url: str, tmp_path: Path) -> 
             assert row is not None and row.reason == "unsubscribe"
         assert client.get("/unsubscribe/not-a-token").status_code == 404
         assert client.post("/unsubscribe/not-a-token").status_code == 404
+    engine.dispose()
+
+
+def test_tokens_are_created_once_per_recipient_and_list_in_bulk_too(sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    factory = db.session_factory(engine)
+    now = datetime.now(UTC)
+    with db.transaction(factory) as session:
+        single = token_for(session, "dana@acme.example", "upsell.ledgerly.example", now)
+    with db.transaction(factory) as session:
+        many = tokens_for(session, {("Dana@Acme.example", "upsell.ledgerly.example"),
+                                    ("lee@globex.example", "upsell.ledgerly.example"),
+                                    ("lee@globex.example", "demo.ledgerly.example")}, now)
+    assert many[("dana@acme.example", "upsell.ledgerly.example")] == single  # kept, not replaced
+    assert len(set(many.values())) == 3
+    with db.transaction(factory) as session:
+        again = tokens_for(session, set(many), now)
+        assert again == many
+        assert token_for(session, "lee@globex.example", "demo.ledgerly.example", now) == many[
+            ("lee@globex.example", "demo.ledgerly.example")]
     engine.dispose()

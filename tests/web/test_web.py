@@ -232,6 +232,22 @@ def test_regenerate_with_instructions(client: TestClient, sqlite_world: ReviewWo
     assert any("cannot follow instructions" in issue for issue in detail.current.issues)
 
 
+def test_a_regenerated_version_is_signed_by_the_owner_as_named_now(client: TestClient,
+                                                                   sqlite_world: ReviewWorld) -> None:
+    from outreach import db
+    from outreach.review.users import set_profile
+
+    csrf = login(client, MAYA)
+    with db.transaction(sqlite_world.factory) as session:  # named after the app started: read at regeneration
+        set_profile(session, MAYA, name="Maya Chen", title="Account Manager")
+    draft_id = sqlite_world.draft_ids["acme"]
+    response = client.post(f"/drafts/{draft_id}/regenerate", data={
+        "csrf_token": csrf, "version": sqlite_world.version("acme"), "instructions": ""})
+    assert response.status_code == 200, response.text
+    body = sqlite_world.queue.show(sqlite_world.admin, draft_id).current.body
+    assert body.rstrip().endswith("Maya Chen\nAccount Manager\nLedgerly"), body
+
+
 def test_bulk_approve_selected_rows(client: TestClient, sqlite_world: ReviewWorld) -> None:
     csrf = login(client, MAYA)
     w = sqlite_world
