@@ -150,8 +150,24 @@ class Settings(BaseSettings):
     as_of: date | None = Field(default=None, description="Analysis date for the web app's gate re-checks (default today).")
     host: str = Field(default="127.0.0.1", description="Address `outreach serve` listens on.")
     port: int = Field(default=8000, description="Port `outreach serve` listens on.")
-    session_hours: int = Field(default=12, gt=0, description="How long a login lasts.")
+    session_hours: int = Field(default=12, gt=0, description="How long a login lasts at most (absolute timeout).")
+    session_idle_minutes: int = Field(
+        default=60, gt=0, description="A login ends after this many minutes without a request (idle timeout)."
+    )
     secure_cookies: bool = Field(default=False, description="Mark cookies Secure (set behind HTTPS).")
+    login_limits_storage: str = Field(
+        default="memory://",
+        description="Where failed-login counters live (a `limits` storage URI, e.g. redis://host:6379 when "
+        "several app processes share the throttle).",
+    )
+
+    # Expansion metrics: currencies (docs/metrics.md).
+    rates_path: Path | None = Field(
+        default=None, description="CSV of exchange rates (currency,rate) converting MRR into the reporting currency."
+    )
+    reporting_currency: str | None = Field(
+        default=None, description="Currency the metrics are reported in; default the one currency in the data."
+    )
 
     # Integrations (docs/integrations.md): the event store and intake, Zendesk, CRM, Slack, webhooks, ESPs.
     event_store_path: Path | None = Field(

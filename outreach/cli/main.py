@@ -7,6 +7,7 @@ Conventions every command follows (exit codes, errors, piped output, logging, sh
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +58,7 @@ from outreach.drafting.providers import get_provider
 from outreach.drafting.providers.offline import OfflineProvider
 from outreach.drafting.registry import load_templates
 from outreach.drafting.templates import RenderedPrompt, get_template, render
+from outreach.engine.data import Account
 from outreach.engine.decisions import Decision, decide, explain, explain_json, rules_for, unoffered_line
 from outreach.settings import get_settings
 from outreach.types import Cohort
@@ -94,14 +96,25 @@ def root(
     bundled.forget_logged_sources()
 
 
+def _held_out() -> Callable[[Account], bool] | None:
+    """The A/B control group of the prompt registry (OUTREACH_PROMPTS_DIR), exactly as ``draft`` and ``report``
+    hold it out; None when no experiment splits traffic."""
+    from outreach.drafting.routing import TrafficRouter
+
+    router = TrafficRouter.for_directory(get_settings().prompts_dir)
+    return router.held_out if router is not None else None
+
+
 def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: bool = True) -> list[Decision]:
     """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`), with the
-    workspace's stored events unless ``stored`` is False (the demo reads its bundled files only)."""
+    workspace's stored events unless ``stored`` is False (the demo reads its bundled files only); the A/B
+    control group held out as ``draft`` and ``report`` hold it out."""
     settings = get_settings()
-    if not stored:  # the demo reads its bundled files only
-        return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path)
+    rules_path = rules or settings.rules_path
+    if not stored:
+        return explain(data, parse_as_of(as_of), rules_path=rules_path, held_out=_held_out())
     dataset = load_data(data)
-    return decide(dataset, rules_for(dataset, rules or settings.rules_path), parse_as_of(as_of))
+    return decide(dataset, rules_for(dataset, rules_path), parse_as_of(as_of), held_out=_held_out())
 
 
 def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
@@ -161,7 +174,7 @@ def explain_command(
         def payload() -> bytes:
             dataset = load_data(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
-            return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted)
+            return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted, held_out=_held_out())
 
         sys.stdout.flush()
         sys.stdout.buffer.write(run(payload))
@@ -183,8 +196,9 @@ def demo_command(
 ) -> None:
     """Run the whole job on the packaged demo data, from any directory.
 
-    Explain, draft every ready account, fill the review queue, create a demo login, run the approved drafts through a demo sequence into the outbox on a
-    fast clock, and serve the review app on localhost."""
+    Explain, draft every ready account, fill the review queue and leave it pending for a demo SDR login, show the
+    sending part on its own copy of the drafts (approved and run through a demo sequence into the outbox on a fast
+    clock), load six months of outcome history, and serve the review app on localhost."""
     from outreach.metrics.demo_history import load_demo_history
     from outreach.sending.scheduler import run_demo_sequence
     from outreach.web.app import create_app
@@ -208,11 +222,20 @@ def demo_command(
     analysis_date = parse_as_of(as_of)
     application = Application(settings.model_copy(update={"data_dir": DEMO_DATA, "as_of": analysis_date, "port": port}))
     setup = run(lambda: prepare_demo(application, DEMO_DATA, analysis_date))
-    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}", highlight=False)
-    console.print(f"Demo login (shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
+    console.print(f"\n[bold]Review queue[/] ({settings.resolved_database_url()}): {setup.line()}; all pending, "
+                  f"{setup.pending_for_sdr} of them assigned to {setup.email}", highlight=False)
+    console.print(f"Demo login (SDR, shown once): [bold]{setup.email}[/] / [bold]{escape(setup.password)}[/]",
                   highlight=False)
-    report = run(lambda: run_demo_sequence(application, DEMO_DATA, analysis_date))
-    console.print("\n[bold]Sequences[/] (demo sequence on a fast clock, outbox transport):", highlight=False)
+    console.print(f"Manager login (admin, shown once): [bold]{setup.admin_email}[/] / "
+                  f"[bold]{escape(setup.admin_password)}[/]", highlight=False)
+    # The sending part runs on its own copy of the drafts, so the review queue above stays pending for the rep.
+    sending_db = settings.resolved_home() / "demo-sending.db"
+    sending = Application(application.settings.model_copy(update={"database_url": f"sqlite:///{sending_db}"}))
+    run(lambda: prepare_demo(sending, DEMO_DATA, analysis_date))
+    report = run(lambda: run_demo_sequence(sending, DEMO_DATA, analysis_date))
+    sending.close()
+    console.print(f"\n[bold]Sequences[/] (its own copy of the drafts in {sending_db}, approved; demo sequence on a "
+                  "fast clock, outbox transport):", highlight=False)
     for line in report.lines():
         console.print(line, highlight=False, markup=False)
     history = run(lambda: load_demo_history(application, DEMO_DATA))

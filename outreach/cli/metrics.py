@@ -39,8 +39,13 @@ def _money(value: float) -> str:
 
 
 def print_report(report: Report) -> None:
+    money = f", amounts in {report.currency}" if report.currency else ""
     console.print(f"[bold]Expansion report {report.period}[/] ({report.start} – {report.end}, as of {report.as_of}, "
-                  f"attribution window {report.window_days} days)", highlight=False)
+                  f"attribution window {report.window_days} days{money})", highlight=False)
+    if report.no_data:
+        console.print(report.no_data, highlight=False)
+    for note in report.notes:
+        console.print(f"Note: {note}", highlight=False)
     for dimension in DIMENSIONS:
         table = Table(title=f"Funnel by {dimension.replace('_', ' ')}")
         for column in ("", "Triggered", "Gated out", "Drafted", "Approved", "Sent", "Replied", "Converted",
@@ -59,11 +64,13 @@ def print_report(report: Report) -> None:
         console.print(f"Gated out by reason: {reasons}", highlight=False)
     console.print(f"Expansion MRR: attributed {_money(report.attributed_mrr)}, organic {_money(report.organic.mrr)} "
                   f"({report.organic.expansions} organic expansions)", highlight=False)
-    if report.retention is not None:
+    if report.retention is not None and report.retention.no_data:
+        console.print(f"NRR/GRR: {report.retention.no_data}", highlight=False)
+    elif report.retention is not None:
         r = report.retention
         console.print(f"NRR {_pct(r.nrr)}  GRR {_pct(r.grr)}  (start MRR {_money(r.start_mrr)} over {r.accounts} "
                       f"accounts, +{_money(r.expansion)} expansion, −{_money(r.contraction)} contraction, "
-                      f"−{_money(r.churn)} churn)", highlight=False)
+                      f"−{_money(r.churn)} churn; gross loss capped per account {_money(r.lost)})", highlight=False)
     else:
         console.print("NRR/GRR: give --data to read starting MRR from accounts.csv", highlight=False)
     for revert in report.post_expansion:
@@ -72,9 +79,15 @@ def print_report(report: Report) -> None:
                       "90 days", highlight=False)
     if report.lift is not None:
         lift = report.lift
-        console.print(f"Lift vs control: contacted {_pct(lift.treated_rate)} of {lift.treated_accounts} expanded, "
-                      f"control {_pct(lift.control_rate)} of {lift.control_accounts}; lift "
-                      f"{'—' if lift.lift_pp is None else f'{lift.lift_pp:+.1f} pp'}", highlight=False)
+        console.print(f"Lift vs control: contacted {_pct(lift.treated_rate)} expanded (n={lift.treated_accounts}), "
+                      f"control {_pct(lift.control_rate)} (n={lift.control_accounts}); {lift.text()}", highlight=False)
+    if report.unmatched:
+        console.print(f"[bold]Unmatched outcomes[/] (account not in accounts.csv; counted nowhere): "
+                      f"{len(report.unmatched)}", highlight=False)
+        for item in report.unmatched:
+            amount = "" if item.mrr_delta is None else f" {item.mrr_delta:+,.0f}"
+            console.print(f"  {item.occurred_on}  {item.account_id}  {item.kind}{amount}  {item.external_id}",
+                          highlight=False, markup=False)
 
 
 def report_command(
@@ -93,6 +106,10 @@ def report_command(
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the report as CSV.")] = False,
     rules: RulesOption = None,
+    rates: Annotated[Path | None, typer.Option("--rates", help="CSV currency,rate converting every currency into "
+                                               "the reporting one (default OUTREACH_RATES_PATH).")] = None,
+    currency: Annotated[str | None, typer.Option("--currency", help="Reporting currency (default: the one currency "
+                                                 "in the data, or the rates table's rate-1 currency).")] = None,
 ) -> None:
     """Expansion metrics: funnel by motion, trigger, prompt version and owner; NRR/GRR; post-expansion churn."""
     from outreach import db
@@ -109,8 +126,10 @@ def report_command(
         try:
             db.require_current(engine)
             return build_report(db.session_factory(engine), period=chosen, as_of=analysis, data_dir=data_dir,
-                                window_days=window, rules_path=rules or settings.rules_path,
-                                prompts_dir=settings.prompts_dir)
+                                window_days=window if window is not None else settings.attribution_window_days,
+                                rules_path=rules or settings.rules_path, prompts_dir=settings.prompts_dir,
+                                rates_path=rates or settings.rates_path,
+                                currency=currency or settings.reporting_currency)
         finally:
             engine.dispose()
 

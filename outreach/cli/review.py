@@ -42,16 +42,25 @@ from outreach.review.queue import (
     ReviewQueue,
 )
 from outreach.review.users import (
+    DEFAULT_TOKEN_DAYS,
     Principal,
     Role,
+    TokenInfo,
+    UserInfo,
+    activate_user,
     add_user,
     create_token,
+    deactivate_user,
     generate_password,
+    list_tokens,
     list_users,
     normalize_email,
+    revoke_token,
     senders,
     set_password,
     set_profile,
+    set_role,
+    user_infos,
 )
 from outreach.settings import Settings, get_settings
 from outreach.types import OfferMotion
@@ -158,15 +167,67 @@ def users_set(
 
 @users_app.command("list")
 def users_list() -> None:
-    """List logins and their roles."""
+    """List logins: email, role, active or deactivated, open web sessions (tab-separated)."""
 
-    def action() -> list[Principal]:
+    def action() -> list[UserInfo]:
         queue = _queue(get_settings())
         with queue.factory() as session:
-            return list_users(session)
+            return user_infos(session)
 
     for user in run(action):
-        sys.stdout.write(f"{user.email}\t{user.role}\n")
+        state = "active" if user.active else "deactivated"
+        sys.stdout.write(f"{user.email}\t{user.role}\t{state}\t{user.open_sessions} sessions\n")
+
+
+def _user_change(change: Any) -> Any:
+    def action() -> Any:
+        queue = _queue(get_settings())
+        with db.transaction(queue.factory) as session:
+            return change(session)
+
+    return run(action)
+
+
+@users_app.command("deactivate")
+def users_deactivate(email: Annotated[str, typer.Argument(help="Login email.")]) -> None:
+    """Block a login: its web sessions end now and its API tokens stop working."""
+    ended = _user_change(lambda session: deactivate_user(session, email))
+    console.print(f"Deactivated {normalize_email(email)}; {ended} web session(s) ended.", highlight=False)
+
+
+@users_app.command("activate")
+def users_activate(email: Annotated[str, typer.Argument(help="Login email.")]) -> None:
+    """Let a deactivated login in again."""
+    _user_change(lambda session: activate_user(session, email))
+    console.print(f"Re-activated {normalize_email(email)}.", highlight=False)
+
+
+@users_app.command("set-role")
+def users_set_role(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    role: Annotated[Role, typer.Argument(help="sdr, marketing or admin (admin = manager).")],
+) -> None:
+    """Change a login's role; their web sessions end so the new role applies at once."""
+    ended = _user_change(lambda session: set_role(session, email, role))
+    console.print(f"{normalize_email(email)} is now {role}; {ended} web session(s) ended.", highlight=False)
+
+
+@users_app.command("reset-password")
+def users_reset_password(
+    email: Annotated[str, typer.Argument(help="Login email.")],
+    generate: Annotated[bool, typer.Option("--generate", help="Generate a password and print it once.")] = False,
+) -> None:
+    """Set a new password (prompted, piped on stdin, or --generate); every web session of the user ends."""
+    if generate:
+        password = generate_password()
+    elif sys.stdin.isatty():
+        password = typer.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    _user_change(lambda session: set_password(session, email, password))
+    console.print(f"Password of {normalize_email(email)} changed; their web sessions ended.", highlight=False)
+    if generate:
+        console.print(f"Password (shown once): [bold]{password}[/]", highlight=False)
 
 
 def owner_senders(application: Application | Settings, *, migrate: bool) -> dict[str, SenderFacts]:
@@ -192,18 +253,50 @@ def owner_senders(application: Application | Settings, *, migrate: bool) -> dict
 def tokens_create(
     email: Annotated[str, typer.Argument(help="The user the token acts as.")],
     name: Annotated[str, typer.Option("--name", help="What the token is for, e.g. slack.")] = "api",
+    days: Annotated[int, typer.Option("--days", help="Days until the token expires (1-3650).")] = DEFAULT_TOKEN_DAYS,
 ) -> None:
-    """Create an API token; it is printed once and only a hash is stored."""
+    """Create an API token; it is printed once and only a hash is stored. It expires after --days."""
 
-    def action() -> str:
+    def action() -> tuple[TokenInfo, str]:
         queue = _queue(get_settings())
         with db.transaction(queue.factory) as session:
-            _, secret = create_token(session, email, name)
-        return secret
+            return create_token(session, email, name, days=days)
 
-    secret = run(action)
+    info, secret = run(action)
     sys.stdout.write(secret + "\n")
-    typer.echo("Store it now: it cannot be shown again. Use it as 'Authorization: Bearer <token>'.", err=True)
+    expires = f"{info.expires_at:%Y-%m-%d}" if info.expires_at else "never"
+    typer.echo(f"Store it now: it cannot be shown again (prefix {info.prefix}, expires {expires}). Use it as "
+               "'Authorization: Bearer <token>'.", err=True)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    email: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
+) -> None:
+    """List API tokens (prefix, name, user, created, expires, last used, state) — never their secrets."""
+    from datetime import UTC, datetime
+
+    def action() -> list[TokenInfo]:
+        queue = _queue(get_settings())
+        with queue.factory() as session:
+            return list_tokens(session, email=email)
+
+    now = datetime.now(UTC)
+    table = Table(title="API tokens", expand=False)
+    for column in ("Prefix", "Name", "User", "Created", "Expires", "Last used", "State"):
+        table.add_column(column, overflow="fold")
+    for token in run(action):
+        table.add_row(token.prefix, token.name, token.email, f"{token.created_at:%Y-%m-%d}",
+                      f"{token.expires_at:%Y-%m-%d}" if token.expires_at else "never",
+                      f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "—", token.state(now))
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(prefix: Annotated[str, typer.Argument(help="The token's prefix (see `tokens list`).")]) -> None:
+    """Revoke an API token: it stops working at once."""
+    _user_change(lambda session: revoke_token(session, prefix))
+    console.print(f"Revoked token {prefix}.", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------ queue
@@ -363,11 +456,15 @@ def serve_command(
 
 
 class DemoSetup(BaseModel):
-    """What ``outreach demo`` needs to tell the user: where to log in and with what (shown once)."""
+    """What ``outreach demo`` needs to tell the user: where to log in and with what (shown once). ``email`` is
+    the demo SDR — the rep who owns the most queued drafts — and ``admin_email`` a manager login."""
 
     email: str
     password: str
+    admin_email: str
+    admin_password: str
     results: list[EnqueueResult]
+    pending_for_sdr: int = 0
 
     def line(self) -> str:
         created = sum(r.outcome == "created" for r in self.results)
@@ -415,8 +512,11 @@ def enqueue_drafts(
 def prepare_demo(
     application: Application | Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None
 ) -> DemoSetup:
-    """Migrate the database, draft the demo data, fill the queue and (re)create the demo admin login with a
-    fresh random password."""
+    """Migrate the database, draft the demo data, fill the queue and (re)create two logins with fresh random
+    passwords: the demo SDR (the account owner with the most pending drafts, so "Mine" is a real morning's
+    queue) and a manager (``demo@outreach.example``, admin)."""
+    from collections import Counter
+
     from outreach.drafting.drafts import open_workspace, run_drafts
 
     with application_for(application) as app:
@@ -427,13 +527,23 @@ def prepare_demo(
         provider = app.provider(provider_name or "offline", workspace.context.config)
         records, _ = run_drafts(workspace.decisions, workspace.context, provider)
         results = enqueue_drafts(app, workspace, records)
-        password = generate_password()
+        queue = ReviewQueue(app.sessions)
+        pending = queue.page(Principal(id=0, email=DEMO_EMAIL, role="admin"), QueueFilter(limit=500)).rows
+        owners = Counter(row.owner_email for row in pending if row.owner_email)
+        sdr_email = min(owners, key=lambda owner: (-owners[owner], owner)) if owners else "sdr@outreach.example"
+        passwords = {sdr_email: generate_password(), DEMO_EMAIL: generate_password()}
         with app.transaction() as session:
-            if any(u.email == DEMO_EMAIL for u in list_users(session)):
-                set_password(session, DEMO_EMAIL, password, actor="demo")
-            else:
-                add_user(session, DEMO_EMAIL, "admin", password, actor="demo")
-    return DemoSetup(email=DEMO_EMAIL, password=password, results=results)
+            existing = {user.email: user for user in list_users(session)}
+            for email, role in ((sdr_email, "sdr"), (DEMO_EMAIL, "admin")):
+                if email in existing:
+                    set_password(session, email, passwords[email], actor="demo")
+                    activate_user(session, email, actor="demo")
+                    if existing[email].role != role:
+                        set_role(session, email, role, actor="demo")
+                else:
+                    add_user(session, email, role, passwords[email], actor="demo")
+    return DemoSetup(email=sdr_email, password=passwords[sdr_email], admin_email=DEMO_EMAIL,
+                     admin_password=passwords[DEMO_EMAIL], results=results, pending_for_sdr=owners.get(sdr_email, 0))
 
 
 def register(app: typer.Typer, *, names: Sequence[str] = ("db", "queue", "users", "tokens", "serve")) -> None:

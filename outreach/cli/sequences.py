@@ -264,7 +264,7 @@ def ingest_command(
             with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as handle:
                 handle.write(sys.stdin.read())
             path = Path(handle.name)
-        events = parse_events(path)
+        events = parse_events(path, accounts_dir=settings.data_dir)
         engine = db.make_engine(db.database_url(settings))
         db.require_current(engine)
         report = ingest(db.session_factory(engine), events, lambda: datetime.now(UTC), source="file")

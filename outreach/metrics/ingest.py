@@ -40,19 +40,37 @@ class IngestReport(BaseModel):
         return text + (f", {self.outcomes} of them expansion outcomes" if self.outcomes else "")
 
 
-def parse_events(path: Path) -> list[MailEvent | OutcomeEvent]:
-    """Read a JSONL file of events (mail events and outcomes); a bad line stops with the file, line and field."""
+def known_accounts(data_dir: Path | None) -> set[str] | None:
+    """The account ids of a data directory's accounts.csv (None without a data directory)."""
+    if data_dir is None:
+        return None
+    from outreach.engine.catalog import load_catalog
+    from outreach.engine.data import load_accounts
+
+    catalog = load_catalog(data_dir / "catalog.yaml")
+    return {account.account_id for account in load_accounts(data_dir / "accounts.csv", catalog)}
+
+
+def parse_events(path: Path, *, accounts_dir: Path | None = None) -> list[MailEvent | OutcomeEvent]:
+    """Read a JSONL file of events (mail events and outcomes); a bad line stops with the file, line and field.
+
+    With ``accounts_dir`` (``OUTREACH_DATA_DIR``) an outcome for an account that is not in its accounts.csv
+    is refused the same way, so it can never be counted as someone's expansion or churn."""
     if not path.exists():
         raise DataError(path, "file not found")
+    accounts = known_accounts(accounts_dir)
     events: list[MailEvent | OutcomeEvent] = []
     for number, data in json_lines(path):
         try:
             event = OutcomeEvent.model_validate(data) if is_outcome(data) else MailEvent.model_validate(data)
-            events.append(event)
         except ValidationError as error:
             first = error.errors()[0]
             field = ".".join(str(p) for p in first["loc"]) or None
             raise DataError(path, first["msg"], line=number, field=field) from None
+        if accounts is not None and isinstance(event, OutcomeEvent) and event.account_id not in accounts:
+            raise DataError(path, f"no account '{event.account_id}' in {accounts_dir}/accounts.csv", line=number,
+                            field="account_id")
+        events.append(event)
     return events
 
 

@@ -64,6 +64,8 @@ class OutcomeEvent(BaseModel):
     offer_id: str | None = Field(default=None, max_length=200, description="The catalog id bought or dropped.")
     mrr_delta: float | None = Field(default=None, description="MRR change; sign is taken from the kind.")
     external_id: str | None = Field(default=None, max_length=400)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$",
+                                 description="ISO 4217 code of mrr_delta; default the account's currency.")
     detail: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="before")
@@ -124,7 +126,7 @@ def record_outcome(session: Session, event: OutcomeEvent, now: datetime, *, sour
     mechanism = event.mechanism
     session.add(OutcomeRow(
         external_id=key, kind=KIND_OF[mechanism], type=mechanism, account_id=event.account_id,
-        offer_id=event.offer_id, mrr_delta=event.signed_delta, occurred_on=event.occurred_at,
+        offer_id=event.offer_id, mrr_delta=event.signed_delta, occurred_on=event.occurred_at, currency=event.currency,
         detail=event.detail, source=source, recorded_at=now,
     ))
     session.flush()
@@ -164,10 +166,13 @@ class Outcome:
     offer_id: str | None
     mrr_delta: float | None
     occurred_on: date
+    currency: str | None = None
+    external_id: str = ""
 
     @classmethod
     def of(cls, row: OutcomeRow) -> Outcome:
-        return cls(row.id, row.account_id, row.kind, row.type, row.offer_id, row.mrr_delta, row.occurred_on)
+        return cls(row.id, row.account_id, row.kind, row.type, row.offer_id, row.mrr_delta, row.occurred_on,
+                   row.currency, row.external_id)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ class OutcomeRow(Base):
     account_id: Mapped[str] = mapped_column(String(200))
     offer_id: Mapped[str | None] = mapped_column(String(200))
     mrr_delta: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))  # migration 0008; None = the account's currency
     occurred_on: Mapped[date] = mapped_column(Date)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(20))

@@ -11,7 +11,14 @@ one draft, one wins and the other gets a :class:`~outreach.errors.ConflictError`
 approved twice. Every change writes a review action and an append-only audit row with before/after.
 
 Edits keep a unified diff and the Levenshtein distance against the model's text: that figure says how much
-reps had to rewrite, which is what prompt tuning needs.
+reps had to rewrite, which is what prompt tuning needs. A regeneration keeps the rep's edits unless they say
+otherwise: a provider that follows instructions rewrites from the rep's text; the offline drafter's new text
+gets the rep's changes merged back in (a three-way merge against the text they edited).
+
+The queue's order is stable and explicit (:data:`SORTS`: priority = the strongest friction's strength × the
+account's MRR, age, health, MRR, offer price), so editing a draft never moves it and "next" after an action is
+the next row of the same order. Reps can snooze a draft, hand it to another rep, reject several at once with one
+reason, and undo an approval or rejection for :data:`UNDO_SECONDS`.
 """
 
 from __future__ import annotations
@@ -21,13 +28,13 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz.distance import Levenshtein
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -84,7 +91,25 @@ MAX_CTA_CHARS = 500
 MAX_NOTE_CHARS = 1000
 MAX_INSTRUCTIONS_CHARS = 500
 MAX_BULK = 200
+MAX_ID = 2**31 - 1  # ids are 32-bit on PostgreSQL; anything larger cannot exist
+UNDO_SECONDS = 15
+MAX_SNOOZE_DAYS = 90
 SYSTEM = "system"
+
+# An approval or rejection can be taken back for a few seconds (a mis-pressed key); the action → the status it set.
+UNDOABLE: dict[str, str] = {"approve": "approved", "reject": "rejected"}
+
+SortKey = Literal["priority", "age", "health", "mrr", "price", "updated"]
+# One place for the queue's orders: label, the column (NULLs sort as -1) and whether it runs high to low.
+# Every order ends with the draft id (in the same direction), so rows never swap places between two reads.
+SORTS: dict[SortKey, tuple[str, Any, bool]] = {
+    "priority": ("Priority (friction strength × MRR)", DraftRow.priority, True),
+    "age": ("Waiting longest", DraftRow.created_at, False),
+    "health": ("Health score", func.coalesce(DraftRow.health_score, -1), True),
+    "mrr": ("Account MRR", DraftRow.account_mrr, True),
+    "price": ("Offer price", func.coalesce(DraftRow.offer_price, -1.0), True),
+    "updated": ("Last change", DraftRow.updated_at, True),
+}
 Q = TypeVar("Q", bound="Select[*tuple[Any, ...]]")
 
 
@@ -151,15 +176,23 @@ Regenerator = Callable[[RegenerationRequest], DraftInput]
 
 
 class QueueFilter(BaseModel):
-    """What the queue page and ``queue list`` ask for. ``owner`` is an email, or None for every owner."""
+    """What the queue page and ``queue list`` ask for. ``owner`` is an email, or None for every owner.
+
+    ``search`` matches account name, account id, subject and owner (case-insensitive). ``snoozed``: False hides
+    snoozed drafts (the default), True shows only them, None shows both. ``descending`` None means the sort's
+    own direction."""
 
     status: DraftStatus | None = "pending_review"
     motion: str | None = None
     trigger: str | None = None
     owner: str | None = None
     account: str | None = None
+    search: str | None = Field(default=None, max_length=200)
+    snoozed: bool | None = False
+    sort: SortKey = "priority"
+    descending: bool | None = None
     limit: int = Field(default=50, ge=1, le=500)
-    offset: int = Field(default=0, ge=0)
+    offset: int = Field(default=0, ge=0, le=10**9)
 
 
 # ------------------------------------------------------------------------------------------------ views
@@ -183,13 +216,20 @@ class DraftSummary(BaseModel):
     health_score: int | None
     health_band: str | None
     updated_at: datetime
+    created_at: datetime | None = None
+    priority: float = 0.0
+    account_mrr: float = 0.0
+    snoozed_until: datetime | None = None
+    actionable: bool = Field(default=False, description="The viewer may act on it now (pending, and theirs).")
 
 
 class QueueCounts(BaseModel):
-    """Drafts per status under the current non-status filters (the tabs above the table)."""
+    """Drafts per status under the current non-status filters (the tabs above the table). Snoozed pending
+    drafts are counted apart (``snoozed``), not under pending_review, unless the filter includes them."""
 
     by_status: dict[str, int]
     total: int
+    snoozed: int = 0
 
 
 class QueuePage(BaseModel):
@@ -264,6 +304,8 @@ class DraftDetail(BaseModel):
     """Everything the detail page shows: the draft beside its frictions, evidence, health and gate."""
 
     summary: DraftSummary
+    recipient: str | None = Field(default=None, description="Who the email goes to (the account's champion).")
+    recipient_name: str | None = None
     account: dict[str, Any]
     as_of: date
     current: VersionView
@@ -290,6 +332,13 @@ class EnqueueResult(BaseModel):
 
 class BulkResult(BaseModel):
     approved: list[int]
+    failed: dict[int, str]
+
+
+class BulkActionResult(BaseModel):
+    """A bulk reject, reassign or snooze: each draft succeeds (``done``) or fails on its own, with the reason."""
+
+    done: list[int]
     failed: dict[int, str]
 
 
@@ -404,6 +453,10 @@ def _summary(row: DraftRow, account_name: str) -> DraftSummary:
         health_score=row.health.get("score"),
         health_band=row.health.get("band"),
         updated_at=row.updated_at,
+        created_at=row.created_at,
+        priority=row.priority or 0.0,
+        account_mrr=row.account_mrr or 0.0,
+        snoozed_until=row.snoozed_until,
     )
 
 
@@ -542,6 +595,49 @@ def _friction_rows(frictions: Iterable[Friction], evidence: Mapping[str, list[Ev
 # ------------------------------------------------------------------------------------------------ enqueue
 
 
+def sort_keys(decision: Decision) -> dict[str, Any]:
+    """The columns the queue sorts by: priority (the strongest friction's strength × the account's MRR), the
+    account's MRR, its health score and the offer's monthly price."""
+    mrr = float(decision.account.mrr or 0.0)
+    strength = max((f.strength for f in decision.frictions), default=0.0)
+    return {
+        "priority": round(strength * mrr, 4),
+        "account_mrr": mrr,
+        "health_score": decision.health.score,
+        "offer_price": decision.offer.price_monthly if decision.offer is not None else None,
+    }
+
+
+def can_act(actor: Principal, owner_email: str | None) -> bool:
+    """Whether ``actor`` may act on a draft owned by ``owner_email`` (the rule :func:`authorize` enforces)."""
+    if actor.is_manager:
+        return True
+    return actor.can_review and (not owner_email or owner_email.lower() == actor.email)
+
+
+def recipient_of(snapshot: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(name, email) of who a draft goes to: the account's champion, as the sequence scheduler sends it."""
+    email = snapshot.get("champion_email")
+    return snapshot.get("champion_name"), str(email) if email else None
+
+
+def merge_edits(base: str, edited: str, new: str) -> tuple[str, int]:
+    """Three-way merge by line: the rep's changes (``base`` → ``edited``) applied to ``new``. Where both sides
+    changed the same lines, the rep's lines win. Returns the text and how many such conflicts there were."""
+    from merge3 import Merge3
+
+    lines: list[str] = []
+    conflicts = 0
+    merger = Merge3(base.splitlines(), edited.splitlines(), new.splitlines())
+    for group in merger.merge_groups():
+        if group[0] == "conflict":
+            conflicts += 1
+            lines.extend(group[2])
+        else:
+            lines.extend(group[1])
+    return "\n".join(lines), conflicts
+
+
 def _version_row(number: int, source: VersionSource, draft: DraftInput, now: datetime, *,
                  author: str | None = None, instructions: str | None = None) -> DraftVersionRow:
     return DraftVersionRow(
@@ -628,6 +724,7 @@ def enqueue(
         "health": decision.health.model_dump(mode="json"),
         "gate": decision.gate.model_dump(mode="json"),
         "decision": decision.model_dump(mode="json"),
+        **sort_keys(decision),
     }
     if existing is not None and existing.status != "pending_review":
         return EnqueueResult(account_id=account_id, outcome="skipped", draft_id=existing.id,
@@ -653,7 +750,11 @@ def enqueue(
                                       summary=e.summary, detail=dict(e.detail)) for e in old.evidence],
             )
             existing.frictions.append(keep)
+        reassigned = session.scalar(select(ReviewActionRow.id).where(
+            ReviewActionRow.draft_id == existing.id, ReviewActionRow.action == "reassign").limit(1))
         for key, value in facts.items():
+            if key == "owner_email" and reassigned is not None:
+                continue  # a rep handed this draft on; new facts do not take it back
             setattr(existing, key, value)
         current = existing.versions[-1]
         edited = any(v.source == "edit" for v in existing.versions)
@@ -768,6 +869,9 @@ class ReviewQueue:
     def _filtered(self, query: Q, flt: QueueFilter, *, with_status: bool) -> Q:
         if with_status and flt.status is not None:
             query = query.where(DraftRow.status == flt.status)
+        if with_status and flt.snoozed is not None and flt.status in (None, "pending_review"):
+            snoozed = self._snoozed_now()
+            query = query.where(snoozed if flt.snoozed else ~snoozed)
         if flt.motion:
             query = query.where(DraftRow.motion == flt.motion)
         if flt.trigger:
@@ -776,7 +880,32 @@ class ReviewQueue:
             query = query.where(DraftRow.owner_email == flt.owner.lower())
         if flt.account:
             query = query.where(DraftRow.account_id == flt.account)
+        if flt.search and flt.search.strip():
+            pattern = "%" + re.sub(r"([\\%_])", r"\\\1", flt.search.strip().lower()) + "%"
+            names = select(AccountRow.account_id).where(func.lower(AccountRow.name).like(pattern, escape="\\"))
+            query = query.where(or_(
+                DraftRow.account_id.in_(names),
+                func.lower(DraftRow.account_id).like(pattern, escape="\\"),
+                func.lower(DraftRow.subject).like(pattern, escape="\\"),
+                func.lower(func.coalesce(DraftRow.owner_email, "")).like(pattern, escape="\\"),
+            ))
         return query
+
+    def _snoozed_now(self) -> ColumnElement[bool]:
+        return and_(DraftRow.status == "pending_review", DraftRow.snoozed_until.is_not(None),
+                    DraftRow.snoozed_until > self.clock())
+
+    @staticmethod
+    def _order(flt: QueueFilter) -> tuple[Any, bool]:
+        _, column, descending = SORTS[flt.sort]
+        return column, descending if flt.descending is None else flt.descending
+
+    def _ordered(self, query: Q, flt: QueueFilter) -> Q:
+        # The id breaks ties in the same direction as the sort, so an index on (…, column, id) serves it in one scan.
+        column, descending = self._order(flt)
+        if descending:
+            return query.order_by(column.desc(), DraftRow.id.desc())
+        return query.order_by(column.asc(), DraftRow.id.asc())
 
     def owners(self) -> list[str]:
         """Every owner email with at least one draft (the owner filter's choices)."""
@@ -799,60 +928,83 @@ class ReviewQueue:
         query = self._filtered(select(DraftRow.status, func.count()).group_by(DraftRow.status), flt,
                                with_status=False)
         found = {str(status): int(count) for status, count in session.execute(query)}
+        # Few drafts are snoozed: find them through the snoozed_until index alone, then apply the filters to those
+        # ids (with the filters in one query, SQLite walks an owner or status index over the whole table instead).
+        asleep = list(session.scalars(select(DraftRow.id).where(DraftRow.snoozed_until > self.clock())))
+        snoozed = 0
+        if asleep:
+            snoozed = int(session.scalar(self._filtered(
+                select(func.count()).select_from(DraftRow).where(DraftRow.id.in_(asleep),
+                                                                 DraftRow.status == "pending_review"),
+                flt, with_status=False)) or 0)
         by_status = {status: found.get(status, 0) for status in STATUSES}
-        return QueueCounts(by_status=by_status, total=sum(by_status.values()))
+        if flt.snoozed is False:
+            by_status["pending_review"] -= snoozed
+        return QueueCounts(by_status=by_status, total=sum(by_status.values()), snoozed=snoozed)
 
     def page(self, viewer: Principal, flt: QueueFilter) -> QueuePage:
-        """One page of the queue, newest change first, with counts per status. Re-checks the gate of the
-        open drafts on the page and expires those whose account no longer passes."""
-        del viewer  # everyone who can log in may read the queue; filters decide whose drafts they see
+        """One page of the queue in the filter's order (:data:`SORTS`), with counts per status. Re-checks the
+        gate of the open drafts on the page and expires those whose account no longer passes."""
         expired: list[int] = []
         if self.gate_check is not None:
             with self._unit() as session:
                 rows = session.execute(
-                    self._filtered(select(DraftRow), flt, with_status=True)
+                    self._ordered(self._filtered(select(DraftRow), flt, with_status=True), flt)
                     .where(DraftRow.status.in_(("pending_review", "approved")))
-                    .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc())
                     .limit(flt.limit)
                     .offset(flt.offset)
                 ).scalars().all()
                 expired = self._expire_gated(session, list(rows))
         with self.factory() as session:
             query = (
-                self._filtered(select(DraftRow, AccountRow.name).join(AccountRow), flt, with_status=True)
+                self._ordered(self._filtered(select(DraftRow, AccountRow.name).join(AccountRow), flt,
+                                             with_status=True), flt)
                 .options(defer(DraftRow.decision), defer(DraftRow.gate))
-                .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc())
                 .limit(flt.limit)
                 .offset(flt.offset)
             )
-            page = [_summary(row, name) for row, name in session.execute(query)]
+            page = []
+            for row, name in session.execute(query):
+                summary = _summary(row, name)
+                summary.actionable = summary.status == "pending_review" and can_act(viewer, summary.owner_email)
+                page.append(summary)
             counts = self._counts(session, flt)
-            matching = counts.total if flt.status is None else counts.by_status.get(flt.status, 0)
+            if flt.status is None:
+                matching = counts.total + (counts.snoozed if flt.snoozed is None else 0)
+            elif flt.snoozed and flt.status == "pending_review":
+                matching = counts.snoozed
+            else:
+                matching = counts.by_status.get(flt.status, 0) + (
+                    counts.snoozed if flt.snoozed is None and flt.status == "pending_review" else 0)
             return QueuePage(rows=page, counts=counts, matching=matching, filter=flt, expired_now=expired)
 
     def neighbours(self, flt: QueueFilter, draft_id: int) -> tuple[int | None, int | None]:
-        """Previous and next draft ids around ``draft_id`` in the queue order (for j/k on the detail page)."""
+        """Previous and next draft ids around ``draft_id`` in the queue's order (j/k on the detail page, and
+        the draft that opens after an action). Keyset queries, so they cost the same on any page."""
+        if not 1 <= draft_id <= MAX_ID:
+            return None, None
+        column, descending = self._order(flt)
         with self.factory() as session:
-            row = session.get(DraftRow, draft_id)
-            if row is None:
+            value = session.scalar(select(column).where(DraftRow.id == draft_id))
+            if value is None and session.get(DraftRow, draft_id) is None:
                 return None, None
             base = self._filtered(select(DraftRow.id), flt, with_status=True)
-            newer = session.scalar(
-                base.where((DraftRow.updated_at > row.updated_at)
-                           | ((DraftRow.updated_at == row.updated_at) & (DraftRow.id > row.id)))
-                .order_by(DraftRow.updated_at.asc(), DraftRow.id.asc()).limit(1)
-            )
-            older = session.scalar(
-                base.where((DraftRow.updated_at < row.updated_at)
-                           | ((DraftRow.updated_at == row.updated_at) & (DraftRow.id < row.id)))
-                .order_by(DraftRow.updated_at.desc(), DraftRow.id.desc()).limit(1)
-            )
-            return newer, older
+            if descending:
+                after_rows = or_(column < value, and_(column == value, DraftRow.id < draft_id))
+                before_rows = or_(column > value, and_(column == value, DraftRow.id > draft_id))
+                forward, backward = (column.desc(), DraftRow.id.desc()), (column.asc(), DraftRow.id.asc())
+            else:
+                after_rows = or_(column > value, and_(column == value, DraftRow.id > draft_id))
+                before_rows = or_(column < value, and_(column == value, DraftRow.id < draft_id))
+                forward, backward = (column.asc(), DraftRow.id.asc()), (column.desc(), DraftRow.id.desc())
+            after = session.scalar(base.where(after_rows).order_by(*forward).limit(1))
+            before = session.scalar(base.where(before_rows).order_by(*backward).limit(1))
+            return before, after
 
     def show(self, viewer: Principal, draft_id: int) -> DraftDetail:
         """The draft with its frictions, evidence, versions and timeline (re-checking the gate if open)."""
         del viewer
-        if self.gate_check is not None:
+        if self.gate_check is not None and 1 <= draft_id <= MAX_ID:
             with self._unit() as session:
                 row = session.get(DraftRow, draft_id)
                 if row is not None and row.status in ("pending_review", "approved"):
@@ -861,6 +1013,8 @@ class ReviewQueue:
             return self._detail(session, self._load(session, draft_id))
 
     def _load(self, session: Session, draft_id: int) -> DraftRow:
+        if not 1 <= draft_id <= MAX_ID:
+            raise NotFoundError(f"no draft {draft_id}", hint="list drafts with `outreach queue list`")
         row = session.scalar(
             select(DraftRow)
             .where(DraftRow.id == draft_id)
@@ -899,9 +1053,13 @@ class ReviewQueue:
         versions = [_version_view(v) for v in row.versions]
         current = next(v for v in versions if v.number == row.current_version)
         index = _figure_index(frictions, row.offer)
+        snapshot = account.snapshot if account else {}
+        recipient_name, recipient = recipient_of(snapshot)
         return DraftDetail(
             summary=_summary(row, account.name if account else row.account_id),
-            account=account.snapshot if account else {},
+            recipient=recipient,
+            recipient_name=recipient_name,
+            account=snapshot,
             as_of=row.as_of,
             current=current,
             versions=versions,
@@ -970,6 +1128,7 @@ class ReviewQueue:
             if self._expire_gated(session, [row]):
                 gated = row.expired_reason
             else:
+                row.snoozed_until = None
                 self._transition(session, row, "approved", actor.email, self.clock(), action="approve")
                 session.flush()
                 return self._detail(session, row)
@@ -992,6 +1151,7 @@ class ReviewQueue:
                                     "can be rejected")
             row.reject_reason = reason
             row.reject_text = text or None
+            row.snoozed_until = None
             self._transition(session, row, "rejected", actor.email, self.clock(), action="reject",
                              reason_code=reason, note=text or None)
             session.flush()
@@ -1038,26 +1198,51 @@ class ReviewQueue:
             session.flush()
             return self._detail(session, row)
 
-    def regenerate(self, actor: Principal, draft_id: int, version: int, instructions: str) -> DraftDetail:
-        """Re-draft through the drafting library with the rep's instructions; the result is a new version."""
+    def regenerate(self, actor: Principal, draft_id: int, version: int, instructions: str = "", *,
+                   keep_edits: bool = True) -> DraftDetail:
+        """Re-draft through the drafting library; the result is a new version.
+
+        With ``keep_edits`` (the default) the rep's edits survive: a provider that follows instructions is
+        given the rep's text to revise; one that cannot (the offline drafter) has the rep's changes merged
+        into its new text (:func:`merge_edits`). Without it, the regeneration starts from the model's text."""
         text = instructions.strip()
         if len(text) > MAX_INSTRUCTIONS_CHARS:
             raise InputError(f"instructions are {len(text)} characters; the limit is {MAX_INSTRUCTIONS_CHARS}")
         if self.regenerator is None:
             raise OutreachError("regeneration is not available here",
                                 hint="configure a drafting provider (OUTREACH_PROVIDER) and restart")
+        follows = self.follows_instructions
+        if text and not follows:
+            raise OutreachError("this drafter cannot follow instructions",
+                                hint="regenerate without instructions (it re-drafts from the latest facts), or "
+                                "set OPENAI_API_KEY for instructed rewrites")
         with self.factory() as session:
             row = self._for_action(session, actor, draft_id, version, "regenerate")
             if row.status != "pending_review":
                 raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
                                     "can be regenerated")
             current = row.versions[-1]
+            base = next((v for v in reversed(row.versions) if v.source != "edit"), row.versions[0])
+            edited = current.source == "edit" and keep_edits
+            start = current if keep_edits else base
             request = RegenerationRequest(
-                draft_id=draft_id, decision=Decision.model_validate(row.decision), subject=current.subject,
-                body=current.body, call_to_action=current.call_to_action, instructions=text,
+                draft_id=draft_id, decision=Decision.model_validate(row.decision), subject=start.subject,
+                body=start.body, call_to_action=start.call_to_action, instructions=text,
             )
+            base_text = (base.subject, base.body, base.call_to_action)
+            edited_text = (current.subject, current.body, current.call_to_action)
         # The model call happens outside any transaction: it can take seconds and must not hold locks.
         new = self.regenerator(request)
+        note = None
+        if edited and not follows:
+            subject = edited_text[0] if edited_text[0] != base_text[0] else new.subject
+            cta = edited_text[2] if edited_text[2] != base_text[2] else new.call_to_action
+            body, conflicts = merge_edits(base_text[1], edited_text[1], new.body)
+            new = new.model_copy(update={"subject": subject, "body": body, "call_to_action": cta})
+            note = "kept your edits" + (f" ({conflicts} passage(s) where the new text differed: yours kept)"
+                                        if conflicts else "")
+        elif edited:
+            note = "rewrote your edited text"
         with self._unit() as session:
             row = self._for_action(session, actor, draft_id, version, "regenerate")
             if row.status != "pending_review":
@@ -1065,21 +1250,32 @@ class ReviewQueue:
             now = self.clock()
             before = _draft_state(row)
             number = row.versions[-1].number + 1
-            row.versions.append(_version_row(number, "regeneration", new, now, author=actor.email,
-                                             instructions=text or None))
+            version_row = _version_row(number, "regeneration", new, now, author=actor.email,
+                                       instructions=text or None)
+            if edited:
+                model = base_text
+                version_row.diff, version_row.edit_distance = edit_stats(
+                    model, (new.subject, new.body, new.call_to_action))
+            row.versions.append(version_row)
             row.current_version = number
             row.subject = new.subject[:MAX_SUBJECT_CHARS]
             row.quality = new.quality
             row.updated_at = now
+            summary = "; ".join(part for part in (text, note) if part) or None
             session.add(ReviewActionRow(draft_id=row.id, actor=actor.email, action="regenerate",
-                                        from_status=row.status, to_status=row.status, note=text or None,
+                                        from_status=row.status, to_status=row.status, note=summary,
                                         draft_version=number, created_at=now))
             session.flush()
             session.add(AuditRow(at=now, actor=actor.email, action="draft.regenerate", entity="draft",
                                  entity_id=str(row.id), before=before,
-                                 after={**_draft_state(row), "instructions": text}))
+                                 after={**_draft_state(row), "instructions": text, "keep_edits": keep_edits}))
             session.flush()
             return self._detail(session, row)
+
+    @property
+    def follows_instructions(self) -> bool:
+        """Whether the regenerator can follow a rep's instructions (the offline drafter cannot)."""
+        return self.regenerator is not None and bool(getattr(self.regenerator, "follows_instructions", True))
 
     def bulk_approve(self, actor: Principal, items: Sequence[tuple[int, int]]) -> BulkResult:
         """Approve several (draft id, version) pairs; each succeeds or fails on its own, with its reason."""
@@ -1094,6 +1290,124 @@ class ReviewQueue:
             except OutreachError as error:
                 failed[draft_id] = error.message
         return BulkResult(approved=approved, failed=failed)
+
+    def _bulk(self, items: Sequence[tuple[int, int]], verb: str,
+              act: Callable[[int, int], object]) -> BulkActionResult:
+        if len(items) > MAX_BULK:
+            raise OutreachError(f"{len(items)} drafts selected; bulk {verb} takes at most {MAX_BULK}")
+        done: list[int] = []
+        failed: dict[int, str] = {}
+        for draft_id, version in items:
+            try:
+                act(draft_id, version)
+                done.append(draft_id)
+            except OutreachError as error:
+                failed[draft_id] = error.message
+        return BulkActionResult(done=done, failed=failed)
+
+    def bulk_reject(self, actor: Principal, items: Sequence[tuple[int, int]], reason: str,
+                    note: str = "") -> BulkActionResult:
+        """Reject several drafts with one reason; each succeeds or fails on its own."""
+        if reason not in REJECT_REASONS:
+            raise OutreachError(f"'{reason}' is not a reject reason", hint=f"use one of: {', '.join(REJECT_REASONS)}")
+        if reason == "other" and not note.strip():
+            raise OutreachError("say why in a few words when the reason is 'other'")
+        return self._bulk(items, "reject", lambda d, v: self.reject(actor, d, v, reason, note))
+
+    def bulk_reassign(self, actor: Principal, items: Sequence[tuple[int, int]], owner: str) -> BulkActionResult:
+        return self._bulk(items, "reassign", lambda d, v: self.reassign(actor, d, v, owner))
+
+    def bulk_snooze(self, actor: Principal, items: Sequence[tuple[int, int]], until: datetime) -> BulkActionResult:
+        return self._bulk(items, "snooze", lambda d, v: self.snooze(actor, d, v, until))
+
+    def reassign(self, actor: Principal, draft_id: int, version: int, owner: str) -> DraftDetail:
+        """Hand a pending draft to another rep (an active sdr or admin login). An SDR can hand on their own and
+        unassigned drafts; a manager any. A later merge of new facts keeps the new owner."""
+        from outreach.review.storage import UserRow
+        from outreach.review.users import normalize_email
+
+        address = normalize_email(owner)
+        with self._unit() as session:
+            row = self._for_action(session, actor, draft_id, version, "reassign")
+            if row.status != "pending_review":
+                raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
+                                    "can be reassigned")
+            target = session.scalar(select(UserRow).where(UserRow.email == address))
+            if target is None or not target.active or target.role not in ("sdr", "admin"):
+                raise OutreachError(f"{address} is not an active rep", hint="pick an sdr or admin login")
+            if row.owner_email == address:
+                raise OutreachError(f"draft {draft_id} is already assigned to {address}")
+            before = _draft_state(row)
+            previous = row.owner_email
+            row.owner_email = address
+            now = self.clock()
+            row.updated_at = now
+            session.add(ReviewActionRow(draft_id=row.id, actor=actor.email, action="reassign",
+                                        from_status=row.status, to_status=row.status,
+                                        note=f"{previous or 'unassigned'} → {address}",
+                                        draft_version=row.current_version, created_at=now))
+            session.flush()
+            session.add(AuditRow(at=now, actor=actor.email, action="draft.reassign", entity="draft",
+                                 entity_id=str(row.id), before=before, after=_draft_state(row)))
+            session.flush()
+            return self._detail(session, row)
+
+    def snooze(self, actor: Principal, draft_id: int, version: int, until: datetime | None) -> DraftDetail:
+        """Hide a pending draft from the queue until ``until`` (None wakes it now). The gate is re-checked
+        as for every open draft, so a snoozed draft still expires if the account turns red."""
+        now = self.clock()
+        if until is not None:
+            until = until if until.tzinfo else until.replace(tzinfo=UTC)
+            if until <= now:
+                raise OutreachError("snooze until a time in the future")
+            if until > now + timedelta(days=MAX_SNOOZE_DAYS):
+                raise OutreachError(f"snooze for at most {MAX_SNOOZE_DAYS} days")
+        with self._unit() as session:
+            row = self._for_action(session, actor, draft_id, version, "snooze")
+            if row.status != "pending_review":
+                raise ConflictError(f"draft {draft_id} is {row.status.replace('_', ' ')}; only pending drafts "
+                                    "can be snoozed")
+            before = _draft_state(row)
+            row.snoozed_until = until
+            row.updated_at = now
+            action = "snooze" if until is not None else "unsnooze"
+            session.add(ReviewActionRow(draft_id=row.id, actor=actor.email, action=action, from_status=row.status,
+                                        to_status=row.status, note=until.isoformat() if until else None,
+                                        draft_version=row.current_version, created_at=now))
+            session.flush()
+            session.add(AuditRow(at=now, actor=actor.email, action=f"draft.{action}", entity="draft",
+                                 entity_id=str(row.id), before=before,
+                                 after={**_draft_state(row), "snoozed_until": until.isoformat() if until else None}))
+            session.flush()
+            return self._detail(session, row)
+
+    def undo(self, actor: Principal, draft_id: int, version: int) -> DraftDetail:
+        """Take back your own approval or rejection within :data:`UNDO_SECONDS`: the draft is pending again.
+        Refused once the window has passed, after someone else acted, or when the sender has scheduled it."""
+        with self._unit() as session:
+            row = self._for_action(session, actor, draft_id, version, "undo")
+            last = session.scalar(select(ReviewActionRow).where(ReviewActionRow.draft_id == row.id)
+                                  .order_by(ReviewActionRow.id.desc()).limit(1))
+            now = self.clock()
+            if (last is None or last.action not in UNDOABLE or last.actor != actor.email
+                    or row.status != UNDOABLE[last.action]):
+                raise ConflictError(f"draft {draft_id} has no approval or rejection of yours to undo",
+                                    hint="it may have moved on (scheduled, or acted on by someone else)")
+            if now - last.created_at > timedelta(seconds=UNDO_SECONDS):
+                raise ConflictError(f"the {UNDO_SECONDS}-second undo window for draft {draft_id} has passed")
+            before = _draft_state(row)
+            from_status = row.status
+            row.status = "pending_review"
+            row.reject_reason = row.reject_text = None
+            row.updated_at = now
+            session.add(ReviewActionRow(draft_id=row.id, actor=actor.email, action="undo", from_status=from_status,
+                                        to_status="pending_review", note=f"undid {last.action}",
+                                        draft_version=row.current_version, created_at=now))
+            session.flush()
+            session.add(AuditRow(at=now, actor=actor.email, action="draft.undo", entity="draft",
+                                 entity_id=str(row.id), before=before, after=_draft_state(row)))
+            session.flush()
+            return self._detail(session, row)
 
     def schedule(self, actor: Principal, draft_id: int, version: int, when: datetime) -> DraftDetail:
         """Hand an approved draft to the sender for ``when`` (the sequence scheduler calls this)."""

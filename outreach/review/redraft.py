@@ -82,6 +82,11 @@ class Redrafter:
         context = DraftingContext.from_dataset(dataset, templates, config)
         return cls(context, provider or get_provider(settings.provider, settings, config), senders)
 
+    @property
+    def follows_instructions(self) -> bool:
+        """The offline drafter renders the template's text; it cannot act on a rep's instructions."""
+        return self.provider.name != "offline"
+
     def __call__(self, request: RegenerationRequest) -> DraftInput:
         decision = request.decision
         if decision.offer is None:
@@ -93,8 +98,9 @@ class Redrafter:
         prompt = render(template, facts)
         if request.instructions:
             guidance = (
-                f"{INSTRUCTIONS_OPEN}\nThe sales rep reviewing this email asks for these changes. Follow them "
-                "where they do not conflict with the rules or the facts.\n"
+                f"{INSTRUCTIONS_OPEN}\nThe sales rep reviewing this email asks for these changes. Revise the "
+                "current text below, keeping the rep's wording except where the changes say otherwise, and follow "
+                "them where they do not conflict with the rules or the facts.\n"
                 f"Current subject: {request.subject}\nCurrent body:\n{request.body}\n"
                 f"Requested changes: {request.instructions}\n{INSTRUCTIONS_CLOSE}"
             )

@@ -60,6 +60,13 @@ class DraftRow(Base):
         Index("ix_drafts_trigger_status_updated", "trigger", "status", "updated_at"),
         Index("ix_drafts_motion_status_updated", "motion", "status", "updated_at"),
         Index("ix_drafts_updated", "updated_at", "id"),
+        Index("ix_drafts_status_priority", "status", "priority", "id"),
+        Index("ix_drafts_status_created", "status", "created_at", "id"),
+        Index("ix_drafts_priority", "priority", "id"),
+        Index("ix_drafts_owner_status_priority", "owner_email", "status", "priority", "id"),
+        Index("ix_drafts_motion_status_priority", "motion", "status", "priority", "id"),
+        Index("ix_drafts_trigger_status_priority", "trigger", "status", "priority", "id"),
+        Index("ix_drafts_snoozed_until", "snoozed_until"),
         # One open draft per account and motion: a second trigger merges instead of making a second email.
         Index(
             "uq_drafts_open_account_motion",
@@ -94,6 +101,13 @@ class DraftRow(Base):
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Sort keys of the queue (migration 0008): primary friction strength × account MRR, and copies of the
+    # account's MRR, health score and the offer's price, so the queue sorts in SQL.
+    priority: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    account_mrr: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    health_score: Mapped[int | None] = mapped_column(Integer)
+    offer_price: Mapped[float | None] = mapped_column(Float)
+    snoozed_until: Mapped[datetime | None]
 
     versions: Mapped[list[DraftVersionRow]] = relationship(
         back_populates="draft", order_by="DraftVersionRow.number", cascade="all, delete-orphan"
@@ -240,5 +254,24 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
 
     user: Mapped[UserRow] = relationship()
+
+
+class WebSessionRow(Base):
+    """One login in the web app (migration 0008). The cookie holds a random secret; ``id`` is its SHA-256, so
+    a copy of this table opens no session. Logout, a password or role change and deactivation set
+    ``revoked_at``; the idle and absolute timeouts are checked on every request."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(50))
+    address: Mapped[str | None] = mapped_column(String(100))
+    user_agent: Mapped[str | None] = mapped_column(String(300))

@@ -4,9 +4,11 @@ Errors are ``{"detail": ..., "hint": ...}`` with 401/403/404/409/422 as the prob
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from outreach.db import transaction
@@ -19,6 +21,7 @@ from outreach.review.queue import (
     MAX_INSTRUCTIONS_CHARS,
     MAX_NOTE_CHARS,
     MAX_SUBJECT_CHARS,
+    BulkActionResult,
     BulkResult,
     DraftDetail,
     DraftStatus,
@@ -26,13 +29,16 @@ from outreach.review.queue import (
     QueuePage,
     RejectReason,
     ReviewQueue,
+    SortKey,
 )
 from outreach.review.users import Principal, principal_for_token
 
 router = APIRouter(prefix="/api", tags=["review"])
+bearer = HTTPBearer(auto_error=False, description="A token from `outreach tokens create EMAIL`.")
 
 
-def api_user(request: Request) -> Principal:
+def api_user(request: Request,
+             _credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
     from outreach.web.state import ApiAuthRequired, ReviewApp
 
     header = request.headers.get("Authorization", "")
@@ -73,11 +79,26 @@ class EditBody(VersionBody):
 
 class RegenerateBody(VersionBody):
     instructions: str = Field(default="", max_length=MAX_INSTRUCTIONS_CHARS)
+    keep_edits: bool = Field(default=True, description="Keep the rep's edits (false: start from the model's text).")
+
+
+class ReassignBody(VersionBody):
+    owner: str = Field(max_length=320, description="Email of an active sdr or admin login.")
+
+
+class SnoozeBody(VersionBody):
+    until: datetime | None = Field(description="Hide the draft until then (UTC); null wakes it now.")
 
 
 class BulkItem(BaseModel):
     id: int
     version: int
+
+
+class BulkRejectBody(BaseModel):
+    items: list[BulkItem] = Field(max_length=200)
+    reason: RejectReason
+    note: str = Field(default="", max_length=MAX_NOTE_CHARS)
 
 
 class BulkBody(BaseModel):
@@ -103,14 +124,24 @@ def list_drafts(
     motion: str | None = None,
     trigger: str | None = None,
     owner: Annotated[str | None, Query(description="Owner email, or 'me'.")] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Search account, subject and owner.")] = None,
+    sort: Annotated[SortKey, Query(description="priority (friction strength × MRR), age, health, mrr, price, "
+                                   "updated.")] = "priority",
+    descending: Annotated[bool | None, Query(description="Default: the sort's own direction.")] = None,
+    snoozed: Annotated[bool | None, Query(description="false hides snoozed drafts, true lists only them, "
+                                          "null shows both.")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> QueuePage:
     flt = QueueFilter(
         status=None if all_statuses else status,
         motion=motion,
         trigger=trigger,
         owner=user.email if owner == "me" else owner,
+        search=q,
+        sort=sort,
+        descending=descending,
+        snoozed=snoozed,
         limit=limit,
         offset=offset,
     )
@@ -140,7 +171,28 @@ def edit(draft_id: int, body: EditBody, user: User, queue: Queue) -> DraftDetail
 
 @router.post("/drafts/{draft_id}/regenerate", response_model=DraftDetail, summary="Re-draft with instructions")
 def regenerate(draft_id: int, body: RegenerateBody, user: User, queue: Queue) -> DraftDetail:
-    return queue.regenerate(user, draft_id, body.version, body.instructions)
+    return queue.regenerate(user, draft_id, body.version, body.instructions, keep_edits=body.keep_edits)
+
+
+@router.post("/drafts/{draft_id}/undo", response_model=DraftDetail,
+             summary="Undo your approval or rejection (within a few seconds)")
+def undo(draft_id: int, body: VersionBody, user: User, queue: Queue) -> DraftDetail:
+    return queue.undo(user, draft_id, body.version)
+
+
+@router.post("/drafts/{draft_id}/reassign", response_model=DraftDetail, summary="Hand a draft to another rep")
+def reassign(draft_id: int, body: ReassignBody, user: User, queue: Queue) -> DraftDetail:
+    return queue.reassign(user, draft_id, body.version, body.owner)
+
+
+@router.post("/drafts/{draft_id}/snooze", response_model=DraftDetail, summary="Hide a draft until a time")
+def snooze(draft_id: int, body: SnoozeBody, user: User, queue: Queue) -> DraftDetail:
+    return queue.snooze(user, draft_id, body.version, body.until)
+
+
+@router.post("/drafts/bulk-reject", response_model=BulkActionResult, summary="Reject several drafts, one reason")
+def bulk_reject(body: BulkRejectBody, user: User, queue: Queue) -> BulkActionResult:
+    return queue.bulk_reject(user, [(item.id, item.version) for item in body.items], body.reason, body.note)
 
 
 @router.post("/drafts/bulk-approve", response_model=BulkResult, summary="Approve several drafts")

@@ -1,9 +1,11 @@
 """The SDR review web app: ``create_app(application)`` builds it, ``outreach serve`` runs it.
 
-Server-rendered pages (Jinja2, autoescaped) with htmx served from the package — no CDN, so it works on a
-locked-down laptop. Logins use a signed, HttpOnly, SameSite=Lax session cookie and every form carries a
+Server-rendered pages (Jinja2, autoescaped) with htmx and Swagger UI served from the package — no CDN, so it
+works on a locked-down laptop and no third-party script runs on the app's origin. Logins are server-side
+sessions (revocable rows; the signed, HttpOnly, SameSite=Lax cookie only names one) and every form carries a
 per-session CSRF token; the JSON API under ``/api/`` takes bearer tokens only (never the cookie), so a
-forged cross-site request has nothing to ride on. The app parses input, calls :class:`~outreach.review.queue.ReviewQueue`
+forged cross-site request has nothing to ride on. Every response carries the security headers of
+:mod:`outreach.web.security`; malformed or out-of-range input is a 404/422 page, never a 500. The app parses input, calls :class:`~outreach.review.queue.ReviewQueue`
 and turns :class:`~outreach.errors.OutreachError` into a flash message or an HTTP error.
 """
 
@@ -14,14 +16,17 @@ import secrets
 from datetime import date
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 
 from outreach.application import Application
-from outreach.errors import OutreachError
+from outreach.errors import NotFoundError, OutreachError
 from outreach.review.queue import DatasetGateCheck, GateCheck, Regenerator, ReviewQueue
 from outreach.settings import Settings
+from outreach.web.security import LoginThrottle, SecurityHeaders
 from outreach.web.state import WEB_DIR, ApiAuthRequired, LoginRequired, ReviewApp, status_for
 
 SECRET_FILE = ".outreach-secret"
@@ -52,7 +57,7 @@ def create_app(
     """Build the app for a migrated database. With ``OUTREACH_DATA_DIR`` (``settings.data_dir``) set, gates are
     re-checked against that data and "regenerate" drafts through the configured provider, unless callers pass
     their own."""
-    from outreach.web import api, dashboard, intake, pages, tuning, unsubscribe
+    from outreach.web import admin, api, apidocs, dashboard, intake, pages, tuning, unsubscribe
 
     if not isinstance(application, Application):
         application = Application.from_settings(application)
@@ -75,11 +80,12 @@ def create_app(
         version="1",
         description="Review queue for friction-led expansion emails. Authenticate with "
         "`Authorization: Bearer <token>` (create one with `outreach tokens create`).",
-        docs_url="/api/docs",
+        docs_url=None,  # /api/docs and /api/openapi.json are served by outreach.web.apidocs, behind a login
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,
     )
-    app.state.review = ReviewApp(application=application, queue=queue)
+    app.state.review = ReviewApp(application=application, queue=queue,
+                                 throttle=LoginThrottle(settings.login_limits_storage))
     app.add_middleware(
         SessionMiddleware,
         secret_key=secret_key(settings),
@@ -88,7 +94,11 @@ def create_app(
         same_site="lax",
         https_only=settings.secure_cookies,
     )
+    app.add_middleware(SecurityHeaders, hsts=settings.secure_cookies)
+    app.mount(apidocs.ASSETS_PATH, StaticFiles(directory=apidocs.swagger_assets()), name="swagger-assets")
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    app.include_router(apidocs.router)
+    app.include_router(admin.router)
     app.include_router(api.router)
     app.include_router(pages.router)
     app.include_router(tuning.router)
@@ -119,11 +129,41 @@ def create_app(
             return JSONResponse({"detail": error.message, "hint": error.hint}, status_code=status)
         return HTMLResponse(pages.render_error(request, error, status), status_code=status)
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> Response:
+        problems = error.errors()
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": jsonable(problems), "hint": "see /api/docs for the parameters"},
+                                status_code=422)
+        in_path = any(p.get("loc", ("",))[0] == "path" for p in problems)
+        first = problems[0] if problems else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "input"
+        problem: OutreachError = (NotFoundError(f"no such page: {request.url.path}",
+                                                hint=f"'{first.get('input')}' is not a valid {where}")
+                                  if in_path else OutreachError(f"{where}: {first.get('msg', 'invalid')}"))
+        status = 404 if in_path else 422
+        return HTMLResponse(pages.render_error(request, problem, status), status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if request.url.path.startswith("/api/") or error.status_code not in (404, 405):
+            return JSONResponse({"detail": error.detail}, status_code=error.status_code,
+                                headers=getattr(error, "headers", None))
+        problem = NotFoundError(f"no such page: {request.url.path}") if error.status_code == 404 else \
+            OutreachError(f"{request.method} is not allowed on {request.url.path}")
+        return HTMLResponse(pages.render_error(request, problem, error.status_code), status_code=error.status_code)
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def jsonable(problems: object) -> object:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(problems, custom_encoder={Exception: str})
 
 
 def _quote(path: str) -> str:

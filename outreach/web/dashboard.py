@@ -16,14 +16,23 @@ from datetime import UTC, date, datetime
 from html import escape
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 from pydantic import BaseModel, ValidationError
 
 from outreach.errors import OutreachError, PermissionDeniedError
+from outreach.metrics.ingest import known_accounts
 from outreach.metrics.outcomes import OutcomeEvent, OutcomeIngestReport, ingest_outcomes
-from outreach.metrics.report import DIMENSIONS, MOTIONS, Period, Report, build_report, parse_period
+from outreach.metrics.report import (
+    DIMENSIONS,
+    MOTIONS,
+    Period,
+    Report,
+    build_report,
+    latest_period_with_data,
+    parse_period,
+)
 from outreach.web.api import User as ApiUser
 from outreach.web.pages import User, _context, _render
 from outreach.web.state import ReviewApp
@@ -43,19 +52,28 @@ def _day(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
-        raise OutreachError(f"{name} '{value}' is not a date", hint="use YYYY-MM-DD") from None
+        raise OutreachError(f"{name} '{value[:40]}' is not a date", hint="use YYYY-MM-DD") from None
+    if not 1970 <= day.year <= 2200:
+        raise OutreachError(f"{name} {day} is out of range", hint="use a date between 1970 and 2200")
+    return day
 
 
 def _report(request: Request, period: str | None, start: str | None, end: str | None, as_of: str | None,
-            window: int | None) -> tuple[Report, Period]:
+            window: int | None, *, latest: bool = False) -> tuple[Report, Period]:
+    """The report for the asked period; with ``latest`` and no period asked, the latest quarter with data."""
     review = _review(request)
-    analysis = _day(as_of, "as_of") or review.settings.as_of or date.today()
-    chosen = parse_period(period or None, start=_day(start, "from"), end=_day(end, "to"), as_of=analysis)
-    report = build_report(review.factory, period=chosen, as_of=analysis, data_dir=review.settings.data_dir,
-                          window_days=window, rules_path=review.settings.rules_path,
-                          prompts_dir=review.settings.prompts_dir)
+    settings = review.settings
+    analysis = _day(as_of, "as_of") or settings.as_of or date.today()
+    if not (period or start or end) and latest:
+        chosen = latest_period_with_data(review.factory, analysis)
+    else:
+        chosen = parse_period(period or None, start=_day(start, "from"), end=_day(end, "to"), as_of=analysis)
+    report = build_report(review.factory, period=chosen, as_of=analysis, data_dir=settings.data_dir,
+                          window_days=window if window is not None else settings.attribution_window_days,
+                          rules_path=settings.rules_path, prompts_dir=settings.prompts_dir,
+                          rates_path=settings.rates_path, currency=settings.reporting_currency)
     return report, chosen
 
 
@@ -155,7 +173,8 @@ def nrr_chart(report: Report) -> Markup:
     width, height, left, top, bottom = 640, 240, 50, 20, 40
     plot_w, plot_h = width - left - 50, height - top - bottom
     if not points:
-        body = [_text(width / 2, height / 2, "No starting MRR (serve with a data directory)", anchor="middle")]
+        reason = "no data" if report.nrr_series else "No starting MRR (serve with a data directory)"
+        body = [_text(width / 2, height / 2, reason, anchor="middle")]
         return _svg("chart-nrr", "NRR and GRR by month", "No data.", width, height, body)
     values = [v for p in points for v in (p.nrr, p.grr) if v is not None]
     low, high = min([*values, 0.9]), max([*values, 1.1])
@@ -179,6 +198,9 @@ def nrr_chart(report: Report) -> Markup:
     body.append(_text(left, height - 4, "— NRR", size=11, fill="#2f5fd0"))
     body.append(_text(left + 70, height - 4, "— GRR", size=11, fill="#6b7280"))
     desc = "; ".join(f"{p.month}: NRR {_pct(p.nrr)}, GRR {_pct(p.grr)}" for p in points)
+    missing = [p.month for p in report.nrr_series if p.nrr is None]
+    if missing:
+        desc += "; no data for " + ", ".join(missing)
     return _svg("chart-nrr", "NRR and GRR by month", desc, width, height, body)
 
 
@@ -196,8 +218,9 @@ class Shown:
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
 def dashboard_page(request: Request, user: User, period: str | None = None, start: str | None = None,
-                   end: str | None = None, as_of: str | None = None, window: int | None = None) -> HTMLResponse:
-    report, chosen = _report(request, period, start, end, as_of, window)
+                   end: str | None = None, as_of: str | None = None,
+                   window: Annotated[int | None, Query(ge=0, le=3650)] = None) -> HTMLResponse:
+    report, chosen = _report(request, period, start, end, as_of, window, latest=True)
     shown = Shown(period=period or ("" if start or end else chosen.label), start=start or "", end=end or "",
                   as_of=report.as_of.isoformat(), window=str(report.window_days))
     charts = {"funnel": funnel_chart(report), "conversion": conversion_chart(report), "nrr": nrr_chart(report),
@@ -210,7 +233,8 @@ def dashboard_page(request: Request, user: User, period: str | None = None, star
 
 @router.get("/api/metrics", tags=["metrics"])
 def metrics_api(request: Request, _user: ApiUser, period: str | None = None, start: str | None = None,
-                end: str | None = None, as_of: str | None = None, window: int | None = None) -> dict[str, Any]:
+                end: str | None = None, as_of: str | None = None,
+                window: Annotated[int | None, Query(ge=0, le=3650)] = None) -> dict[str, Any]:
     """The expansion report (``outreach report --json``) for a period: ``2026-Q3``, ``2026-09``, ``2026`` or
     ``start``/``end`` dates."""
     report, _ = _report(request, period, start, end, as_of, window)
@@ -231,14 +255,19 @@ def outcomes_api(request: Request, user: ApiUser,
     if user.role not in WRITERS:
         raise PermissionDeniedError(f"the {user.role} role cannot record outcomes", hint="use an admin token")
     items = payload if isinstance(payload, list) else [payload]
+    accounts = known_accounts(_review(request).settings.data_dir)
     events = []
     for index, item in enumerate(items):
         try:
-            events.append(OutcomeEvent.model_validate(item))
+            event = OutcomeEvent.model_validate(item)
         except ValidationError as error:
             first = error.errors()[0]
             field = ".".join(str(p) for p in first["loc"])
             raise OutreachError(f"outcome {index}: field '{field}': {first['msg']}") from None
+        if accounts is not None and event.account_id not in accounts:
+            raise OutreachError(f"outcome {index}: field 'account_id': no account '{event.account_id}' in "
+                                "accounts.csv", hint="nothing was recorded; fix the id or add the account")
+        events.append(event)
     report: OutcomeIngestReport = ingest_outcomes(_review(request).factory, events, lambda: datetime.now(UTC),
                                                   source="api")
     return OutcomesResult(**report.model_dump())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from outreach.db import transaction
 from outreach.engine.triggers.spec import KIND_PATTERN
-from outreach.errors import NotFoundError, OutreachError, PermissionDeniedError
+from outreach.errors import OutreachError, PermissionDeniedError
 from outreach.review.queue import (
     MAX_BODY_CHARS,
     MAX_CTA_CHARS,
@@ -28,12 +29,23 @@ from outreach.review.queue import (
     MAX_NOTE_CHARS,
     MAX_SUBJECT_CHARS,
     REJECT_REASONS,
+    SORTS,
     STATUSES,
+    UNDO_SECONDS,
     DraftDetail,
     QueueFilter,
     ReviewQueue,
+    can_act,
 )
-from outreach.review.users import Principal, authenticate, get_user
+from outreach.review.users import (
+    Principal,
+    audit_login,
+    authenticate,
+    end_session,
+    session_principal,
+    start_session,
+)
+from outreach.web.security import client_address
 from outreach.web.state import WEB_DIR, LoginRequired, ReviewApp
 
 router = APIRouter(include_in_schema=False)
@@ -67,16 +79,28 @@ def check_csrf(request: Request, submitted: str | None) -> None:
                         hint="reload the page and try again; nothing was changed")
 
 
+def current_user(request: Request) -> Principal | None:
+    """The user of this request's server-side session, or None (the cookie is cleared when the session has
+    ended, and the login page says why)."""
+    secret = request.session.get("sid")
+    if not isinstance(secret, str):
+        return None
+    review = _review(request)
+    with transaction(review.factory) as session:  # commits the revocation of a session that just timed out
+        try:
+            return session_principal(session, secret, idle=review.session_idle)
+        except PermissionDeniedError as error:
+            ended = error
+    request.session.clear()
+    flash(request, "warning", ended.message[0].upper() + ended.message[1:] + ". Log in again.")
+    return None
+
+
 def page_user(request: Request) -> Principal:
-    user_id = request.session.get("uid")
-    if not isinstance(user_id, int):
+    user = current_user(request)
+    if user is None:
         raise LoginRequired()
-    try:
-        with _review(request).factory() as session:
-            return get_user(session, user_id)
-    except NotFoundError:
-        request.session.clear()
-        raise LoginRequired() from None
+    return user
 
 
 User = Annotated[Principal, Depends(page_user)]
@@ -113,14 +137,7 @@ def render_login(request: Request, *, error: str | None = None, next_url: str = 
 
 
 def render_error(request: Request, error: OutreachError, status: int) -> str:
-    user = None
-    user_id = request.session.get("uid")
-    if isinstance(user_id, int):
-        try:
-            with _review(request).factory() as session:
-                user = get_user(session, user_id)
-        except NotFoundError:
-            user = None
+    user = current_user(request)
     template = templates.get_template("error.html")
     return template.render(_context(request, user, error=error, status=status))
 
@@ -153,14 +170,31 @@ def login(
     except CsrfError as error:
         return HTMLResponse(render_login(request, error=error.message, next_url=_safe_next(next_url)),
                             status_code=403)
+    review = _review(request)
+    address = client_address(request)
+    throttled = review.throttle.check(email, address)
+    if throttled is not None:
+        with transaction(review.factory) as session:
+            audit_login(session, "login.throttled", email, address, {"retry_after": throttled.retry_after,
+                                                                     "scope": throttled.scope})
+        message = throttled.message()
+        return HTMLResponse(render_login(request, error=message[0].upper() + message[1:] + ".",
+                                         next_url=_safe_next(next_url)),
+                            status_code=429, headers={"Retry-After": str(throttled.retry_after)})
     try:
-        with transaction(_review(request).factory) as session:
+        with transaction(review.factory) as session:
             user = authenticate(session, email, password)
+            secret = start_session(session, user, lifetime=review.session_lifetime, address=address,
+                                   user_agent=request.headers.get("User-Agent"))
     except PermissionDeniedError as error:
+        review.throttle.failed(email, address)
+        with transaction(review.factory) as session:
+            audit_login(session, "login.failed", email, address, None)
         return HTMLResponse(render_login(request, error=error.message, next_url=_safe_next(next_url)),
                             status_code=401)
+    review.throttle.succeeded(email)
     request.session.clear()  # a fresh session (and CSRF token) at login: no session fixation
-    request.session["uid"] = user.id
+    request.session["sid"] = secret
     csrf_token(request)
     return RedirectResponse(_safe_next(next_url), status_code=303)
 
@@ -168,6 +202,10 @@ def login(
 @router.post("/logout")
 def logout(request: Request, csrf_token_field: Annotated[str | None, Form(alias="csrf_token")] = None) -> Response:
     check_csrf(request, csrf_token_field)
+    secret = request.session.get("sid")
+    if isinstance(secret, str):
+        with transaction(_review(request).factory) as session:
+            end_session(session, secret)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
 
@@ -175,37 +213,81 @@ def logout(request: Request, csrf_token_field: Annotated[str | None, Form(alias=
 # ------------------------------------------------------------------------------------------------ queue
 
 
+PAGE_SIZE = 50
+MAX_PAGE = 100_000
+# Snooze choices offered on the page: label → how long.
+SNOOZE_CHOICES = {"1d": ("1 day", timedelta(days=1)), "3d": ("3 days", timedelta(days=3)),
+                  "7d": ("1 week", timedelta(days=7)), "30d": ("30 days", timedelta(days=30))}
+
+
+def _reps(review: ReviewApp) -> list[str]:
+    """Active sdr and admin logins: who a draft can be handed to."""
+    from outreach.review.users import list_users
+
+    with review.factory() as session:
+        return [u.email for u in list_users(session) if u.role in ("sdr", "admin") and _active(session, u.id)]
+
+
+def _active(session: Any, user_id: int) -> bool:
+    from outreach.review.storage import UserRow
+
+    row = session.get(UserRow, user_id)
+    return bool(row is not None and row.active)
+
+
+def _snooze_until(choice: str) -> datetime:
+    if choice not in SNOOZE_CHOICES:
+        raise OutreachError(f"'{choice[:20]}' is not a snooze choice", hint=f"use one of: {', '.join(SNOOZE_CHOICES)}")
+    return datetime.now(UTC) + SNOOZE_CHOICES[choice][1]
+
+
 def _filter(user: Principal, params: dict[str, str]) -> tuple[QueueFilter, dict[str, str]]:
-    """Parse queue query parameters. SDRs see their own drafts unless they ask for everyone's."""
+    """Parse queue query parameters (a bad value is a 422 page). SDRs see their own drafts unless they ask for
+    everyone's; ``status=snoozed`` lists the pending drafts that are snoozed."""
     status = params.get("status") or "pending_review"
     owner = params.get("owner") or ("me" if user.role == "sdr" else "all")
     motion = params.get("motion") or ""
     trigger = params.get("trigger") or ""
-    try:
-        page = max(int(params.get("page") or 1), 1)
-    except ValueError:
-        page = 1
-    if status != "all" and status not in STATUSES:
-        raise OutreachError(f"'{status}' is not a draft status", hint=f"use one of: all, {', '.join(STATUSES)}")
+    search = (params.get("q") or "").strip()[:200]
+    sort = params.get("sort") or "priority"
+    direction = params.get("dir") or ""
+    raw_page = (params.get("page") or "1").strip()
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGE:
+        raise OutreachError(f"page '{raw_page[:40]}' is not a page number", hint=f"use 1 to {MAX_PAGE:,}")
+    page = int(raw_page)
+    if status not in ("all", "snoozed") and status not in STATUSES:
+        raise OutreachError(f"'{status}' is not a draft status",
+                            hint=f"use one of: all, snoozed, {', '.join(STATUSES)}")
     if motion and motion not in MOTIONS:
         raise OutreachError(f"'{motion}' is not a motion", hint=f"use one of: {', '.join(MOTIONS)}")
     if trigger and not KIND_PATTERN.match(trigger):
-        raise OutreachError(f"'{trigger}' is not a trigger", hint="triggers are snake_case kinds; see `outreach rules check`")
+        raise OutreachError(f"'{trigger[:60]}' is not a trigger",
+                            hint="triggers are snake_case kinds; see `outreach rules check`")
+    if sort not in SORTS:
+        raise OutreachError(f"'{sort}' is not a sort order", hint=f"use one of: {', '.join(SORTS)}")
+    if direction not in ("", "asc", "desc"):
+        raise OutreachError(f"'{direction}' is not a direction", hint="use asc or desc")
     flt = QueueFilter(
-        status=None if status == "all" else status,
+        status="pending_review" if status == "snoozed" else None if status == "all" else status,
+        snoozed=status == "snoozed",
         motion=motion or None,
         trigger=trigger or None,
         owner=user.email if owner == "me" else None if owner == "all" else owner,
-        limit=50,
-        offset=(page - 1) * 50,
+        search=search or None,
+        sort=sort,
+        descending=None if not direction else direction == "desc",
+        limit=PAGE_SIZE,
+        offset=(page - 1) * PAGE_SIZE,
     )
-    shown = {"status": status, "owner": owner, "motion": motion, "trigger": trigger, "page": str(page)}
+    shown = {"status": status, "owner": owner, "motion": motion, "trigger": trigger, "q": search, "sort": sort,
+             "dir": direction, "page": str(page)}
     return flt, shown
 
 
 def _query(shown: dict[str, str], **changes: str) -> str:
     merged = {**shown, **changes}
-    return urlencode({k: v for k, v in merged.items() if v and not (k == "page" and v == "1")})
+    defaults = {"page": "1", "sort": "priority"}
+    return urlencode({k: v for k, v in merged.items() if v and defaults.get(k) != v})
 
 
 @router.get("/", include_in_schema=False)
@@ -217,8 +299,13 @@ def home(_user: User) -> Response:
 def queue_page(request: Request, user: User) -> HTMLResponse:
     review = _review(request)
     flt, shown = _filter(user, dict(request.query_params))
-    request.session["queue_query"] = _query(shown)
     page = review.queue.page(user, flt)
+    last_page = max(1, -(-page.matching // PAGE_SIZE))
+    if int(shown["page"]) > last_page:  # past the end (drafts were acted on): the last page that has rows
+        shown["page"] = str(last_page)
+        flt = flt.model_copy(update={"offset": (last_page - 1) * PAGE_SIZE})
+        page = review.queue.page(user, flt)
+    request.session["queue_query"] = _query(shown)
     extra = []
     if page.expired_now:
         extra.append({"kind": "warning", "text": f"{len(page.expired_now)} draft(s) expired: the account no "
@@ -226,7 +313,9 @@ def queue_page(request: Request, user: User) -> HTMLResponse:
     return _render(request, "queue.html", _context(
         request, user, page=page, shown=shown, query=lambda **c: _query(shown, **c),
         owners=review.queue.owners(), motions=MOTIONS, triggers=review.queue.triggers(), statuses=STATUSES,
-        extra_flashes=extra,
+        sorts={key: label for key, (label, _, _) in SORTS.items()},
+        sort_desc={key: desc for key, (_, _, desc) in SORTS.items()}, reps=_reps(review), last_page=last_page,
+        snooze_choices=SNOOZE_CHOICES, extra_flashes=extra,
     ))
 
 
@@ -251,11 +340,12 @@ def _detail_page(request: Request, user: Principal, detail: DraftDetail, *, mode
     extra = []
     if error is not None:
         extra.append({"kind": "error", "text": error.message + (f" — {error.hint}" if error.hint else "")})
-    can_act = user.is_manager or (user.can_review and detail.summary.owner_email in (None, user.email))
     return _render(request, "draft.html", _context(
         request, user, d=detail, mode=mode, form=form or {}, prev_id=newer, next_id=older,
-        queue_query=queue_query, can_act=can_act, extra_flashes=extra,
+        queue_query=queue_query, can_act=can_act(user, detail.summary.owner_email), extra_flashes=extra,
         regenerate_available=review.queue.regenerator is not None,
+        follows_instructions=review.queue.follows_instructions,
+        has_edits=detail.current.source == "edit", reps=_reps(review), snooze_choices=SNOOZE_CHOICES,
     ), status=status)
 
 
@@ -271,8 +361,12 @@ def edit_page(request: Request, draft_id: int, user: User) -> HTMLResponse:
 
 
 def _after_action(request: Request, user: Principal, draft_id: int, return_to: str, message: str,
-                  next_id: int | None) -> Response:
+                  next_id: int | None, *, undo_version: int | None = None) -> Response:
     flash(request, "success", message)
+    if undo_version is not None:
+        request.session["flash"][-1]["undo"] = {
+            "draft_id": draft_id, "version": undo_version,
+            "expires": int((datetime.now(UTC).timestamp() + UNDO_SECONDS) * 1000)}
     if return_to == "queue":
         query = request.session.get("queue_query", "")
         return RedirectResponse(f"/queue?{query}" if query else "/queue", status_code=303)
@@ -310,7 +404,8 @@ def approve(request: Request, draft_id: int, user: User, version: VersionField, 
             flash(request, "error", error.message)
             return RedirectResponse(f"/queue?{request.session.get('queue_query', '')}", status_code=303)
         return _act_failed(request, user, draft_id, error)
-    return _after_action(request, user, draft_id, return_to, f"Approved: {detail.summary.account_name}", next_id)
+    return _after_action(request, user, draft_id, return_to, f"Approved: {detail.summary.account_name}", next_id,
+                         undo_version=detail.summary.version)
 
 
 @router.post("/drafts/{draft_id}/reject", response_model=None)
@@ -327,7 +422,8 @@ def reject(request: Request, draft_id: int, user: User, version: VersionField, c
         return _act_failed(request, user, draft_id, error, mode="reject", form={"reason": reason, "note": note})
     label = REJECT_REASONS.get(reason, reason)  # type: ignore[call-overload]
     return _after_action(request, user, draft_id, return_to,
-                         f"Rejected: {detail.summary.account_name} ({label})", next_id)
+                         f"Rejected: {detail.summary.account_name} ({label})", next_id,
+                         undo_version=detail.summary.version)
 
 
 @router.post("/drafts/{draft_id}/edit", response_model=None)
@@ -348,22 +444,76 @@ def edit(request: Request, draft_id: int, user: User, version: VersionField, csr
 
 @router.post("/drafts/{draft_id}/regenerate", response_model=None)
 def regenerate(request: Request, draft_id: int, user: User, version: VersionField,
-               csrf_token_field: CsrfField = None, instructions: Annotated[str, Form()] = "") -> Response:
+               csrf_token_field: CsrfField = None, instructions: Annotated[str, Form()] = "",
+               keep_edits: Annotated[str, Form()] = "") -> Response:
     check_csrf(request, csrf_token_field)
     queue = _review(request).queue
     try:
-        detail = queue.regenerate(user, draft_id, version, instructions)
+        detail = queue.regenerate(user, draft_id, version, instructions, keep_edits=keep_edits != "off")
     except OutreachError as error:
         return _act_failed(request, user, draft_id, error, mode="regenerate", form={"instructions": instructions})
-    flash(request, "success", f"Regenerated: version {detail.current.number}")
+    note = detail.actions[-1].note if detail.actions else None
+    flash(request, "success", f"Regenerated: version {detail.current.number}" + (f" ({note})" if note else ""))
     return RedirectResponse(f"/drafts/{draft_id}", status_code=303)
 
 
+@router.post("/drafts/{draft_id}/undo", response_model=None)
+def undo(request: Request, draft_id: int, user: User, version: VersionField, csrf_token_field: CsrfField = None) -> Response:
+    check_csrf(request, csrf_token_field)
+    try:
+        detail = _review(request).queue.undo(user, draft_id, version)
+    except OutreachError as error:
+        flash(request, "error", error.message)
+        return RedirectResponse(f"/drafts/{draft_id}", status_code=303)
+    flash(request, "success", f"Undone: {detail.summary.account_name} is pending review again")
+    return RedirectResponse(f"/drafts/{draft_id}", status_code=303)
+
+
+@router.post("/drafts/{draft_id}/snooze", response_model=None)
+def snooze(request: Request, draft_id: int, user: User, version: VersionField, csrf_token_field: CsrfField = None,
+           until: Annotated[str, Form(max_length=20)] = "1d", next_id: Annotated[str, Form()] = "") -> Response:
+    check_csrf(request, csrf_token_field)
+    queue = _review(request).queue
+    flt, _ = _queue_filter_from_session(request, user)
+    _, following = queue.neighbours(flt, draft_id)
+    try:
+        detail = queue.snooze(user, draft_id, version, None if until == "wake" else _snooze_until(until))
+    except OutreachError as error:
+        return _act_failed(request, user, draft_id, error)
+    when = detail.summary.snoozed_until
+    return _after_action(request, user, draft_id, "", f"Snoozed: {detail.summary.account_name} until "
+                         f"{when:%b %d %H:%M} UTC" if when else f"Woken: {detail.summary.account_name}",
+                         following if when else None)
+
+
+@router.post("/drafts/{draft_id}/reassign", response_model=None)
+def reassign(request: Request, draft_id: int, user: User, version: VersionField, csrf_token_field: CsrfField = None,
+             owner: Annotated[str, Form(max_length=320)] = "") -> Response:
+    check_csrf(request, csrf_token_field)
+    try:
+        detail = _review(request).queue.reassign(user, draft_id, version, owner)
+    except OutreachError as error:
+        return _act_failed(request, user, draft_id, error)
+    flash(request, "success", f"Reassigned: {detail.summary.account_name} → {detail.summary.owner_email}")
+    return RedirectResponse(f"/drafts/{draft_id}", status_code=303)
+
+
+BULK_ACTIONS = ("approve", "reject", "reassign", "snooze")
+
+
+@router.post("/queue/bulk", response_model=None)
 @router.post("/queue/bulk-approve", response_model=None)
-async def bulk_approve(request: Request, user: User) -> Response:
+async def bulk(request: Request, user: User) -> Response:
+    """Approve, reject (one reason for all), reassign or snooze the selected rows; each succeeds or fails on
+    its own and the page says which."""
     form = await request.form()
-    token = form.get("csrf_token")
-    check_csrf(request, token if isinstance(token, str) else None)
+
+    def field(name: str, default: str = "") -> str:
+        value = form.get(name)
+        return value if isinstance(value, str) else default
+
+    check_csrf(request, field("csrf_token") or None)
+    action = field("action", "approve")
     items: list[tuple[int, int]] = []
     for value in form.getlist("selected"):
         draft_id, _, version = str(value).partition(":")
@@ -371,14 +521,32 @@ async def bulk_approve(request: Request, user: User) -> Response:
             items.append((int(draft_id), int(version)))
     query = request.session.get("queue_query", "")
     target = f"/queue?{query}" if query else "/queue"
+    if action not in BULK_ACTIONS:
+        flash(request, "error", f"'{action[:20]}' is not a bulk action")
+        return RedirectResponse(target, status_code=303)
     if not items:
         flash(request, "warning", "Select drafts first (x toggles the current row).")
         return RedirectResponse(target, status_code=303)
     queue = _review(request).queue
-    result = await run_in_threadpool(queue.bulk_approve, user, items)
-    if result.approved:
-        flash(request, "success", f"Approved {len(result.approved)} draft(s).")
-    for failed_id, message in sorted(result.failed.items()):
+    try:
+        if action == "approve":
+            approved = await run_in_threadpool(queue.bulk_approve, user, items)
+            done, failed = approved.approved, approved.failed
+        elif action == "reject":
+            result = await run_in_threadpool(queue.bulk_reject, user, items, field("reason"), field("note"))
+            done, failed = result.done, result.failed
+        elif action == "reassign":
+            result = await run_in_threadpool(queue.bulk_reassign, user, items, field("owner"))
+            done, failed = result.done, result.failed
+        else:
+            result = await run_in_threadpool(queue.bulk_snooze, user, items, _snooze_until(field("until", "1d")))
+            done, failed = result.done, result.failed
+    except OutreachError as error:
+        flash(request, "error", error.message + (f" — {error.hint}" if error.hint else ""))
+        return RedirectResponse(target, status_code=303)
+    verbs = {"approve": "Approved", "reject": "Rejected", "reassign": "Reassigned", "snooze": "Snoozed"}
+    if done:
+        flash(request, "success", f"{verbs[action]} {len(done)} draft(s).")
+    for failed_id, message in sorted(failed.items()):
         flash(request, "error", f"Draft {failed_id}: {message}")
     return RedirectResponse(target, status_code=303)
-

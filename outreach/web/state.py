@@ -6,7 +6,8 @@ no import cycle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -16,6 +17,7 @@ from outreach.application import Application
 from outreach.errors import ConflictError, NotFoundError, OutreachError, PermissionDeniedError
 from outreach.review.queue import ReviewQueue
 from outreach.settings import Settings
+from outreach.web.security import LoginThrottle
 
 WEB_DIR = Path(__file__).resolve().parent
 
@@ -39,6 +41,7 @@ class ReviewApp:
 
     application: Application
     queue: ReviewQueue
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
     @property
     def settings(self) -> Settings:
@@ -51,6 +54,14 @@ class ReviewApp:
     @property
     def factory(self) -> sessionmaker[Session]:
         return self.application.sessions
+
+    @property
+    def session_lifetime(self) -> timedelta:
+        return timedelta(hours=self.settings.session_hours)
+
+    @property
+    def session_idle(self) -> timedelta:
+        return timedelta(minutes=self.settings.session_idle_minutes)
 
 
 def status_for(error: OutreachError) -> int:

@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import TemplateError
+from jinja2.exceptions import SecurityError
 
 from outreach import bundled
 from outreach.drafting.evaluation import EvalSet, load_eval_set, score_draft
@@ -221,6 +223,11 @@ def preview(request: Request, name: str, user: User, csrf_token_field: CsrfField
         context.update(prompt=prompt, drafts=drafts, account=chosen, error=None)
     except OutreachError as error:
         context.update(error=error)
+    except TemplateError as error:  # the sandbox refused something the template tried (SecurityError), or a bug
+        blocked = isinstance(error, SecurityError)
+        context.update(error=OutreachError(
+            f"{'the sandbox blocked the template' if blocked else 'the template failed'}: {error}",
+            hint="templates may only use the documented variables (outreach prompts list --variables)"))
     return _render(request, "_prompt_preview.html", context)
 
 

@@ -22,7 +22,7 @@ router = APIRouter(tags=["unsubscribe"])
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><meta name="robots" content="noindex">
-</head><body style="font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem">
+<link rel="stylesheet" href="/static/standalone.css"></head><body class="standalone">
 <h1>{title}</h1>{body}</body></html>"""
 
 

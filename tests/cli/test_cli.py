@@ -105,5 +105,6 @@ def test_demo_runs_the_whole_job_without_serving(isolated_home: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "40 accounts: 18 ready, 12 nurture, 10 not fit" in result.stdout
     assert "18 drafts: 18 ok, 0 flagged, 0 failed" in result.stdout
-    assert "18 drafts queued" in result.stdout and "Demo login (shown once)" in result.stdout
+    assert "18 drafts queued" in result.stdout and "Demo login (SDR, shown once)" in result.stdout
+    assert "all pending" in result.stdout  # the sending part ran on its own copy: the rep's queue is intact
     assert (isolated_home / "outreach.db").exists() and (isolated_home / "demo-drafts.jsonl").exists()

@@ -19,7 +19,7 @@ import pytest
 import vcr
 
 from outreach.drafting.config import DraftingConfig, OpenAIOptions, load_drafting_config
-from outreach.drafting.drafts import Workspace, open_workspace, write_draft
+from outreach.drafting.drafts import Workspace, write_draft
 from outreach.drafting.providers import get_provider
 from outreach.drafting.providers.cache import ResponseCache
 from outreach.drafting.providers.chat import ChatProvider
@@ -28,7 +28,6 @@ from outreach.drafting.providers.ratelimit import RateLimiter
 from outreach.drafting.templates import render, select_template
 from outreach.errors import ProviderError
 from outreach.settings import Settings
-from tests.helpers import AS_OF, make_data_dir
 
 CASSETTES = Path(__file__).parents[1] / "cassettes" / "test_providers_servers"
 
@@ -53,11 +52,6 @@ def cassette(name: str, bodies: list[dict[str, Any]] | None = None) -> Iterator[
 
             played.play_response = spy
         yield played
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return open_workspace(make_data_dir(tmp_path_factory.mktemp("servers") / "data"), AS_OF)
 
 
 def config() -> DraftingConfig:

@@ -7,27 +7,11 @@ from pathlib import Path
 import pytest
 
 from outreach.drafting.config import ValidationPolicy
-from outreach.drafting.drafts import Workspace, open_workspace
+from outreach.drafting.drafts import Workspace
 from outreach.drafting.facts import DraftFacts
 from outreach.drafting.providers.base import Draft
 from outreach.drafting.providers.offline import draft_offline
 from outreach.drafting.validation import Issue, fact_numbers, numbers_in, validate_draft
-from tests.helpers import AS_OF, make_data_dir
-
-
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    return open_workspace(make_data_dir(tmp_path_factory.mktemp("validation") / "data"), AS_OF)
-
-
-@pytest.fixture(scope="module")
-def upsell(workspace: Workspace) -> DraftFacts:
-    return workspace.context.facts(workspace.decision("a1"))
-
-
-@pytest.fixture(scope="module")
-def bundle(workspace: Workspace) -> DraftFacts:
-    return workspace.context.facts(workspace.decision("a3"))
 
 
 def check(workspace: Workspace, draft: Draft, facts: DraftFacts, policy: ValidationPolicy | None = None) -> list[Issue]:

@@ -39,7 +39,6 @@ def test_an_event_makes_an_account_ready_and_queues_its_draft(tmp_path: Path) ->
     from datetime import UTC, datetime
 
     from outreach.integrations.intake import create_key
-
     from outreach.review.users import add_user
 
     application, _ = _application(tmp_path)

@@ -127,3 +127,36 @@ def test_replies_and_conversions_count_per_version(sqlite_url: str) -> None:
     [arm] = experiment_report(factory, registry, "upsell").arms
     assert arm.reply is not None and (arm.reply.successes, arm.reply.trials) == (1, 3)  # auto-reply is no reply
     assert arm.conversion is not None and (arm.conversion.successes, arm.conversion.trials) == (1, 3)
+
+
+def test_explain_and_report_hold_out_the_control_group_like_draft(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`explain` (table and --json) shows control accounts as held_out — the accounts `draft` skips — and the
+    report counts the same accounts gated out under held_out."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from outreach.cli.main import app
+    from outreach.metrics.report import engine_view
+
+    prompts = copy_prompts(tmp_path / "prompts")
+    registry = Registry.open(prompts)
+    registry.save("upsell", (prompts / "upsell.md.j2").read_text().replace("No hype", "Never any hype"), note="v2")
+    registry.set_split("upsell", "production", Split(experiment="hype", weights={"1": 1, "2": 1}, control_pct=50))
+    data = make_data_dir(tmp_path / "data")
+    workspace = open_workspace(data, AS_OF, prompts_dir=prompts)
+    skipped = {d.account_id for d in workspace.decisions if any(r.rule == "held_out" for r in d.gate.reasons)}
+    assert skipped
+    monkeypatch.setenv("OUTREACH_PROMPTS_DIR", str(prompts))
+    result = CliRunner().invoke(app, ["explain", "--data", str(data), "--as-of", AS_OF.isoformat(), "--json"])
+    assert result.exit_code == 0, result.output
+    shown = {row["account_id"] for row in json.loads(result.stdout)
+             if any(reason["rule"] == "held_out" for reason in row["gate"]["reasons"])}
+    assert shown == skipped
+    table = CliRunner().invoke(app, ["explain", "--data", str(data), "--as-of", AS_OF.isoformat()],
+                               env={"COLUMNS": "250"})
+    assert table.stdout.count("held_out") >= 1
+    view = engine_view(data, AS_OF, prompts_dir=prompts)
+    gated = {t.account_id for t in view.triggered if "held_out" in t.gate_reasons}
+    assert gated == {a for a in skipped if a in {t.account_id for t in view.triggered}} and gated

@@ -24,6 +24,8 @@ TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "revi
           "sequence_enrollments", "outbox", "suppressions", "unsubscribe_tokens", "mail_events",
           # 0005: expansion outcomes
           "outcomes",
+          # 0008: server-side web sessions
+          "web_sessions",
           # 0009_integrations: event store inbox, intake keys, notifications, account states, cursors
           "stored_events", "event_users", "stored_files", "intake_keys", "notifications", "account_states",
           "integration_cursors"}

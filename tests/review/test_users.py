@@ -161,7 +161,10 @@ def test_prepare_demo_fills_the_queue_and_resets_the_login(tmp_path: Path) -> No
     assert second.line() == "0 drafts queued, 3 merged, 0 skipped" and second.password != first.password
     factory = db.session_factory(db.make_engine(settings.resolved_database_url()))
     with db.transaction(factory) as session:
-        assert authenticate(session, first.email, second.password).role == "admin"
+        # the demo login is a rep who owns queued drafts; the manager login is separate
+        assert authenticate(session, first.email, second.password).role == "sdr"
+        assert authenticate(session, second.admin_email, second.admin_password).role == "admin"
+    assert second.pending_for_sdr >= 1
 
 
 def test_names_and_titles_sign_the_owners_drafts(db_url: str) -> None:

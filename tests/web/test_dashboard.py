@@ -50,8 +50,18 @@ def test_dashboard_shows_the_seeded_history_with_accessible_charts(demo_client: 
     funnel_desc = re.search(r'<desc id="chart-funnel-desc">([^<]*)</desc>', html)
     assert funnel_desc and "bundle converted 1" in funnel_desc.group(1)
     assert "integration request: 100% (2 of 2 sent)" in html
-    assert re.search(r"<td>all</td><td>30</td>", html)  # 30 triggered accounts in the totals row
+    # 35 journeys in the totals row: 10 drafted ones, and 25 triggered accounts without a draft this year
+    assert re.search(r"<td>all</td><td>35</td>", html)
     assert "cdn" not in html.lower() and "<script src=\"http" not in html
+
+
+def test_dashboard_opens_on_the_latest_period_with_data(demo_client: TestClient) -> None:
+    opened = demo_client.get("/dashboard").text  # as of 2026-11-20: Q4 has sends and outcomes
+    assert "Expansion metrics <span class=\"muted\">2026-Q4</span>" in opened
+    empty = demo_client.get("/dashboard?period=2027-Q1").text
+    assert "no data: the period starts after the analysis date (2026-11-20)" in empty
+    before = demo_client.get("/dashboard?period=2024-Q1").text
+    assert "no data: the period ends before the first contract starts" in before
 
 
 def test_dashboard_period_controls_and_errors(demo_client: TestClient) -> None:

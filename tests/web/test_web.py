@@ -220,16 +220,21 @@ def test_over_long_edit_is_refused_and_keeps_the_text(client: TestClient, sqlite
     assert sqlite_world.queue.show(sqlite_world.admin, draft_id).summary.version == version
 
 
-def test_regenerate_with_instructions(client: TestClient, sqlite_world: ReviewWorld) -> None:
+def test_offline_regeneration_is_offered_without_instructions(client: TestClient, sqlite_world: ReviewWorld) -> None:
+    """The offline drafter cannot follow instructions: the page offers a re-draft from the facts, and an
+    instructed regeneration is refused instead of pretending."""
     csrf = login(client, MAYA)
     draft_id = sqlite_world.draft_ids["acme"]
-    response = client.post(f"/drafts/{draft_id}/regenerate", data={
+    page = client.get(f"/drafts/{draft_id}").text
+    assert "Re-draft from the latest facts" in page and 'name="instructions"' not in page
+    refused = client.post(f"/drafts/{draft_id}/regenerate", data={
         "csrf_token": csrf, "version": sqlite_world.version("acme"), "instructions": "shorter"})
+    assert refused.status_code == 422 and "cannot follow instructions" in refused.text
+    response = client.post(f"/drafts/{draft_id}/regenerate", data={
+        "csrf_token": csrf, "version": sqlite_world.version("acme")})
     assert response.status_code == 200 and "Regenerated: version 2" in response.text
     detail = sqlite_world.queue.show(sqlite_world.admin, draft_id)
-    assert detail.current.source == "regeneration" and detail.current.instructions == "shorter"
-    assert detail.current.provider == "offline"
-    assert any("cannot follow instructions" in issue for issue in detail.current.issues)
+    assert detail.current.source == "regeneration" and detail.current.provider == "offline"
 
 
 def test_a_regenerated_version_is_signed_by_the_owner_as_named_now(client: TestClient,
@@ -333,8 +338,10 @@ def test_api_reject_edit_regenerate_bulk(client: TestClient, sqlite_world: Revie
                          json={"version": w.version("acme"), "subject": "S", "body": "B", "call_to_action": ""})
     assert edited.status_code == 200 and edited.json()["current"]["edit_distance"] > 0
     regenerated = client.post(f"/api/drafts/{w.draft_ids['acme']}/regenerate", headers=headers,
-                              json={"version": w.version("acme"), "instructions": "warmer"})
+                              json={"version": w.version("acme")})
     assert regenerated.json()["current"]["source"] == "regeneration"
+    # the offline drafter kept the rep's edit (merged into its new text) instead of discarding it
+    assert (regenerated.json()["current"]["subject"], regenerated.json()["current"]["body"]) == ("S", "B")
     rejected = client.post(f"/api/drafts/{w.draft_ids['acme']}/reject", headers=headers,
                            json={"version": w.version("acme"), "reason": "wrong_friction", "note": "x"})
     assert rejected.json()["summary"]["status"] == "rejected"
@@ -345,8 +352,10 @@ def test_api_reject_edit_regenerate_bulk(client: TestClient, sqlite_world: Revie
     assert "rejected" in bulk.json()["failed"][str(w.draft_ids["acme"])]
 
 
-def test_openapi_documents_the_api(client: TestClient) -> None:
-    schema = client.get("/api/openapi.json").json()
+def test_openapi_documents_the_api(client: TestClient, sqlite_world: ReviewWorld) -> None:
+    assert client.get("/api/openapi.json").status_code == 401  # the schema is behind a login too
+    schema = client.get("/api/openapi.json", headers=token_for(sqlite_world, MAYA)).json()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert {"/api/drafts", "/api/drafts/{draft_id}/approve", "/api/drafts/{draft_id}/reject",
             "/api/drafts/{draft_id}/edit", "/api/drafts/{draft_id}/regenerate",
             "/api/drafts/bulk-approve"} <= set(schema["paths"])

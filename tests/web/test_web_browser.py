@@ -8,10 +8,12 @@ Without /usr/bin/chromium the tests skip, except under CI=true, where they fail:
 from __future__ import annotations
 
 import os
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
@@ -171,30 +173,147 @@ def test_conflict_is_shown_to_the_second_reviewer(page: Page, sqlite_world: Revi
         assert world.queue.show(world.admin, world.draft_ids["acme"]).summary.status == "pending_review"
 
 
-@pytest.mark.skipif(not (DEMO_DATA / "accounts.csv").exists(), reason="outreach/defaults/demo is not present")
-def test_screenshots_of_the_demo(page: Page, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """Screenshots of the demo queue and a draft: into a temp dir, or docs/screenshots with --update-screenshots."""
-    shots = SCREENSHOTS if request.config.getoption("--update-screenshots") else tmp_path / "screenshots"
-    from outreach.cli.review import prepare_demo
+@dataclass
+class DemoServer:
+    url: str
+    email: str
+    password: str
+    admin_email: str
+    admin_password: str
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'demo.db'}")
-    # Drafting runs its own asyncio loop; Playwright's sync API already runs one in this thread.
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
+    """The demo's queue (prepare_demo, as `outreach demo` fills it) served once for the demo-data tests."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from outreach.cli.review import prepare_demo
+
+    home = tmp_path_factory.mktemp("demo")
+    settings = Settings(database_url=f"sqlite:///{home / 'demo.db'}")
+    # Drafting runs its own asyncio loop; Playwright's sync API already runs one in this thread.
     with ThreadPoolExecutor(1) as pool:
         demo = pool.submit(prepare_demo, settings, DEMO_DATA, date(2026, 11, 20)).result()
     app = create_app(web_settings(settings, secret_key="screenshot-secret-0123456789", data_dir=DEMO_DATA,
-                                           as_of=date(2026, 11, 20)))
-    shots.mkdir(parents=True, exist_ok=True)
+                                  as_of=date(2026, 11, 20)))
     with LiveServer(app) as server:
-        log_in(page, server.url, demo.email, demo.password)
-        rows = page.locator("#queue-table tbody tr")
-        assert rows.count() >= 5
-        page.screenshot(path=str(shots / "queue.png"))
-        page.keyboard.press("j")
-        page.keyboard.press("Enter")
-        expect(page.locator(".evidence .friction").first).to_be_visible()
-        expect(page.locator("#draft-body a.fig").first).to_be_visible()
-        page.screenshot(path=str(shots / "draft.png"), full_page=True)
+        yield DemoServer(server.url, demo.email, demo.password, demo.admin_email, demo.admin_password)
+
+
+def test_screenshots_of_the_demo(page: Page, tmp_path: Path, request: pytest.FixtureRequest,
+                                 demo_server: DemoServer) -> None:
+    """Screenshots of the demo queue and a draft: into a temp dir, or docs/screenshots with --update-screenshots."""
+    shots = SCREENSHOTS if request.config.getoption("--update-screenshots") else tmp_path / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    log_in(page, demo_server.url, demo_server.email, demo_server.password)
+    rows = page.locator("#queue-table tbody tr")
+    assert rows.count() >= 5
+    page.screenshot(path=str(shots / "queue.png"))
+    page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page.locator(".evidence .friction").first).to_be_visible()
+    expect(page.locator("#draft-body a.fig").first).to_be_visible()
+    page.screenshot(path=str(shots / "draft.png"), full_page=True)
     assert (shots / "queue.png").stat().st_size > 10_000
     assert (shots / "draft.png").stat().st_size > 10_000
+
+
+def test_security_in_the_browser(browser: Browser, demo_server: DemoServer) -> None:
+    """No third-party request and no CSP violation on any page (Swagger UI included); a cookie copied before
+    logout opens nothing afterwards."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    foreign: list[str] = []
+    violations: list[str] = []
+    page.on("request", lambda r: foreign.append(r.url) if not r.url.startswith((demo_server.url, "data:")) else None)
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    log_in(page, demo_server.url, demo_server.admin_email, demo_server.admin_password)
+    first = page.locator("#queue-table tbody tr a.rowlink").first.get_attribute("href")
+    for path in ("/queue?status=all", str(first), "/dashboard", "/prompts", "/prompts/upsell", "/admin", "/integrations",
+                 "/api/docs"):
+        page.goto(demo_server.url + path)
+        page.wait_for_load_state("networkidle")
+    expect(page.locator("#swagger-ui .opblock").first).to_be_visible()  # Swagger UI ran from local assets
+    assert foreign == [] and violations == []
+    cookies = context.cookies()
+    page.goto(demo_server.url + "/queue")
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in to review drafts")).to_be_visible()
+    replay = browser.new_context()
+    replay.add_cookies(cookies)  # type: ignore[arg-type]
+    stolen = replay.new_page()
+    stolen.goto(demo_server.url + "/queue")
+    expect(stolen.get_by_role("heading", name="Log in to review drafts")).to_be_visible()
+    replay.close()
+    context.close()
+
+
+def test_a_reps_morning(page: Page, demo_server: DemoServer) -> None:
+    """The demo SDR works the queue: sort, search, bulk reject two with a reason, approve one and undo it,
+    edit then regenerate keeping the edit, and Back after navigating shows what the URL says."""
+    base = demo_server.url
+    log_in(page, base, demo_server.email, demo_server.password)
+    rows = page.locator("#queue-table tbody tr")
+    expect(rows.first).to_be_visible()
+    count = rows.count()
+    assert count >= 5  # the demo leaves the rep a real queue: all of their drafts pending
+    # Sort by MRR: rows come highest first, and the order is in the URL.
+    page.locator("#queue-sort").select_option("mrr")
+    expect(page).to_have_url(re.compile(r"sort=mrr"))
+    mrrs = [float(t.replace("$", "").replace(",", "")) for t in page.locator("td.mrr").all_inner_texts()]
+    assert mrrs == sorted(mrrs, reverse=True)
+    # Search for one account by name.
+    name = page.locator("td.acct a.rowlink").nth(1).inner_text()
+    page.keyboard.press("/")
+    page.locator("#queue-search").fill(name)
+    page.locator("#queue-search").press("Enter")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(name)
+    page.goto(f"{base}/queue?sort=mrr")
+    # Bulk reject the last two rows with one reason.
+    rejected = [rows.nth(i).get_attribute("data-draft-id") for i in (count - 2, count - 1)]
+    for draft_id in rejected:
+        page.locator(f"tr[data-draft-id='{draft_id}'] input[type=checkbox]").check()
+    page.locator("#bulk-reason").select_option("timing")
+    page.locator("#bulk-note").fill("renewal next month")
+    page.locator("#bulk-reject").click()
+    expect(page.locator(".flash-success")).to_contain_text("Rejected 2 draft(s)")
+    expect(rows).to_have_count(count - 2)
+    # Approve the first one from its page, then undo with z.
+    first_id = rows.first.get_attribute("data-draft-id")
+    rows.first.locator("td.subject").click()  # the current row (j/k and clicks move it)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{base}/drafts/{first_id}")
+    expect(page.locator("#draft-to")).to_contain_text("@")  # the recipient is on the page
+    page.locator("body").press("a")
+    expect(page.locator(".flash-success")).to_contain_text("Approved:")
+    expect(page.locator("#undo-button")).to_be_visible()
+    page.locator("body").press("z")
+    expect(page.locator(".flash-success")).to_contain_text("pending review again")
+    expect(page).to_have_url(f"{base}/drafts/{first_id}")
+    expect(page.locator("#approve-button")).to_be_visible()
+    # Edit (add a P.S.), then regenerate keeping the edit.
+    page.locator("body").press("e")
+    body = page.locator("#edit-body")
+    body.fill(body.input_value() + "\n\nP.S. Happy to walk your team through it on Thursday.")
+    body.press("Control+Enter")
+    expect(page.locator(".flash-success")).to_contain_text("Saved version 2")
+    page.locator("body").press("g")
+    expect(page.locator("#keep-edits")).to_be_checked()
+    page.locator("#confirm-regenerate").click()
+    expect(page.locator(".flash-success")).to_contain_text("Regenerated: version 3")
+    expect(page.locator("#draft-body")).to_contain_text("P.S. Happy to walk your team through it on Thursday.")
+    # j opens the next draft; Back shows the previous one again, exactly as its URL says.
+    heading = page.locator("h1").inner_text()
+    page.locator("body").press("j")
+    expect(page).not_to_have_url(f"{base}/drafts/{first_id}")
+    assert page.locator("h1").inner_text() != heading
+    page.go_back()
+    expect(page).to_have_url(f"{base}/drafts/{first_id}")
+    expect(page.locator("h1")).to_have_text(heading)
+    page.keyboard.press("?")
+    expect(page.locator("dialog#help dt").first).to_contain_text("j")
+    help_rows = page.locator("dialog#help dl").first
+    expect(help_rows.locator("dt").nth(0)).to_contain_text("j")
+    expect(help_rows.locator("dd").nth(0)).to_contain_text("next / previous draft")

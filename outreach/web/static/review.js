@@ -1,5 +1,6 @@
-// Keyboard shortcuts for the review queue. j/k move, a approve, e edit, r reject, g regenerate, ? help.
-// Works with htmx's boosted navigation: listeners are on document, state is re-read after every swap.
+// Keyboard shortcuts for the review queue. j/k move, a approve, e edit, r reject, g regenerate, s snooze,
+// z undo, / search, ? help. Every page is a real navigation (no client-side swaps), so the browser's Back
+// always shows what the URL names. No inline handlers anywhere: the Content-Security-Policy allows none.
 (function () {
   "use strict";
 
@@ -12,10 +13,7 @@
   function page() { var main = document.getElementById("main"); return main ? main.getAttribute("data-page") : ""; }
   function rows() { return Array.prototype.slice.call(document.querySelectorAll("#queue-table tbody tr[data-draft-id]")); }
 
-  function go(url) {
-    if (window.htmx) { window.htmx.ajax("GET", url, { target: "body", swap: "innerHTML" }).then(function () { history.pushState({}, "", url); }); }
-    else { window.location.href = url; }
-  }
+  function go(url) { window.location.assign(url); }
 
   function submit(form) { if (form) { if (form.requestSubmit) form.requestSubmit(); else form.submit(); } }
 
@@ -72,7 +70,7 @@
     if (!panel) return false;
     Object.keys(panels).forEach(function (other) { var p = document.getElementById("panel-" + other); if (p) p.hidden = other !== name; });
     panel.hidden = false;
-    var field = name === "reject" ? panel.querySelector("input[name=reason]:checked") : document.getElementById(panels[name]);
+    var field = name === "reject" ? panel.querySelector("input[name=reason]:checked") : document.getElementById(panels[name]) || panel.querySelector("input:not([type=hidden]), button[type=submit]");
     if (field) { field.focus(); if (field.setSelectionRange && name !== "reject") { var n = field.value.length; field.setSelectionRange(n, n); } }
     panel.scrollIntoView({ block: "nearest" });
     return true;
@@ -98,8 +96,18 @@
       case "j": var next = document.getElementById("next-draft"); if (next) { go(next.getAttribute("href")); return true; } return false;
       case "k": var prev = document.getElementById("prev-draft"); if (prev) { go(prev.getAttribute("href")); return true; } return false;
       case "u": var back = document.getElementById("back-to-queue"); if (back) { go(back.getAttribute("href")); return true; } return false;
+      case "s": var snooze = document.getElementById("snooze-form"); if (snooze) { submit(snooze); return true; } return false;
     }
     return false;
+  }
+
+  // ---- undo: the button in the flash works for a few seconds ----------------------------------------------
+  function initUndo() {
+    var form = document.getElementById("undo-form");
+    if (!form) return;
+    var left = parseInt(form.getAttribute("data-expires"), 10) - Date.now();
+    if (!(left > 0)) { form.remove(); return; }
+    window.setTimeout(function () { if (form.parentNode) form.remove(); }, left);
   }
 
   function updateCount() {
@@ -139,6 +147,8 @@
       return;
     }
     if (event.key === "?") { help(true); event.preventDefault(); return; }
+    if (event.key === "z") { var undo = document.getElementById("undo-form"); if (undo) { submit(undo); event.preventDefault(); return; } }
+    if (event.key === "/") { var search = document.getElementById("queue-search"); if (search) { search.focus(); search.select(); event.preventDefault(); return; } }
     var handled = page() === "queue" ? queueKey(event) : page() === "draft" ? draftKey(event) : false;
     if (handled) event.preventDefault();
   });
@@ -156,7 +166,14 @@
 
   document.addEventListener("input", function (event) { if (event.target && event.target.id === "edit-body") updateCount(); });
 
-  function init() { if (page() === "queue") initQueue(); else if (page() === "draft") initDraft(); }
-  document.addEventListener("DOMContentLoaded", init);
-  document.addEventListener("htmx:afterSettle", init);
+  // Selects marked data-autosubmit apply at once (the filters, the admin page's role).
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target instanceof Element && target.matches("select[data-autosubmit]") && target.form) submit(target.form);
+  });
+
+  function init() { initUndo(); if (page() === "queue") initQueue(); else if (page() === "draft") initDraft(); }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init); else init();
+  // A page restored from the back-forward cache is the page its URL names; re-read its state.
+  window.addEventListener("pageshow", function (event) { if (event.persisted) init(); });
 })();

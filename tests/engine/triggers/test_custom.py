@@ -229,7 +229,7 @@ def test_custom_trigger_end_to_end_draft_queue_report_and_rules_check(datadir: D
     assert queued.exit_code == 0, queued.output
     assert "acme" in queued.output
 
-    triggered, _, _ = engine_view(root, AS_OF)
+    triggered = engine_view(root, AS_OF).triggered
     assert [(t.account_id, t.motion, t.trigger) for t in triggered] == [("acme", "cross_sell", "reports_shared")]
 
 
