@@ -33,10 +33,12 @@ from outreach.cli.common import (
     console,
     data_dir,
     err_console,
+    load_data,
     log_level_for,
     parse_as_of,
     run,
 )
+from outreach.cli.integrations import register as register_integrations
 from outreach.cli.metrics import register as register_metrics
 from outreach.cli.review import enqueue_drafts, owner_senders, prepare_demo, seed_demo_team
 from outreach.cli.review import register as register_review
@@ -56,8 +58,8 @@ from outreach.drafting.providers import get_provider
 from outreach.drafting.providers.offline import OfflineProvider
 from outreach.drafting.registry import load_templates
 from outreach.drafting.templates import RenderedPrompt, get_template, render
-from outreach.engine.data import Account, load_dataset
-from outreach.engine.decisions import Decision, explain, explain_json, rules_for, unoffered_line
+from outreach.engine.data import Account
+from outreach.engine.decisions import Decision, decide, explain, explain_json, rules_for, unoffered_line
 from outreach.settings import get_settings
 from outreach.types import Cohort
 
@@ -103,10 +105,16 @@ def _held_out() -> Callable[[Account], bool] | None:
     return router.held_out if router is not None else None
 
 
-def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
-    """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`)."""
+def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: bool = True) -> list[Decision]:
+    """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`), with the
+    workspace's stored events unless ``stored`` is False (the demo reads its bundled files only); the A/B
+    control group held out as ``draft`` and ``report`` hold it out."""
     settings = get_settings()
-    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path, held_out=_held_out())
+    rules_path = rules or settings.rules_path
+    if not stored:
+        return explain(data, parse_as_of(as_of), rules_path=rules_path, held_out=_held_out())
+    dataset = load_data(data)
+    return decide(dataset, rules_for(dataset, rules_path), parse_as_of(as_of), held_out=_held_out())
 
 
 def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
@@ -164,7 +172,7 @@ def explain_command(
     if as_json:
 
         def payload() -> bytes:
-            dataset = load_dataset(data)
+            dataset = load_data(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
             return explain_json(dataset, rules_used, parse_as_of(as_of), cohort=wanted, held_out=_held_out())
 
@@ -196,13 +204,14 @@ def demo_command(
     from outreach.web.app import create_app
     from outreach.web.app import serve as serve_app
 
-    decisions = run(lambda: _decisions(DEMO_DATA, as_of, None))
+    decisions = run(lambda: _decisions(DEMO_DATA, as_of, None, stored=False))
     console.print(explain_table(decisions, title=f"Demo: expansion readiness on {as_of}"))
     console.print(cohort_summary(decisions))
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
     run(lambda: seed_demo_team(settings))  # the demo's reps sign their accounts' drafts
-    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
+    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False,
+                                     stored=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
                   highlight=False)
     _print_unoffered(decisions)
@@ -279,6 +288,7 @@ def _draft_run(
     out: Path,
     *,
     progress_bar: bool = True,
+    stored: bool = True,
     migrate: bool = False,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
     settings = get_settings()
@@ -286,7 +296,8 @@ def _draft_run(
     def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
-            prompts_dir=prompts or settings.prompts_dir, senders=owner_senders(settings, migrate=migrate),
+            prompts_dir=prompts or settings.prompts_dir, dataset=load_data(data) if stored else None,
+            senders=owner_senders(settings, migrate=migrate),
         )
         chosen = get_provider(provider, settings, workspace.context.config)
         ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
@@ -536,6 +547,7 @@ def _register_subcommands() -> None:
     register_tuning(app, prompts_app)
     register_sequences(app)
     register_metrics(app)
+    register_integrations(app)
     register_rules(app)
 
 
