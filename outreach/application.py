@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from outreach.drafting.providers.base import Provider
     from outreach.engine.data import Dataset
     from outreach.engine.rules import Rules
+    from outreach.engine.store import EventStore, Refresh
 
 
 def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
@@ -37,6 +38,14 @@ def _fingerprint(root: Path) -> tuple[tuple[str, int, int], ...]:
             stat = path.stat()
             entries.append((path.name, stat.st_size, stat.st_mtime_ns))
     return tuple(entries)
+
+
+def _fingerprint_file(path: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return ()
+    return ((str(path), stat.st_size, stat.st_mtime_ns),)
 
 
 @dataclass
@@ -101,20 +110,51 @@ class Application:
 
     # ---------------------------------------------------------------------------------------------- data
 
-    def dataset(self, data_dir: Path) -> Dataset:
-        """The data set in ``data_dir``, loaded once and reused until one of its files changes."""
+    def event_store(self, *, create: bool = False, in_place: bool = False) -> EventStore | None:
+        """The workspace's event store (docs/integrations.md), or None while it has none and ``create`` is False.
+        ``in_place``: data sets read the store's file where it is (one-shot commands) instead of copying it."""
+        from outreach.engine.store import EventStore
+
+        return EventStore.open(self.settings, lambda: self.engine, create=create, in_place=in_place)
+
+    def dataset(self, data_dir: Path, *, in_place: bool = False) -> Dataset:
+        """The data set in ``data_dir`` with the workspace's stored events, loaded once and reused until one of
+        its files (or the event store's file) changes. ``in_place`` is for one-shot commands: the events are
+        read from the store's file where it is, which stays open (read-only) while the data set lives."""
         from outreach.engine.data import load_dataset
 
         root = Path(data_dir).expanduser().resolve()
-        fingerprint = _fingerprint(root)
+        store = self.event_store(in_place=in_place)
+        fingerprint = _fingerprint(root) + (_fingerprint_file(store.path) if store is not None else ())
         with self._lock:
             cached = self._datasets.get(root)
             if cached is not None and cached[0] == fingerprint:
                 return cached[1]
-        dataset = load_dataset(data_dir)
+        dataset = load_dataset(data_dir, events=store)
         with self._lock:
             self._datasets[root] = (fingerprint, dataset)
         return dataset
+
+    def refresh_events(self, data_dir: Path) -> Refresh:
+        """Take the events stored since ``data_dir``'s data set was loaded into it, in place (the intake's
+        reactor calls this after new events arrive): far cheaper than loading the history again. When rows
+        stored earlier changed account (a late ``group`` call) the data set is loaded afresh instead."""
+        from outreach.engine.store import Refresh
+
+        root = Path(data_dir).expanduser().resolve()
+        dataset = self.dataset(root)
+        store = self.event_store(create=True)
+        assert store is not None
+        with self._lock:
+            result = store.refresh(dataset.events)
+            if result.reload:
+                self._datasets.pop(root, None)
+            else:  # the store's file changed under the cached data set only by what it just took in
+                self._datasets[root] = (_fingerprint(root) + _fingerprint_file(store.path), dataset)
+        if result.reload:
+            self.dataset(root)
+            return Refresh(result.rows, result.accounts, reload=True)
+        return result
 
     def rules(self, dataset: Dataset, rules_path: Path | None = None) -> Rules:
         """Defaults < the data directory's rules.yaml < ``rules_path`` (or ``OUTREACH_RULES_PATH``)."""

@@ -169,6 +169,51 @@ class Settings(BaseSettings):
         default=None, description="Currency the metrics are reported in; default the one currency in the data."
     )
 
+    # Integrations (docs/integrations.md): the event store and intake, Zendesk, CRM, Slack, webhooks, ESPs.
+    event_store_path: Path | None = Field(
+        default=None,
+        description="DuckDB file of stored events (with PostgreSQL: the local columnar copy of them); "
+        "default OUTREACH_HOME/events.duckdb.",
+    )
+    intake_react: bool = Field(
+        default=True,
+        description="Re-decide the accounts events arrive for through /v1/* and queue drafts for newly ready ones "
+        "(needs OUTREACH_DATA_DIR / serve --data).",
+    )
+    zendesk_subdomain: str | None = Field(default=None, description="Zendesk subdomain (acme for acme.zendesk.com).")
+    zendesk_email: str | None = Field(default=None, description="Zendesk agent email for API token auth.")
+    zendesk_api_token: SecretStr | None = Field(default=None, description="Zendesk API token.")
+    slack_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack incoming webhook URL for ready accounts, held sends and replies."
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None, description="Slack bot token (xoxb-…): messages go to the account owner by email, else slack_channel."
+    )
+    slack_channel: str | None = Field(default=None, description="Slack channel for the bot token when no owner matches.")
+    crm: Literal["hubspot", "salesforce"] | None = Field(
+        default=None, description="CRM to log approved and sent emails in: hubspot or salesforce."
+    )
+    hubspot_access_token: SecretStr | None = Field(default=None, description="HubSpot private app access token.")
+    salesforce_username: str | None = Field(default=None, description="Salesforce API user.")
+    salesforce_password: SecretStr | None = Field(default=None, description="Salesforce API user's password.")
+    salesforce_security_token: SecretStr | None = Field(default=None, description="Salesforce security token.")
+    salesforce_domain: str = Field(default="login", description="login (production) or test (sandbox).")
+    webhook_url: str | None = Field(default=None, description="Generic outbound webhook for every notification.")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs outbound webhooks: X-Outreach-Signature: sha256=HMAC(secret, t.body)."
+    )
+    notify_attempts: int = Field(default=3, ge=1, le=10, description="Delivery attempts per notification.")
+    sendgrid_webhook_public_key: str | None = Field(
+        default=None, description="SendGrid Event Webhook verification key (base64, from the SendGrid settings)."
+    )
+    postmark_webhook_user: str | None = Field(default=None, description="Basic-auth user in the Postmark webhook URL.")
+    postmark_webhook_password: SecretStr | None = Field(
+        default=None, description="Basic-auth password in the Postmark webhook URL."
+    )
+    ses_topic_arns: str | None = Field(
+        default=None, description="Comma-separated SNS topic ARNs whose SES notifications are accepted."
+    )
+
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
 

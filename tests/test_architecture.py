@@ -23,6 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("review",),
     ("sending",),
     ("metrics",),
+    ("integrations",),
     ("migrations",),
     ("web", "cli", "__init__"),
 )

@@ -58,6 +58,9 @@ from outreach.errors import InputError, OutreachError
 if TYPE_CHECKING:
     from outreach.settings import Settings
 
+if TYPE_CHECKING:
+    from outreach.engine.data import Dataset
+
 DEMO_DATA = bundled.DEMO_DATA
 DEMO_AS_OF = date(2026, 11, 20)
 
@@ -321,3 +324,15 @@ LimitOption = Annotated[int | None, typer.Option("--limit", "-n", min=0, help="A
 DraftVersionOption = Annotated[
     int | None, typer.Option("--draft-version", help="Draft version you reviewed (default: the current one).")
 ]
+
+
+def load_data(data: Path) -> Dataset:
+    """The data directory with the workspace's stored events (``outreach events load``, the /v1 API), if any."""
+    from outreach.application import application_for
+
+    if data.resolve() == Path(DEMO_DATA).resolve():  # the packaged demo is the demo: the workspace's events stay out
+        from outreach.engine.data import load_dataset
+
+        return load_dataset(data)
+    with application_for(None) as application:
+        return application.dataset(data, in_place=True)  # a one-shot command: read the store where it is

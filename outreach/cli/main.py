@@ -35,11 +35,13 @@ from outreach.cli.common import (
     data_dir,
     err_console,
     get_settings,
+    load_data,
     log_level_for,
     parse_as_of,
     print_error,
     run,
 )
+from outreach.cli.integrations import register as register_integrations
 from outreach.cli.metrics import register as register_metrics
 from outreach.cli.review import register as register_review
 from outreach.cli.rules import register as register_rules
@@ -109,12 +111,18 @@ def _held_out() -> Callable[[Account], bool] | None:
     return router.held_out if router is not None else None
 
 
-def _decisions(data: Path, as_of: str | None, rules: Path | None) -> list[Decision]:
-    """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`)."""
-    from outreach.engine.decisions import explain
+def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: bool = True) -> list[Decision]:
+    """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`), with the
+    workspace's stored events unless ``stored`` is False (the demo reads its bundled files only); the A/B
+    control group held out as ``draft`` and ``report`` hold it out."""
+    from outreach.engine.decisions import decide, explain, rules_for
 
     settings = get_settings()
-    return explain(data, parse_as_of(as_of), rules_path=rules or settings.rules_path, held_out=_held_out())
+    rules_path = rules or settings.rules_path
+    if not stored:
+        return explain(data, parse_as_of(as_of), rules_path=rules_path, held_out=_held_out())
+    dataset = load_data(data)
+    return decide(dataset, rules_for(dataset, rules_path), parse_as_of(as_of), held_out=_held_out())
 
 
 def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
@@ -172,10 +180,9 @@ def explain_command(
     if as_json:
 
         def payload() -> Iterator[bytes]:
-            from outreach.engine.data import load_dataset
             from outreach.engine.decisions import explain_json_chunks, rules_for
 
-            dataset = load_dataset(data)
+            dataset = load_data(data)
             rules_used = rules_for(dataset, rules or get_settings().rules_path)
             chunks = explain_json_chunks(dataset, rules_used, parse_as_of(as_of), cohort=wanted,
                                          held_out=_held_out())
@@ -217,13 +224,14 @@ def demo_command(
     from outreach.web.app import create_app
     from outreach.web.app import serve as serve_app
 
-    decisions = run(lambda: _decisions(DEMO_DATA, as_of, None))
+    decisions = run(lambda: _decisions(DEMO_DATA, as_of, None, stored=False))
     console.print(explain_table(decisions, title=f"Demo: expansion readiness on {as_of}"))
     console.print(cohort_summary(decisions))
     settings = get_settings()
     out = settings.resolved_home() / "demo-drafts.jsonl"
     run(lambda: seed_demo_team(settings))  # the demo's reps sign their accounts' drafts
-    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False)
+    _, records, summary = _draft_run(DEMO_DATA, as_of, None, None, None, None, None, out, progress_bar=False,
+                                     stored=False)
     console.print(f"\n[bold]Drafts[/] ({records[0].provider if records else 'no'} provider): {summary.line()}",
                   highlight=False)
     _print_unoffered(decisions)
@@ -300,6 +308,7 @@ def _draft_run(
     out: Path,
     *,
     progress_bar: bool = True,
+    stored: bool = True,
     migrate: bool = False,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
     from outreach.cli.review import owner_senders
@@ -311,7 +320,8 @@ def _draft_run(
     def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
-            prompts_dir=prompts or settings.prompts_dir, senders=owner_senders(settings, migrate=migrate),
+            prompts_dir=prompts or settings.prompts_dir, dataset=load_data(data) if stored else None,
+            senders=owner_senders(settings, migrate=migrate),
         )
         chosen = get_provider(provider, settings, workspace.context.config)
         ready = [d for d in workspace.decisions if d.cohort == "ready" and d.offer is not None]
@@ -570,6 +580,7 @@ def _register_subcommands() -> None:
     register_tuning(app, prompts_app)
     register_sequences(app)
     register_metrics(app)
+    register_integrations(app)
     register_rules(app)
 
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 sequences_app = typer.Typer(help="Sequences: check files, enroll approved drafts, stop and release.",
                             no_args_is_help=True)
 replies_app = typer.Typer(help="Replies and bounces from an IMAP mailbox.", no_args_is_help=True)
-events_app = typer.Typer(help="Reply, bounce, meeting and conversion events from elsewhere.", no_args_is_help=True)
+events_app = typer.Typer(help="Product events into the event store (load, status, compact); reply, bounce, meeting and "
+                         "conversion events from elsewhere (ingest).", no_args_is_help=True)
 
 
 def _fail(error: OutreachError) -> None:

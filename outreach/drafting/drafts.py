@@ -400,6 +400,7 @@ def open_workspace(
     config_path: Path | None = None,
     prompts_dir: Path | None = None,
     label: str | None = None,
+    dataset: Dataset | None = None,
     senders: Mapping[str, SenderFacts] | None = None,
 ) -> Workspace:
     """Load the data, decide every account, load templates and drafting.yaml (data dir, then ``config_path``).
@@ -416,7 +417,7 @@ def open_workspace(
     from outreach.engine.data import load_dataset
     from outreach.engine.decisions import decide, rules_for
 
-    dataset = load_dataset(data_dir)
+    dataset = dataset or load_dataset(data_dir)  # ``dataset``: already loaded (with stored events)
     router = TrafficRouter.for_directory(prompts_dir, label)
     decisions = decide(dataset, rules_for(dataset, rules_path), as_of,
                        held_out=router.held_out if router else None)

@@ -28,7 +28,7 @@ from datetime import UTC, date, datetime
 from itertools import compress
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import duckdb
@@ -156,6 +156,9 @@ class Dataset:
         self._lock = threading.RLock()  # web request threads may ask at once
         self.checked_numbers: set[tuple[tuple[str, str, bool], ...]] = set()  # see check_event_numbers
         self.wrong_number_line: int | None = None  # found when the events were read (default event names)
+        # None: every event row is a line of events_file; else only rows up to this line are (the rest come from
+        # the event store or a narrowed copy, and have no line there to name)
+        self.file_last_line: int | None = None
 
     @property
     def accounts(self) -> list[Account]:
@@ -556,9 +559,13 @@ def _utc_timestamp(value: Any, path: Path, line: int, field_name: str) -> dateti
     return parse_datetime(str(value), path, line, field_name)
 
 
-def load_tickets(path: Path, account_ids: set[str], data: bytes | None = None) -> list[Ticket]:
+def load_tickets(
+    path: Path, account_ids: set[str], data: bytes | None = None, organizations: dict[str, str] | None = None
+) -> list[Ticket]:
     """Read tickets.jsonl (optional file; or ``data``, its bytes read earlier). ``organization_id`` is accepted
-    for ``account_id``."""
+    for ``account_id``: through ``organizations`` (Zendesk organisation id -> account id, see
+    :func:`organization_accounts`) when it names the organisation, else as the account id itself."""
+    organizations = organizations or {}
     if data is None:
         if not path.exists():
             return []
@@ -583,11 +590,20 @@ def load_tickets(path: Path, account_ids: set[str], data: bytes | None = None) -
                     line=line,
                     field="id",
                 )
-            account_id = get("account_id") or get("organization_id")
+            account_id = get("account_id")
+            organization = None
+            if not account_id and (organization := get("organization_id")) not in (None, ""):
+                account_id = organizations.get(str(organization), organization)
             if not account_id:
                 raise DataError(path, "required value is missing", line=line, field="account_id")
             account = str(account_id)
             if account not in account_ids:
+                if organization is not None and str(organization) not in organizations:
+                    raise DataError(
+                        path, f"organization {organization} is not an account", line=line, field="organization_id",
+                        hint="map Zendesk organisations to accounts in organizations.csv (zendesk_organization_id,"
+                        "account_id) or a zendesk_organization_id column in accounts.csv",
+                    )
                 raise DataError(
                     path, f"account '{account_id}' is not in accounts.csv", line=line, field="account_id"
                 )
@@ -853,9 +869,11 @@ def _is_zone(zone: str) -> bool:
     return True
 
 
-def _tickets_in_duckdb(con: duckdb.DuckDBPyConnection, path: Path, data: bytes) -> bool:
+def _tickets_in_duckdb(
+    con: duckdb.DuckDBPyConnection, path: Path, data: bytes, organizations: dict[str, str] | None = None
+) -> bool:
     with duckdb_source(path) as source:
-        return _typed_tickets(con, source, data)
+        return _typed_tickets(con, source, data, organizations)
 
 
 def _json_kind(value: str) -> str:
@@ -877,7 +895,9 @@ def _json_text(value: str) -> str:
     return f"CASE WHEN contains({text}, '\\') THEN {value}->>'$' ELSE ({text})[2:-2] END"
 
 
-def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, data: bytes) -> bool:
+def _typed_tickets(
+    con: duckdb.DuckDBPyConnection, source: str, data: bytes, organizations: dict[str, str] | None = None
+) -> bool:
     """Fill ``ticket_rows`` straight from tickets.jsonl; False (nothing written) when the file holds anything
     this path leaves to :func:`load_tickets`: a line orjson would not parse (DuckDB's reader is more lenient:
     NaN, trailing commas, huge numbers), a field of another JSON type or form, a non-ASCII tag, or an error."""
@@ -890,12 +910,19 @@ def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, data: bytes) -> 
     fields = ("id", "account_id", "organization_id", "created_at", "subject", "description", "status",
               "priority", "tags", "solved_at")  # fmt: skip
     types = ", ".join(f"'{name}': 'JSON'" for name in fields)
+    # Zendesk numbers organisations; without a map only a text id is taken (as the account id) on this path.
+    organization_kinds = "'VARCHAR', 'BIGINT'" if organizations else "'VARCHAR'"
 
     def kind(name: str) -> str:
         return f"{name}_kind"  # computed once per row, below
 
     def text(name: str) -> str:
         return f"{name}_text"  # the value of a JSON string, unescaped once per row, below
+
+    organization = (
+        f"CASE WHEN {kind('organization_id')} = 'BIGINT' THEN organization_id::VARCHAR "
+        f"ELSE {text('organization_id')} END"
+    )
 
     def text_or(name: str, default: str) -> str:
         """``str(value or default)`` for a JSON string or a missing value, else NULL (unusual)."""
@@ -933,8 +960,11 @@ def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, data: bytes) -> 
                        CASE WHEN {kind("account_id")} = 'VARCHAR' AND {text("account_id")} <> '' THEN {text("account_id")}
                             WHEN ({kind("account_id")} = 'NULL'
                                   OR ({kind("account_id")} = 'VARCHAR' AND {text("account_id")} = ''))
-                                 AND {kind("organization_id")} = 'VARCHAR' AND {text("organization_id")} <> ''
-                            THEN {text("organization_id")} END AS account_id,
+                                 AND {kind("organization_id")} IN ({organization_kinds})
+                                 AND {organization} <> ''
+                            THEN coalesce(map_extract_value(MAP($org_ids::VARCHAR[], $org_accounts::VARCHAR[]),
+                                                            {organization}),
+                                          {organization}) END AS account_id,
                        {stamp("created_at")} AS created_at,
                        {kind("solved_at")} = 'NULL' OR ({kind("solved_at")} = 'VARCHAR' AND {text("solved_at")} = '')
                            OR {stamp("solved_at")} {in_range} AS solved_ok,
@@ -953,7 +983,8 @@ def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, data: bytes) -> 
                             OR NOT list_contains($priorities, lower(priority)), true) AS unusual
             FROM typed
             """,
-            {"path": source, "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
+            {"path": source, "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES),
+             "org_ids": list(organizations or {}), "org_accounts": list((organizations or {}).values())},
         )
         row = con.execute(
             "SELECT NOT EXISTS (SELECT 1 FROM ticket_table WHERE unusual "
@@ -1421,6 +1452,25 @@ def _read_events(con: duckdb.DuckDBPyConnection, path: Path | None) -> int | Non
         return _load_tabular_events(con, path, source)
 
 
+def read_events(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Fill ``con`` with the ``event_rows`` table and ``events`` view of one events file, checked line by line as
+    :func:`load_dataset` checks it (apart from the accounts): how the event store reads the files it stores."""
+    _read_events(con, path)
+
+
+class EventSource(Protocol):
+    """Events stored outside the data directory (:class:`outreach.engine.store.EventStore`): the seam through
+    which :func:`load_dataset` reads them instead of parsing the events file again."""
+
+    def holds(self, path: Path) -> bool:
+        """Whether this events file is stored as it is now (so it need not be read)."""
+        ...
+
+    def add_to(self, con: duckdb.DuckDBPyConnection, *, skip_known: bool = False) -> None:
+        """Append the stored events to ``event_rows`` (``skip_known``: leave out evidence ids already there)."""
+        ...
+
+
 def _check_event_accounts(con: duckdb.DuckDBPyConnection, path: Path | None) -> None:
     if path is None:
         return
@@ -1494,13 +1544,15 @@ def check_event_numbers(
     loaded the events. A flat events file's properties are text, so "50" is a number there as everywhere."""
     checks = tuple((event_names[key], prop, whole) for key, prop, whole in EVENT_NUMBERS)
     path = dataset.events_file
-    if checks in dataset.checked_numbers or path is None:
+    last = dataset.file_last_line  # rows after it (the event store's) have no line in the file to name
+    if checks in dataset.checked_numbers or path is None or last == 0:
         return
     defaults = EventNames().model_dump()
     if checks == tuple((defaults[key], prop, whole) for key, prop, whole in EVENT_NUMBERS):
         line = dataset.wrong_number_line
     else:
-        found = con.execute(f"SELECT min(line) FROM events WHERE {_wrong_number_sql(checks)}").fetchone()
+        within = "" if last is None else f" AND line <= {int(last)}"
+        found = con.execute(f"SELECT min(line) FROM events WHERE {_wrong_number_sql(checks)}{within}").fetchone()
         line = found[0] if found else None
     if line is not None:
         row = con.execute("SELECT event, props::VARCHAR FROM events WHERE line = ?", [line]).fetchone()
@@ -1542,44 +1594,77 @@ def _count_events(con: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
-def load_dataset(root: Path | str) -> Dataset:
-    """Read a whole data directory. Raises DataError on the first problem; nothing is written anywhere."""
+def load_dataset(root: Path | str, *, events: EventSource | None = None) -> Dataset:
+    """Read a whole data directory. Raises DataError on the first problem; nothing is written anywhere.
+
+    With ``events`` (the workspace's event store) the stored events join the data directory's: its events file
+    is only read when the store does not hold it as it is now."""
     started = time.perf_counter()
     with paused_gc():
-        dataset = _load_dataset(Path(root))
-    logger.info("loaded %s: %d events (%s) in %.2f s", root, dataset.event_count,
-                dataset.events_file.name if dataset.events_file else "no events file",
+        dataset = _load_dataset(Path(root), events)
+    source = dataset.events_file.name if dataset.events_file else "no events file"
+    if events is not None:
+        source += " and the event store"
+    logger.info("loaded %s: %d events (%s) in %.2f s", root, dataset.event_count, source,
                 time.perf_counter() - started)
     return dataset
 
 
-def _load_dataset(root: Path) -> Dataset:
+def _fill_events(con: duckdb.DuckDBPyConnection, path: Path | None, events: EventSource | None) -> int | None:
+    """:func:`_read_events`, then the stored events when no file was read; the file's first wrong number."""
+    wrong_number_line = _read_events(con, path)
+    if events is not None and path is None:
+        events.add_to(con)
+    return wrong_number_line
+
+
+def _load_dataset(root: Path, stored: EventSource | None = None) -> Dataset:
     if not root.is_dir():
         raise DataError(root, "not a directory", hint="pass --data DIR pointing at a data directory")
+    from outreach.engine.sources import has_sources, materialized
+
+    if not has_sources(root):
+        return _load_inputs(root, stored, {})
+    with materialized(root) as inputs:  # sources.yaml: inputs from SQL queries, written where the loader reads
+        try:
+            return _load_inputs(root, stored, inputs.paths)
+        except DataError as error:
+            raise inputs.translate(error) from None
+
+
+def _load_inputs(root: Path, stored: EventSource | None, queried: dict[str, Path]) -> Dataset:
+    """Load the data directory, reading the inputs in ``queried`` (name -> file) from there instead."""
     catalog = load_catalog(root / "catalog.yaml")
-    accounts_path, tickets_path = root / "accounts.csv", root / "tickets.jsonl"
+    accounts_path = queried.get("accounts", root / "accounts.csv")
+    tickets_path = queried.get("tickets", root / "tickets.jsonl")
     account_stamp = _stamp(accounts_path)
     account_data = read_input(accounts_path, missing_hint=ACCOUNTS_HINT)
     has_tickets = tickets_path.exists() or tickets_path.is_symlink()
     ticket_stamp = _stamp(tickets_path)
     ticket_data = read_input(tickets_path) if has_tickets else b""
-    events_file = find_events_file(root)
+    events_file = queried.get("events") or find_events_file(root)
+    read_file = None if stored is not None and events_file is not None and stored.holds(events_file) else events_file
     events = _connect()
     # DuckDB reads the events on a worker thread while this one fills the account and ticket tables: the two
     # overlap instead of adding up. Errors keep their order: accounts, tickets, then events.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-events") as pool:
-        reading = pool.submit(_read_events, events, events_file)
+        reading = pool.submit(_fill_events, events, read_file, stored)
         try:
             with events.cursor() as con:
                 con.execute("SET TimeZone='UTC'")
                 accounts = _account_rows(con, accounts_path, account_data, catalog)
-                tickets = _ticket_rows(con, tickets_path, ticket_data, accounts)
+                organizations = organization_accounts(root, accounts_path, account_data, con)
+                tickets = _ticket_rows(con, tickets_path, ticket_data, accounts, organizations)
         except BaseException:
             events.interrupt()
             wait([reading])
             raise
         wrong_number_line = reading.result()
-    _check_event_accounts(events, events_file)
+    _check_event_accounts(events, read_file)
+    # With an event store, rows after the file's are the store's: they have no line in the file to blame.
+    file_last_line = None if stored is None else _last_line(events) if read_file is not None else 0
+    if stored is not None and read_file is not None:
+        stored.add_to(events, skip_known=True)
     dataset = Dataset(
         root=root,
         catalog=catalog,
@@ -1590,14 +1675,18 @@ def _load_dataset(root: Path) -> Dataset:
         # at a million accounts); a file that changed since is an error, not records that differ from the tables.
         accounts=accounts
         if accounts is not None
-        else lambda: load_accounts(accounts_path, catalog, _reread(accounts_path, account_stamp)),
+        else lambda: load_accounts(
+            accounts_path, catalog, _later(accounts_path, account_stamp, account_data, "accounts" in queried)
+        ),
         tickets=tickets
         if tickets is not None
         else lambda account_ids: load_tickets(
-            tickets_path, account_ids, _reread(tickets_path, ticket_stamp) if has_tickets else b""
+            tickets_path, account_ids, _later(tickets_path, ticket_stamp, ticket_data, "tickets" in queried)
+            if has_tickets else b"", organizations,
         ),
     )
     dataset.wrong_number_line = wrong_number_line
+    dataset.file_last_line = file_last_line
     return dataset
 
 
@@ -1608,6 +1697,17 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return status.st_size, status.st_mtime_ns
+
+
+def _later(path: Path, stamp: tuple[int, int] | None, data: bytes, kept: bool) -> bytes:
+    """A file's bytes for records built after the load: the bytes read then when ``kept`` (a sources.yaml query's
+    file, gone once the load is over), else the file read again (checked unchanged)."""
+    return data if kept else _reread(path, stamp)
+
+
+def _last_line(con: duckdb.DuckDBPyConnection) -> int:
+    row = con.execute("SELECT coalesce(max(line), 0) FROM events").fetchone()
+    return int(row[0]) if row else 0
 
 
 def _reread(path: Path, stamp: tuple[int, int] | None) -> bytes:
@@ -1625,6 +1725,61 @@ def _reread(path: Path, stamp: tuple[int, int] | None) -> bytes:
 SMALL_FILE_BYTES = 256 * 1024
 
 
+ORGANIZATIONS_FILE = "organizations.csv"
+ORGANIZATION_COLUMN = "zendesk_organization_id"
+
+
+def organization_accounts(
+    root: Path, accounts_path: Path, account_data: bytes, con: duckdb.DuckDBPyConnection
+) -> dict[str, str]:
+    """Zendesk organisation id -> account id, from ``organizations.csv`` (columns ``zendesk_organization_id``,
+    ``account_id``) and the ``zendesk_organization_id`` column of accounts.csv: Zendesk exports name a ticket's
+    organisation by number. One organisation belongs to one account; every account named must exist."""
+    known = {str(row[0]) for row in con.execute("SELECT account_id FROM account_rows").fetchall()}
+    found: dict[str, tuple[str, Path, int]] = {}
+
+    def add(organization: str, account: str, path: Path, line: int, field_name: str) -> None:
+        if account not in known:
+            raise DataError(path, f"account '{account}' is not in accounts.csv", line=line, field=field_name)
+        earlier = found.get(organization)
+        if earlier is not None and earlier[0] != account:
+            raise DataError(path, f"organization {organization} is already mapped to '{earlier[0]}' "
+                            f"({earlier[1].name}:{earlier[2]})", line=line, field=ORGANIZATION_COLUMN)
+        found[organization] = (account, path, line)
+
+    mapping_path = root / ORGANIZATIONS_FILE
+    if mapping_path.is_file():
+        try:
+            text = mapping_path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise DataError(mapping_path, f"not UTF-8 text (byte {error.start})") from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        rows = _csv_rows(reader, mapping_path)
+        header = [name.strip() for name in next(rows, None) or []]
+        for column in (ORGANIZATION_COLUMN, "account_id"):
+            if column not in header:
+                raise DataError(mapping_path, "required column is missing from the header", line=1, field=column)
+        org_at, account_at = header.index(ORGANIZATION_COLUMN), header.index("account_id")
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            values = [cell.strip() for cell in row] + [""] * len(header)
+            for column, at in ((ORGANIZATION_COLUMN, org_at), ("account_id", account_at)):
+                if not values[at]:
+                    raise DataError(mapping_path, "required value is empty", line=reader.line_num, field=column)
+            add(values[org_at], values[account_at], mapping_path, reader.line_num, "account_id")
+    if ORGANIZATION_COLUMN.encode() in account_data.partition(b"\n")[0]:
+        reader = csv.reader(io.StringIO(account_data.decode("utf-8-sig"), newline=""))
+        columns: list[str] = next(reader, [])
+        if ORGANIZATION_COLUMN in columns:
+            org_at, account_at = columns.index(ORGANIZATION_COLUMN), columns.index("account_id")
+            for row in reader:
+                if len(row) > max(org_at, account_at) and row[org_at].strip():
+                    add(row[org_at].strip(), row[account_at].strip(), accounts_path, reader.line_num,
+                        ORGANIZATION_COLUMN)
+    return {organization: account for organization, (account, _, _) in found.items()}
+
+
 def _account_rows(
     con: duckdb.DuckDBPyConnection, path: Path, data: bytes, catalog: Catalog
 ) -> list[Account] | None:
@@ -1637,15 +1792,16 @@ def _account_rows(
 
 
 def _ticket_rows(
-    con: duckdb.DuckDBPyConnection, path: Path, data: bytes, accounts: list[Account] | None
+    con: duckdb.DuckDBPyConnection, path: Path, data: bytes, accounts: list[Account] | None,
+    organizations: dict[str, str] | None = None,
 ) -> list[Ticket] | None:
     """Fill ``ticket_rows``; the records too when the Python reader had to read them (else None)."""
-    if len(data) >= SMALL_FILE_BYTES and _tickets_in_duckdb(con, path, data):
+    if len(data) >= SMALL_FILE_BYTES and _tickets_in_duckdb(con, path, data, organizations):
         return None
     if accounts is None:
         account_ids = {str(row[0]) for row in con.execute("SELECT account_id FROM account_rows").fetchall()}
     else:
         account_ids = {account.account_id for account in accounts}
-    tickets = load_tickets(path, account_ids, data)
+    tickets = load_tickets(path, account_ids, data, organizations)
     _ticket_rows_from_records(con, tickets)
     return tickets

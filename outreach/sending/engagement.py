@@ -26,7 +26,10 @@ from sqlalchemy.orm import Session
 from outreach.sending.suppression import lock_enrollments, normalize, suppress
 from outreach.sending.tables import EnrollmentRow, MailEventRow, OutboxRow
 
-EventKind = Literal["reply", "auto_reply", "bounce", "soft_bounce", "unsubscribe", "click", "meeting", "conversion"]
+EventKind = Literal["reply", "auto_reply", "bounce", "soft_bounce", "unsubscribe", "click", "meeting", "conversion",
+                    "complaint", "delivered"]
+# Kinds that put the address on the suppression list, with the reason recorded (ESP webhooks send complaints).
+SUPPRESSION_REASONS: dict[str, str] = {"bounce": "hard_bounce", "unsubscribe": "unsubscribe", "complaint": "complaint"}
 # Kinds that end an enrollment, with the exit reason recorded.
 EXIT_REASONS: dict[str, str] = {
     "reply": "replied",
@@ -100,9 +103,8 @@ def record(session: Session, event: MailEvent, now: datetime, *, source: str) ->
         recorded_at=now,
     ))
     suppressed = False
-    if event.kind in ("bounce", "unsubscribe") and email:
-        reason = "hard_bounce" if event.kind == "bounce" else "unsubscribe"
-        suppressed = suppress(session, email, reason, now, source=f"{source}:{key}")
+    if event.kind in SUPPRESSION_REASONS and email:
+        suppressed = suppress(session, email, SUPPRESSION_REASONS[event.kind], now, source=f"{source}:{key}")
     session.flush()
     return RecordResult(created=True, kind=event.kind, enrollment_id=enrollment.id if enrollment else None,
                         account_id=account_id, suppressed=suppressed)

@@ -57,7 +57,7 @@ def create_app(
     """Build the app for a migrated database. With ``OUTREACH_DATA_DIR`` (``settings.data_dir``) set, gates are
     re-checked against that data and "regenerate" drafts through the configured provider, unless callers pass
     their own."""
-    from outreach.web import admin, api, apidocs, dashboard, pages, tuning, unsubscribe
+    from outreach.web import admin, api, apidocs, dashboard, intake, pages, tuning, unsubscribe
 
     if not isinstance(application, Application):
         application = Application.from_settings(application)
@@ -104,6 +104,7 @@ def create_app(
     app.include_router(tuning.router)
     app.include_router(unsubscribe.router)
     app.include_router(dashboard.router)
+    intake.install(app, application)  # /v1 (Segment-compatible events), /webhooks (ESPs), /integrations
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, _error: LoginRequired) -> Response:

@@ -25,7 +25,10 @@ TABLES = {"accounts", "drafts", "draft_versions", "frictions", "evidence", "revi
           # 0005: expansion outcomes
           "outcomes",
           # 0008: server-side web sessions
-          "web_sessions"}
+          "web_sessions",
+          # 0009_integrations: event store inbox, intake keys, notifications, account states, cursors
+          "stored_events", "event_users", "stored_files", "intake_keys", "notifications", "account_states",
+          "integration_cursors"}
 
 
 def test_upgrade_empty_database_creates_the_schema(db_url: str) -> None:

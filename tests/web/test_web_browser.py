@@ -230,7 +230,8 @@ def test_security_in_the_browser(browser: Browser, demo_server: DemoServer) -> N
     page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     log_in(page, demo_server.url, demo_server.admin_email, demo_server.admin_password)
     first = page.locator("#queue-table tbody tr a.rowlink").first.get_attribute("href")
-    for path in ("/queue?status=all", str(first), "/dashboard", "/prompts", "/prompts/upsell", "/admin", "/api/docs"):
+    for path in ("/queue?status=all", str(first), "/dashboard", "/prompts", "/prompts/upsell", "/admin", "/integrations",
+                 "/api/docs"):
         page.goto(demo_server.url + path)
         page.wait_for_load_state("networkidle")
     expect(page.locator("#swagger-ui .opblock").first).to_be_visible()  # Swagger UI ran from local assets
