@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from outreach import __version__, bundled
@@ -311,6 +310,8 @@ def _draft_run(
     stored: bool = True,
     migrate: bool = False,
 ) -> tuple[Workspace, list[DraftRecord], RunSummary]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     from outreach.cli.review import owner_senders
     from outreach.drafting.drafts import open_workspace, run_drafts, write_jsonl
     from outreach.drafting.providers import get_provider
