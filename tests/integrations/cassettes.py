@@ -7,6 +7,10 @@ reaching the network; requests to 127.0.0.1 (the app under test) pass through.
 
 from __future__ import annotations
 
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +19,37 @@ import vcr
 ROOT = Path(__file__).parents[1] / "cassettes"
 
 
-def cassette(module: str, name: str, **options: Any) -> Any:
-    """Replay ``tests/cassettes/<module>/<name>`` strictly: each interaction once, in order."""
-    recorder = vcr.VCR(
-        cassette_library_dir=str(ROOT / module),
+@contextmanager
+def cassette(module: str, name: str, *, fill: Mapping[str, str] | None = None, **options: Any) -> Iterator[Any]:
+    """Replay ``tests/cassettes/<module>/<name>`` strictly: each interaction once, in order. ``fill`` replaces
+    ``{{NAME}}`` placeholder lines with text the test made (a certificate for a key generated per run), indented
+    as the placeholder is, in a temporary copy of the cassette."""
+    with tempfile.TemporaryDirectory() as scratch:
+        library = ROOT / module
+        if fill:
+            text = (library / name).read_text(encoding="utf-8")
+            for key, value in fill.items():
+                text = re.sub(rf"^( *)\{{\{{{key}\}}\}}$", _indented(value), text, flags=re.MULTILINE)
+            library = Path(scratch)
+            (library / name).write_text(text, encoding="utf-8")
+        with _recorder(library).use_cassette(name, allow_playback_repeats=False, **options) as played:
+            yield played
+
+
+def _indented(value: str) -> Callable[[re.Match[str]], str]:
+    """A replacement for a placeholder line: ``value``'s lines, each indented as the placeholder was."""
+    return lambda match: "\n".join(match.group(1) + line for line in value.splitlines())
+
+
+def _recorder(library: Path) -> Any:
+    return vcr.VCR(
+        cassette_library_dir=str(library),
         record_mode="none",
         ignore_localhost=True,
         match_on=["method", "scheme", "host", "port", "path", "query"],
         filter_headers=["authorization", "cookie", "set-cookie"],
         decode_compressed_response=True,
     )
-    return recorder.use_cassette(name, allow_playback_repeats=False, **options)
 
 
 def capture(into: list[Any]) -> Any:

@@ -5,15 +5,18 @@ signatures are made here with test keys, because only the providers hold theirs.
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import NameOID
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -25,7 +28,6 @@ from tests.integrations.cassettes import cassette
 from tests.review_world import ReviewWorld
 from tests.sequencing import START, build_world, make_setup
 
-KEYS = Path(__file__).parent / "keys"
 TOPIC = "arn:aws:sns:us-east-1:123456789012:outreach-ses"
 CERT_URL = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-7ff5318490ec183fbaddaa2a969abfda.pem"
 
@@ -165,16 +167,28 @@ def test_postmark_webhooks_with_basic_credentials(tmp_path: Path, sqlite_url: st
 # ---------------------------------------------------------------------------------------------- SES via SNS
 
 
+@functools.cache
+def _sns_key() -> tuple[rsa.RSAPrivateKey, str]:
+    """A key pair made for this run and its self-signed certificate (PEM), which the cassette serves as SNS's."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sns.amazonaws.com (outreach test certificate)")])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(start)
+                   .not_valid_after(start + timedelta(days=3650)).sign(key, hashes.SHA256()))
+    return key, certificate.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def _sns(kind: str, fields: dict[str, Any], version: str = "1") -> dict[str, Any]:
-    """An SNS message signed the way SNS signs (``Key\\nValue\\n`` for the type's fields), with the test key."""
-    key = serialization.load_pem_private_key((KEYS / "sns-test-signing-key.pem").read_bytes(), password=None)
+    """An SNS message signed the way SNS signs (``Key\\nValue\\n`` for the type's fields), with the run's key."""
+    key, _ = _sns_key()
     message = {"Type": kind, "TopicArn": TOPIC, "Timestamp": "2016-01-27T14:59:38.237Z",
                "SignatureVersion": version, "SigningCertURL": CERT_URL, **fields}
     order = ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type") if kind == "Notification" else \
         ("Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type")
     text = "".join(f"{name}\n{message[name]}\n" for name in order if name in message)
     digest = hashes.SHA1() if version == "1" else hashes.SHA256()
-    message["Signature"] = base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), digest)).decode()  # type: ignore[union-attr, call-arg, arg-type]
+    message["Signature"] = base64.b64encode(key.sign(text.encode(), padding.PKCS1v15(), digest)).decode()
     return message
 
 
@@ -217,7 +231,7 @@ def test_ses_through_sns(tmp_path: Path, sqlite_url: str) -> None:
     notifications = [_sns("Notification", {"MessageId": f"22b80b92-fdea-4c2c-8f9d-bdfb0c7bf32{i}",
                                             "Message": json.dumps(ses)}, version="2" if i % 2 else "1")
                      for i, ses in enumerate(SES)]
-    with cassette("test_esp", "test_ses_through_sns.yaml") as played:
+    with cassette("test_esp", "test_ses_through_sns.yaml", fill={"SNS_CERTIFICATE": _sns_key()[1]}) as played:
         assert client.post("/webhooks/ses", json=confirmation).json() == {"confirmed": True}
         forged = {**notifications[0], "Message": notifications[0]["Message"].replace("jane@", "joan@")}
         assert client.post("/webhooks/ses", json=forged).status_code == 401
