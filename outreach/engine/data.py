@@ -1561,6 +1561,23 @@ def check_event_numbers(
     dataset.checked_numbers.add(checks)
 
 
+def number_problem(value: Any, whole: bool) -> str | None:
+    """Why ``value`` cannot be one of :data:`EVENT_NUMBERS` (not a number, not finite, negative, beyond 64 bits
+    for a whole one); None when the triggers can use it. Text holding a number counts, as the triggers cast it."""
+    text = value if isinstance(value, str) else orjson.dumps(value).decode()
+    try:
+        number = int(text) if whole and isinstance(value, int) else float(text)
+    except ValueError:
+        return f"'{text}' is not a {'whole ' if whole else ''}number"
+    if not math.isfinite(number):
+        return f"'{text}' is not a finite number"
+    if number < 0:
+        return f"{text} must not be negative"
+    if whole and number > _MAX_INT:
+        return f"{text} is out of range (at most {_MAX_INT})"
+    return None
+
+
 def _number_problem(
     path: Path, line: int, checks: tuple[tuple[str, str, bool], ...], event: str, props: dict[str, Any]
 ) -> DataError:
@@ -1568,24 +1585,10 @@ def _number_problem(
     file_line = _file_line(path, line) if path.suffix == ".jsonl" else line
     for name, prop, whole in checks:
         value = props.get(prop)
-        if name != event or value is None:
-            continue
-        text = value if isinstance(value, str) else orjson.dumps(value).decode()
-        try:
-            number = int(text) if whole and isinstance(value, int) else float(text)
-        except ValueError:
-            problem = f"'{text}' is not a {'whole ' if whole else ''}number"
-        else:
-            if not math.isfinite(number):
-                problem = f"'{text}' is not a finite number"
-            elif number < 0:
-                problem = f"{text} must not be negative"
-            elif whole and number > _MAX_INT:
-                problem = f"{text} is out of range (at most {_MAX_INT})"
-            else:
-                continue
-        return DataError(path, f"{problem} ('{prop}' of a '{event}' event)", line=file_line,
-                         field=f"properties.{prop}")
+        problem = number_problem(value, whole) if name == event and value is not None else None
+        if problem is not None:
+            return DataError(path, f"{problem} ('{prop}' of a '{event}' event)", line=file_line,
+                             field=f"properties.{prop}")
     return DataError(path, f"a number of this '{event}' event cannot be used", line=file_line, field="properties")
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import hmac
-import math
 import secrets
 import uuid
 import zlib
@@ -33,6 +32,7 @@ import orjson
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
+from outreach.engine.data import EVENT_NUMBERS, number_problem
 from outreach.engine.store import ENGINE_TYPES, lock_appends
 from outreach.engine.store_tables import EventUserRow, StoredEventRow
 from outreach.errors import OutreachError, PermissionDeniedError
@@ -159,7 +159,6 @@ def messages_of(doc: Any, call: str) -> tuple[list[Any], Mapping[str, Any]]:
 def _trigger_numbers() -> dict[str, tuple[tuple[str, bool], ...]]:
     """Event name → the numeric properties the built-in triggers read from it, and whether each is whole
     (:data:`outreach.engine.data.EVENT_NUMBERS` under the default event names)."""
-    from outreach.engine.data import EVENT_NUMBERS
     from outreach.engine.triggers.spec import EventNames
 
     names = EventNames().model_dump()
@@ -167,17 +166,6 @@ def _trigger_numbers() -> dict[str, tuple[tuple[str, bool], ...]]:
     for key, prop, whole in EVENT_NUMBERS:
         found.setdefault(names[key], []).append((prop, whole))
     return {event: tuple(props) for event, props in found.items()}
-
-
-def _usable_number(value: Any, whole: bool) -> bool:
-    """As the engine reads it: a finite number >= 0 (a whole one for ``whole``), or text that is one."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return False
-    try:
-        number = float(value)
-    except ValueError:
-        return False
-    return math.isfinite(number) and number >= 0 and (not whole or number.is_integer())
 
 
 def parse_message(raw: Any, call: str, envelope: Mapping[str, Any], received_at: datetime, where: str) -> Message:
@@ -232,10 +220,10 @@ def parse_message(raw: Any, call: str, envelope: Mapping[str, Any], received_at:
         event = text("event", raw.get("event"), required=True)
         for prop, whole in _trigger_numbers().get(event or "", ()):
             value = properties.get(prop)
-            if value is not None and not _usable_number(value, whole):
-                # Stored events skip the file check at decide time: a trigger would read the value as missing.
-                raise IntakeError(f"{where}: field 'properties.{prop}': {orjson.dumps(value).decode()} is not a "
-                                  f"finite {'whole ' if whole else ''}number >= 0 (a '{event}' event)")
+            # Stored events skip the file loader's check at decide time: a trigger would read the value as missing.
+            problem = number_problem(value, whole) if value is not None else None
+            if problem is not None:
+                raise IntakeError(f"{where}: field 'properties.{prop}': {problem} (a '{event}' event)")
     elif kind in PAGE_EVENTS:
         event = PAGE_EVENTS[kind]
         name = text("name", raw.get("name"))
