@@ -10,6 +10,8 @@ a field has no row there (or a row names no field), so add the row with the fiel
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -223,6 +225,27 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.resolved_home() / 'outreach.db'}"
 
 
+_read: tuple[tuple[object, ...], Settings] | None = None
+_read_lock = threading.Lock()
+
+
 def get_settings() -> Settings:
-    """Read settings fresh from the environment (cheap; keeps tests that change env vars honest)."""
-    return Settings()
+    """The settings for the environment as it is now (a copy the caller may change).
+
+    Reading them costs 15–20 ms (pydantic-settings looks at every field), and one command asks several times,
+    so the last reading is kept for as long as what it was read from is unchanged: the environment, the
+    working directory and its ``.env`` file. A test that changes a variable gets the new value."""
+    global _read
+    try:
+        directory = os.getcwd()
+    except OSError:  # the working directory was removed: nothing to key the reading on
+        return Settings()
+    try:
+        dotenv: bytes | None = Path(".env").read_bytes()
+    except OSError:
+        dotenv = None
+    key = (directory, tuple(sorted(os.environ.items())), dotenv)
+    with _read_lock:
+        if _read is None or _read[0] != key:
+            _read = (key, Settings())
+        return _read[1].model_copy()

@@ -32,15 +32,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import orjson
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.errors import ConfigError, DataError
 from outreach.yamlfile import parse_yaml, validate_yaml
+
+if TYPE_CHECKING:  # imported where a query's rows are handed over: a data directory without sources.yaml
+    import pyarrow as pa  # never pays for it
 
 SOURCES_FILE = "sources.yaml"
 Input = Literal["accounts", "events", "tickets"]
@@ -121,6 +123,8 @@ def _value(value: Any) -> Any:
 
 
 def _batch(keys: Sequence[str], rows: Sequence[Any], name: str) -> pa.Table:
+    import pyarrow as pa
+
     columns: dict[str, list[Any]] = {key: [] for key in keys}
     for row in rows:
         for key, value in zip(keys, row, strict=True):
@@ -159,6 +163,7 @@ def _redacted(url: str) -> str:
 
 def _stream(source: Source, name: str, path: Path, con: duckdb.DuckDBPyConnection) -> int:
     """Run the query and append its rows, batch by batch, to the DuckDB table ``name``; the row count."""
+    import pyarrow as pa
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 

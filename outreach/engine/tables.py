@@ -1,17 +1,22 @@
 """The engine's working tables in DuckDB, and the few helpers every stage uses to build its SQL.
 
 Each stage reads the temporary tables of the stages before it on the dataset's DuckDB connection
-(``account_dim``, ``signal_rows``, …; docs/engine.md lists them). Python hands DuckDB small tables as Arrow
-and writes literals with these helpers, so values from rules and the catalog are always quoted and typed.
+(``account_dim``, ``signal_rows``, …; docs/engine.md lists them). Python hands DuckDB the tables it
+prepares with :func:`create_table` and writes literals with these helpers, so values from rules and the catalog
+are always quoted and typed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @contextmanager
@@ -30,37 +35,73 @@ def engine_session(events: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBP
         con.close()
 
 
-TEXT = pa.string()
-INT = pa.int64()
-FLOAT = pa.float64()
-BOOL = pa.bool_()
-DATE = pa.date32()
-TEXTS = pa.list_(pa.string())
-TIME = pa.timestamp("us")  # naive UTC, as the engine keeps every timestamp
-UTC_TIME = pa.timestamp("us", tz="UTC")
+# Column types, as DuckDB names them.
+TEXT = "VARCHAR"
+INT = "BIGINT"
+FLOAT = "DOUBLE"
+BOOL = "BOOLEAN"
+DATE = "DATE"
+TEXTS = "VARCHAR[]"
+TIME = "TIMESTAMP"  # naive UTC, as the engine keeps every timestamp
+UTC_TIME = "TIMESTAMPTZ"
+
+# Up to this many rows a table goes to DuckDB as one list per column; more go as Arrow, which is faster for
+# big tables but costs 50-80 ms to import: more than a demo's whole decide (docs/BENCHMARKS.md, "Start-up").
+SMALL_TABLE_ROWS = 1000
 
 
 def create_table(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    columns: Mapping[str, pa.DataType],
+    columns: Mapping[str, str],
     rows: Iterable[Sequence[object]],
     *,
     temporary: bool = True,
 ) -> None:
     """(Re)create the table ``name`` (temporary: private to ``con``, unless ``temporary`` is False) with typed
-    ``columns`` from Python rows, handed to DuckDB as Arrow: the cheap way to give it many rows."""
+    ``columns`` (:data:`TEXT`, :data:`INT`, …) from Python rows, in their order: a small table as one list
+    parameter per column, a big one as Arrow (the cheap way to give DuckDB many rows)."""
     values = list(zip(*rows, strict=True)) or [()] * len(columns)
-    _create_from_arrow(
-        con,
-        name,
-        pa.table(
-            {
-                column: pa.array(list(data), kind)
-                for (column, kind), data in zip(columns.items(), values, strict=True)
-            }
-        ),
-        "TEMP TABLE" if temporary else "TABLE",
+    table = "TEMP TABLE" if temporary else "TABLE"
+    if len(values[0]) > SMALL_TABLE_ROWS:
+        _create_from_arrow(con, name, _arrow_table(columns, values), table)
+        return
+    unnested = ", ".join(f"unnest(?::{kind}[]) AS {_identifier(column)}" for column, kind in columns.items())
+    con.execute(
+        f"CREATE OR REPLACE {table} {name} AS SELECT {unnested}",
+        [_column_values(kind, data) for kind, data in zip(columns.values(), values, strict=True)],
+    )
+
+
+def _identifier(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def _column_values(kind: str, data: Sequence[object]) -> list[object]:
+    """A column as DuckDB reads a list parameter the way Arrow would hand it over: inner sequences (add-on tuples)
+    as lists, aware timestamps as naive UTC."""
+    if kind.endswith("[]"):
+        return [None if value is None else list(value) for value in data]  # type: ignore[call-overload]
+    if kind == TIME:
+        return [
+            value.astimezone(UTC).replace(tzinfo=None)
+            if isinstance(value, datetime) and value.tzinfo is not None
+            else value
+            for value in data
+        ]
+    return list(data)
+
+
+def _arrow_table(columns: Mapping[str, str], values: Sequence[Sequence[object]]) -> pa.Table:
+    import pyarrow as pa
+
+    types = {TEXT: pa.string(), INT: pa.int64(), FLOAT: pa.float64(), BOOL: pa.bool_(), DATE: pa.date32(),
+             TEXTS: pa.list_(pa.string()), TIME: pa.timestamp("us"), UTC_TIME: pa.timestamp("us", tz="UTC")}  # fmt: skip
+    return pa.table(
+        {
+            column: pa.array(list(data), types[kind])
+            for (column, kind), data in zip(columns.items(), values, strict=True)
+        }
     )
 
 

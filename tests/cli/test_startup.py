@@ -15,10 +15,10 @@ HEAVY = ("alembic", "argon2", "duckdb", "fastapi", "jinja2", "langchain_core", "
          "pydantic_settings", "sqlalchemy", "yaml")
 
 
-def _loaded_after(code: str) -> list[str]:
+def _loaded_after(code: str, heavy: tuple[str, ...] = HEAVY) -> list[str]:
     probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
     output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True).stdout
-    return [name for name in json.loads(output.splitlines()[-1]) if name in HEAVY]
+    return [name for name in json.loads(output.splitlines()[-1]) if name in heavy]
 
 
 @pytest.mark.parametrize("code", ["import outreach", "import outreach.cli.main"])
@@ -32,6 +32,22 @@ def test_help_loads_no_heavy_library() -> None:
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n    app()"
     )
     assert _loaded_after(code) == []
+
+
+# A demo `explain` needs DuckDB, pydantic and the settings; not the database, drafting or web stacks, nor PyArrow
+# (small tables go to DuckDB as list parameters: outreach.engine.tables.create_table).
+NOT_FOR_EXPLAIN = ("alembic", "argon2", "fastapi", "jinja2", "langchain_core", "pyarrow", "sqlalchemy")
+
+
+@pytest.mark.parametrize("json_flag", ["", ", '--json'"])
+def test_a_demo_explain_loads_no_database_drafting_or_arrow(json_flag: str) -> None:
+    code = (
+        "import contextlib, io, sys\nfrom outreach.cli.main import app\n"
+        f"sys.argv = ['outreach', 'explain', '--data', 'demo', '--as-of', '2026-11-20'{json_flag}]\n"
+        "with contextlib.redirect_stdout(io.TextIOWrapper(io.BytesIO())), contextlib.suppress(SystemExit):\n"
+        "    app()"
+    )
+    assert _loaded_after(code, NOT_FOR_EXPLAIN) == []
 
 
 def test_a_lazy_name_still_resolves() -> None:
