@@ -29,7 +29,6 @@ Adding a command
   (:func:`configure_logging`) shows those logs on stderr by ``-v``/``-q``/``--log-level``/OUTREACH_LOG_LEVEL.
 """
 
-from __future__ import annotations
 
 import logging
 import os
@@ -124,7 +123,7 @@ err_console = Console(stderr=True)
 # ------------------------------------------------------------------------------------------------ errors
 
 
-def get_settings() -> Settings:
+def get_settings() -> "Settings":
     """The settings, read when a command runs: importing pydantic-settings is a third of `outreach --help`."""
     from outreach.settings import get_settings as read_settings
 
@@ -326,7 +325,7 @@ DraftVersionOption = Annotated[
 ]
 
 
-def load_data(data: Path) -> Dataset:
+def load_data(data: Path) -> "Dataset":
     """The data directory with the workspace's stored events (``outreach events load``, the /v1 API), if any."""
     from outreach.application import application_for
 

@@ -5,7 +5,6 @@ Thin wrappers over :mod:`outreach.engine.store` and :mod:`outreach.integrations`
 the main app (``events`` joins the group :mod:`outreach.cli.sequences` already has).
 """
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -35,7 +34,7 @@ def events_load_command(
     them again. A file stored before is skipped when unchanged and only its new lines are stored when it grew."""
     from outreach.application import application_for
 
-    def action() -> list[FileLoad]:
+    def action() -> "list[FileLoad]":
         with application_for(None) as application:
             store = application.event_store(create=True)
             assert store is not None
@@ -49,7 +48,7 @@ def events_status_command() -> None:
     """Show what the event store holds: events, accounts, time span, stored files."""
     from outreach.application import application_for
 
-    def action() -> StoreStatus | None:
+    def action() -> "StoreStatus | None":
         with application_for(None) as application:
             store = application.event_store()
             return store.status() if store is not None else None

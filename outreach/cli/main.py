@@ -4,7 +4,6 @@ Conventions every command follows (exit codes, errors, piped output, logging, sh
 :mod:`outreach.cli.common`; its docstring has the short "Adding a command" checklist.
 """
 
-from __future__ import annotations
 
 import itertools
 import sys
@@ -90,7 +89,7 @@ def root(
     bundled.forget_logged_sources()
 
 
-def _held_out() -> Callable[[Account], bool] | None:
+def _held_out() -> "Callable[[Account], bool] | None":
     """The A/B control group of the prompt registry (OUTREACH_PROMPTS_DIR), exactly as ``draft`` and ``report``
     hold it out; None when no experiment splits traffic.
 
@@ -110,7 +109,7 @@ def _held_out() -> Callable[[Account], bool] | None:
     return router.held_out if router is not None else None
 
 
-def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: bool = True) -> list[Decision]:
+def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: bool = True) -> "list[Decision]":
     """Decide every account of ``data`` (already resolved: see :func:`outreach.cli.common.data_dir`), with the
     workspace's stored events unless ``stored`` is False (the demo reads its bundled files only); the A/B
     control group held out as ``draft`` and ``report`` hold it out."""
@@ -124,7 +123,7 @@ def _decisions(data: Path, as_of: str | None, rules: Path | None, *, stored: boo
     return decide(dataset, rules_for(dataset, rules_path), parse_as_of(as_of), held_out=_held_out())
 
 
-def explain_table(decisions: list[Decision], title: str = "Expansion readiness") -> Table:
+def explain_table(decisions: "list[Decision]", title: str = "Expansion readiness") -> Table:
     table = Table(title=title, show_lines=True, expand=False)
     table.add_column("Account", style="bold", no_wrap=True)
     table.add_column("Cohort")
@@ -155,7 +154,7 @@ def explain_table(decisions: list[Decision], title: str = "Expansion readiness")
     return table
 
 
-def cohort_summary(decisions: list[Decision]) -> str:
+def cohort_summary(decisions: "list[Decision]") -> str:
     counts = {cohort: 0 for cohort in ("ready", "nurture", "not_fit")}
     for decision in decisions:
         counts[decision.cohort] += 1
@@ -281,7 +280,7 @@ ConfigOption = Annotated[
 ]
 
 
-def draft_panel(record: DraftRecord) -> Panel:
+def draft_panel(record: "DraftRecord") -> Panel:
     """One draft as a reviewer sees it: subject, body, status and any issues."""
     draft = record.draft
     style = {"ok": "green", "flagged": "yellow", "failed": "red"}[record.status]
@@ -309,7 +308,7 @@ def _draft_run(
     progress_bar: bool = True,
     stored: bool = True,
     migrate: bool = False,
-) -> tuple[Workspace, list[DraftRecord], RunSummary]:
+) -> "tuple[Workspace, list[DraftRecord], RunSummary]":
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from outreach.cli.review import owner_senders
@@ -318,7 +317,7 @@ def _draft_run(
 
     settings = get_settings()
 
-    def action() -> tuple[Workspace, list[DraftRecord], RunSummary]:
+    def action() -> "tuple[Workspace, list[DraftRecord], RunSummary]":
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
             prompts_dir=prompts or settings.prompts_dir, dataset=load_data(data) if stored else None,
@@ -342,7 +341,7 @@ def _draft_run(
     return run(action)
 
 
-def _print_unoffered(decisions: list[Decision]) -> None:
+def _print_unoffered(decisions: "list[Decision]") -> None:
     from outreach.engine.decisions import unoffered_line
 
     line = unoffered_line(decisions)
@@ -350,7 +349,7 @@ def _print_unoffered(decisions: list[Decision]) -> None:
         console.print(f"[yellow]{escape(line)}[/]", highlight=False)
 
 
-def _report_run_error(summary: RunSummary) -> None:
+def _report_run_error(summary: "RunSummary") -> None:
     if summary.error:
         print_error(summary.error, "drafts not attempted are recorded as failed; fix the provider and re-run "
                     "(finished drafts come from the cache)")
@@ -466,7 +465,7 @@ def prompts_preview_command(
     data = data_dir(data_option)
     settings = get_settings()
 
-    def action() -> tuple[RenderedPrompt, DraftRecord | None]:
+    def action() -> "tuple[RenderedPrompt, DraftRecord | None]":
         workspace = open_workspace(
             data, parse_as_of(as_of), rules_path=rules or settings.rules_path, config_path=config,
             prompts_dir=prompts or settings.prompts_dir,

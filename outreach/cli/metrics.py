@@ -3,7 +3,6 @@
 Thin on purpose: parse the period, build the report, print it. ``register(app)`` adds the command.
 """
 
-from __future__ import annotations
 
 import csv
 import json
@@ -40,7 +39,7 @@ def _money(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def print_report(report: Report) -> None:
+def print_report(report: "Report") -> None:
     from outreach.metrics.report import DIMENSIONS
 
     money = f", amounts in {report.currency}" if report.currency else ""
@@ -120,7 +119,7 @@ def report_command(
     from outreach.metrics.report import build_report, parse_period
     from outreach.settings import get_settings
 
-    def action() -> Report:
+    def action() -> "Report":
         if as_json and as_csv:
             raise InputError("give --json or --csv, not both")
         analysis = parse_as_of(as_of)

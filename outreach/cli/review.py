@@ -5,7 +5,6 @@ default OUTREACH_USER), just like in the web app, so the audit log always says w
 to the main ``outreach`` app; :func:`prepare_demo` is what ``outreach demo`` uses to fill the queue.
 """
 
-from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
@@ -61,7 +60,7 @@ def _display_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _queue(settings: Settings, data: Path | None = None, as_of: str | None = None) -> ReviewQueue:
+def _queue(settings: "Settings", data: Path | None = None, as_of: str | None = None) -> "ReviewQueue":
     from outreach.application import Application
     from outreach.review.queue import DatasetGateCheck, ReviewQueue
 
@@ -74,7 +73,7 @@ def _queue(settings: Settings, data: Path | None = None, as_of: str | None = Non
     return ReviewQueue(application.sessions, gate_check=gate_check)
 
 
-def _actor(queue: ReviewQueue, email: str) -> Principal:
+def _actor(queue: "ReviewQueue", email: str) -> "Principal":
     from outreach.review.users import list_users, normalize_email
 
     address = normalize_email(email)
@@ -124,7 +123,7 @@ def users_add(
     else:
         password = sys.stdin.readline().rstrip("\n")
 
-    def action() -> Principal:
+    def action() -> "Principal":
         queue = _queue(get_settings())
         with db.transaction(queue.factory) as session:
             return add_user(session, email, role, password, name=name, title=title)
@@ -159,7 +158,7 @@ def users_list() -> None:
     """List logins: email, role, active or deactivated, open web sessions (tab-separated)."""
     from outreach.review.users import user_infos
 
-    def action() -> list[UserInfo]:
+    def action() -> "list[UserInfo]":
         queue = _queue(get_settings())
         with queue.factory() as session:
             return user_infos(session)
@@ -230,7 +229,7 @@ def users_reset_password(
         console.print(f"Password (shown once): [bold]{password}[/]", highlight=False)
 
 
-def owner_senders(application: Application | Settings, *, migrate: bool) -> dict[str, SenderFacts]:
+def owner_senders(application: "Application | Settings", *, migrate: bool) -> "dict[str, SenderFacts]":
     """Who signs each owner's drafts, from the users table (migrating it first when ``migrate``). Without a
     database at the latest schema there is nobody to look up, and the catalog's sender signs."""
     from sqlalchemy.engine import make_url
@@ -264,7 +263,7 @@ def tokens_create(
     from outreach import db
     from outreach.review.users import create_token
 
-    def action() -> tuple[TokenInfo, str]:
+    def action() -> "tuple[TokenInfo, str]":
         queue = _queue(get_settings())
         with db.transaction(queue.factory) as session:
             return create_token(session, email, name, days=days)
@@ -285,7 +284,7 @@ def tokens_list(
 
     from outreach.review.users import list_tokens
 
-    def action() -> list[TokenInfo]:
+    def action() -> "list[TokenInfo]":
         queue = _queue(get_settings())
         with queue.factory() as session:
             return list_tokens(session, email=email)
@@ -313,7 +312,7 @@ def tokens_revoke(prefix: Annotated[str, typer.Argument(help="The token's prefix
 # ------------------------------------------------------------------------------------------------ queue
 
 
-def _print_detail(detail: DraftDetail) -> None:
+def _print_detail(detail: "DraftDetail") -> None:
     s = detail.summary
     console.print(f"[bold]Draft {s.id}[/] · {s.account_name} ({s.account_id}) · {s.status} · v{s.version} · "
                   f"owner {s.owner_email or 'unassigned'}", highlight=False)
@@ -377,7 +376,7 @@ def queue_show(
     """Show one draft beside its friction, evidence and gate."""
     from outreach.review.users import Principal
 
-    def action() -> DraftDetail:
+    def action() -> "DraftDetail":
         queue = _queue(get_settings())
         return queue.show(Principal(id=0, email="cli@localhost", role="marketing"), draft_id)
 
@@ -388,7 +387,7 @@ def queue_show(
         _print_detail(detail)
 
 
-def _current_version(queue: ReviewQueue, actor: Principal, draft_id: int, version: int | None) -> int:
+def _current_version(queue: "ReviewQueue", actor: "Principal", draft_id: int, version: int | None) -> int:
     return version if version is not None else queue.show(actor, draft_id).summary.version
 
 
@@ -403,7 +402,7 @@ def queue_approve(
     """Approve a pending draft. With --data the account's gate is re-checked first; a gated draft expires."""
     email = actor(as_option)
 
-    def action() -> DraftDetail:
+    def action() -> "DraftDetail":
         queue = _queue(get_settings(), data, as_of)
         user = _actor(queue, email)
         return queue.approve(user, draft_id, _current_version(queue, user, draft_id, version))
@@ -423,7 +422,7 @@ def queue_reject(
     """Reject a pending draft with a reason code."""
     email = actor(as_option)
 
-    def action() -> DraftDetail:
+    def action() -> "DraftDetail":
         queue = _queue(get_settings())
         user = _actor(queue, email)
         return queue.reject(user, draft_id, _current_version(queue, user, draft_id, version), reason, note)
@@ -478,7 +477,7 @@ class DemoSetup:
     password: str
     admin_email: str
     admin_password: str
-    results: list[EnqueueResult]
+    results: "list[EnqueueResult]"
     pending_for_sdr: int = 0
 
     def line(self) -> str:
@@ -496,7 +495,7 @@ DEMO_TEAM = (
 )
 
 
-def seed_demo_team(application: Application | Settings) -> dict[str, SenderFacts]:
+def seed_demo_team(application: "Application | Settings") -> "dict[str, SenderFacts]":
     """Migrate the database and make sure the demo's reps exist (sdr logins with random passwords nobody is
     shown) with their names and titles; returns who signs for each of them."""
     from outreach.application import application_for
@@ -516,8 +515,8 @@ def seed_demo_team(application: Application | Settings) -> dict[str, SenderFacts
 
 
 def enqueue_drafts(
-    application: Application | Settings, workspace: Workspace, records: Sequence[DraftRecord]
-) -> list[EnqueueResult]:
+    application: "Application | Settings", workspace: "Workspace", records: "Sequence[DraftRecord]"
+) -> "list[EnqueueResult]":
     """Put a drafting run into the review queue (migrating the database first), merging per account+motion."""
     from outreach.application import application_for
     from outreach.review.queue import ReviewQueue
@@ -530,7 +529,7 @@ def enqueue_drafts(
 
 
 def prepare_demo(
-    application: Application | Settings, data_dir: Path, as_of: date, *, provider_name: str | None = None
+    application: "Application | Settings", data_dir: Path, as_of: date, *, provider_name: str | None = None
 ) -> DemoSetup:
     """Migrate the database, draft the demo data, fill the queue and (re)create two logins with fresh random
     passwords: the demo SDR (the account owner with the most pending drafts, so "Mine" is a real morning's

@@ -5,7 +5,6 @@ Thin on purpose: load the rules (defaults, ``<data dir>/rules.yaml``, ``--rules`
 each trigger, built-in and custom, with its motion, state and thresholds. ``register(app)`` adds the command.
 """
 
-from __future__ import annotations
 
 import json
 import sys
@@ -40,7 +39,7 @@ def _thresholds(values: dict[str, object]) -> str:
     return "\n".join(f"{name}: {_value(value)}" for name, value in values.items() if value not in (None, {}))
 
 
-def trigger_table(project: ProjectRules) -> Table:
+def trigger_table(project: "ProjectRules") -> Table:
     table = Table(title="Triggers", show_lines=True)
     table.add_column("Kind", no_wrap=True)
     table.add_column("Motion", no_wrap=True)
@@ -72,7 +71,7 @@ def check_command(data: DataOption = None, rules: RulesOption = None, as_json: J
     thresholds. Reads no events."""
     from outreach.engine.rules import load_project_rules
 
-    def check() -> ProjectRules:
+    def check() -> "ProjectRules":
         return load_project_rules(
             _data_dir(data), rules or get_settings().rules_path, workspace=bundled.workspace_layer("rules")
         )

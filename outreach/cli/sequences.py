@@ -4,7 +4,6 @@ Thin wrappers over :mod:`outreach.sending.sequences`, :mod:`outreach.sending.sch
 :mod:`outreach.sending.engagement`; :func:`register` adds them to the main app.
 """
 
-from __future__ import annotations
 
 import signal
 import sys
@@ -36,7 +35,7 @@ def _fail(error: OutreachError) -> None:
     raise typer.Exit(error.exit_code)
 
 
-def _settings() -> Settings:
+def _settings() -> "Settings":
     return get_settings()
 
 

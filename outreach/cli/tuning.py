@@ -5,7 +5,6 @@ Thin on purpose: each command parses its options, calls :mod:`outreach.drafting.
 adds them to the main CLI.
 """
 
-from __future__ import annotations
 
 import contextlib
 import sys
@@ -42,13 +41,13 @@ PromptsDir = Annotated[
 AuthorAlias = Annotated[str | None, typer.Option("--author", hidden=True, help="Deprecated spelling of --as.")]
 
 
-def _registry(prompts: Path | None) -> Registry:
+def _registry(prompts: Path | None) -> "Registry":
     from outreach.drafting.registry import Registry
 
     return Registry.open(prompts or get_settings().prompts_dir)
 
 
-def _factory(settings: Settings) -> Any:
+def _factory(settings: "Settings") -> Any:
     from outreach.application import Application
 
     return Application.from_settings(settings).sessions
@@ -60,7 +59,7 @@ def _factory(settings: Settings) -> Any:
 def versions_command(name: Annotated[str, typer.Argument(help="Template name.")], prompts: PromptsDir = None) -> None:
     """List the saved versions of a template with their labels, hashes and change notes."""
 
-    def action() -> tuple[Registry, list[Any], str | None]:
+    def action() -> "tuple[Registry, list[Any], str | None]":
         registry = _registry(prompts)
         infos = registry.versions(name)
         try:
@@ -252,7 +251,7 @@ def feedback_command(
 # ------------------------------------------------------------------------------------------------ eval
 
 
-def print_eval_summary(report: EvalReport) -> None:
+def print_eval_summary(report: "EvalReport") -> None:
     from outreach.drafting.evaluation import REQUIRED
 
     table = Table(title=f"Evaluation: {report.set_name} ({len(report.cases)} cases, {report.provider})")
@@ -275,7 +274,7 @@ def print_eval_summary(report: EvalReport) -> None:
             + (f" (newly failing: {', '.join(regression.cases[:8])})" if regression.cases else ""), highlight=False)
 
 
-def _default_variants(registry: Registry) -> list[list[PromptTemplate]]:
+def _default_variants(registry: "Registry") -> "list[list[PromptTemplate]]":
     """Without --prompt: each template's production version, followed by its working copy when that was
     edited since (the check to run before `prompts save`)."""
     groups = []
@@ -326,7 +325,7 @@ def eval_command(
 
     settings = get_settings()
 
-    def action() -> list[tuple[EvalReport, Path]]:
+    def action() -> "list[tuple[EvalReport, Path]]":
         registry = _registry(prompts)
         groups = [[registry.get(ref) for ref in prompt]] if prompt else _default_variants(registry)
         source = bundled.locate("eval", settings, eval_set)

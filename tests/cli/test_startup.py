@@ -57,3 +57,29 @@ def test_a_lazy_name_still_resolves() -> None:
     assert "load_dataset" in dir(outreach)
     with pytest.raises(AttributeError):
         _ = outreach.no_such_name  # type: ignore[attr-defined]
+
+
+def test_command_signatures_are_not_strings() -> None:
+    """typer evaluates a string annotation twice per parameter (inspect.signature, then get_type_hints): with
+    ``from __future__ import annotations`` in the command modules, building the commands took 40-50 ms instead of
+    10-20. The command modules evaluate their annotations when they are defined instead."""
+    import typer
+
+    from outreach.cli.main import app
+
+    def callbacks(group: typer.Typer) -> list[object]:
+        found: list[object] = [info.callback for info in group.registered_commands]
+        if group.registered_callback is not None:
+            found.append(group.registered_callback.callback)
+        for sub in group.registered_groups:
+            assert sub.typer_instance is not None
+            found.extend(callbacks(sub.typer_instance))
+        return found
+
+    stringly = [
+        f"{getattr(callback, '__module__', '?')}.{getattr(callback, '__name__', '?')}"
+        for callback in callbacks(app)
+        if any(isinstance(annotation, str) for annotation in getattr(callback, "__annotations__", {}).values())
+    ]
+    assert len(callbacks(app)) > 40
+    assert stringly == []
