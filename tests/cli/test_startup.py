@@ -83,3 +83,29 @@ def test_command_signatures_are_not_strings() -> None:
     ]
     assert len(callbacks(app)) > 40
     assert stringly == []
+
+
+def test_a_command_collects_garbage_less_often_and_restores_the_threshold() -> None:
+    import gc
+
+    import typer
+    from typer.testing import CliRunner
+
+    from outreach.cli.common import COMMAND_GC_THRESHOLD, OutreachGroup
+
+    probe_app = typer.Typer(cls=OutreachGroup)
+    seen: list[int] = []
+
+    @probe_app.command()
+    def probe() -> None:
+        seen.append(gc.get_threshold()[0])
+
+    @probe_app.command()
+    def other() -> None:  # two commands: a group, as the real app is
+        pass
+
+    before = gc.get_threshold()
+    result = CliRunner().invoke(probe_app, ["probe"])
+    assert result.exit_code == 0, result.output
+    assert seen == [max(before[0], COMMAND_GC_THRESHOLD)]
+    assert gc.get_threshold() == before
