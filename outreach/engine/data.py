@@ -1605,12 +1605,28 @@ def load_dataset(root: Path | str, *, events: EventSource | None = None) -> Data
     started = time.perf_counter()
     with paused_gc():
         dataset = _load_dataset(Path(root), events)
+    _one_thread_for_small_data(dataset)
     source = dataset.events_file.name if dataset.events_file else "no events file"
     if events is not None:
         source += " and the event store"
     logger.info("loaded %s: %d events (%s) in %.2f s", root, dataset.event_count, source,
                 time.perf_counter() - started)
     return dataset
+
+
+# DuckDB parallelises by row groups of this many rows: a data set with fewer events, accounts and tickets gains
+# nothing from a second thread and pays for waking it in each of the engine's ~30 statements (10-20 % of a demo
+# decide on a busy machine; docs/BENCHMARKS.md, "Start-up"). Loading has run with every thread by then.
+ROW_GROUP_ROWS = 122_880
+
+
+def _one_thread_for_small_data(dataset: Dataset) -> None:
+    con = dataset.events
+    if dataset.event_count >= ROW_GROUP_ROWS:
+        return
+    row = con.execute("SELECT (SELECT count(*) FROM account_rows), (SELECT count(*) FROM ticket_rows)").fetchone()
+    if row is not None and max(row) < ROW_GROUP_ROWS:
+        con.execute("SET threads = 1")
 
 
 def _fill_events(con: duckdb.DuckDBPyConnection, path: Path | None, events: EventSource | None) -> int | None:

@@ -631,3 +631,19 @@ def test_records_built_later_come_from_the_file_as_loaded(root: Path) -> None:
     with pytest.raises(DataError, match="changed since outreach loaded it"):
         _ = dataset.accounts
     assert [a.account_id for a in load_dataset(root).accounts] == ["acme", "beta", "gamma"]
+
+
+def test_a_data_set_smaller_than_a_row_group_is_decided_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DuckDB cannot split less than a row group between threads; waking a second one only costs (start-up)."""
+    from outreach.engine import data
+
+    def threads(dataset: data.Dataset) -> int:
+        row = dataset.events.execute("SELECT current_setting('threads')").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    default = threads(data.Dataset(root=DEMO, catalog=load_catalog(DEMO / "catalog.yaml"),
+                                   events=duckdb.connect(), events_file=None, event_count=0, accounts=[], tickets=[]))
+    assert threads(load_dataset(DEMO)) == 1
+    monkeypatch.setattr(data, "ROW_GROUP_ROWS", 50)  # the demo has more events and tickets than that
+    assert threads(load_dataset(DEMO)) == default
