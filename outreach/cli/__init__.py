@@ -1,1 +1,19 @@
-"""The ``outreach`` command line (``outreach.cli.main:app``)."""
+"""The ``outreach`` command line: :func:`main` is the console script; the commands are in :mod:`.main`."""
+
+import gc
+
+# The youngest generation's collection threshold in an ``outreach`` process. Starting a command allocates a few
+# hundred thousand objects that live as long as the process (typer's commands, pydantic's schemas, the engine's
+# modules, the loaded data): at Python's default of 700 the collector ran about 120 times in a demo `explain`,
+# 30-70 ms, and freed nothing (docs/BENCHMARKS.md, "Start-up"). Cycles are still collected, less often; a
+# long-running command (serve, worker) keeps that too.
+PROCESS_GC_THRESHOLD = 100_000
+
+
+def main() -> None:
+    """``outreach …``: the command line, in a process of its own (the threshold is not put back: the process ends
+    with the command; in-process callers such as tests call ``outreach.cli.main.app``)."""
+    gc.set_threshold(PROCESS_GC_THRESHOLD, *gc.get_threshold()[1:])
+    from outreach.cli.main import app
+
+    app()

@@ -30,7 +30,6 @@ Adding a command
 """
 
 
-import gc
 import logging
 import os
 import sys
@@ -174,23 +173,6 @@ def run(action: Callable[[], T]) -> T:
         return action()
 
 
-# The youngest generation's collection threshold while a command runs. A command's start allocates a few hundred
-# thousand objects that live as long as it does (pydantic's schemas, the engine's modules, the loaded data): at
-# Python's default of 700 the collector ran about 120 times in a demo `explain`, 30-70 ms, and freed nothing.
-# Cycles are still collected, less often; a long-running command (serve, worker) keeps that too.
-COMMAND_GC_THRESHOLD = 100_000
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    previous = gc.get_threshold()
-    gc.set_threshold(max(previous[0], COMMAND_GC_THRESHOLD), *previous[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*previous)
-
-
 class OutreachGroup(TyperGroup):
     """The root command group: click's usage errors (bad or missing option values) print as our two lines,
     ``Error: …`` and ``Hint: see 'outreach CMD --help'``, with exit code 2, instead of a usage box."""
@@ -198,11 +180,6 @@ class OutreachGroup(TyperGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True, windows_expand_args: bool = True,
              **extra: Any) -> Any:
-        with fewer_collections():
-            return self._main(args, prog_name, complete_var, standalone_mode, windows_expand_args, **extra)
-
-    def _main(self, args: Sequence[str] | None, prog_name: str | None, complete_var: str | None,
-              standalone_mode: bool, windows_expand_args: bool, **extra: Any) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
         try:

@@ -85,27 +85,18 @@ def test_command_signatures_are_not_strings() -> None:
     assert stringly == []
 
 
-def test_a_command_collects_garbage_less_often_and_restores_the_threshold() -> None:
-    import gc
+def test_the_console_script_collects_garbage_less_often() -> None:
+    import tomllib
+    from pathlib import Path
 
-    import typer
-    from typer.testing import CliRunner
+    from outreach.cli import PROCESS_GC_THRESHOLD
 
-    from outreach.cli.common import COMMAND_GC_THRESHOLD, OutreachGroup
-
-    probe_app = typer.Typer(cls=OutreachGroup)
-    seen: list[int] = []
-
-    @probe_app.command()
-    def probe() -> None:
-        seen.append(gc.get_threshold()[0])
-
-    @probe_app.command()
-    def other() -> None:  # two commands: a group, as the real app is
-        pass
-
-    before = gc.get_threshold()
-    result = CliRunner().invoke(probe_app, ["probe"])
-    assert result.exit_code == 0, result.output
-    assert seen == [max(before[0], COMMAND_GC_THRESHOLD)]
-    assert gc.get_threshold() == before
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["scripts"]["outreach"] == "outreach.cli:main"
+    code = (
+        "import contextlib, gc, io, sys\nfrom outreach.cli import main\nsys.argv = ['outreach', '--version']\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n    main()\n"
+        "print(gc.get_threshold()[0])"
+    )
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert int(output.split()[-1]) == PROCESS_GC_THRESHOLD
