@@ -1654,6 +1654,12 @@ def _load_inputs(root: Path, stored: EventSource | None, queried: dict[str, Path
         accounts = _account_rows(con, accounts_path, account_data, catalog)
         organizations = organization_accounts(root, accounts_path, account_data, con)
         tickets = _ticket_rows(con, tickets_path, ticket_data, accounts, organizations)
+    # Records are built on first use from the file read again, not from bytes held since the load (600 MB at a
+    # million accounts, and alive while the events load); a file that changed since is an error, not records
+    # that differ from the tables. Only a sources.yaml query's file, gone once the load is over, is kept.
+    kept_accounts = account_data if "accounts" in queried else None
+    kept_tickets = ticket_data if "tickets" in queried else None
+    del account_data, ticket_data
     wrong_number_line = _fill_events(events, read_file, stored)
     _check_event_accounts(events, read_file)
     # With an event store, rows after the file's are the store's: they have no line in the file to blame.
@@ -1666,18 +1672,14 @@ def _load_inputs(root: Path, stored: EventSource | None, queried: dict[str, Path
         events=events,
         events_file=events_file,
         event_count=_count_events(events),
-        # Records are built on first use from the file read again, not from bytes kept since the load (600 MB
-        # at a million accounts); a file that changed since is an error, not records that differ from the tables.
         accounts=accounts
         if accounts is not None
-        else lambda: load_accounts(
-            accounts_path, catalog, _later(accounts_path, account_stamp, account_data, "accounts" in queried)
-        ),
+        else lambda: load_accounts(accounts_path, catalog, _later(accounts_path, account_stamp, kept_accounts)),
         tickets=tickets
         if tickets is not None
         else lambda account_ids: load_tickets(
-            tickets_path, account_ids, _later(tickets_path, ticket_stamp, ticket_data, "tickets" in queried)
-            if has_tickets else b"", organizations,
+            tickets_path, account_ids, _later(tickets_path, ticket_stamp, kept_tickets) if has_tickets else b"",
+            organizations,
         ),
     )
     dataset.wrong_number_line = wrong_number_line
@@ -1694,10 +1696,10 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return status.st_size, status.st_mtime_ns
 
 
-def _later(path: Path, stamp: tuple[int, int] | None, data: bytes, kept: bool) -> bytes:
-    """A file's bytes for records built after the load: the bytes read then when ``kept`` (a sources.yaml query's
+def _later(path: Path, stamp: tuple[int, int] | None, kept: bytes | None) -> bytes:
+    """A file's bytes for records built after the load: the bytes ``kept`` since then (a sources.yaml query's
     file, gone once the load is over), else the file read again (checked unchanged)."""
-    return data if kept else _reread(path, stamp)
+    return kept if kept is not None else _reread(path, stamp)
 
 
 def _last_line(con: duckdb.DuckDBPyConnection) -> int:
