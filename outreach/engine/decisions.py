@@ -212,10 +212,9 @@ def _decide(
         {"account_id": TEXT, "last_contacted": DATE, "held_out": BOOL},
         [row for row in contacts if row[1] is not None or row[2]],
     )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW account_health AS {health_sql(rules, catalog, as_of)}")
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE account_band AS SELECT account_id, health.band AS band FROM account_health"
-    )
+    # A table, computed once: the offer stage reads the bands and the decision the whole record.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_health AS {health_sql(rules, catalog, as_of)}")
+    con.execute("CREATE OR REPLACE TEMP VIEW account_band AS SELECT account_id, health.band AS band FROM account_health")
     register_catalog(con, catalog)
     con.execute(f"CREATE OR REPLACE TEMP VIEW account_offer AS {offer_sql(rules, catalog)}")
     con.execute(
