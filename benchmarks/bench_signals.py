@@ -2,7 +2,7 @@
 
     python benchmarks/bench_signals.py [--accounts 100000] [--events 10000000] [--tickets-per-account 2]
                                        [--format jsonl|parquet|both] [--runs 1] [--dir /tmp/outreach-bench]
-    python benchmarks/bench_signals.py --startup [--runs 10]
+    python benchmarks/bench_signals.py --startup [--runs 10] [--baseline DIR]
 
 Generates the data set with DuckDB (seeded, reused when present; Parquet events are written from the same
 rows as the JSON Lines), then times, each run in a fresh process so peak memory is its own:
@@ -13,7 +13,8 @@ Floor and engine alternate run by run, so a busy moment on a shared machine hits
 the ratio engine / floor and each side's peak memory; docs/BENCHMARKS.md records them.
 
 --startup times `outreach --help` and `outreach explain` on the demo data in fresh processes, next to the
-interpreter's own start (`python -c pass`), with the bytecode cached as in an installed package.
+interpreter's own start (`python -c pass`), with the bytecode cached as in an installed package; with
+`--baseline DIR` also another checkout's (its console script, on its own packaged demo), interleaved with this one.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from datetime import date
@@ -254,33 +256,55 @@ def compare(data: Path, runs: int) -> dict[str, float]:
     return {"engine": best["total"], "floor": best_floor["total"]}
 
 
-def startup(runs: int) -> None:
+def _console_script(root: Path) -> list[str]:
+    """The `outreach` console script of the checkout at ``root`` (its pyproject's entry point), as pip writes it."""
+    import tomllib
+
+    entry = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]["outreach"]
+    module, _, name = entry.partition(":")
+    return [sys.executable, "-c", f"import sys; from {module} import {name}; sys.argv[0] = 'outreach'; sys.exit({name}())"]
+
+
+def startup(runs: int, baseline: Path | None = None) -> None:
     outreach = Path(sys.executable).with_name("outreach")
     demo = ROOT / "outreach" / "defaults" / "demo"
+    explain = ["explain", "--data", str(demo), "--as-of", AS_OF.isoformat()]
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "outreach --help": [str(outreach), "--help"],
-        "outreach explain (demo)": [str(outreach), "explain", "--data", str(demo), "--as-of", AS_OF.isoformat()],
-        "outreach explain --json (demo)": [
-            str(outreach), "explain", "--data", str(demo), "--as-of", AS_OF.isoformat(), "--json"
-        ],
+        "outreach explain (demo)": [str(outreach), *explain],
+        "outreach explain --json (demo)": [str(outreach), *explain, "--json"],
     }  # fmt: skip
-    times: dict[str, list[float]] = {name: [] for name in commands}
     # As an installed package starts: with its bytecode cached (pip compiles a wheel's modules; an editable install
     # writes __pycache__ on the first run), so PYTHONDONTWRITEBYTECODE is dropped and each command runs once untimed.
     env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
     env["COLUMNS"] = "200"
+    envs = dict.fromkeys(commands, env)
+    if baseline is not None:  # the same commands of another checkout (its `outreach` package), interleaved
+        baseline_env = {**env, "PYTHONPATH": str(baseline.resolve())}
+        for name, arguments in (("--help", ["--help"]), ("explain (demo)", ["explain", "--data", "demo", "--as-of",
+                                AS_OF.isoformat()])):  # fmt: skip
+            for side, root, side_env in (("baseline", baseline, baseline_env), ("this tree", ROOT, env)):
+                key = f"{side:9} outreach {name}"
+                commands[key], envs[key] = [*_console_script(root), *arguments], side_env
+    times: dict[str, list[float]] = {name: [] for name in commands}
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         print("  (PYTHONDONTWRITEBYTECODE is set here; dropped for the timed commands)")
-    for command in commands.values():
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
-    for _ in range(runs):  # interleaved, so a busy moment hits every command
+    # From an empty directory: `python -c` imports from the working directory first, and no .env is read.
+    with tempfile.TemporaryDirectory(prefix="outreach-startup-") as empty:
         for name, command in commands.items():
-            start = time.perf_counter()
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
-            times[name].append(time.perf_counter() - start)
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=envs[name], cwd=empty)
+        for _ in range(runs):  # interleaved, so a busy moment hits every command
+            for name, command in commands.items():
+                start = time.perf_counter()
+                subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=envs[name], cwd=empty)
+                times[name].append(time.perf_counter() - start)
     for name, values in times.items():
-        print(f"  {name:32} min {min(values):.3f}s  median {statistics.median(values):.3f}s  ({runs} runs)")
+        print(f"  {name:36} min {min(values):.3f}s  median {statistics.median(values):.3f}s  ({runs} runs)")
+    if baseline is not None:
+        for name in ("--help", "explain (demo)"):
+            ours, theirs = (statistics.median(times[f"{side:9} outreach {name}"]) for side in ("this tree", "baseline"))
+            print(f"  outreach {name}: this tree / baseline = {ours / theirs:.2f} (medians)")
 
 
 def main() -> None:
@@ -294,6 +318,8 @@ def main() -> None:
     parser.add_argument("--catalog", type=Path, default=CATALOG)
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--startup", action="store_true", help="time the CLI's start instead")
+    parser.add_argument("--baseline", type=Path, help="with --startup: also time the `outreach` package of this "
+                        "checkout (e.g. `git archive main outreach pyproject.toml | tar -x -C DIR`), interleaved")
     parser.add_argument("--child", choices=("floor", "engine"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -303,7 +329,7 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"DuckDB {duckdb.__version__}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     if args.startup:
-        startup(args.runs if args.runs > 1 else 10)
+        startup(args.runs if args.runs > 1 else 10, args.baseline)
         return
     out = args.dir / f"{args.accounts}-{args.events}-{args.tickets_per_account:g}t"
     if args.regenerate or not (out / "events.jsonl").exists():
