@@ -1205,19 +1205,25 @@ class _EventScan(NamedTuple):
 
 
 def _scan_events(con: duckdb.DuckDBPyConnection) -> _EventScan:
-    """Every check of the loaded rows. Each is its own ``WHERE`` query: a ``WHERE`` stops evaluating a row at its
-    first false condition, an aggregate ``FILTER`` evaluates them all (one pass with three FILTERs cost ten
-    times the three queries)."""
+    """Every check of the loaded rows. A ``WHERE`` stops evaluating a row at its first true ``OR`` branch, an
+    aggregate ``FILTER`` evaluates them all (one pass with three FILTERs cost ten times three queries), so one
+    ``WHERE`` pass looks for any suspect row and only then does each check run on its own."""
     defaults = EventNames().model_dump()
     wrong_number = _wrong_number_sql(tuple((defaults[key], prop, whole) for key, prop, whole in EVENT_NUMBERS))
-    missing = con.execute(
-        "SELECT min(line) FROM events WHERE event IS NULL OR ts IS NULL OR account_id IS NULL "
-        "OR NOT starts_with(props::VARCHAR, '{')"  # DuckDB writes JSON minified: an object starts with '{'
+    # DuckDB writes JSON minified: an object starts with '{'.
+    missing_sql = "event IS NULL OR ts IS NULL OR account_id IS NULL OR NOT starts_with(props::VARCHAR, '{')"
+    lenient_sql = "length(props::VARCHAR) > 2 AND regexp_matches(props::VARCHAR, $lenient)"
+    # A good file (the usual case) costs one pass; only when a row trips any check do the three say which.
+    suspect = con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM events WHERE {missing_sql} OR {wrong_number} OR ({lenient_sql}) "
+        "LIMIT 1)",
+        {"lenient": _LENIENT_JSON},
     ).fetchone()
+    if not suspect or not suspect[0]:
+        return _EventScan(None, [], None)
+    missing = con.execute(f"SELECT min(line) FROM events WHERE {missing_sql}").fetchone()
     lenient = con.execute(
-        "SELECT line FROM events WHERE length(props::VARCHAR) > 2 AND regexp_matches(props::VARCHAR, ?) "
-        "ORDER BY line",
-        [_LENIENT_JSON],
+        f"SELECT line FROM events WHERE {lenient_sql} ORDER BY line", {"lenient": _LENIENT_JSON}
     ).fetchall()
     number = con.execute(f"SELECT min(line) FROM events WHERE {wrong_number}").fetchone()
     return _EventScan(
