@@ -117,12 +117,12 @@ def _register_accounts(
     them; ``champion`` is champion_user_id) and ``plan_limit`` (NULL cap = unlimited)."""
     # account_rows holds the accounts in file order, so for all of them the row's position is its rowid; a
     # subset is numbered (a window over a million accounts cost 0.3-0.7 s).
-    position, source = "rowid", "account_rows"
+    position, source, order = "rowid", "account_rows", ""  # a scan keeps the table's order
     if account_ids is not None:
         create_table(
             con, "analysed", {"account_id": TEXT}, [(account_id,) for account_id in sorted(account_ids)]
         )
-        position = "row_number() OVER (ORDER BY ord) - 1"
+        position, order = "row_number() OVER (ORDER BY ord) - 1", "ORDER BY ord"
         source = "account_rows SEMI JOIN analysed USING (account_id)"
     con.execute(
         f"""
@@ -131,7 +131,7 @@ def _register_accounts(
                employees_now, nps, champion_user_id AS champion, name, owner_email, activated_at, contract_start,
                champion_name, cs_veto, cs_veto_reason, last_contacted_at,
                coalesce(activated_at <= $as_of, false) AS activated, addons
-        FROM {source} ORDER BY {position}
+        FROM {source} {order}
         """,
         {"as_of": as_of},
     )
