@@ -969,7 +969,10 @@ def _text_tickets(con: duckdb.DuckDBPyConnection, source: str, organizations: di
                lower(coalesce(nullif(status, ''), 'open')) AS status,
                lower(coalesce(nullif(priority, ''), 'normal')) AS priority,
                CASE WHEN tags IS NULL OR tags::VARCHAR = 'null' THEN []::VARCHAR[]
-                    WHEN regexp_full_match(tags::VARCHAR, $tags) THEN lower(tags::VARCHAR)::JSON::VARCHAR[] END AS tags,
+                    WHEN tags::VARCHAR = '[]' THEN []::VARCHAR[]
+                    -- ["a","b"] with no quote or backslash inside a tag: the tags are between '","'.
+                    WHEN regexp_full_match(tags::VARCHAR, $tags) THEN string_split(lower(tags::VARCHAR)[3:-3], '","')
+               END AS tags,
                CASE WHEN coalesce(account_id, '') = '' THEN organization_id END AS organization_read,
                coalesce(solved_at, '') = '' OR {_stamp_sql("solved_at")} {_STAMP_RANGE} AS solved_ok,
                strlen(coalesce(status, '') || coalesce(priority, ''))
@@ -981,7 +984,8 @@ def _text_tickets(con: duckdb.DuckDBPyConnection, source: str, organizations: di
     )  # fmt: skip
 
     def maybe_not_text(column: str, *, integer: bool = False) -> str:
-        other = f"regexp_full_match({column}, $other)"
+        # The first character's code point first (cheap): only a text that starts as such a value may be one.
+        other = f"(list_contains($starts, ascii({column})) AND regexp_full_match({column}, $other))"
         return f"({other} AND NOT regexp_full_match({column}, $integer))" if integer else other
 
     row = con.execute(
@@ -996,8 +1000,8 @@ def _text_tickets(con: duckdb.DuckDBPyConnection, source: str, organizations: di
                OR {maybe_not_text("subject")} OR {maybe_not_text("description")}
         )
         """,
-        {"other": _MAYBE_NOT_TEXT, "integer": _PLAIN_INTEGER, "statuses": list(_TICKET_STATUSES),
-         "priorities": list(_TICKET_PRIORITIES)},
+        {"other": _MAYBE_NOT_TEXT, "starts": [ord(c) for c in "-0123456789tf[{"], "integer": _PLAIN_INTEGER,
+         "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
     ).fetchone()  # fmt: skip
     if not (row and row[0]):
         return False
