@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import compress
@@ -875,18 +876,21 @@ def _tickets_in_duckdb(
     this path leaves to :func:`load_tickets`: a line the JSON standard refuses (DuckDB's reader is more
     lenient: NaN, trailing commas, numbers beyond a double), a field of another JSON type or form, a non-ASCII
     tag, or an error. Every check is a query that looks at all rows; only :func:`load_tickets` names a line."""
-    if not _standard_json_lines(data):
-        return False
     organizations = organizations or {}
-    with duckdb_source(path) as source:
-        try:
-            filled = _text_tickets(con, source, organizations) or _typed_tickets(con, source, organizations)
-            row = con.execute(
-                "SELECT NOT EXISTS (SELECT 1 FROM ticket_table ANTI JOIN account_rows USING (account_id)) "
-                # A hash repeated by two ids sends the file to load_tickets, which finds no duplicate: still right.
-                "AND (SELECT count(DISTINCT hash(id)) = count(*) FROM ticket_table)"
-            ).fetchone() if filled else None
-        except duckdb.Error:
+    # The line check is Python on one core; DuckDB's read of the same file leaves most of a second one idle.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-ticket-lines") as pool:
+        standard = pool.submit(_standard_json_lines, data)
+        with duckdb_source(path) as source:
+            try:
+                filled = _text_tickets(con, source, organizations) or _typed_tickets(con, source, organizations)
+                row = con.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM ticket_table ANTI JOIN account_rows USING (account_id)) "
+                    # A hash repeated by two ids sends the file to load_tickets, which finds none: still right.
+                    "AND (SELECT count(DISTINCT hash(id)) = count(*) FROM ticket_table)"
+                ).fetchone() if filled else None
+            except duckdb.Error:
+                row = None
+        if not standard.result():
             row = None
     if row is None or not row[0]:
         con.execute("DROP TABLE IF EXISTS ticket_table")
@@ -897,6 +901,7 @@ def _tickets_in_duckdb(
 
 # Bytes as classes for the number check: digits and "+" -> "0", exponent markers -> "e".
 _NUMBER_CLASSES = bytes.maketrans(b"0123456789+E", b"00000000000e")
+_LINE_CHECK_CHUNK = 1 << 24  # bytes the line check holds at a time (whole lines), besides the file itself
 
 
 def _standard_json_lines(data: bytes) -> bool:
@@ -904,25 +909,32 @@ def _standard_json_lines(data: bytes) -> bool:
     without building values: msgspec reads the syntax (no NaN, Infinity, trailing commas or stray
     whitespace); DuckDB refuses invalid UTF-8 itself. msgspec does not weigh the numbers it skips, so a line
     with a number that could be beyond a double - a three-digit exponent, or 200 digits in a row (in a string
-    too) - goes to orjson."""
+    too) - goes to orjson. Reads ``data`` a few MB of whole lines at a time."""
     import msgspec  # only here: the CLI's start-up does not pay for it
 
-    try:
-        msgspec.json.Decoder(msgspec.Raw).decode_lines(data)
-    except msgspec.DecodeError:
-        return False
-    classes = data.translate(_NUMBER_CLASSES)
-    for needle in (b"0e000", b"0" * 200):
-        start = classes.find(needle)
-        while start >= 0:
-            line_start = data.rfind(b"\n", 0, start) + 1
-            line_end = data.find(b"\n", start)
-            line_end = len(data) if line_end < 0 else line_end
-            try:
-                orjson.loads(data[line_start:line_end])
-            except orjson.JSONDecodeError:
-                return False
-            start = classes.find(needle, line_end)
+    lines = msgspec.json.Decoder(msgspec.Raw)
+    view = memoryview(data)
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + _LINE_CHECK_CHUNK)
+        end = len(data) if end < 0 else end + 1
+        try:
+            lines.decode_lines(view[start:end])
+        except msgspec.DecodeError:
+            return False
+        chunk = data[start:end]
+        classes = chunk.translate(_NUMBER_CLASSES)
+        for needle in (b"0e000", b"0" * 200):
+            found = classes.find(needle)
+            while found >= 0:
+                line_end = chunk.find(b"\n", found)
+                line_end = len(chunk) if line_end < 0 else line_end
+                try:
+                    orjson.loads(chunk[chunk.rfind(b"\n", 0, found) + 1 : line_end])
+                except orjson.JSONDecodeError:
+                    return False
+                found = classes.find(needle, line_end)
+        start = end
     return True
 
 

@@ -578,9 +578,14 @@ def test_ticket_text_pass_leaves_values_that_may_not_be_text_to_the_typed_pass(
         assert tables_of(dataset.events) == python_tables(root), name
 
 
-def test_ticket_number_scan_sends_only_lines_with_long_numbers_to_the_strict_parser(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [1 << 24, 40])
+def test_ticket_number_scan_sends_only_lines_with_long_numbers_to_the_strict_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
     """A number that may be beyond a double hides from DuckDB's reader in a field it does not read; a line
-    that has one (or text that looks like one) is parsed by orjson, which decides."""
+    that has one (or text that looks like one) is parsed by orjson, which decides. The check reads whole lines a
+    chunk at a time: a chunk smaller than a line gives the same answers."""
+    monkeypatch.setattr(data, "_LINE_CHECK_CHUNK", chunk)
     accounts = ACCOUNT_HEADER + "\nacme,Acme,team\n"
     text = ticket_line(note="quoted 1e400 and 1E+999 are text")[:-1] + ', "n": 1e-400}'
     root = write_data(tmp_path / "text", accounts, [text, ticket_line(id="T-2")])
@@ -590,6 +595,9 @@ def test_ticket_number_scan_sends_only_lines_with_long_numbers_to_the_strict_par
         root = write_data(tmp_path / number[:6], accounts, [ticket_line(), line])
         error = error_of(root)
         assert (error.path.name, error.line) == ("tickets.jsonl", 2) and "malformed JSON" in str(error), number
+    root = write_data(tmp_path / "nan", accounts, [ticket_line(), ticket_line(id="T-2")[:-1] + ', "n": NaN}'])
+    error = error_of(root)
+    assert (error.path.name, error.line) == ("tickets.jsonl", 2) and "NaN is not a JSON number" in str(error)
 
 
 @pytest.mark.parametrize(
