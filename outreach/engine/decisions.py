@@ -26,7 +26,7 @@ from outreach.engine.friction import Friction, FrictionRecord, rank_frictions
 from outreach.engine.health import Gate, GateRecord, Health, HealthRecord, health_sql, register_open_tickets
 from outreach.engine.offers import Offer, OfferRecord, offer_sql, register_catalog
 from outreach.engine.rules import Rules, load_project_rules
-from outreach.engine.tables import BOOL, DATE, TEXT, create_table, engine_session
+from outreach.engine.tables import BOOL, DATE, TEXT, create_table, engine_session, sql_ordered_list
 from outreach.engine.triggers.detection import detect
 from outreach.types import Cohort, OfferMotion
 
@@ -167,6 +167,13 @@ def decide_records(
         return [(account, orjson.loads(row[0])) for account, row in zip(accounts, rows, strict=True)]
 
 
+# A friction in the ``explain --json`` shape, with what the gate and the decision need of the primary one.
+_FRICTION_ENTRY = (
+    "{'json': to_json({'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement, "
+    "'figures': figures, 'window_days': window_days, 'strength': strength, 'evidence': evidence}), "
+    "'fid': fid, 'kind': kind}"
+)
+
 # A triggered account the catalog has nothing for is never ready: it is told, not skipped (``no_offer``).
 _NO_OFFER = (
     "'nothing in the catalog removes ' || f.primary_fid"
@@ -212,10 +219,9 @@ def _decide(
         {"account_id": TEXT, "last_contacted": DATE, "held_out": BOOL},
         [row for row in contacts if row[1] is not None or row[2]],
     )
-    con.execute(f"CREATE OR REPLACE TEMP VIEW account_health AS {health_sql(rules, catalog, as_of)}")
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE account_band AS SELECT account_id, health.band AS band FROM account_health"
-    )
+    # A table, computed once: the offer stage reads the bands and the decision the whole record.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE account_health AS {health_sql(rules, catalog, as_of)}")
+    con.execute("CREATE OR REPLACE TEMP VIEW account_band AS SELECT account_id, health.band AS band FROM account_health")
     register_catalog(con, catalog)
     con.execute(f"CREATE OR REPLACE TEMP VIEW account_offer AS {offer_sql(rules, catalog)}")
     con.execute(
@@ -234,12 +240,12 @@ def _decide(
             FROM account_health h
             JOIN account_dim d USING (account_id)
             LEFT JOIN (
-                SELECT account_id,
-                       list(to_json({{'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement,
-                                     'figures': figures, 'window_days': window_days, 'strength': strength,
-                                     'evidence': evidence}}) ORDER BY pos) AS frictions,
-                       arg_min(fid, pos) AS primary_fid, arg_min(kind, pos) AS primary_kind, count(*) AS friction_count
-                FROM friction_rows GROUP BY account_id
+                SELECT account_id, list_transform(ranked, lambda r: r.json) AS frictions, ranked[1].fid AS primary_fid,
+                       ranked[1].kind AS primary_kind, len(ranked) AS friction_count
+                FROM (
+                    SELECT account_id, {sql_ordered_list(_FRICTION_ENTRY, "pos")} AS ranked
+                    FROM friction_rows GROUP BY account_id
+                )
             ) f USING (account_id)
             LEFT JOIN account_offer o USING (account_id)
         )

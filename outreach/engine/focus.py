@@ -28,7 +28,7 @@ class Focus:
         self.con.execute("SET enable_progress_bar = false")
         source = dataset.events.cursor()
         try:
-            accounts = source.sql("SELECT * FROM account_rows").to_arrow_table()
+            accounts = source.sql("SELECT * FROM account_rows ORDER BY ord").to_arrow_table()
             tickets = source.sql("SELECT * EXCLUDE (seq) FROM ticket_rows ORDER BY seq").to_arrow_table()
         finally:
             source.close()

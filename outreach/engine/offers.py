@@ -17,7 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from outreach.engine.catalog import Catalog
 from outreach.engine.rules import Rules
-from outreach.engine.tables import FLOAT, INT, TEXT, TEXTS, create_table, sql_float, sql_text, sql_texts
+from outreach.engine.tables import (
+    FLOAT,
+    INT,
+    TEXT,
+    TEXTS,
+    create_table,
+    sql_float,
+    sql_ordered_list,
+    sql_text,
+    sql_texts,
+)
 from outreach.engine.triggers.spec import TriggerSpec
 from outreach.engine.triggers.sql import SEATS_IN_USE
 from outreach.types import OfferMotion
@@ -310,7 +320,7 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
                  'includes': includes}} AS offer
         FROM (
             SELECT p.account_id, p.id, p.name, p.price_monthly, p.discount_pct, p.includes, p.primary_offer,
-                   list(b.fid ORDER BY b.pos) AS solved
+                   {sql_ordered_list('b.fid', 'b.pos')} AS solved
             FROM bundle_pick p JOIN best b ON b.account_id = p.account_id
              AND (b.id = p.plan OR list_contains(p.addons, b.id))
             GROUP BY ALL
@@ -320,7 +330,7 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
         SELECT x.account_id, coalesce(u.offer, x.offer) AS offer, f.fids
         FROM primaries x
         LEFT JOIN bundles u USING (account_id)
-        JOIN (SELECT account_id, list(fid ORDER BY pos) AS fids FROM friction_rows GROUP BY account_id) f
+        JOIN (SELECT account_id, {sql_ordered_list('fid', 'pos')} AS fids FROM friction_rows GROUP BY account_id) f
           USING (account_id)
     )
     SELECT account_id,

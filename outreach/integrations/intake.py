@@ -155,22 +155,33 @@ def messages_of(doc: Any, call: str) -> tuple[list[Any], Mapping[str, Any]]:
     return [doc], {}
 
 
-@cache
-def _trigger_numbers() -> dict[str, tuple[tuple[str, bool], ...]]:
-    """Event name → the numeric properties the built-in triggers read from it, and whether each is whole
-    (:data:`outreach.engine.data.EVENT_NUMBERS` under the default event names)."""
-    from outreach.engine.triggers.spec import EventNames
+TriggerNumbers = Mapping[str, tuple[tuple[str, bool], ...]]
 
-    names = EventNames().model_dump()
+
+def trigger_numbers(event_names: Mapping[str, str] | None = None) -> TriggerNumbers:
+    """Event name → the numeric properties the built-in triggers read from it, and whether each is whole
+    (:data:`outreach.engine.data.EVENT_NUMBERS` under the product's event names, the rules' ``events``; the
+    default names without them)."""
+    names = dict(event_names) if event_names is not None else _default_event_names()
     found: dict[str, list[tuple[str, bool]]] = {}
     for key, prop, whole in EVENT_NUMBERS:
         found.setdefault(names[key], []).append((prop, whole))
     return {event: tuple(props) for event, props in found.items()}
 
 
-def parse_message(raw: Any, call: str, envelope: Mapping[str, Any], received_at: datetime, where: str) -> Message:
+@cache
+def _default_event_names() -> dict[str, str]:
+    from outreach.engine.triggers.spec import EventNames
+
+    return EventNames().model_dump()
+
+
+def parse_message(
+    raw: Any, call: str, envelope: Mapping[str, Any], received_at: datetime, where: str,
+    numbers: TriggerNumbers | None = None,
+) -> Message:
     """Check one message the way Segment does and resolve its timestamp; IntakeError names ``where`` and the
-    field."""
+    field. ``numbers`` (:func:`trigger_numbers`) are the numeric properties checked, by event name."""
     if not isinstance(raw, dict):
         raise IntakeError(f"{where}: must be a JSON object")
     size = len(orjson.dumps(raw))
@@ -218,7 +229,7 @@ def parse_message(raw: Any, call: str, envelope: Mapping[str, Any], received_at:
     group_in_context = context.get("groupId")
     if kind == "track":
         event = text("event", raw.get("event"), required=True)
-        for prop, whole in _trigger_numbers().get(event or "", ()):
+        for prop, whole in (numbers if numbers is not None else trigger_numbers()).get(event or "", ()):
             value = properties.get(prop)
             # Stored events skip the file loader's check at decide time: a trigger would read the value as missing.
             problem = number_problem(value, whole) if value is not None else None
@@ -285,13 +296,16 @@ def _timestamp(raw: Mapping[str, Any], envelope: Mapping[str, Any], received_at:
     return received_at
 
 
-def parse_request(doc: Any, call: str, received_at: datetime) -> list[Message]:
-    """Every message of one request, checked; the first problem raises (nothing is stored then)."""
+def parse_request(
+    doc: Any, call: str, received_at: datetime, numbers: TriggerNumbers | None = None
+) -> list[Message]:
+    """Every message of one request, checked; the first problem raises (nothing is stored then). ``numbers``:
+    see :func:`parse_message` (the default event names' without it)."""
     raws, envelope = messages_of(doc, call)
     if not raws:
         raise IntakeError("field 'batch': empty")
     return [
-        parse_message(raw, call, envelope, received_at, f"batch[{i}]" if call == "batch" else call)
+        parse_message(raw, call, envelope, received_at, f"batch[{i}]" if call == "batch" else call, numbers)
         for i, raw in enumerate(raws)
     ]
 

@@ -28,11 +28,13 @@ from outreach.errors import OutreachError, PermissionDeniedError
 from outreach.integrations.intake import (
     MAX_REQUEST_BYTES,
     IntakeError,
+    TriggerNumbers,
     check_key,
     decode_body,
     parse_request,
     signature_matches,
     store_messages,
+    trigger_numbers,
 )
 
 log = logging.getLogger(__name__)
@@ -49,12 +51,28 @@ class Intake:
         self._reactor: Any = None
         self._lock = threading.Lock()
         self._store_ready = False
+        self._numbers: TriggerNumbers | None = None
 
     def ensure_store(self) -> None:
         """The store's file exists once events arrive, so runs know to read it."""
         if not self._store_ready:
             self.application.event_store(create=True)
             self._store_ready = True
+
+    @property
+    def numbers(self) -> TriggerNumbers:
+        """The numeric properties checked on arriving events, under the product's event names (the rules of the
+        workspace, the served data directory and OUTREACH_RULES_PATH): a renamed limit event is checked too."""
+        if self._numbers is None:
+            from outreach import bundled
+            from outreach.engine.rules import load_project_rules
+
+            settings = self.application.settings
+            rules = load_project_rules(
+                settings.data_dir, settings.rules_path, workspace=bundled.workspace_layer("rules", settings)
+            ).rules
+            self._numbers = trigger_numbers(rules.events.model_dump())
+        return self._numbers
 
     @property
     def reactor(self) -> Any:
@@ -74,6 +92,7 @@ class Intake:
         from outreach.integrations.intake import active_key
         from outreach.integrations.notify import configured_channels
 
+        _ = self.numbers  # the rules are read (and a broken rules.yaml reported) at start, not on a request
         with self.application.sessions() as session:
             takes_events = active_key(session) is not None
         if takes_events:
@@ -188,7 +207,7 @@ async def _receive(request: Request, call: str) -> JSONResponse:
         if signature and key and not signature_matches(key, body, signature):
             return _error(401, "unauthorized", "X-Signature does not match the body",
                           hint="set the Webhooks destination's shared secret to the write key")
-        messages = parse_request(doc, call, received_at)
+        messages = parse_request(doc, call, received_at, intake.numbers)
 
         def store() -> Any:
             intake.ensure_store()

@@ -88,6 +88,24 @@ def test_invalid_requests_get_a_400_naming_message_and_field(refusing: tuple[Tes
     assert _stored(application) == []
 
 
+def test_numbers_are_checked_under_the_products_own_event_names(tmp_path: Path) -> None:
+    """rules.yaml renames the limit event: the API checks the renamed event's numbers (a trigger reads them) and
+    no longer the default name's."""
+    (tmp_path / "rules.yaml").write_text("events:\n  limit_reached: Quota Hit\n")
+    client, application, key = _api(tmp_path)
+    with client:
+        renamed = {**TRACK, "event": "Quota Hit", "properties": {"limit": "reports", "used": "lots", "cap": 50}}
+        response = client.post("/v1/track", json=renamed, auth=(key, ""))
+        assert response.status_code == 400
+        assert response.json()["message"] == (
+            "track: field 'properties.used': 'lots' is not a number (a 'Quota Hit' event)"
+        )
+        assert _stored(application) == []
+        other = {**TRACK, "properties": {"limit": "reports", "used": "lots"}}  # no trigger reads this name now
+        assert client.post("/v1/track", json=other, auth=(key, "")).status_code == 200
+        assert [row.event for row in _stored(application)] == ["Limit Reached"]
+
+
 def test_request_limits_encodings_and_keys(api: tuple[TestClient, Application, str]) -> None:
     client, application, key = api
     big = {"batch": [{**TRACK, "type": "track", "properties": {"blob": "x" * 30_000}} for _ in range(17)]}
