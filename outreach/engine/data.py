@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from itertools import compress
@@ -872,8 +873,154 @@ def _is_zone(zone: str) -> bool:
 def _tickets_in_duckdb(
     con: duckdb.DuckDBPyConnection, path: Path, data: bytes, organizations: dict[str, str] | None = None
 ) -> bool:
-    with duckdb_source(path) as source:
-        return _typed_tickets(con, source, data, organizations)
+    """Fill ``ticket_rows`` straight from tickets.jsonl; False (nothing written) when the file holds anything
+    this path leaves to :func:`load_tickets`: a line the JSON standard refuses (DuckDB's reader is more
+    lenient: NaN, trailing commas, numbers beyond a double), a field of another JSON type or form, a non-ASCII
+    tag, or an error. Every check is a query that looks at all rows; only :func:`load_tickets` names a line."""
+    organizations = organizations or {}
+    # The line check is Python on one core; DuckDB's read of the same file leaves most of a second one idle.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="outreach-ticket-lines") as pool:
+        standard = pool.submit(_standard_json_lines, data)
+        with duckdb_source(path) as source:
+            try:
+                filled = _text_tickets(con, source, organizations) or _typed_tickets(con, source, organizations)
+                row = con.execute(
+                    "SELECT NOT EXISTS (SELECT 1 FROM ticket_table ANTI JOIN account_rows USING (account_id)) "
+                    # A hash repeated by two ids sends the file to load_tickets, which finds none: still right.
+                    "AND (SELECT count(DISTINCT hash(id)) = count(*) FROM ticket_table)"
+                ).fetchone() if filled else None
+            except duckdb.Error:
+                row = None
+        if not standard.result():
+            row = None
+    if row is None or not row[0]:
+        con.execute("DROP TABLE IF EXISTS ticket_table")
+        return False
+    con.execute(_TICKET_VIEW)
+    return True
+
+
+# Bytes as classes for the number check: digits and "+" -> "0", exponent markers -> "e".
+_NUMBER_CLASSES = bytes.maketrans(b"0123456789+E", b"00000000000e")
+_LINE_CHECK_CHUNK = 1 << 24  # bytes the line check holds at a time (whole lines), besides the file itself
+
+
+def _standard_json_lines(data: bytes) -> bool:
+    """Whether every non-blank line is standard JSON as orjson (the records' reader) parses it, checked
+    without building values: msgspec reads the syntax (no NaN, Infinity, trailing commas or stray
+    whitespace); DuckDB refuses invalid UTF-8 itself. msgspec does not weigh the numbers it skips, so a line
+    with a number that could be beyond a double - a three-digit exponent, or 200 digits in a row (in a string
+    too) - goes to orjson. Reads ``data`` a few MB of whole lines at a time."""
+    import msgspec  # only here: the CLI's start-up does not pay for it
+
+    lines = msgspec.json.Decoder(msgspec.Raw)
+    view = memoryview(data)
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + _LINE_CHECK_CHUNK)
+        end = len(data) if end < 0 else end + 1
+        try:
+            lines.decode_lines(view[start:end])
+        except msgspec.DecodeError:
+            return False
+        chunk = data[start:end]
+        classes = chunk.translate(_NUMBER_CLASSES)
+        for needle in (b"0e000", b"0" * 200):
+            found = classes.find(needle)
+            while found >= 0:
+                line_end = chunk.find(b"\n", found)
+                line_end = len(chunk) if line_end < 0 else line_end
+                try:
+                    orjson.loads(chunk[chunk.rfind(b"\n", 0, found) + 1 : line_end])
+                except orjson.JSONDecodeError:
+                    return False
+                found = classes.find(needle, line_end)
+        start = end
+    return True
+
+
+# What DuckDB writes for a JSON value that is not a string, read into a VARCHAR column: a number, true or
+# false, an array or an object (minified). A text value of this form may have been one; plain integers read
+# the same either way (str(5) == "5") where a field takes them.
+_MAYBE_NOT_TEXT = r"-?[0-9][0-9.eE+-]*|true|false|\[.*\]|\{.*\}"
+_PLAIN_INTEGER = r"-?[1-9][0-9]{0,17}"
+# tags as minified JSON: an array of ASCII strings without escapes (their lower() is Python's).
+_PLAIN_TAGS = r'\[("[ !#-\[\]-~]*"(,"[ !#-\[\]-~]*")*)?\]'
+# A stamp must also stay within years 1-9999 in UTC, as Python's datetime does.
+_STAMP_RANGE = "BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999999'"
+_TICKET_FIELDS = ("id", "account_id", "organization_id", "created_at", "subject", "description", "status",
+                  "priority", "tags", "solved_at")  # fmt: skip
+
+
+def _stamp_sql(text: str) -> str:
+    return (
+        f"CASE WHEN regexp_full_match({text}, '{_TIMESTAMP_FORM}') AND {text} >= '0001' "
+        f"THEN {utc_timestamp_sql(text)} END"
+    )
+
+
+def _organization_account_sql(organization: str) -> str:
+    return (
+        f"coalesce(map_extract_value(MAP($org_ids::VARCHAR[], $org_accounts::VARCHAR[]), {organization}), "
+        f"{organization})"
+    )
+
+
+def _text_tickets(con: duckdb.DuckDBPyConnection, source: str, organizations: dict[str, str]) -> bool:
+    """The usual file - every field a JSON string (or a plain integer id), tags ASCII - read once as text;
+    False when a value may not have been a string, or is in a form this path does not take."""
+    types = ", ".join(f"'{name}': '{'JSON' if name == 'tags' else 'VARCHAR'}'" for name in _TICKET_FIELDS)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE ticket_table AS
+        SELECT nullif(id, '') AS id,
+               CASE WHEN coalesce(account_id, '') <> '' THEN account_id
+                    WHEN coalesce(organization_id, '') <> '' THEN {_organization_account_sql("organization_id")}
+               END AS account_id,
+               {_stamp_sql("created_at")} AS created_at,
+               coalesce(subject, '') AS subject, coalesce(description, '') AS description,
+               lower(coalesce(nullif(status, ''), 'open')) AS status,
+               lower(coalesce(nullif(priority, ''), 'normal')) AS priority,
+               CASE WHEN tags IS NULL OR tags::VARCHAR = 'null' THEN []::VARCHAR[]
+                    WHEN tags::VARCHAR = '[]' THEN []::VARCHAR[]
+                    -- ["a","b"] with no quote or backslash inside a tag: the tags are between '","'.
+                    WHEN regexp_full_match(tags::VARCHAR, $tags) THEN string_split(lower(tags::VARCHAR)[3:-3], '","')
+               END AS tags,
+               CASE WHEN coalesce(account_id, '') = '' THEN organization_id END AS organization_read,
+               coalesce(solved_at, '') = '' OR {_stamp_sql("solved_at")} {_STAMP_RANGE} AS solved_ok,
+               strlen(coalesce(status, '') || coalesce(priority, ''))
+                   = length(coalesce(status, '') || coalesce(priority, '')) AS ascii_words
+        FROM read_json($path, format='newline_delimited', columns={{{types}}})
+        """,
+        {"path": source, "tags": _PLAIN_TAGS, "org_ids": list(organizations),
+         "org_accounts": list(organizations.values())},
+    )  # fmt: skip
+
+    def maybe_not_text(column: str, *, integer: bool = False) -> str:
+        # The first character's code point first (cheap): only a text that starts as such a value may be one.
+        other = f"(list_contains($starts, ascii({column})) AND regexp_full_match({column}, $other))"
+        return f"({other} AND NOT regexp_full_match({column}, $integer))" if integer else other
+
+    row = con.execute(
+        f"""
+        SELECT NOT EXISTS (
+            SELECT 1 FROM ticket_table
+            WHERE id IS NULL OR account_id IS NULL OR created_at IS NULL OR NOT (created_at {_STAMP_RANGE})
+               OR NOT coalesce(solved_ok, false) OR tags IS NULL OR NOT ascii_words
+               OR NOT list_contains($statuses, status) OR NOT list_contains($priorities, priority)
+               OR {maybe_not_text("id", integer=True)} OR {maybe_not_text("account_id", integer=True)}
+               OR {maybe_not_text("organization_read", integer=True)}
+               OR {maybe_not_text("subject")} OR {maybe_not_text("description")}
+        )
+        """,
+        {"other": _MAYBE_NOT_TEXT, "starts": [ord(c) for c in "-0123456789tf[{"], "integer": _PLAIN_INTEGER,
+         "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES)},
+    ).fetchone()  # fmt: skip
+    if not (row and row[0]):
+        return False
+    for column in ("organization_read", "solved_ok", "ascii_words"):
+        con.execute(f"ALTER TABLE ticket_table DROP COLUMN {column}")
+    return True
 
 
 def _json_kind(value: str) -> str:
@@ -895,20 +1042,11 @@ def _json_text(value: str) -> str:
     return f"CASE WHEN contains({text}, '\\') THEN {value}->>'$' ELSE ({text})[2:-2] END"
 
 
-def _typed_tickets(
-    con: duckdb.DuckDBPyConnection, source: str, data: bytes, organizations: dict[str, str] | None = None
-) -> bool:
-    """Fill ``ticket_rows`` straight from tickets.jsonl; False (nothing written) when the file holds anything
-    this path leaves to :func:`load_tickets`: a line orjson would not parse (DuckDB's reader is more lenient:
-    NaN, trailing commas, huge numbers), a field of another JSON type or form, a non-ASCII tag, or an error."""
-    try:
-        for raw in data.split(b"\n"):
-            if raw.strip():
-                orjson.loads(raw)
-    except (orjson.JSONDecodeError, ValueError):
-        return False
-    fields = ("id", "account_id", "organization_id", "created_at", "subject", "description", "status",
-              "priority", "tags", "solved_at")  # fmt: skip
+def _typed_tickets(con: duckdb.DuckDBPyConnection, source: str, organizations: dict[str, str]) -> bool:
+    """Any other file: every field read as JSON and typed by its JSON type (a number id, a text organisation
+    without a map, an escaped text); False when a value is of a type or form this path leaves to
+    :func:`load_tickets`."""
+    fields = _TICKET_FIELDS
     types = ", ".join(f"'{name}': 'JSON'" for name in fields)
     # Zendesk numbers organisations; without a map only a text id is taken (as the account id) on this path.
     organization_kinds = "'VARCHAR', 'BIGINT'" if organizations else "'VARCHAR'"
@@ -938,66 +1076,56 @@ def _typed_tickets(
             f"AND {value} >= '0001' THEN {utc_timestamp_sql(value)} END"
         )
 
-    # A stamp must also stay within years 1-9999 in UTC, as Python's datetime does.
-    in_range = "BETWEEN TIMESTAMP '0001-01-01' AND TIMESTAMP '9999-12-31 23:59:59.999999'"
+    in_range = _STAMP_RANGE
     ascii_tags = (
         f"{kind('tags')} = 'ARRAY' AND coalesce(list_bool_and(list_transform(tags::JSON[], "
         "lambda t: coalesce(starts_with(t::VARCHAR, '\"') AND strlen(t::VARCHAR) = length(t::VARCHAR), false))), "
         "true)"
     )
-    try:
-        # One pass: read, type, and flag what this path must leave to load_tickets.
-        con.execute(
-            f"""
-            CREATE OR REPLACE TABLE ticket_table AS
-            WITH parsed AS (
-                SELECT *, {", ".join(f"{_json_kind(name)} AS {name}_kind" for name in fields)},
-                       {", ".join(f"{_json_text(name)} AS {name}_text" for name in fields if name != "tags")}
-                FROM read_json($path, format='newline_delimited', columns={{{types}}})
-            ), typed AS (
-                SELECT CASE WHEN {kind("id")} = 'VARCHAR' AND {text("id")} <> '' THEN {text("id")}
-                            WHEN {kind("id")} = 'BIGINT' THEN id::VARCHAR END AS id,
-                       CASE WHEN {kind("account_id")} = 'VARCHAR' AND {text("account_id")} <> '' THEN {text("account_id")}
-                            WHEN ({kind("account_id")} = 'NULL'
-                                  OR ({kind("account_id")} = 'VARCHAR' AND {text("account_id")} = ''))
-                                 AND {kind("organization_id")} IN ({organization_kinds})
-                                 AND {organization} <> ''
-                            THEN coalesce(map_extract_value(MAP($org_ids::VARCHAR[], $org_accounts::VARCHAR[]),
-                                                            {organization}),
-                                          {organization}) END AS account_id,
-                       {stamp("created_at")} AS created_at,
-                       {kind("solved_at")} = 'NULL' OR ({kind("solved_at")} = 'VARCHAR' AND {text("solved_at")} = '')
-                           OR {stamp("solved_at")} {in_range} AS solved_ok,
-                       {text_or("subject", "")} AS subject, {text_or("description", "")} AS description,
-                       {text_or("status", "open")} AS status, {text_or("priority", "normal")} AS priority,
-                       CASE WHEN {kind("tags")} = 'NULL' THEN []::VARCHAR[]
-                            WHEN {ascii_tags} THEN list_transform(tags::JSON[], lambda t: lower(t->>'$')) END AS tags
-                FROM parsed
-            )
-            SELECT id, account_id, created_at, subject, description, lower(status) AS status,
-                   lower(priority) AS priority, coalesce(tags, []::VARCHAR[]) AS tags,
-                   coalesce(id IS NULL OR account_id IS NULL OR NOT (created_at {in_range}) OR NOT solved_ok
-                            OR subject IS NULL OR description IS NULL OR tags IS NULL
-                            OR strlen(status) <> length(status) OR NOT list_contains($statuses, lower(status))
-                            OR strlen(priority) <> length(priority)
-                            OR NOT list_contains($priorities, lower(priority)), true) AS unusual
-            FROM typed
-            """,
-            {"path": source, "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES),
-             "org_ids": list(organizations or {}), "org_accounts": list((organizations or {}).values())},
+    # One pass: read, type, and flag what this path must leave to load_tickets.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TABLE ticket_table AS
+        WITH parsed AS (
+            SELECT *, {", ".join(f"{_json_kind(name)} AS {name}_kind" for name in fields)},
+                   {", ".join(f"{_json_text(name)} AS {name}_text" for name in fields if name != "tags")}
+            FROM read_json($path, format='newline_delimited', columns={{{types}}})
+        ), typed AS (
+            SELECT CASE WHEN {kind("id")} = 'VARCHAR' AND {text("id")} <> '' THEN {text("id")}
+                        WHEN {kind("id")} = 'BIGINT' THEN id::VARCHAR END AS id,
+                   CASE WHEN {kind("account_id")} = 'VARCHAR' AND {text("account_id")} <> '' THEN {text("account_id")}
+                        WHEN ({kind("account_id")} = 'NULL'
+                              OR ({kind("account_id")} = 'VARCHAR' AND {text("account_id")} = ''))
+                             AND {kind("organization_id")} IN ({organization_kinds})
+                             AND {organization} <> ''
+                        THEN coalesce(map_extract_value(MAP($org_ids::VARCHAR[], $org_accounts::VARCHAR[]),
+                                                        {organization}),
+                                      {organization}) END AS account_id,
+                   {stamp("created_at")} AS created_at,
+                   {kind("solved_at")} = 'NULL' OR ({kind("solved_at")} = 'VARCHAR' AND {text("solved_at")} = '')
+                       OR {stamp("solved_at")} {in_range} AS solved_ok,
+                   {text_or("subject", "")} AS subject, {text_or("description", "")} AS description,
+                   {text_or("status", "open")} AS status, {text_or("priority", "normal")} AS priority,
+                   CASE WHEN {kind("tags")} = 'NULL' THEN []::VARCHAR[]
+                        WHEN {ascii_tags} THEN list_transform(tags::JSON[], lambda t: lower(t->>'$')) END AS tags
+            FROM parsed
         )
-        row = con.execute(
-            "SELECT NOT EXISTS (SELECT 1 FROM ticket_table WHERE unusual "
-            "                   OR account_id NOT IN (SELECT account_id FROM account_rows)) "
-            "AND (SELECT count(DISTINCT id) = count(*) FROM ticket_table)"
-        ).fetchone()
-    except duckdb.Error:
-        row = None
-    if row is None or not row[0]:
-        con.execute("DROP TABLE IF EXISTS ticket_table")
+        SELECT id, account_id, created_at, subject, description, lower(status) AS status,
+               lower(priority) AS priority, coalesce(tags, []::VARCHAR[]) AS tags,
+               coalesce(id IS NULL OR account_id IS NULL OR NOT (created_at {in_range}) OR NOT solved_ok
+                        OR subject IS NULL OR description IS NULL OR tags IS NULL
+                        OR strlen(status) <> length(status) OR NOT list_contains($statuses, lower(status))
+                        OR strlen(priority) <> length(priority)
+                        OR NOT list_contains($priorities, lower(priority)), true) AS unusual
+        FROM typed
+        """,
+        {"path": source, "statuses": list(_TICKET_STATUSES), "priorities": list(_TICKET_PRIORITIES),
+         "org_ids": list(organizations), "org_accounts": list(organizations.values())},
+    )
+    row = con.execute("SELECT NOT EXISTS (SELECT 1 FROM ticket_table WHERE unusual)").fetchone()
+    if not (row and row[0]):
         return False
     con.execute("ALTER TABLE ticket_table DROP COLUMN unusual")
-    con.execute(_TICKET_VIEW)
     return True
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 from pydantic import ValidationError
 
 from outreach import bundled
+from outreach.engine import data
 from outreach.engine.catalog import load_catalog
 from outreach.engine.data import Account, Ticket, load_accounts, load_dataset, load_tickets
 from outreach.engine.decisions import decide, rules_for
@@ -540,6 +542,62 @@ def test_ticket_forms_read_alike_either_way(tmp_path: Path) -> None:
         dataset = load_dataset(root)
         assert dataset._tickets is not None, name  # the Python reader read it
         assert tables_of(dataset.events) == python_tables(root), name
+
+
+def test_ticket_text_pass_leaves_values_that_may_not_be_text_to_the_typed_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first DuckDB pass reads every field as text; a value that could have been a number, a boolean, an
+    array or an object (``"0"``, ``"true"``, ``"[x]"``) sends the file to the JSON-typed pass, which reads the
+    same rows as the records do."""
+    accounts = ACCOUNT_HEADER + "\nacme,Acme,team\n7,Seven,team\n"
+    passes: list[str] = []
+    for name in ("_text_tickets", "_typed_tickets"):
+        original = getattr(data, name)
+
+        def spy(*args: object, _original: Any = original, _name: str = name) -> bool:
+            passes.append(_name)
+            return bool(_original(*args))
+
+        monkeypatch.setattr(data, name, spy)
+    cases = {
+        "usual": ([ticket_line(), ticket_line(id="T-2", subject="2 exports failed", description="[EU] region")],
+                  ["_text_tickets"]),
+        "integer id and account": ([ticket_line(id=42, account_id=7)], ["_text_tickets"]),
+        "numeric text subject": ([ticket_line(subject="1234")], ["_text_tickets", "_typed_tickets"]),
+        "zero id": ([ticket_line(id=0)], ["_text_tickets", "_typed_tickets"]),
+        "boolean text": ([ticket_line(description="true")], ["_text_tickets", "_typed_tickets"]),
+        "array text": ([ticket_line(subject="[x]")], ["_text_tickets", "_typed_tickets"]),
+        "escaped tag": ([ticket_line(tags=['say "hi"'])], ["_text_tickets", "_typed_tickets"]),
+    }  # fmt: skip
+    for name, (lines, expected) in cases.items():
+        passes.clear()
+        root = write_data(tmp_path / name.replace(" ", "-"), accounts, lines)
+        dataset = load_dataset(root)
+        assert (passes, dataset._tickets) == (expected, None), name
+        assert tables_of(dataset.events) == python_tables(root), name
+
+
+@pytest.mark.parametrize("chunk", [1 << 24, 40])
+def test_ticket_number_scan_sends_only_lines_with_long_numbers_to_the_strict_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """A number that may be beyond a double hides from DuckDB's reader in a field it does not read; a line
+    that has one (or text that looks like one) is parsed by orjson, which decides. The check reads whole lines a
+    chunk at a time: a chunk smaller than a line gives the same answers."""
+    monkeypatch.setattr(data, "_LINE_CHECK_CHUNK", chunk)
+    accounts = ACCOUNT_HEADER + "\nacme,Acme,team\n"
+    text = ticket_line(note="quoted 1e400 and 1E+999 are text")[:-1] + ', "n": 1e-400}'
+    root = write_data(tmp_path / "text", accounts, [text, ticket_line(id="T-2")])
+    assert load_dataset(root)._tickets is None  # still the DuckDB pass
+    for number in ("2E+308", "1e0400", "1" + "0" * 250 + "e99"):
+        line = ticket_line(id="T-2")[:-1] + f', "n": {number}}}'
+        root = write_data(tmp_path / number[:6], accounts, [ticket_line(), line])
+        error = error_of(root)
+        assert (error.path.name, error.line) == ("tickets.jsonl", 2) and "malformed JSON" in str(error), number
+    root = write_data(tmp_path / "nan", accounts, [ticket_line(), ticket_line(id="T-2")[:-1] + ', "n": NaN}'])
+    error = error_of(root)
+    assert (error.path.name, error.line) == ("tickets.jsonl", 2) and "NaN is not a JSON number" in str(error)
 
 
 @pytest.mark.parametrize(

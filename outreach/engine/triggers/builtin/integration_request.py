@@ -26,7 +26,6 @@ from outreach.engine.triggers.spec import (
     product_name,
 )
 
-_ASCII = "'[\\x00-\\x7F]*'"
 _WORD_START, _WORD_END = "\\b\\Q", "\\E\\b"
 
 
@@ -58,26 +57,24 @@ def _event_integrations(ctx: Detection, s: IntegrationRequest) -> set[str]:
 
 def prepare(ctx: Detection, s: IntegrationRequest) -> None:
     """``ticket_mention``: (account_id, integration, ticket_id, seq) for every integration ask in the analysed
-    accounts' tickets of the window."""
+    accounts' tickets of the window. DuckDB reads the tickets where they are (no copy of their text): the
+    asking wording first, the names only in the tickets that ask."""
     con = ctx.con
     known = _event_integrations(ctx, s) | catalog_integrations(ctx.catalog)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE integration_ticket AS
-        SELECT t.seq, t.id, t.account_id, t.subject, t.description, t.tags,
-               regexp_full_match(t.subject, {_ASCII}) AND regexp_full_match(t.description, {_ASCII}) AS ascii
-        FROM ticket_rows t SEMI JOIN account_dim USING (account_id)
-        WHERE t.created_at::DATE < $as_of AND t.created_at::DATE >= $start
-        """,
-        {"as_of": ctx.as_of, "start": ctx.as_of - timedelta(days=s.window_days)},
-    )
     names = sorted(known)
-    asks = (
-        "list_contains(tags, 'integration') OR list_contains(tags, 'integrations') "
-        f"OR regexp_matches(lower(subject || chr(10) || description), {sql.text(INTEGRATION_WORDS.pattern)})"
-    )
+    # Dates before the analysis date, compared as timestamps (created_at is naive UTC): no cast per ticket.
+    window = "t.created_at < $as_of::TIMESTAMP AND t.created_at >= $start::TIMESTAMP"
+    params = {"as_of": ctx.as_of, "start": ctx.as_of - timedelta(days=s.window_days)}
+    ascii_text = "strlen(t.subject) = length(t.subject) AND strlen(t.description) = length(t.description)"
     in_sql = len(names) <= 200 and all(name.isascii() and "\\" not in name for name in names)
-    text = "lower(subject || chr(10) || description)"
+    words = sql.text(INTEGRATION_WORDS.pattern)
+    # On ASCII text, matching subject and description apart, ignoring case, is matching the lower-cased
+    # "subject\ndescription" (no alternative of the wording holds a line break).
+    asks = (
+        "list_contains(t.tags, 'integration') OR list_contains(t.tags, 'integrations') "
+        f"OR regexp_matches(t.subject, {words}, 'i') OR regexp_matches(t.description, {words}, 'i')"
+    )
+    text = "lower(t.subject || chr(10) || t.description)"
     # \Q...\E quotes the name for RE2 as re.escape does for Python; \b is the same on ASCII text.
     found = [
         f"CASE WHEN regexp_matches({text}, {sql.text(_WORD_START + name + _WORD_END)}) THEN {sql.text(name)} END"
@@ -87,17 +84,26 @@ def prepare(ctx: Detection, s: IntegrationRequest) -> None:
         f"list_filter([{', '.join(found)}]::VARCHAR[], lambda n: n IS NOT NULL)" if found else "[]::VARCHAR[]"
     )
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE ticket_mention AS
-        SELECT account_id, unnest({matched}) AS integration, id AS ticket_id, seq
-        FROM integration_ticket WHERE ascii AND ({asks})
-        """
-        if in_sql
-        else "CREATE OR REPLACE TEMP TABLE ticket_mention (account_id VARCHAR, integration VARCHAR, ticket_id VARCHAR, seq BIGINT)"
+        "CREATE OR REPLACE TEMP TABLE ticket_mention "
+        "(account_id VARCHAR, integration VARCHAR, ticket_id VARCHAR, seq BIGINT)"
     )
+    if not names:
+        return  # no integration to find
+    if in_sql:
+        con.execute(
+            f"""
+            INSERT INTO ticket_mention
+            SELECT t.account_id, unnest({matched}) AS integration, t.id AS ticket_id, t.seq
+            FROM ticket_rows t SEMI JOIN account_dim USING (account_id)
+            WHERE {window} AND {ascii_text} AND ({asks})
+            """,
+            params,
+        )
     rest = con.execute(
-        "SELECT account_id, id, seq, subject, description, tags FROM integration_ticket "
-        f"{'WHERE NOT ascii' if in_sql else ''} ORDER BY seq"
+        "SELECT t.account_id, t.id, t.seq, t.subject, t.description, t.tags "
+        f"FROM ticket_rows t SEMI JOIN account_dim USING (account_id) WHERE {window} "
+        f"{f'AND NOT ({ascii_text})' if in_sql else ''} ORDER BY t.seq",
+        params,
     ).fetchall()
     mentions = [
         (account_id, name, ticket_id, seq)

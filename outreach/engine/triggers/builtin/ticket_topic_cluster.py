@@ -27,36 +27,27 @@ class TicketTopicCluster(WindowSettings):
 
 def prepare(ctx: Detection, s: TicketTopicCluster) -> None:
     """``ticket_topic``: (account_id, ticket_id, topic, created_at, seq) for the analysed accounts' tickets of the
-    window, as :func:`outreach.engine.topics.ticket_topics` gives them. Repeated ticket ids share one topic
-    there, so then Python does them all."""
+    window, as :func:`outreach.engine.topics.ticket_topics` gives them: DuckDB takes the first topical tag, Python
+    the untagged tickets (ticket ids are unique: the loader refuses a repeated one)."""
     con = ctx.con
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE topic_ticket AS
-        SELECT t.seq, t.id, t.account_id, t.created_at, t.subject, t.description, t.tags
-        FROM ticket_rows t SEMI JOIN account_dim USING (account_id)
-        WHERE t.created_at::DATE < $as_of AND t.created_at::DATE >= $start
-        """,
-        {"as_of": ctx.as_of, "start": ctx.as_of - timedelta(days=s.window_days)},
-    )
     tagged = f"list_filter(tags, lambda t: t <> '' AND NOT list_contains({sql.texts(sorted(GENERIC_TAGS))}, t))[1]"
-    unique = con.execute("SELECT count(DISTINCT id) = count(*) FROM topic_ticket").fetchone()
-    all_in_python = not (unique and unique[0])
+    # Dates before the analysis date, compared as timestamps (created_at is naive UTC): no cast per ticket.
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE ticket_topic AS
-        SELECT account_id, id AS ticket_id, {tagged} AS topic, created_at, seq FROM topic_ticket
-        WHERE {tagged} IS NOT NULL AND NOT $all_in_python
+        SELECT t.account_id, t.id AS ticket_id, {tagged} AS topic, t.created_at, t.seq
+        FROM ticket_rows t SEMI JOIN account_dim USING (account_id)
+        WHERE t.created_at < $as_of::TIMESTAMP AND t.created_at >= $start::TIMESTAMP
         """,
-        {"all_in_python": all_in_python},
+        {"as_of": ctx.as_of, "start": ctx.as_of - timedelta(days=s.window_days)},
     )
     rows = con.execute(
-        "SELECT seq, id, account_id, subject, description, tags, created_at FROM topic_ticket "
-        f"WHERE ({tagged} IS NULL OR $all_in_python) ORDER BY seq",
-        {"all_in_python": all_in_python},
+        "SELECT t.seq, t.id, t.account_id, t.subject, t.description, t.tags, t.created_at "
+        "FROM ticket_rows t SEMI JOIN (SELECT seq FROM ticket_topic WHERE topic IS NULL) u USING (seq) ORDER BY seq"
     ).fetchall()
     if not rows:
         return
+    con.execute("DELETE FROM ticket_topic WHERE topic IS NULL")
     topics = ticket_topics(TicketText(row[1], row[2], row[3], row[4], tuple(row[5])) for row in rows)
     create_table(
         con,
