@@ -203,6 +203,7 @@ def _decide(
     check_event_numbers(con, dataset, rules.events.model_dump())
     detect(con, dataset, rules, as_of, account_ids=account_ids)
     rank_frictions(con, catalog, rules)
+    con.execute("DROP TABLE signal_rows")  # friction_rows holds them now, worded and ranked
     register_open_tickets(con, rules, as_of)
     contacts: list[tuple[str, date | None, bool]] = [
         (account_id, day, False) for account_id, day in last_contacted.items()
@@ -221,8 +222,17 @@ def _decide(
     )
     # A table, computed once: the offer stage reads the bands and the decision the whole record.
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_health AS {health_sql(rules, catalog, as_of)}")
+    for done in ("usage_facts", "open_ticket_facts"):  # in account_health now: their memory goes to the offers
+        con.execute(f"DROP TABLE {done}")
     con.execute("CREATE OR REPLACE TEMP VIEW account_band AS SELECT account_id, health.band AS band FROM account_health")
     register_catalog(con, catalog)
+    # The offers and the decision are computed for the accounts in one range of positions at a time
+    # (:func:`_decide_range`; all of them unless a caller narrows it), so their working memory is bounded.
+    _decide_range(con, 0, _ALL)
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW friction_scope AS SELECT * FROM friction_rows "
+        "WHERE ord >= getvariable('decide_from') AND ord < getvariable('decide_to')"
+    )
     con.execute(f"CREATE OR REPLACE TEMP VIEW account_offer AS {offer_sql(rules, catalog)}")
     con.execute(
         f"""
@@ -244,13 +254,28 @@ def _decide(
                        ranked[1].kind AS primary_kind, len(ranked) AS friction_count
                 FROM (
                     SELECT account_id, {sql_ordered_list(_FRICTION_ENTRY, "pos")} AS ranked
-                    FROM friction_rows GROUP BY account_id
+                    FROM friction_scope GROUP BY account_id
                 )
             ) f USING (account_id)
             LEFT JOIN account_offer o USING (account_id)
+            WHERE h.ord >= getvariable('decide_from') AND h.ord < getvariable('decide_to')
         )
         """
     )
+
+
+_ALL = 2**62
+
+# explain_json_chunks decides this many accounts per statement: a million accounts' offers and JSON in one
+# statement peaked at 5 GB (DuckDB's aggregates and the sort of 700 MB of JSON); a range needs a twentieth.
+ACCOUNTS_PER_RANGE = 50_000
+
+
+def _decide_range(con: duckdb.DuckDBPyConnection, start: int, stop: int) -> None:
+    """Narrow the ``decision`` (and ``account_offer``) views of ``con`` to the accounts at positions ``start`` to
+    ``stop`` - 1."""
+    con.execute(f"SET VARIABLE decide_from = {int(start)}")
+    con.execute(f"SET VARIABLE decide_to = {int(stop)}")
 
 
 
@@ -325,21 +350,19 @@ def explain_json_chunks(
     """
     with paused_gc(), engine_session(dataset.events) as con:  # a GC pass over the loaded dataset per chunk
         _decide(con, dataset, rules, as_of, {}, held_out, None)  # would cost more than the fetch
-        result = con.execute(
-            f"SELECT encode({_EXPLAIN_ROW}) FROM decision WHERE $cohort::VARCHAR IS NULL OR cohort = $cohort "
-            "ORDER BY ord",
-            {"cohort": cohort},
-        )
-        rows = result.fetchmany(accounts_per_chunk)
-        if not rows:
-            yield b"[]\n"
-            return
+        found = con.execute("SELECT count(*) FROM account_dim").fetchone()
         separator = b"[\n"
-        while rows:
-            yield separator + b",\n".join([row[0] for row in rows])
-            separator = b",\n"
-            rows = result.fetchmany(accounts_per_chunk)
-        yield b"\n]\n"
+        for start in range(0, found[0] if found else 0, ACCOUNTS_PER_RANGE):
+            _decide_range(con, start, start + ACCOUNTS_PER_RANGE)
+            result = con.execute(
+                f"SELECT encode({_EXPLAIN_ROW}) FROM decision WHERE $cohort::VARCHAR IS NULL OR cohort = $cohort "
+                "ORDER BY ord",
+                {"cohort": cohort},
+            )
+            while rows := result.fetchmany(accounts_per_chunk):
+                yield separator + b",\n".join([row[0] for row in rows])
+                separator = b",\n"
+        yield b"[]\n" if separator == b"[\n" else b"\n]\n"
 
 
 def rules_for(dataset: Dataset, rules_path: Path | None = None) -> Rules:

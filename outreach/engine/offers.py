@@ -164,7 +164,8 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
     """Per account with at least one friction some catalog item removes: ``account_id`` and ``offer`` (a STRUCT
     shaped like :class:`OfferRecord`).
 
-    Reads ``friction_rows`` (ranked, :func:`outreach.engine.friction.rank_frictions`), ``account_dim``, ``plan_limit``,
+    Reads ``friction_scope`` (the ranked ``friction_rows`` of :func:`outreach.engine.friction.rank_frictions` for the
+    accounts being decided: see :func:`outreach.engine.decisions.decide_in_ranges`), ``account_dim``, ``plan_limit``,
     the catalog tables of :func:`register_catalog` and ``account_band`` (account_id, band).
     """
     headroom = sql_float(1 + rules.offers.headroom)
@@ -231,7 +232,7 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
                ceil({by_kind(used)} * {headroom})::BIGINT AS needed,
                m.seats,
                greatest(ceil({seat_demand} * {growth})::BIGINT - m.seats, 1) AS seats_needed
-        FROM friction_rows f
+        FROM friction_scope f
         JOIN account_dim d USING (account_id)
         JOIN plan_dim cur ON cur.id = d.plan
         LEFT JOIN plan_limit seat_limit ON seat_limit.plan = d.plan AND seat_limit.metric = 'seats',
@@ -289,7 +290,7 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
             {_first(per_friction, "f.key_pos, f.fit, f.item_ord")})
     ),
     best AS (
-        SELECT c.*, r.fid FROM candidates c JOIN friction_rows r USING (account_id, pos)
+        SELECT c.*, r.fid FROM candidates c JOIN friction_scope r USING (account_id, pos)
         {_first("c.account_id, c.pos", "c.prio")}
     ),
     primaries AS (
@@ -330,7 +331,7 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
         SELECT x.account_id, coalesce(u.offer, x.offer) AS offer, f.fids
         FROM primaries x
         LEFT JOIN bundles u USING (account_id)
-        JOIN (SELECT account_id, {sql_ordered_list('fid', 'pos')} AS fids FROM friction_rows GROUP BY account_id) f
+        JOIN (SELECT account_id, {sql_ordered_list('fid', 'pos')} AS fids FROM friction_scope GROUP BY account_id) f
           USING (account_id)
     )
     SELECT account_id,

@@ -116,3 +116,19 @@ def test_accounts_past_one_duckdb_row_group_keep_the_files_order(tmp_path: Path)
     payload = explain_json(dataset, rules_for(dataset), DEMO_AS_OF)
     ids = [json.loads(line.rstrip(b",\n"))["account_id"] for line in payload.splitlines()[1:-1]]
     assert ids == [line.split(",")[0] for line in lines]
+
+
+def test_deciding_in_ranges_of_accounts_gives_the_same_json(
+    demo_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``explain --json`` decides the offers of a range of accounts per statement (bounded memory); ranges that
+    split the demo's 40 accounts unevenly give the bytes of one range, cohort filter included."""
+    from outreach.engine import decisions
+
+    rules = rules_for(demo_dataset)
+    whole = explain_json(demo_dataset, rules, DEMO_AS_OF)
+    ready = explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="ready")
+    monkeypatch.setattr(decisions, "ACCOUNTS_PER_RANGE", 7)
+    assert explain_json(demo_dataset, rules, DEMO_AS_OF) == whole
+    assert explain_json(demo_dataset, rules, DEMO_AS_OF, cohort="ready") == ready
+    assert b'"cohort":"ready"' in ready and ready.count(b"\n") < whole.count(b"\n")

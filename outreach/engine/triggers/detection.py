@@ -179,6 +179,7 @@ def _usage_facts(con: duckdb.DuckDBPyConnection, rules: Rules, end: datetime) ->
         """,
         {"feature": names.feature_used, "end": end},
     )
+    con.execute("DROP TABLE user_activity")  # one row per user and account: 2.6M at a million accounts
 
 
 
