@@ -167,6 +167,9 @@ def decide_records(
         return [(account, orjson.loads(row[0])) for account, row in zip(accounts, rows, strict=True)]
 
 
+# The accounts the offers and the decision are computed for (see _decide_range).
+_IN_RANGE = "ord >= getvariable('decide_from') AND ord < getvariable('decide_to')"
+
 # A friction in the ``explain --json`` shape, with what the gate and the decision need of the primary one.
 _FRICTION_ENTRY = (
     "{'json': to_json({'kind': kind, 'motion': motion, 'subject': subject, 'statement': statement, "
@@ -224,15 +227,16 @@ def _decide(
     con.execute(f"CREATE OR REPLACE TEMP TABLE account_health AS {health_sql(rules, catalog, as_of)}")
     for done in ("usage_facts", "open_ticket_facts"):  # in account_health now: their memory goes to the offers
         con.execute(f"DROP TABLE {done}")
-    con.execute("CREATE OR REPLACE TEMP VIEW account_band AS SELECT account_id, health.band AS band FROM account_health")
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW account_band AS SELECT account_id, health.band AS band FROM account_health "
+        f"WHERE {_IN_RANGE}"
+    )
     register_catalog(con, catalog)
     # The offers and the decision are computed for the accounts in one range of positions at a time
     # (:func:`_decide_range`; all of them unless a caller narrows it), so their working memory is bounded.
     _decide_range(con, 0, _ALL)
-    con.execute(
-        "CREATE OR REPLACE TEMP VIEW friction_scope AS SELECT * FROM friction_rows "
-        "WHERE ord >= getvariable('decide_from') AND ord < getvariable('decide_to')"
-    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW friction_scope AS SELECT * FROM friction_rows WHERE {_IN_RANGE}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW account_scope AS SELECT * FROM account_dim WHERE {_IN_RANGE}")
     con.execute(f"CREATE OR REPLACE TEMP VIEW account_offer AS {offer_sql(rules, catalog)}")
     con.execute(
         f"""
@@ -248,7 +252,7 @@ def _decide(
                         THEN list_append(h.reasons, {{'rule': 'no_offer', 'message': {_NO_OFFER}}})
                         ELSE h.reasons END AS reasons
             FROM account_health h
-            JOIN account_dim d USING (account_id)
+            JOIN account_scope d USING (account_id)
             LEFT JOIN (
                 SELECT account_id, list_transform(ranked, lambda r: r.json) AS frictions, ranked[1].fid AS primary_fid,
                        ranked[1].kind AS primary_kind, len(ranked) AS friction_count
@@ -258,7 +262,6 @@ def _decide(
                 )
             ) f USING (account_id)
             LEFT JOIN account_offer o USING (account_id)
-            WHERE h.ord >= getvariable('decide_from') AND h.ord < getvariable('decide_to')
         )
         """
     )

@@ -165,8 +165,9 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
     shaped like :class:`OfferRecord`).
 
     Reads ``friction_scope`` (the ranked ``friction_rows`` of :func:`outreach.engine.friction.rank_frictions` for the
-    accounts being decided: see :func:`outreach.engine.decisions.decide_in_ranges`), ``account_dim``, ``plan_limit``,
-    the catalog tables of :func:`register_catalog` and ``account_band`` (account_id, band).
+    accounts being decided; see :func:`outreach.engine.decisions.explain_json_chunks`), ``account_scope`` (their
+    ``account_dim`` rows), ``plan_limit``, the catalog tables of :func:`register_catalog` and ``account_band``
+    (account_id, band).
     """
     headroom = sql_float(1 + rules.offers.headroom)
     growth = sql_float(1 + rules.offers.seat_growth_pct)
@@ -233,7 +234,7 @@ def offer_sql(rules: Rules, catalog: Catalog) -> str:
                m.seats,
                greatest(ceil({seat_demand} * {growth})::BIGINT - m.seats, 1) AS seats_needed
         FROM friction_scope f
-        JOIN account_dim d USING (account_id)
+        JOIN account_scope d USING (account_id)
         JOIN plan_dim cur ON cur.id = d.plan
         LEFT JOIN plan_limit seat_limit ON seat_limit.plan = d.plan AND seat_limit.metric = 'seats',
         LATERAL (SELECT {metric} AS metric,
