@@ -162,6 +162,16 @@ class Application:
 
         return rules_for(dataset, rules_path or self.settings.rules_path)
 
+    def project_rules(self) -> Rules:
+        """The rules without loading a data set: defaults < the workspace's rules.yaml < the served data
+        directory's (``OUTREACH_DATA_DIR``) < ``OUTREACH_RULES_PATH``, with its catalog's thresholds."""
+        from outreach import bundled
+        from outreach.engine.rules import load_project_rules
+
+        settings = self.settings
+        workspace = bundled.workspace_layer("rules", settings)
+        return load_project_rules(settings.data_dir, settings.rules_path, workspace=workspace).rules
+
     def drafting_config(self, dataset: Dataset | None = None, config_path: Path | None = None) -> DraftingConfig:
         from outreach.drafting.config import load_drafting_config
 

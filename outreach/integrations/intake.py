@@ -158,22 +158,20 @@ def messages_of(doc: Any, call: str) -> tuple[list[Any], Mapping[str, Any]]:
 TriggerNumbers = Mapping[str, tuple[tuple[str, bool], ...]]
 
 
-def trigger_numbers(event_names: Mapping[str, str] | None = None) -> TriggerNumbers:
+def trigger_numbers(event_names: Mapping[str, str]) -> TriggerNumbers:
     """Event name → the numeric properties the built-in triggers read from it, and whether each is whole
-    (:data:`outreach.engine.data.EVENT_NUMBERS` under the product's event names, the rules' ``events``; the
-    default names without them)."""
-    names = dict(event_names) if event_names is not None else _default_event_names()
+    (:data:`outreach.engine.data.EVENT_NUMBERS` under the product's event names, the rules' ``events``)."""
     found: dict[str, list[tuple[str, bool]]] = {}
     for key, prop, whole in EVENT_NUMBERS:
-        found.setdefault(names[key], []).append((prop, whole))
+        found.setdefault(event_names[key], []).append((prop, whole))
     return {event: tuple(props) for event, props in found.items()}
 
 
 @cache
-def _default_event_names() -> dict[str, str]:
+def _default_trigger_numbers() -> TriggerNumbers:
     from outreach.engine.triggers.spec import EventNames
 
-    return EventNames().model_dump()
+    return trigger_numbers(EventNames().model_dump())
 
 
 def parse_message(
@@ -229,7 +227,7 @@ def parse_message(
     group_in_context = context.get("groupId")
     if kind == "track":
         event = text("event", raw.get("event"), required=True)
-        for prop, whole in (numbers if numbers is not None else trigger_numbers()).get(event or "", ()):
+        for prop, whole in (numbers if numbers is not None else _default_trigger_numbers()).get(event or "", ()):
             value = properties.get(prop)
             # Stored events skip the file loader's check at decide time: a trigger would read the value as missing.
             problem = number_problem(value, whole) if value is not None else None

@@ -64,14 +64,7 @@ class Intake:
         """The numeric properties checked on arriving events, under the product's event names (the rules of the
         workspace, the served data directory and OUTREACH_RULES_PATH): a renamed limit event is checked too."""
         if self._numbers is None:
-            from outreach import bundled
-            from outreach.engine.rules import load_project_rules
-
-            settings = self.application.settings
-            rules = load_project_rules(
-                settings.data_dir, settings.rules_path, workspace=bundled.workspace_layer("rules", settings)
-            ).rules
-            self._numbers = trigger_numbers(rules.events.model_dump())
+            self._numbers = trigger_numbers(self.application.project_rules().events.model_dump())
         return self._numbers
 
     @property
