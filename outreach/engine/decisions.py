@@ -251,7 +251,7 @@ def _decide(
                    CASE WHEN f.frictions IS NOT NULL AND o.offer IS NULL
                         THEN list_append(h.reasons, {{'rule': 'no_offer', 'message': {_NO_OFFER}}})
                         ELSE h.reasons END AS reasons
-            FROM account_health h
+            FROM (SELECT * FROM account_health WHERE {_IN_RANGE}) h
             JOIN account_scope d USING (account_id)
             LEFT JOIN (
                 SELECT account_id, list_transform(ranked, lambda r: r.json) AS frictions, ranked[1].fid AS primary_fid,

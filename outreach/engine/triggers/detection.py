@@ -95,10 +95,28 @@ def detect(
     of ``dataset.events``), replacing the previous call's:
 
     ``account_dim`` (the analysed accounts - all, or those in ``account_ids`` - in file order, with ``ord``),
-    ``plan_limit``, ``usage_facts`` (what health needs from the events), the tables the triggers prepare
-    (``ticket_mention``, ``ticket_topic``) and ``signal_rows`` (one row per fired trigger).
+    ``plan_limit``, ``usage_facts`` (what health needs from the events) and ``signal_rows`` (one row per fired
+    trigger). The tables the triggers prepare for their queries (``ticket_mention``, ``ticket_topic``) are
+    dropped once ``signal_rows`` is built.
     :func:`outreach.engine.friction.frictions` words the signals.
     """
+    context, enabled = prepare_triggers(con, dataset, rules, as_of, account_ids=account_ids)
+    con.execute(signal_sql(context, enabled))
+    for spec, _ in enabled:
+        for table in spec.prepares:  # read by the queries alone: signal_rows holds what they found
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def prepare_triggers(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    rules: Rules,
+    as_of: date,
+    *,
+    account_ids: set[str] | None = None,
+) -> tuple[Detection, list[tuple[TriggerSpec[Any], TriggerSettings]]]:
+    """Everything :func:`detect` does before the one statement that fires the triggers: the tables their queries
+    read, including those the specs prepare (still there after this call); the context and the enabled triggers."""
     catalog = dataset.catalog
     context = Detection(con, catalog, rules.events, as_of, rules.evidence_cap)
     _register_accounts(con, account_ids, catalog, as_of)
@@ -107,7 +125,7 @@ def detect(
     for spec, settings in enabled:
         if spec.prepare is not None:
             spec.prepare(context, settings)
-    con.execute(signal_sql(context, enabled))
+    return context, enabled
 
 
 def _register_accounts(
@@ -115,26 +133,30 @@ def _register_accounts(
 ) -> None:
     """``account_dim`` (the analysed accounts from the dataset's ``account_rows``, ``ord`` their position among
     them; ``champion`` is champion_user_id) and ``plan_limit`` (NULL cap = unlimited)."""
-    # account_rows numbers the accounts in file order (``ord``, 0, 1, …), so for all of them that is the
-    # position; a subset is numbered again (a window over a million accounts cost 0.3-0.7 s).
-    position, source = "ord", "account_rows"
-    if account_ids is not None:
+    columns = (
+        "account_id, plan, seats_purchased, employees_at_contract, employees_now, nps, "
+        "champion_user_id AS champion, name, owner_email, activated_at, contract_start, champion_name, cs_veto, "
+        f"cs_veto_reason, last_contacted_at, coalesce(activated_at <= DATE '{as_of.isoformat()}', false) AS activated, "
+        "addons"
+    )
+    con.execute("DROP VIEW IF EXISTS account_dim")
+    con.execute("DROP TABLE IF EXISTS account_dim")
+    if account_ids is None:
+        # account_rows numbers the accounts in file order (``ord``, 0, 1, …) and holds them in that order, so
+        # all of them are a view over it: a copy was 18 columns of a million accounts held to the end.
+        con.execute(f"CREATE TEMP VIEW account_dim AS SELECT ord, {columns} FROM account_rows")
+    else:
+        # A subset is numbered again (a window over a million accounts cost 0.3-0.7 s).
         create_table(
             con, "analysed", {"account_id": TEXT}, [(account_id,) for account_id in sorted(account_ids)]
         )
-        position = "row_number() OVER (ORDER BY ord) - 1"
-        source = "account_rows SEMI JOIN analysed USING (account_id)"
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE account_dim AS
-        SELECT {position} AS ord, account_id, plan, seats_purchased, employees_at_contract,
-               employees_now, nps, champion_user_id AS champion, name, owner_email, activated_at, contract_start,
-               champion_name, cs_veto, cs_veto_reason, last_contacted_at,
-               coalesce(activated_at <= $as_of, false) AS activated, addons
-        FROM {source} ORDER BY ord
-        """,
-        {"as_of": as_of},
-    )
+        con.execute(
+            f"""
+            CREATE TEMP TABLE account_dim AS
+            SELECT row_number() OVER (ORDER BY ord) - 1 AS ord, {columns}
+            FROM account_rows SEMI JOIN analysed USING (account_id) ORDER BY ord
+            """
+        )
     create_table(
         con,
         "plan_limit",

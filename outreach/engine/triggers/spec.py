@@ -221,6 +221,9 @@ class TriggerSpec(Generic[SettingsT]):
     example: Example
     offer_keys: tuple[str, ...] = ()
     prepare: Callable[[Detection, SettingsT], None] | None = None
+    # The working tables ``prepare`` creates for ``query`` alone: dropped once ``signal_rows`` holds the signals
+    # (a million accounts' tickets are two million ``ticket_topic`` rows that would sit through the offers).
+    prepares: tuple[str, ...] = ()
     subject_name: Callable[[str, Catalog], str] | None = None
     # Offer routes besides the catalog's ``solves`` (see outreach.engine.offers):
     limit_figure: str | None = None  # the figure naming the plan limit pressed: a higher plan that covers it
@@ -265,6 +268,8 @@ class TriggerSpec(Generic[SettingsT]):
                 found.append(f"{name} is empty")
         if not self.figures:
             found.append("figures is empty")
+        if (self.prepare is None) != (not self.prepares):
+            found.append("prepare and prepares go together: name the tables prepare creates in prepares")
         try:
             defaults = settings if settings is not None else self.settings()
         except Exception as error:

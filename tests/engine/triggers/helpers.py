@@ -15,7 +15,7 @@ from outreach.engine.decisions import rules_for
 from outreach.engine.friction import FrictionRecord, frictions
 from outreach.engine.rules import Rules, load_rules
 from outreach.engine.tables import engine_session
-from outreach.engine.triggers.detection import Signal, detect, detect_signals
+from outreach.engine.triggers.detection import Signal, detect_signals, prepare_triggers
 from outreach.engine.triggers.registry import builtin
 from outreach.engine.triggers.spec import Figure
 from tests.datadir import AS_OF, DataDir
@@ -91,7 +91,7 @@ def ticket_tables(data: DataDir, tmp_path: Path) -> tuple[list[Ticket], dict[str
     dataset = load_dataset(data.write(tmp_path / "data"))
     rules = rules_for(dataset)
     with engine_session(dataset.events) as con:
-        detect(con, dataset, rules, AS_OF)
+        prepare_triggers(con, dataset, rules, AS_OF)  # detect drops the prepared tables once it has read them
         topics: dict[str, set[str]] = {}
         for ticket_id, topic in con.execute("SELECT ticket_id, topic FROM ticket_topic").fetchall():
             topics.setdefault(ticket_id, set()).add(topic)

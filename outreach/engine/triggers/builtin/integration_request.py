@@ -175,6 +175,7 @@ SPEC = TriggerSpec(
     ),
     figures=("integration", "requests", "tickets", "window_days"),
     prepare=prepare,
+    prepares=("ticket_mention", "python_mention"),
     query=query,
     subject_name=lambda subject, _catalog: proper_name(subject),
     statement=(

@@ -104,6 +104,7 @@ SPEC = TriggerSpec(
     ),
     figures=("topic", "tickets", "total_tickets", "share_pct", "window_days"),
     prepare=prepare,
+    prepares=("ticket_topic", "python_topic"),
     query=query,
     statement=(
         f"'opened ' || {sql.fig('tickets')} || ' of ' || {sql.fig('total_tickets')} || ' support tickets about ' || "
