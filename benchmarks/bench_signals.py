@@ -282,8 +282,9 @@ def startup(runs: int, baseline: Path | None = None) -> None:
     envs = dict.fromkeys(commands, env)
     if baseline is not None:  # the same commands of another checkout (its `outreach` package), interleaved
         baseline_env = {**env, "PYTHONPATH": str(baseline.resolve())}
-        for name, arguments in (("--help", ["--help"]), ("explain (demo)", ["explain", "--data", "demo", "--as-of",
-                                AS_OF.isoformat()])):  # fmt: skip
+        demo_explain = ["explain", "--data", "demo", "--as-of", AS_OF.isoformat()]
+        for name, arguments in (("--help", ["--help"]), ("explain (demo)", demo_explain),
+                                ("explain --json (demo)", [*demo_explain, "--json"])):  # fmt: skip
             for side, root, side_env in (("baseline", baseline, baseline_env), ("this tree", ROOT, env)):
                 key = f"{side:9} outreach {name}"
                 commands[key], envs[key] = [*_console_script(root), *arguments], side_env
@@ -300,9 +301,9 @@ def startup(runs: int, baseline: Path | None = None) -> None:
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=envs[name], cwd=empty)
                 times[name].append(time.perf_counter() - start)
     for name, values in times.items():
-        print(f"  {name:36} min {min(values):.3f}s  median {statistics.median(values):.3f}s  ({runs} runs)")
+        print(f"  {name:40} min {min(values):.3f}s  median {statistics.median(values):.3f}s  ({runs} runs)")
     if baseline is not None:
-        for name in ("--help", "explain (demo)"):
+        for name in ("--help", "explain (demo)", "explain --json (demo)"):
             ours, theirs = (statistics.median(times[f"{side:9} outreach {name}"]) for side in ("this tree", "baseline"))
             print(f"  outreach {name}: this tree / baseline = {ours / theirs:.2f} (medians)")
 
