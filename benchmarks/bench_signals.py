@@ -13,7 +13,7 @@ Floor and engine alternate run by run, so a busy moment on a shared machine hits
 the ratio engine / floor and each side's peak memory; docs/BENCHMARKS.md records them.
 
 --startup times `outreach --help` and `outreach explain` on the demo data in fresh processes, next to the
-interpreter's own start (`python -c pass`), with the bytecode cached as in an installed package; with
+interpreter's own start (`python -c pass`), with the bytecode cached as in an installed package: wall and CPU seconds; with
 `--baseline DIR` also another checkout's (its console script, on its own packaged demo), interleaved with this one.
 """
 
@@ -289,6 +289,7 @@ def startup(runs: int, baseline: Path | None = None) -> None:
                 key = f"{side:9} outreach {name}"
                 commands[key], envs[key] = [*_console_script(root), *arguments], side_env
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}  # the child's user + system seconds
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         print("  (PYTHONDONTWRITEBYTECODE is set here; dropped for the timed commands)")
     # From an empty directory: `python -c` imports from the working directory first, and no .env is read.
@@ -297,15 +298,21 @@ def startup(runs: int, baseline: Path | None = None) -> None:
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=envs[name], cwd=empty)
         for _ in range(runs):  # interleaved, so a busy moment hits every command
             for name, command in commands.items():
-                start = time.perf_counter()
+                before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
                 subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=envs[name], cwd=empty)
                 times[name].append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     for name, values in times.items():
-        print(f"  {name:40} min {min(values):.3f}s  median {statistics.median(values):.3f}s  ({runs} runs)")
+        print(f"  {name:40} min {min(values):.3f}s  median {statistics.median(values):.3f}s  "
+              f"(CPU median {statistics.median(cpu[name]):.3f}s; {runs} runs)")
     if baseline is not None:
         for name in ("--help", "explain (demo)", "explain --json (demo)"):
             ours, theirs = (statistics.median(times[f"{side:9} outreach {name}"]) for side in ("this tree", "baseline"))
-            print(f"  outreach {name}: this tree / baseline = {ours / theirs:.2f} (medians)")
+            ours_cpu, theirs_cpu = (statistics.median(cpu[f"{side:9} outreach {name}"])
+                                    for side in ("this tree", "baseline"))
+            print(f"  outreach {name}: this tree / baseline = {ours / theirs:.2f} (medians; CPU "
+                  f"{ours_cpu / theirs_cpu:.2f})")
 
 
 def main() -> None:
