@@ -16,10 +16,10 @@ def main() -> None:
 
     When the command is done, every object left is frozen (:func:`gc.freeze`): the interpreter's shutdown runs
     full collections after clearing the modules, each tracing everything the command built (typer's commands,
-    pydantic's schemas, the engine's modules), 80-110 ms of a demo `explain` that free nothing the operating
-    system does not free anyway (docs/BENCHMARKS.md, "Start-up"). Shutdown itself runs as before: the ``atexit``
-    handlers (logging's flush, temporary directories), the standard streams' flush, and every object that its last
-    reference going away frees."""
+    pydantic's schemas, the engine's modules): 0.09 s of a demo `explain` (0.02 s once frozen) to free what the
+    operating system frees anyway (docs/BENCHMARKS.md, "Start-up"). The rest of shutdown runs as before: the
+    ``atexit`` handlers (logging's flush, temporary directories), the standard streams' flush, and every object its
+    last reference going away frees."""
     gc.set_threshold(PROCESS_GC_THRESHOLD, *gc.get_threshold()[1:])
     from outreach.cli.main import app
 

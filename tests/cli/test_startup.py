@@ -103,7 +103,7 @@ def test_the_console_script_collects_garbage_less_often() -> None:
 
 
 def test_the_console_script_freezes_what_is_left_when_the_command_is_done() -> None:
-    """Shutdown's full collections would trace every object the command built (80-110 ms of a demo `explain`);
+    """Shutdown's full collections would trace every object the command built (0.09 s of a demo `explain`);
     :func:`outreach.cli.main` freezes them once the command is done, whether it exits or returns."""
     code = (
         "import contextlib, gc, io, sys\nfrom outreach.cli import main\nsys.argv = ['outreach', '--version']\n"
