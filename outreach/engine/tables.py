@@ -73,6 +73,20 @@ def create_table(
     )
 
 
+def drop_temporary(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop the temporary table or view ``name`` of ``con``, whichever it is (DuckDB's ``DROP VIEW IF EXISTS``
+    refuses a table of that name, and the reverse), or nothing when there is none."""
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = $name), "
+        "(SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = $name)",
+        {"name": name},
+    ).fetchone()
+    if row and row[0]:
+        con.execute(f"DROP VIEW temp.{_identifier(name)}")
+    if row and row[1]:
+        con.execute(f"DROP TABLE temp.{_identifier(name)}")
+
+
 def _identifier(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 

@@ -95,6 +95,20 @@ def test_concurrent_runs_on_one_dataset_do_not_mix(demo_dataset: Dataset) -> Non
         assert list(pool.map(run, subsets)) == expected
 
 
+def test_one_session_decides_every_account_and_a_subset_in_turn(demo_dataset: Dataset) -> None:
+    """Every account is a view over the accounts, a subset a table of its own: one session switches both ways."""
+    from outreach.engine.decisions import _decide
+    from outreach.engine.tables import engine_session
+
+    rules = rules_for(demo_dataset)
+    some = {a.account_id for a in demo_dataset.accounts[:3]}
+    with engine_session(demo_dataset.events) as con:
+        for subset in (some, None, some, None):
+            _decide(con, demo_dataset, rules, DEMO_AS_OF, {}, None, subset)
+            found = con.execute("SELECT count(*) FROM decision").fetchone()
+            assert found == (len(some) if subset else len(demo_dataset.accounts),)
+
+
 @pytest.mark.parametrize(
     ("record", "model"),
     [(HealthRecord, Health), (GateRecord, Gate), (FrictionRecord, Friction), (OfferRecord, Offer)],

@@ -63,3 +63,18 @@ def test_rows_keep_their_order_past_the_small_table_size() -> None:
     count = tables.SMALL_TABLE_ROWS + 5
     create_table(con, "t", {"n": INT}, [(n,) for n in range(count)])
     assert [n for (n,) in con.execute("SELECT n FROM t").fetchall()] == list(range(count))
+
+
+def test_drop_temporary_drops_a_view_or_a_table_of_that_name() -> None:
+    con = duckdb.connect()
+    con.execute("CREATE TABLE kept AS SELECT 1 AS x")  # not temporary: left alone
+    tables.drop_temporary(con, "kept")
+    tables.drop_temporary(con, "nothing")
+    con.execute("CREATE TEMP VIEW dim AS SELECT 1 AS x")
+    tables.drop_temporary(con, "dim")
+    con.execute("CREATE TEMP TABLE dim AS SELECT 2 AS x")  # a view was there: DROP TABLE IF EXISTS would refuse
+    tables.drop_temporary(con, "dim")
+    temporary = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchone()
+    views = con.execute("SELECT count(*) FROM duckdb_views() WHERE temporary AND view_name = 'dim'").fetchone()
+    assert temporary == (0,) and views == (0,)
+    assert con.execute("SELECT x FROM kept").fetchall() == [(1,)]

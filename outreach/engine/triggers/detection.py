@@ -22,7 +22,7 @@ from outreach.engine.catalog import Catalog
 from outreach.engine.data import Account, Dataset
 from outreach.engine.health import UsageFacts
 from outreach.engine.rules import Rules
-from outreach.engine.tables import INT, TEXT, create_table, engine_session
+from outreach.engine.tables import INT, TEXT, create_table, drop_temporary, engine_session
 from outreach.engine.triggers import sql
 from outreach.engine.triggers.spec import Detection, Figure, TriggerSettings, TriggerSpec
 from outreach.types import Motion
@@ -104,7 +104,7 @@ def detect(
     con.execute(signal_sql(context, enabled))
     for spec, _ in enabled:
         for table in spec.prepares:  # read by the queries alone: signal_rows holds what they found
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+            drop_temporary(con, table)
 
 
 def prepare_triggers(
@@ -139,8 +139,7 @@ def _register_accounts(
         f"cs_veto_reason, last_contacted_at, coalesce(activated_at <= DATE '{as_of.isoformat()}', false) AS activated, "
         "addons"
     )
-    con.execute("DROP VIEW IF EXISTS account_dim")
-    con.execute("DROP TABLE IF EXISTS account_dim")
+    drop_temporary(con, "account_dim")  # a view for every account, a table for a subset: either may be there
     if account_ids is None:
         # account_rows numbers the accounts in file order (``ord``, 0, 1, …) and holds them in that order, so
         # all of them are a view over it: a copy was 18 columns of a million accounts held to the end.
